@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createTestDatabase, getTestServer, waitFor, withAdmin, WaitForTimeoutError } from '@docket/testing';
+import {
+  TEMPLATE_ENV,
+  WaitForTimeoutError,
+  createTestDatabase,
+  getTestServer,
+  waitFor,
+  withAdmin,
+} from '@docket/testing';
 
 test('two test databases are isolated from each other', async () => {
   await using a = await createTestDatabase();
@@ -37,11 +44,24 @@ test('drop() removes the database, even with other sessions connected, and is id
   assert.equal(await exists(), false);
 });
 
-test('template: false gives an empty database', async () => {
-  await using db = await createTestDatabase({ template: false });
-  const tables = await db.sql`
-    select count(*)::int as n from pg_tables where schemaname not in ('pg_catalog', 'information_schema')`;
-  assert.equal(tables[0].n, 0);
+test('databases are cloned from the template named by DOCKET_TEST_TEMPLATE, unless template: false', async () => {
+  // Our own template, so this holds with or without the workspace runner's docket_template.
+  const source = await createTestDatabase({ template: false });
+  await source.sql`create table from_template (id int)`;
+  await source.sql.end();
+  const previous = process.env[TEMPLATE_ENV];
+  process.env[TEMPLATE_ENV] = source.name;
+  try {
+    await using cloned = await createTestDatabase();
+    await using empty = await createTestDatabase({ template: false });
+    const has = async (sql: typeof cloned.sql) => (await sql`select to_regclass('from_template') as t`)[0].t !== null;
+    assert.equal(await has(cloned.sql), true);
+    assert.equal(await has(empty.sql), false);
+  } finally {
+    if (previous === undefined) delete process.env[TEMPLATE_ENV];
+    else process.env[TEMPLATE_ENV] = previous;
+    await source.drop();
+  }
 });
 
 test('waitFor returns the first truthy-enough value, polling the database', async () => {
