@@ -78,28 +78,24 @@ function parseKind(value: string | undefined): TestServerKind {
 /** Marks a server as started by this process: forget it once stopped, stop it when the process ends. */
 function own(server: TestServer, killNow?: () => void): TestServer {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      process.off('exit', onExit);
+      for (const signal of signals) process.off(signal, onSignal);
+      current = undefined;
+      await server.stop();
+    })());
   const onExit = () => killNow?.();
   const onSignal = (signal: NodeJS.Signals) => {
-    void server.stop().finally(() => {
+    void stop().finally(() => {
       // Nobody else handles this signal: restore the default behaviour (terminate).
       if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   };
   process.on('exit', onExit);
   for (const signal of signals) process.on(signal, onSignal);
-
-  let stopping: Promise<void> | undefined;
-  const stop = server.stop;
-  return {
-    ...server,
-    stop: () =>
-      (stopping ??= (async () => {
-        process.off('exit', onExit);
-        for (const signal of signals) process.off(signal, onSignal);
-        current = undefined;
-        await stop();
-      })()),
-  };
+  return { ...server, stop };
 }
 
 // ---------------------------------------------------------------------------------------------
