@@ -1,0 +1,250 @@
+/**
+ * `pnpm bench`: Docket against graphile-worker, pg-boss and BullMQ on one PostgreSQL server (and
+ * Redis), plus the physical-limit rows (a bare postgres.js loop and pgbench). Prints figures, asserts
+ * nothing. See --help and docs/PERFORMANCE.md.
+ */
+import { writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs, type Config, type WorkloadId } from './config.js';
+import { createDatabase, dropDatabase, serverVersion, startServer, stopServer, type Server } from './db.js';
+import { bareBulk, bareDrain, bareLatency, bareSetup, bareSingle } from './limits/bare.js';
+import { findPgbench, pgbenchDequeue, pgbenchVersion } from './limits/pgbench.js';
+import { pkgVersion } from './pkg.js';
+import { killAllChildren } from './proc.js';
+import { METRICS, renderTables, renderTargets, targets, type Results } from './report.js';
+import { fmt, percentile } from './stats.js';
+import { bullmqAdapter } from './systems/bullmq.js';
+import { docketAdapter } from './systems/docket.js';
+import { graphileAdapter } from './systems/graphile.js';
+import { pgbossAdapter } from './systems/pgboss.js';
+import { SkipSystem, type SystemAdapter } from './systems/types.js';
+import {
+  drainWorkload,
+  dropTemplates,
+  historyWorkload,
+  latencyWorkload,
+  mixedDefinition,
+  mixedWorkload,
+  type Samples,
+} from './workloads.js';
+
+const log = (line: string) => console.log(line);
+
+const FACTORIES: Record<string, () => Promise<SystemAdapter>> = {
+  docket: docketAdapter,
+  graphile: graphileAdapter,
+  pgboss: pgbossAdapter,
+  bullmq: () => bullmqAdapter('redis'),
+  'bullmq-pg': () => bullmqAdapter('postgres'),
+};
+
+let cleaningUp = false;
+async function cleanup(code: number): Promise<never> {
+  if (!cleaningUp) {
+    cleaningUp = true;
+    killAllChildren();
+    await stopServer().catch(() => {});
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void cleanup(130));
+process.on('SIGTERM', () => void cleanup(143));
+
+function record(results: Results, system: string, samples: Samples, round: number): void {
+  const bySystem = (results[system] ??= {});
+  for (const [k, v] of Object.entries(samples)) {
+    const arr = (bySystem[k] ??= []);
+    arr[round] = v;
+  }
+}
+
+async function limitsRound(server: Server, config: Config, round: number, limits: Results, notes: string[]): Promise<void> {
+  const name = `bench_bare_r${round}`;
+  const url = await createDatabase(server, name);
+  try {
+    let sql = await bareSetup(url);
+    const bulk = await bareBulk(sql, config.bulk);
+    const drain = await bareDrain(sql, config.bulk);
+    const single = await bareSingle(sql, config.single);
+    await sql.end({ timeout: 5 });
+    const samples: Samples = { bulk, drain, single };
+    if (config.bareBig > 0) {
+      await dropDatabase(server, name);
+      await createDatabase(server, name);
+      sql = await bareSetup(url);
+      samples.bulk_big = await bareBulk(sql, config.bareBig);
+      samples.drain_big = await bareDrain(sql, config.bareBig);
+      await sql.end({ timeout: 5 });
+    }
+    const lat = await bareLatency(url, config.latencyPushes, config.latencyRate);
+    samples.lat_p50 = percentile(lat, 50);
+    samples.lat_p95 = percentile(lat, 95);
+    samples.lat_p99 = percentile(lat, 99);
+    record(limits, 'bare', samples, round);
+    log(
+      `    bare: bulk ${Math.round(bulk)} jobs/s, single ${Math.round(single)} jobs/s, drain ${Math.round(drain)} jobs/s` +
+        (samples.drain_big ? `, drain ${config.bareBig} ${Math.round(samples.drain_big)} jobs/s` : '') +
+        `, notify latency p50 ${fmt(samples.lat_p50)} p99 ${fmt(samples.lat_p99)} ms`,
+    );
+  } finally {
+    await dropDatabase(server, name);
+  }
+  const pgbench = findPgbench();
+  if (!pgbench) {
+    if (round === 0) notes.push('pgbench row skipped: no pgbench binary found (PATH, /usr/lib/postgresql/*/bin, $PGBENCH)');
+    return;
+  }
+  const pname = `bench_pgbench_r${round}`;
+  const purl = await createDatabase(server, pname);
+  try {
+    const b10 = await pgbenchDequeue(pgbench, purl, config.pgbenchRows, 10);
+    const b100 = await pgbenchDequeue(pgbench, purl, config.pgbenchRows, 100);
+    record(limits, 'pgbench', { b10, b100 }, round);
+    log(`    pgbench ideal dequeue: batch 10 ${Math.round(b10)} rows/s, batch 100 ${Math.round(b100)} rows/s`);
+  } catch (error) {
+    const message = String((error as Error).message).split('\n').slice(0, 3).join(' ');
+    log(`    pgbench failed: ${message}`);
+    if (round === 0) notes.push(`pgbench row failed: ${message}`);
+  } finally {
+    await dropDatabase(server, pname);
+  }
+}
+
+async function main(): Promise<void> {
+  const config = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  log(`Docket benchmark — ${config.quick ? 'quick' : 'full'} run, ${config.rounds} round(s), systems: ${config.systems.join(', ')}`);
+  const server = await startServer(log);
+  const pgVersion = await serverVersion(server);
+  log(`PostgreSQL: ${pgVersion} (${server.origin})`);
+  log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+
+  // Load each system; one that fails to load is skipped with its reason.
+  const systems: SystemAdapter[] = [];
+  const skipped: Record<string, string> = {};
+  for (const id of config.systems) {
+    try {
+      systems.push(await FACTORIES[id]!());
+    } catch (error) {
+      const reason = error instanceof SkipSystem ? error.message : `failed to load: ${String((error as Error)?.message ?? error)}`;
+      skipped[id] = reason;
+      log(`  skipping ${id}: ${reason}`);
+    }
+  }
+  log('\nSystems and settings:');
+  for (const s of systems) {
+    log(`  ${s.label} ${s.version}`);
+    for (const [k, v] of Object.entries(s.settings)) log(`      ${k}: ${v}`);
+  }
+  const pgbench = findPgbench();
+  const pgbenchInfo = pgbench ? `${await pgbenchVersion(pgbench).catch(() => '?')} (${pgbench})` : 'not found';
+  log(`  limits: postgres.js ${pkgVersion('postgres')}; pgbench ${pgbenchInfo}`);
+
+  const results: Results = {};
+  const limits: Results = {};
+  const errors: string[] = [];
+  const notes: string[] = [];
+  const run = async (system: SystemAdapter, workload: string, fn: () => Promise<Samples>, round: number) => {
+    log(`  ${system.label} — ${workload}`);
+    try {
+      record(results, system.id, await fn(), round);
+    } catch (error) {
+      const message = String((error as Error)?.stack ?? error).split('\n').slice(0, 4).join(' | ');
+      log(`    FAILED: ${message}`);
+      errors.push(`round ${round + 1}, ${system.label}, ${workload}: ${message}`);
+    }
+  };
+  const want = (w: WorkloadId) => config.workloads.has(w);
+
+  try {
+    for (let round = 0; round < config.rounds; round++) {
+      log(`\n— Round ${round + 1} of ${config.rounds} —`);
+      if (want('drain')) for (const s of systems) await run(s, 'bulk enqueue + drain', () => drainWorkload(server, s, config, log), round);
+      if (want('latency') || want('single')) {
+        for (const s of systems) {
+          await run(s, [want('latency') && 'latency', want('single') && 'single enqueue'].filter(Boolean).join(' + '), () => latencyWorkload(server, s, config, log, want('single'), want('latency')), round);
+        }
+      }
+      if (want('history')) {
+        for (const s of systems) {
+          if (typeof s.history === 'string' && s.history.startsWith('not measured')) {
+            if (round === 0) notes.push(`${s.label}: history drain ${s.history}`);
+            continue;
+          }
+          await run(s, `drain with ${config.history.toLocaleString('en-US')} finished jobs`, () => historyWorkload(server, s, config, log), round);
+          const d = results[s.id]?.drain?.[round];
+          const h = results[s.id]?.hist_drain?.[round];
+          if (d && h) record(results, s.id, { hist_ratio: (100 * h) / d }, round);
+        }
+      }
+      if (want('mixed')) for (const s of systems) await run(s, 'mixed run', () => mixedWorkload(server, s, config, log), round);
+      if (config.limits) {
+        log('  limits — bare postgres.js and pgbench');
+        try {
+          await limitsRound(server, config, round, limits, notes);
+        } catch (error) {
+          const message = String((error as Error)?.stack ?? error).split('\n').slice(0, 4).join(' | ');
+          log(`    FAILED: ${message}`);
+          errors.push(`round ${round + 1}, limits: ${message}`);
+        }
+      }
+    }
+  } finally {
+    await dropTemplates(server);
+  }
+
+  // Report.
+  const ordered = systems.map((s) => ({ id: s.id, label: s.label }));
+  log(`\n${'='.repeat(100)}\nResults: median [min – max] over ${config.rounds} round(s)${config.quick ? ' (quick mode)' : ''}; same server, same run.`);
+  log(renderTables(config, results, ordered, limits));
+  if (want('mixed')) log(`\n${mixedDefinition(config)}`);
+  for (const s of systems) {
+    if (s.history !== true && typeof s.history === 'string' && !s.history.startsWith('not measured')) log(`Note — ${s.label} history rows: ${s.history}.`);
+  }
+  const docketSkip = skipped.docket ?? (config.systems.includes('docket') ? null : 'not selected');
+  const targetRows = targets(config, results, limits, docketSkip);
+  log(`\nTargets of issue 7 (ratios from this run):\n${renderTargets(targetRows)}`);
+  if (Object.keys(skipped).length) {
+    log('\nSkipped systems:');
+    for (const [id, why] of Object.entries(skipped)) log(`  ${id}: ${why}`);
+  }
+  for (const note of notes) log(`Note: ${note}`);
+  if (errors.length) {
+    log('\nErrors:');
+    for (const e of errors) log(`  ${e}`);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  log(`\nDone in ${seconds.toFixed(0)} s.`);
+
+  if (config.json) {
+    const json = {
+      generatedAt: new Date().toISOString(),
+      mode: config.quick ? 'quick' : 'full',
+      config: { ...config, workloads: [...config.workloads] },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: totalmem() / 2 ** 30, node: process.version },
+      postgres: { version: pgVersion, origin: server.origin },
+      pgbench: pgbenchInfo,
+      systems: systems.map((s) => ({ id: s.id, label: s.label, version: s.version, settings: s.settings })),
+      skipped,
+      metrics: METRICS.map((m) => ({ key: m.key, title: m.title(config), unit: m.unit, better: m.better })),
+      results,
+      limits,
+      mixedDefinition: mixedDefinition(config),
+      targets: targetRows,
+      notes,
+      errors,
+      seconds,
+    };
+    await writeFile(config.json, `${JSON.stringify(json, null, 2)}\n`);
+    log(`JSON written to ${config.json}`);
+  }
+  await server.stop();
+}
+
+main().then(
+  () => cleanup(0),
+  (error) => {
+    console.error(error instanceof Error ? error.stack ?? error.message : error);
+    void cleanup(1);
+  },
+);

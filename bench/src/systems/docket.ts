@@ -1,0 +1,127 @@
+import postgres from 'postgres';
+import { pkgVersion, workerEntry } from '../pkg.js';
+import { SkipSystem, type MixedItem, type Payload, type Session, type SystemAdapter } from './types.js';
+
+/**
+ * Docket (@docket/core from the workspace, loaded from source). One worker process, queue `bench`
+ * at concurrency 10 with prefetch 100. Jobs stay in `docket.jobs` when finished (state
+ * 'succeeded'). Mixed run: priority 10 for high (higher runs first), maxAttempts 2 and a fixed
+ * retry delay of 0 ms for the jobs that fail once, scheduledAt for the scheduled ones.
+ */
+export const DOCKET_QUEUE = 'bench';
+export const DOCKET_WORKER_QUEUE_OPTIONS = { concurrency: 10, prefetch: 100 } as const;
+export const DOCKET_JOB_OPTIONS = {
+  name: 'noop',
+  queue: DOCKET_QUEUE,
+  retry: { backoff: 'fixed', delayMs: 0, jitter: false },
+} as const;
+
+// The core is being written alongside this harness: import it by a computed name so the bench
+// typechecks (and skips Docket with a reason) while its API is still taking shape.
+type Core = Record<string, unknown>;
+const CORE_MODULE = '@docket/core';
+
+export async function loadDocket(): Promise<Core> {
+  try {
+    const core = (await import(CORE_MODULE)) as Core;
+    for (const name of ['Docket', 'Worker', 'defineJob'] as const) {
+      if (typeof core[name] !== 'function') {
+        throw new Error(`@docket/core does not export ${name} yet`);
+      }
+    }
+    return core;
+  } catch (error) {
+    const message = String((error as Error)?.message ?? error).split('\n')[0];
+    throw new SkipSystem(`@docket/core did not load: ${message}`);
+  }
+}
+
+export async function docketAdapter(): Promise<SystemAdapter> {
+  const core = await loadDocket();
+  // Loose typing on purpose: the core API is being written while this harness is.
+  const { Docket, defineJob } = core as unknown as {
+    Docket: new (options: { connection: string }) => {
+      migrate(): Promise<unknown>;
+      push(job: unknown): Promise<unknown>;
+      pushMany(jobs: unknown[]): Promise<unknown>;
+      close(): Promise<void>;
+    };
+    defineJob: (options: object, handler: (args: Payload) => Promise<void>) => {
+      withArgs(args: Payload): {
+        withPriority(p: number): unknown;
+      } & Record<string, (...args: never[]) => unknown>;
+    };
+  };
+  return {
+    id: 'docket',
+    label: 'Docket',
+    version: pkgVersion('@docket/core'),
+    usesPostgres: true,
+    history: true,
+    settings: {
+      worker: `queues: { ${DOCKET_QUEUE}: ${JSON.stringify(DOCKET_WORKER_QUEUE_OPTIONS)} }`,
+      job: JSON.stringify(DOCKET_JOB_OPTIONS),
+      enqueue: 'app.pushMany (bulk), app.push (single)',
+    },
+    async open({ url }) {
+      const app = new Docket({ connection: url });
+      await app.migrate();
+      const noop = defineJob(DOCKET_JOB_OPTIONS, async () => {});
+      const sql = postgres(url, { max: 1, onnotice: () => {} });
+      const session: Session = {
+        async bulk(payloads: Payload[]) {
+          await app.pushMany(payloads.map((p) => noop.withArgs(p)));
+        },
+        async single(payload: Payload) {
+          await app.push(noop.withArgs(payload));
+        },
+        async mixed(items: MixedItem[]) {
+          await app.pushMany(
+            items.map(({ payload, high, runAt, maxAttempts }) => {
+              // eslint-disable-next-line @typescript-eslint/no-explicit-any
+              let job: any = noop.withArgs(payload);
+              if (high) job = job.withPriority(10);
+              if (runAt) job = job.withScheduledAt(runAt);
+              if (maxAttempts && maxAttempts > 1) job = job.withMaxAttempts(maxAttempts);
+              return job;
+            }),
+          );
+        },
+        async remaining() {
+          const [row] = await sql<{ n: number }[]>`
+            select count(*)::int as n from docket.jobs
+            where queue = ${DOCKET_QUEUE} and state not in ('succeeded', 'failed', 'cancelled')`;
+          return row!.n;
+        },
+        async seedFinished(n, log) {
+          for (let done = 0; done < n; done += 20_000) {
+            const size = Math.min(20_000, n - done);
+            await app.pushMany(Array.from({ length: size }, (_, j) => noop.withArgs({ i: done + j })));
+          }
+          log(`  Docket: ${n} jobs pushed, marking them succeeded…`);
+          const columns = new Set(
+            (
+              await sql<{ c: string }[]>`
+                select column_name as c from information_schema.columns
+                where table_schema = 'docket' and table_name = 'jobs'`
+            ).map((r) => r.c),
+          );
+          const sets = [`state = 'succeeded'`];
+          for (const c of ['started_at', 'finished_at']) if (columns.has(c)) sets.push(`${c} = now()`);
+          if (columns.has('attempt')) sets.push('attempt = 1');
+          await sql.unsafe(`update docket.jobs set ${sets.join(', ')} where queue = '${DOCKET_QUEUE}'`);
+          await sql`vacuum analyze docket.jobs`;
+          return `${n} succeeded jobs`;
+        },
+        async close() {
+          await app.close();
+          await sql.end({ timeout: 5 });
+        },
+      };
+      return session;
+    },
+    worker({ url, namespace }) {
+      return { entry: workerEntry('docket'), env: { BENCH_URL: url, BENCH_NAMESPACE: namespace } };
+    },
+  };
+}
