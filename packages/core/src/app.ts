@@ -1,0 +1,600 @@
+import postgres from 'postgres';
+import { ClosedError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
+import {
+  type CoreHooks,
+  createHooks,
+  type DocketEvent,
+  type DocketHooks,
+  type InsertedJob,
+  type JobInsert,
+  type PushContext,
+  type Settlement,
+  type SettleContext,
+  wrapPluginErrors,
+} from './hooks.js';
+import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
+import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
+import { toJsonText } from './json.js';
+import { consoleLogger, type Logger, silentLogger } from './logger.js';
+import { CORE_MIGRATIONS } from './migrations/core.js';
+import { Migrator, type PendingMigration } from './migrator.js';
+import { Notifier } from './notifier.js';
+import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
+import { type DocketPlugin, validatePlugins } from './plugin.js';
+import { type JobColumn, JobsSql, toJobRecord } from './sql/jobs.js';
+import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
+import { WorkersSql } from './sql/workers.js';
+import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState } from './types.js';
+
+export interface DocketOptions {
+  /** A connection URL, or your own postgres.js instance (Docket then never ends it). */
+  connection: string | postgres.Sql;
+  /** Schema holding Docket's tables. Default 'docket'. */
+  schema?: string;
+  plugins?: readonly DocketPlugin[];
+  /**
+   * LISTEN/NOTIFY for wake-ups and waitForJob. `true` (default) listens on a dedicated connection
+   * of the pool; `{ connection }` listens on a separate direct connection (use this behind a
+   * transaction-mode pooler such as PgBouncer); `false` never listens (workers poll).
+   */
+  listen?: boolean | { connection: string | postgres.Sql };
+  /** Named prepared statements. Default true; set false behind a transaction-mode pooler. */
+  prepare?: boolean;
+  /** Pool size when `connection` is a URL. Default 10. */
+  maxConnections?: number;
+  /** Where Docket logs; `false` for silence. Default: warnings and errors to stderr. */
+  logger?: Logger | false;
+}
+
+const OPTION_KEYS = ['connection', 'schema', 'plugins', 'listen', 'prepare', 'maxConnections', 'logger'] as const;
+
+export interface PushOptions {
+  /** Push inside your postgres.js transaction: invisible until it commits, gone if it rolls back. */
+  tx?: postgres.TransactionSql | postgres.Sql;
+}
+
+export interface WaitOptions {
+  /** Give up with a WaitTimeoutError after this long. Default: wait until the job settles. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface QueueOptions {
+  /** Default concurrency for workers that do not set their own. */
+  concurrency?: number;
+  executor?: ExecutorKind;
+  /** How often idle workers poll when no notification arrives. Default 1000 ms. */
+  pollIntervalMs?: number;
+}
+
+/** What a plugin gives `releaseWaitingJobs` for a held job. */
+export interface WaitingRelease {
+  id: string;
+  state: 'succeeded' | 'failed' | 'cancelled';
+  /** Replaces the stored result when given. */
+  result?: unknown;
+  error?: JobError;
+}
+
+type RefInput = JobRef | string | { id: string };
+
+const INTERNAL = Symbol('docket.internal');
+
+/** What the worker (part of the core) needs from the app; not part of the public API. */
+export interface AppInternals {
+  readonly hooks: CoreHooks;
+  readonly jobs: JobsSql;
+  readonly queues: QueuesSql;
+  readonly workers: WorkersSql;
+  readonly notifier: Notifier;
+  readonly migrator: Migrator;
+  /** Fires `settle` for settlements inside `tx`; collects afterCommit callbacks into `deferred`. */
+  settle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]>;
+  runDeferred(deferred: Array<() => unknown>): Promise<void>;
+}
+
+export function internals(app: Docket): AppInternals {
+  return app[INTERNAL]();
+}
+
+/**
+ * The app: a stateless handle on the database plus the hook bus. Pushing, waiting and cancelling
+ * happen here; `Worker` runs jobs.
+ */
+export class Docket implements AsyncDisposable {
+  /** The hook bus, tap-only: plugins tap, only the core fires. Frozen. */
+  readonly hooks: DocketHooks;
+  /** The pool Docket uses (yours, when you passed one). Plugins run their own SQL on it. */
+  readonly sql: postgres.Sql;
+  /** The schema name as given ('docket'). */
+  readonly schemaName: string;
+  /** The schema as a quoted identifier, ready to splice into SQL: `${app.schema}.jobs`. */
+  readonly schema: string;
+  readonly plugins: readonly DocketPlugin[];
+  readonly logger: Logger;
+  /** The NOTIFY channel of this schema. */
+  readonly channel: string;
+
+  readonly #hooks: CoreHooks;
+  readonly #ownsPool: boolean;
+  readonly #listenSql: postgres.Sql | null;
+  readonly #ownsListenPool: boolean;
+  readonly #prepare: boolean;
+  readonly #columns: JobColumn[] = [];
+  readonly #notifier: Notifier;
+  readonly #queues: QueuesSql;
+  readonly #workers: WorkersSql;
+  readonly #migrator: Migrator;
+  #jobs: JobsSql | null = null;
+  #applying = true;
+  #closed = false;
+  readonly #waiters = new Map<string, Set<() => void>>();
+  #waitListenerInstalled = false;
+
+  constructor(options: DocketOptions) {
+    rejectUnknownKeys('new Docket(options)', options, OPTION_KEYS);
+    if (options === undefined) throw new InvalidOptionError('new Docket(options) needs an options object with `connection`.');
+    const { connection } = options;
+    this.schemaName = assertSchemaName(options.schema ?? 'docket');
+    this.schema = quoteIdent(this.schemaName);
+    this.channel = `docket:${this.schemaName}`;
+    this.#prepare = booleanOption('new Docket(options)', 'prepare', options.prepare, true);
+    const maxConnections = integerOption('new Docket(options)', 'maxConnections', options.maxConnections, 10, { min: 1, max: 1000 });
+    this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger());
+
+    if (typeof connection === 'string') {
+      this.sql = postgres(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {} });
+      this.#ownsPool = true;
+    } else if (typeof connection === 'function' && typeof (connection as postgres.Sql).unsafe === 'function') {
+      this.sql = connection;
+      this.#ownsPool = false;
+    } else {
+      throw new InvalidOptionError(
+        `new Docket(options): \`connection\` must be a connection URL or a postgres.js instance, got ${describe(connection)}. ` +
+          'Set DATABASE_URL or pass e.g. "postgres://user@localhost:5432/app".',
+      );
+    }
+
+    const listen = options.listen ?? true;
+    if (listen === true) {
+      this.#listenSql = this.sql;
+      this.#ownsListenPool = false;
+    } else if (listen === false) {
+      this.#listenSql = null;
+      this.#ownsListenPool = false;
+    } else if (typeof listen === 'object' && listen !== null && 'connection' in listen) {
+      rejectUnknownKeys('new Docket(options).listen', listen, ['connection']);
+      const c = listen.connection;
+      this.#listenSql = typeof c === 'string' ? postgres(c, { max: 1, onnotice: () => {} }) : c;
+      this.#ownsListenPool = typeof c === 'string';
+    } else {
+      throw new InvalidOptionError(`new Docket(options): \`listen\` must be true, false or { connection }, got ${describe(listen)}.`);
+    }
+
+    this.#hooks = createHooks();
+    wrapPluginErrors(this.#hooks);
+    this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
+    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
+    this.#queues = new QueuesSql(this.schema, this.channel);
+    this.#workers = new WorkersSql(this.schema);
+    this.plugins = validatePlugins(options.plugins);
+    this.#migrator = new Migrator(this.schema, [
+      { owner: 'core', migrations: CORE_MIGRATIONS },
+      ...this.plugins.map((p) => ({ owner: p.name, migrations: p.migrations ?? [] })),
+    ]);
+    for (const plugin of this.plugins) plugin.apply(this);
+    this.#applying = false;
+  }
+
+  /**
+   * Declares an extra `jobs` column that a plugin's migration adds; the core inserts the value
+   * `beforePush` taps put in `row.columns[name]`. Only callable from a plugin's `apply`.
+   */
+  defineJobColumn(column: JobColumn): void {
+    if (!this.#applying) throw new PluginInvalidError('defineJobColumn() can only be called from a plugin’s apply(app).');
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(column.name) || !/^[a-z][a-z0-9_ ]*(\[\])?$/.test(column.type)) {
+      throw new PluginInvalidError(`defineJobColumn: invalid column ${describe(column.name)} of type ${describe(column.type)}.`);
+    }
+    if (this.#columns.some((c) => c.name === column.name)) throw new PluginInvalidError(`Job column '${column.name}' is defined twice.`);
+    this.#columns.push({ name: column.name, type: column.type });
+  }
+
+  private get jobs(): JobsSql {
+    return (this.#jobs ??= new JobsSql(this.schema, this.channel, this.#prepare, this.#columns));
+  }
+
+  [INTERNAL](): AppInternals {
+    return {
+      hooks: this.#hooks,
+      jobs: this.jobs,
+      queues: this.#queues,
+      workers: this.#workers,
+      notifier: this.#notifier,
+      migrator: this.#migrator,
+      settle: (tx, settlements, workerId, deferred) => this.#fireSettle(tx, settlements, workerId, deferred),
+      runDeferred: (deferred) => this.#runDeferred(deferred),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Migrations
+
+  /** Applies the core's and every plugin's pending migrations (safe to call from many processes at once). */
+  async migrate(): Promise<Array<{ owner: string; version: number; name: string }>> {
+    this.#assertOpen();
+    const applied = await this.#migrator.migrate(this.sql);
+    if (this.#hooks.afterMigrate.isUsed()) await this.#hooks.afterMigrate.promise({ app: this, sql: this.sql, applied });
+    return applied;
+  }
+
+  /** Migrations the database still lacks (throws SchemaTooNewError when it is ahead of the code). */
+  pendingMigrations(): Promise<PendingMigration[]> {
+    return this.#migrator.pending(this.sql);
+  }
+
+  /** Throws MigrationsPendingError unless the schema is fully migrated for the core and every plugin. */
+  async assertMigrated(): Promise<void> {
+    const pending = await this.pendingMigrations();
+    if (pending.length > 0) {
+      throw new MigrationsPendingError(
+        `The database schema ${this.schemaName} lacks ${pending.length} migration(s) (${pending.map((p) => `${p.owner}@${p.version}`).join(', ')}). ` +
+          'Run `await app.migrate()` (or `docket migrate`) before starting workers.',
+        { details: { pending } },
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pushing
+
+  /** Pushes one job; returns its reference (typed with the job's arguments and result). */
+  async push<A, R>(job: Pushable<A, R>, options: PushOptions = {}): Promise<JobRef<A, R>> {
+    const [ref] = await this.pushMany([job], options);
+    return ref as JobRef<A, R>;
+  }
+
+  /** Pushes many jobs in one statement (one round trip), all or none. */
+  async pushMany<J extends Pushable>(jobs: readonly J[], options: PushOptions = {}): Promise<Array<JobRef<J extends Pushable<infer A, infer R> ? A : never, J extends Pushable<infer A, infer R> ? R : never>>> {
+    this.#assertOpen();
+    rejectUnknownKeys('push options', options, ['tx']);
+    if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
+    if (jobs.length === 0) return [];
+    const rows = jobs.map((job) => toInsertRow(toInvocation(job)));
+    const needsTransaction = this.#hooks.beforePush.isUsed() || this.#hooks.afterPush.isUsed() || this.#hooks.resolvePushConflicts.isUsed();
+    if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
+    if (!needsTransaction) return (await this.#pushIn(this.sql, rows, false)).refs as never;
+    const { refs, inserted } = await this.sql.begin((tx) => this.#pushIn(tx, rows, false));
+    if (this.#hooks.pushCommitted.isUsed() && inserted.length > 0) {
+      this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
+    }
+    return refs as never;
+  }
+
+  async #pushIn(sql: postgres.Sql | postgres.TransactionSql, input: JobInsert[], callerTransaction: boolean) {
+    const ctx: PushContext = { sql, callerTransaction, app: this };
+    let rows = input;
+    if (this.#hooks.beforePush.isUsed()) {
+      rows = await this.#hooks.beforePush.promise(rows, ctx);
+      if (!Array.isArray(rows) || rows.length !== input.length) {
+        throw new PluginFailedError('A beforePush tap must return the rows array, one row per pushed job.', { details: { hook: 'beforePush' } });
+      }
+      for (const row of rows) {
+        assertQueueName(row.queue);
+        assertJobName(row.name);
+      }
+    }
+    const argsText = rows.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
+    for (const row of rows) toJsonText(row.meta, `Meta of job '${row.name}'`);
+    const result = await this.jobs.insert(sql, rows, argsText);
+    const refs: JobRef[] = new Array(rows.length);
+    const inserted: InsertedJob[] = [];
+    const skipped: Array<{ index: number; row: JobInsert }> = [];
+    for (const r of result) {
+      const index = Number(r.ord) - 1;
+      const row = rows[index]!;
+      if (r.inserted) {
+        refs[index] = { id: r.id, name: row.name, queue: row.queue, duplicate: false };
+        inserted.push({ id: r.id, name: row.name, queue: row.queue, priority: row.priority, scheduledAt: r.scheduled_at, index, row });
+      } else {
+        skipped.push({ index, row });
+      }
+    }
+    if (skipped.length > 0) {
+      const resolved: Array<string | undefined> = new Array(skipped.length);
+      await this.#hooks.resolvePushConflicts.promise({ sql, skipped, resolved });
+      skipped.forEach(({ index, row }, i) => {
+        const id = resolved[i];
+        if (id === undefined) {
+          throw new PluginFailedError(
+            `A unique index skipped job '${row.name}' but no plugin resolved the conflict (tap resolvePushConflicts).`,
+            { details: { hook: 'resolvePushConflicts' } },
+          );
+        }
+        refs[index] = { id, name: row.name, queue: row.queue, duplicate: true };
+      });
+    }
+    if (inserted.length > 0 && this.#hooks.afterPush.isUsed()) await this.#hooks.afterPush.promise(inserted, ctx);
+    return { refs, inserted };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading, waiting, cancelling
+
+  async getJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
+    this.#assertOpen();
+    const id = refId(ref);
+    const [row] = await this.jobs.get(this.sql, id);
+    if (!row) throw new JobNotFoundError(`No job with id ${id} in schema ${this.schemaName} (it may have been pruned).`, { details: { id } });
+    return toJobRecord(row) as JobRecord<A, R>;
+  }
+
+  /**
+   * Resolves with the job once it is finished (succeeded, failed or cancelled). Woken by
+   * LISTEN/NOTIFY when the job settles; without listening it polls with backoff.
+   */
+  async waitForJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput, options: WaitOptions = {}): Promise<JobRecord<A, R>> {
+    this.#assertOpen();
+    rejectUnknownKeys('waitForJob options', options, ['timeoutMs', 'signal']);
+    const id = refId(ref);
+    const timeoutMs = options.timeoutMs === undefined ? undefined : integerOption('waitForJob', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const listening = this.#notifier.enabled;
+    if (listening) {
+      this.#installWaitListener();
+      await this.#notifier.start();
+    }
+    let wake: () => void = () => {};
+    let set = this.#waiters.get(id);
+    if (!set) this.#waiters.set(id, (set = new Set()));
+    const waiter = () => wake();
+    set.add(waiter);
+    try {
+      let pollDelay = 25;
+      for (;;) {
+        const job = await this.getJob<A, R>(id);
+        if ((FINISHED_STATES as readonly JobState[]).includes(job.state)) return job;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          throw new WaitTimeoutError(`Job ${id} did not finish within ${timeoutMs} ms (it is ${job.state}). Wait longer or check that a worker serves queue '${job.queue}'.`, {
+            details: { id, state: job.state },
+          });
+        }
+        if (options.signal?.aborted) throw options.signal.reason;
+        // Sleep until a notification names this job, the deadline, or (without LISTEN) the next poll.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(remaining, listening ? 60_000 : pollDelay));
+          const onAbort = () => resolve();
+          options.signal?.addEventListener('abort', onAbort, { once: true });
+          wake = () => {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', onAbort);
+            resolve();
+          };
+        });
+        pollDelay = Math.min(pollDelay * 2, 1000);
+      }
+    } finally {
+      set.delete(waiter);
+      if (set.size === 0) this.#waiters.delete(id);
+    }
+  }
+
+  #installWaitListener(): void {
+    if (this.#waitListenerInstalled) return;
+    this.#waitListenerInstalled = true;
+    this.#notifier.on('s', (body) => {
+      for (const id of body.split(',')) this.#waiters.get(id)?.forEach((wake) => wake());
+    });
+    this.#notifier.onReconnect(() => this.#waiters.forEach((set) => set.forEach((wake) => wake())));
+  }
+
+  /**
+   * Cancels a job. A pending (or waiting) job ends `cancelled` at once and never runs; a running
+   * job's handler sees `ctx.signal` abort and the job ends `cancelled` when the handler returns.
+   * Finished jobs are left as they are. Returns the job as it is after the call.
+   */
+  async cancelJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
+    this.#assertOpen();
+    const id = refId(ref);
+    const observed = this.#hooks.settle.isUsed() || this.#hooks.afterSettle.isUsed();
+    if (!observed) {
+      const [row] = await this.jobs.cancel(this.sql, id);
+      if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
+      return this.getJob<A, R>(id);
+    }
+    const deferred: Array<() => unknown> = [];
+    const settled = await this.sql.begin(async (tx) => {
+      const [row] = await this.jobs.cancel(tx, id);
+      if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
+      if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return null;
+      const [full] = await this.jobs.get(tx, id);
+      const job = toJobRecord(full!);
+      const settlement: Settlement = { job, outcome: { state: 'cancelled', error: null }, ctx: null };
+      await this.#fireSettle(tx, [settlement], null, deferred);
+      return { job, outcome: settlement.outcome, finishedAt: job.finishedAt ?? new Date() };
+    });
+    await this.#runDeferred(deferred);
+    if (settled && this.#hooks.afterSettle.isUsed()) {
+      this.#hooks.afterSettle.promise([settled]).catch((error) => this.logger.error('afterSettle hook failed', { error }));
+    }
+    return this.getJob<A, R>(id);
+  }
+
+  /**
+   * For plugins that hold jobs in `waiting` (an outcome they set in `settle`): moves them to their
+   * final state inside the given settle transaction. Fires `settle` for them (nested, so holds can
+   * chain) and `afterSettle` once the outer transaction commits.
+   */
+  async releaseWaitingJobs(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
+    if (releases.length === 0) return [];
+    const rows = await this.jobs.releaseWaiting(
+      ctx.sql,
+      releases.map((r) => ({
+        id: r.id,
+        state: r.state,
+        result: r.result === undefined ? null : toJsonText(r.result, `Result of job ${r.id}`),
+        error: r.error ? JSON.stringify(r.error) : null,
+      })),
+    );
+    if (rows.length === 0) return [];
+    const records = rows.map(toJobRecord);
+    const settlements: Settlement[] = records.map((job) => ({
+      job,
+      outcome:
+        job.state === 'succeeded'
+          ? { state: 'succeeded', result: job.result }
+          : job.state === 'failed'
+            ? { state: 'failed', error: job.errors[job.errors.length - 1] ?? syntheticError(job, 'failed') }
+            : { state: 'cancelled', error: null },
+      ctx: null,
+    }));
+    const deferred: Array<() => unknown> = [];
+    await this.#fireSettle(ctx.sql, settlements, ctx.workerId, deferred);
+    ctx.afterCommit(async () => {
+      await this.#runDeferred(deferred);
+      if (this.#hooks.afterSettle.isUsed()) {
+        await this.#hooks.afterSettle.promise(settlements.map((s) => ({ job: s.job, outcome: s.outcome, finishedAt: (s.job as JobRecord).finishedAt ?? new Date() })));
+      }
+    });
+    return records.map((r) => r.id);
+  }
+
+  async #fireSettle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]> {
+    if (!this.#hooks.settle.isUsed() || settlements.length === 0) return settlements;
+    const ctx: SettleContext = { sql: tx, app: this, workerId, afterCommit: (fn) => void deferred.push(fn) };
+    const result = await this.#hooks.settle.promise(settlements, ctx);
+    if (!Array.isArray(result) || result.length !== settlements.length) {
+      throw new PluginFailedError('A settle tap must return the settlements array it was given.', { details: { hook: 'settle' } });
+    }
+    return result;
+  }
+
+  async #runDeferred(deferred: Array<() => unknown>): Promise<void> {
+    for (const fn of deferred) {
+      try {
+        await fn();
+      } catch (error) {
+        this.logger.error('afterCommit callback failed', { error });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Queues
+
+  /** Creates or updates a queue's settings in the database. */
+  declareQueue(name: string, options: QueueOptions = {}): Promise<QueueRecord> {
+    this.#assertOpen();
+    assertQueueName(name);
+    rejectUnknownKeys(`declareQueue('${name}') options`, options, ['concurrency', 'executor', 'pollIntervalMs']);
+    const where = `declareQueue('${name}')`;
+    return this.#queues.upsert(this.sql, {
+      name,
+      concurrency: options.concurrency === undefined ? undefined : integerOption(where, 'concurrency', options.concurrency, 1, { min: 1, max: 10_000 }),
+      executor: options.executor === undefined ? undefined : oneOfOption<ExecutorKind>(where, 'executor', options.executor, ['async', 'thread', 'process'], 'async'),
+      pollIntervalMs: options.pollIntervalMs === undefined ? undefined : integerOption(where, 'pollIntervalMs', options.pollIntervalMs, 1000, { min: 10, max: 3_600_000 }),
+    });
+  }
+
+  /** Stops every worker from fetching this queue's jobs (running ones finish). Seen at once. */
+  pauseQueue(name: string): Promise<QueueRecord> {
+    return this.#setPaused(name, true);
+  }
+
+  resumeQueue(name: string): Promise<QueueRecord> {
+    return this.#setPaused(name, false);
+  }
+
+  async #setPaused(name: string, paused: boolean): Promise<QueueRecord> {
+    this.#assertOpen();
+    assertQueueName(name);
+    await this.#queues.ensure(this.sql, [name]);
+    return (await this.#queues.setPaused(this.sql, name, paused))!;
+  }
+
+  listQueues(): Promise<QueueRecord[]> {
+    this.#assertOpen();
+    return this.#queues.list(this.sql);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Plugin services
+
+  /** Publishes a plugin event on the `event` hook (for listeners such as the signals plugin). */
+  emit<P>(source: string, type: string, payload: P): void {
+    if (!this.#hooks.event.isUsed()) return;
+    const event: DocketEvent<string, P> = { type, payload, source, at: new Date() };
+    this.#hooks.event.promise(event).catch((error) => this.logger.error('event hook failed', { error, type }));
+  }
+
+  /** Sends `payload` to every app listening on `topic` (in any process); inside `sql` when it is a transaction, delivered on commit. */
+  async notify(topic: string, payload: string, sql: postgres.Sql | postgres.TransactionSql = this.sql): Promise<void> {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(topic)) throw new InvalidOptionError(`notify: invalid topic ${describe(topic)}.`);
+    await (sql as postgres.Sql).unsafe(`SELECT pg_notify($1, $2)`, [this.channel, `x:${topic}:${payload}`]);
+  }
+
+  /** Calls `fn` for every `notify(topic, …)` in any process. Resolves once listening. */
+  async listen(topic: string, fn: (payload: string) => void): Promise<() => void> {
+    if (!this.#notifier.enabled) throw new InvalidOptionError('listen() needs LISTEN/NOTIFY, but this app was created with `listen: false`.');
+    const prefix = `${topic}:`;
+    const off = this.#notifier.on('x', (body) => {
+      if (body.startsWith(prefix)) fn(body.slice(prefix.length));
+    });
+    await this.#notifier.start();
+    return off;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('This Docket app is closed; create a new one.');
+  }
+
+  /** Stops listening and ends the pool Docket created (never a pool you passed in). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const set of this.#waiters.values()) set.forEach((wake) => wake());
+    await this.#notifier.stop();
+    if (this.#ownsListenPool) await this.#listenSql!.end({ timeout: 5 });
+    if (this.#ownsPool) await this.sql.end({ timeout: 5 });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function refId(ref: RefInput): string {
+  const id = typeof ref === 'string' ? ref : ref?.id;
+  if (typeof id !== 'string' || !/^\d{1,19}$/.test(id)) {
+    throw new InvalidOptionError(`Expected a job reference (from push) or a job id, got ${describe(ref)}.`);
+  }
+  return id;
+}
+
+function toInsertRow(invocation: JobInvocation): JobInsert {
+  const { options } = invocation;
+  return {
+    queue: options.queue,
+    name: invocation.name,
+    args: invocation.args,
+    priority: options.priority,
+    maxAttempts: options.maxAttempts,
+    scheduledAt: options.scheduledAt,
+    delayMs: options.delayMs,
+    limits: { ...options.limits },
+    meta: { ...options.meta },
+    extensions: { ...options.extensions },
+    columns: {},
+  };
+}
+
+function syntheticError(job: JobRecord, state: string): JobError {
+  return { attempt: job.attempt, name: 'Error', message: `job ${state}`, at: new Date().toISOString() };
+}

@@ -1,0 +1,86 @@
+/**
+ * The one catalogue of user-facing errors. Every error a user can cause is a `DocketError` with a
+ * stable `code`; the code is the contract (messages may improve). `docs/ERRORS.md` lists every code
+ * below and no other — a test holds the two together.
+ */
+
+export const ERROR_CODES = {
+  DOCKET_INVALID_OPTION: 'An option passed to a Docket constructor or method is missing, unknown or out of range.',
+  DOCKET_INVALID_SCHEMA: 'The schema name is not a valid SQL identifier.',
+  DOCKET_INVALID_QUEUE_NAME: 'A queue name is empty, too long or contains characters other than letters, digits, `_ - . :`.',
+  DOCKET_INVALID_JOB_NAME: 'A job name is empty, too long or contains characters other than letters, digits, `_ - . : /`.',
+  DOCKET_INVALID_JOB_OPTION: 'A job option (priority, maxAttempts, delay, scheduledAt, limits, retry, meta) is out of range.',
+  DOCKET_ARGS_NOT_SERIALIZABLE: 'Job arguments (or meta) cannot be stored as JSON: BigInt, function, symbol, cycle or undefined value.',
+  DOCKET_RESULT_NOT_SERIALIZABLE: "A handler's return value cannot be stored as JSON; the attempt fails.",
+  DOCKET_JOB_NOT_FOUND: 'No job with that id exists (it may have been pruned).',
+  DOCKET_WAIT_TIMEOUT: 'waitForJob gave up before the job settled.',
+  DOCKET_UNKNOWN_JOB: 'A worker fetched a job whose name it has no handler for; the attempt fails.',
+  DOCKET_LIMIT_EXCEEDED: 'A job ran over its time or memory limit and was stopped.',
+  DOCKET_JOB_CANCELLED: 'The job was cancelled while it ran (the reason of its aborted ctx.signal).',
+  DOCKET_WORKER_SHUTDOWN: 'The worker stopped before the job finished (the reason of its aborted ctx.signal).',
+  DOCKET_MIGRATIONS_PENDING: 'The database schema is behind the code; run app.migrate() (or `docket migrate`).',
+  DOCKET_SCHEMA_TOO_NEW: 'The database holds migrations newer than this code knows; upgrade the code before running it.',
+  DOCKET_MIGRATION_FAILED: 'A migration failed; it was rolled back and nothing after it ran.',
+  DOCKET_PLUGIN_INVALID: 'A plugin is not of the plugin shape, is registered twice, or needs a plugin that is not registered.',
+  DOCKET_PLUGIN_FAILED: 'A plugin threw inside a hook; the error names the plugin and the hook.',
+  DOCKET_EXECUTOR_FAILED: 'A thread or process executor could not load or run the job (its jobsModule is missing or broken).',
+  DOCKET_CLOSED: 'The app or worker was used after close()/stop().',
+  DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
+} as const;
+
+export type DocketErrorCode = keyof typeof ERROR_CODES;
+
+export class DocketError extends Error {
+  readonly code: DocketErrorCode;
+  /** Structured details for programs (the message is for people). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: DocketErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+function errorClass<C extends DocketErrorCode>(code: C) {
+  return class extends DocketError {
+    declare readonly code: C;
+    constructor(message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+      super(code, message, options);
+    }
+  };
+}
+
+// One class per code, so users can `instanceof` the kind they care about.
+export class InvalidOptionError extends errorClass('DOCKET_INVALID_OPTION') {}
+export class InvalidSchemaError extends errorClass('DOCKET_INVALID_SCHEMA') {}
+export class InvalidQueueNameError extends errorClass('DOCKET_INVALID_QUEUE_NAME') {}
+export class InvalidJobNameError extends errorClass('DOCKET_INVALID_JOB_NAME') {}
+export class InvalidJobOptionError extends errorClass('DOCKET_INVALID_JOB_OPTION') {}
+export class ArgsNotSerializableError extends errorClass('DOCKET_ARGS_NOT_SERIALIZABLE') {}
+export class ResultNotSerializableError extends errorClass('DOCKET_RESULT_NOT_SERIALIZABLE') {}
+export class JobNotFoundError extends errorClass('DOCKET_JOB_NOT_FOUND') {}
+export class WaitTimeoutError extends errorClass('DOCKET_WAIT_TIMEOUT') {}
+export class UnknownJobError extends errorClass('DOCKET_UNKNOWN_JOB') {}
+export class LimitExceededError extends errorClass('DOCKET_LIMIT_EXCEEDED') {}
+export class JobCancelledError extends errorClass('DOCKET_JOB_CANCELLED') {}
+export class WorkerShutdownError extends errorClass('DOCKET_WORKER_SHUTDOWN') {}
+export class MigrationsPendingError extends errorClass('DOCKET_MIGRATIONS_PENDING') {}
+export class SchemaTooNewError extends errorClass('DOCKET_SCHEMA_TOO_NEW') {}
+export class MigrationFailedError extends errorClass('DOCKET_MIGRATION_FAILED') {}
+export class PluginInvalidError extends errorClass('DOCKET_PLUGIN_INVALID') {}
+export class PluginFailedError extends errorClass('DOCKET_PLUGIN_FAILED') {
+  get plugin(): string { return String(this.details.plugin); }
+  get hook(): string { return String(this.details.hook); }
+}
+export class ExecutorFailedError extends errorClass('DOCKET_EXECUTOR_FAILED') {}
+export class ClosedError extends errorClass('DOCKET_CLOSED') {}
+export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
+
+export function isDocketError(error: unknown, code?: DocketErrorCode): error is DocketError {
+  return error instanceof DocketError && (code === undefined || error.code === code);
+}

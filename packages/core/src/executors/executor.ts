@@ -1,0 +1,22 @@
+import type { JobDefinition } from '../job-definition.js';
+import type { JobContext, RunningJob } from '../types.js';
+
+/**
+ * Runs one attempt's handler. The worker owns timeouts and cancellation: it aborts `ctx.signal`
+ * with the reason (LimitExceededError, JobCancelledError, WorkerShutdownError); an executor must
+ * then settle promptly — a thread is terminated, a process killed, an async handler is given a
+ * short grace period and then abandoned (the hard stop).
+ */
+export interface Executor {
+  readonly kind: 'async' | 'thread' | 'process';
+  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface ExecutorSettings {
+  /** Module exporting the job definitions, loaded by thread and process executors. */
+  readonly jobsModule: string | null;
+  /** How long an aborted async handler may take to wind down before it is abandoned. */
+  readonly hardStopGraceMs: number;
+  readonly concurrency: number;
+}

@@ -1,0 +1,14 @@
+import { ExecutorFailedError } from '../errors.js';
+import type { JobDefinition } from '../job-definition.js';
+import type { JobContext, RunningJob } from '../types.js';
+import type { Executor, ExecutorSettings } from './executor.js';
+
+// Being written: worker_processs executor (see issue #2). Until it lands, using it fails loudly.
+export class ProcessExecutor implements Executor {
+  readonly kind = 'process';
+  constructor(readonly settings: ExecutorSettings) {}
+  async run(_d: JobDefinition<any, any>, _job: RunningJob, _ctx: JobContext): Promise<unknown> {
+    throw new ExecutorFailedError('The process executor is not available in this build.');
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,220 @@
+import tapable from 'tapable';
+import type postgres from 'postgres';
+import type { Docket } from './app.js';
+import { PluginFailedError } from './errors.js';
+import type { JobContext, JobError, JobLimits, JobRecord, RunningJob } from './types.js';
+import type { Worker } from './worker/worker.js';
+
+const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
+
+/** A row about to be inserted into `jobs`; `beforePush` taps may change any field. */
+export interface JobInsert {
+  queue: string;
+  name: string;
+  args: unknown;
+  priority: number;
+  maxAttempts: number;
+  /** Absolute run time, or null for "now + delayMs" on the database clock. */
+  scheduledAt: Date | null;
+  delayMs: number | null;
+  limits: JobLimits;
+  meta: Record<string, unknown>;
+  /** Plugin options from `JobInvocation.with(key, value)`; not stored by the core. */
+  extensions: Record<string, unknown>;
+  /** Values for extra `jobs` columns plugins declared with `app.defineJobColumn`. */
+  columns: Record<string, unknown>;
+}
+
+export interface InsertedJob {
+  id: string;
+  name: string;
+  queue: string;
+  priority: number;
+  scheduledAt: Date;
+  /** Position of the row in the push (0 for `push`). */
+  index: number;
+  row: JobInsert;
+}
+
+export interface PushContext {
+  /** The transaction of the push: the caller's `{ tx }`, or one the core opened because a hook needs it. */
+  sql: postgres.TransactionSql | postgres.Sql;
+  /** True when the push runs in the caller's own transaction. */
+  callerTransaction: boolean;
+  app: Docket;
+}
+
+/** Rows a plugin-added unique index skipped; taps resolve each to the job it collided with. */
+export interface PushConflicts {
+  readonly sql: postgres.TransactionSql | postgres.Sql;
+  readonly skipped: ReadonlyArray<{ index: number; row: JobInsert }>;
+  /** Indexed like `skipped`; set `resolved[i]` to the id of the existing job the row collided with. */
+  readonly resolved: Array<string | undefined>;
+}
+
+/** How an attempt ended, before it is written. `settle` taps may replace it. */
+export type Outcome =
+  | { state: 'succeeded'; result: unknown }
+  | { state: 'failed'; error: JobError }
+  | { state: 'retry'; error: JobError; retryAt: Date }
+  | { state: 'cancelled'; error: JobError | null }
+  /** Handler done but the job stays open until a plugin calls `app.releaseWaitingJobs`. */
+  | { state: 'waiting'; result: unknown };
+
+export interface Settlement {
+  readonly job: RunningJob;
+  outcome: Outcome;
+  /** The handler's context when the outcome comes from an attempt on this worker. */
+  readonly ctx: JobContext | null;
+}
+
+export interface SettleContext {
+  /** The completion transaction: plugin writes here commit or roll back with the outcome. */
+  readonly sql: postgres.TransactionSql;
+  readonly app: Docket;
+  readonly workerId: string | null;
+  /** Run `fn` once this transaction has committed (never if it rolls back). */
+  afterCommit(fn: () => void | Promise<void>): void;
+}
+
+export interface SettledJob {
+  readonly job: RunningJob;
+  readonly outcome: Outcome;
+  readonly finishedAt: Date;
+}
+
+export interface LeadershipQuery {
+  readonly app: Docket;
+  readonly workerId: string;
+  readonly signal: AbortSignal;
+}
+
+export interface LeadershipStatus {
+  /** Whether this worker should do leader-only work on this tick. */
+  readonly leader: boolean;
+  /** A fencing token that grows with every new term (null when nothing elects). */
+  readonly term: string | null;
+}
+
+export interface MaintenanceContext {
+  readonly app: Docket;
+  readonly worker: Worker;
+  readonly leadership: LeadershipStatus;
+  /** Aborted when the worker stops. */
+  readonly signal: AbortSignal;
+  readonly tick: number;
+}
+
+export interface DocketEvent<T extends string = string, P = unknown> {
+  readonly type: T;
+  readonly payload: P;
+  /** Name of the plugin (or 'core') that emitted it. */
+  readonly source: string;
+  readonly at: Date;
+}
+
+export interface MigrateContext {
+  readonly app: Docket;
+  readonly sql: postgres.Sql;
+  readonly applied: ReadonlyArray<{ owner: string; version: number; name: string }>;
+}
+
+/**
+ * The hook bus. One place documents every hook: when it fires, its kind, its arguments, and whether
+ * it runs inside the operation's transaction. docs/ARCHITECTURE.md repeats this table for readers.
+ */
+export function createHooks() {
+  return {
+    /** push/pushMany, before the INSERT. Waterfall: taps return the (possibly changed) rows. In the push transaction. */
+    beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext]>(['rows', 'ctx'], 'beforePush'),
+    /** After the INSERT when a plugin's unique index skipped rows. Series: taps fill `resolved`. In the push transaction. */
+    resolvePushConflicts: new AsyncSeriesHook<[PushConflicts]>(['conflicts'], 'resolvePushConflicts'),
+    /** After the INSERT, same transaction: plugin writes commit or roll back with the push. Series. */
+    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext]>(['jobs', 'ctx'], 'afterPush'),
+    /** After the push's own transaction committed (not fired for pushes in a caller's transaction). Parallel notification. */
+    pushCommitted: new AsyncParallelHook<[InsertedJob[]]>(['jobs'], 'pushCommitted'),
+
+    /** A worker claimed a batch (rows are already `running`). Parallel notification, outside any transaction. */
+    jobsFetched: new AsyncParallelHook<[RunningJob[], Worker]>(['jobs', 'worker'], 'jobsFetched'),
+    /** Building the handler's context. Sync: taps add their fields to ctx (see JobContextExtensions). */
+    jobContext: new SyncHook<[JobContext, Worker]>(['ctx', 'worker'], 'jobContext'),
+    /** Right before the handler runs. Series; a throw fails the attempt. */
+    jobStart: new AsyncSeriesHook<[JobContext]>(['ctx'], 'jobStart'),
+    /** Attempts ending, inside the completion transaction, batched. Waterfall: taps may change outcomes. */
+    settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext]>(['settlements', 'ctx'], 'settle'),
+    /** After the completion committed. Parallel notification. */
+    afterSettle: new AsyncParallelHook<[SettledJob[]]>(['settled'], 'afterSettle'),
+
+    /** Worker started (after its heartbeat row exists, before it fetches). Series. */
+    workerStarted: new AsyncSeriesHook<[Worker]>(['worker'], 'workerStarted'),
+    /** Worker stopping (after fetching stopped, jobs drained). Series. */
+    workerStopping: new AsyncSeriesHook<[Worker]>(['worker'], 'workerStopping'),
+    /** Each maintenance tick, before `maintenance`. Bail: the first tap that answers decides leadership. */
+    resolveLeadership: new AsyncSeriesBailHook<[LeadershipQuery], LeadershipStatus | undefined>(['query'], 'resolveLeadership'),
+    /** Every maintenance interval on every worker. Series. */
+    maintenance: new AsyncSeriesHook<[MaintenanceContext]>(['ctx'], 'maintenance'),
+
+    /** After app.migrate() applied (or found applied) every migration. Series. */
+    afterMigrate: new AsyncSeriesHook<[MigrateContext]>(['ctx'], 'afterMigrate'),
+    /** Events plugins publish with app.emit(). Parallel notification. */
+    event: new AsyncParallelHook<[DocketEvent]>(['event'], 'event'),
+  } as const;
+}
+
+export type CoreHooks = ReturnType<typeof createHooks>;
+/** What plugins see of a hook: they can tap and intercept, never call. */
+export type TapOnly<H> = Omit<H, 'call' | 'callAsync' | 'promise'>;
+export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K]> };
+
+/** Ordering stages for taps that must run before or after the default (tapable's `stage`). */
+export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
+
+/**
+ * Wraps every tap so that a plugin's throw surfaces as a PluginFailedError naming the plugin (the
+ * tap's name) and the hook, with the original error as `cause`.
+ */
+export function wrapPluginErrors(hooks: CoreHooks): void {
+  for (const [hookName, hook] of Object.entries(hooks)) {
+    (hook as unknown as tapable.Hook<unknown[], unknown>).intercept({
+      register(tap: tapable.FullTap) {
+        const original = tap.fn as (...args: unknown[]) => unknown;
+        const wrap = (error: unknown) =>
+          error instanceof PluginFailedError
+            ? error
+            : new PluginFailedError(
+                `Plugin '${tap.name}' failed in hook '${hookName}': ${error instanceof Error ? error.message : String(error)}`,
+                { cause: error, details: { plugin: tap.name, hook: hookName } },
+              );
+        if (tap.type === 'promise') {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return Promise.resolve(original(...args)).catch((error) => {
+                throw wrap(error);
+              });
+            } catch (error) {
+              return Promise.reject(wrap(error));
+            }
+          };
+        } else if (tap.type === 'async') {
+          tap.fn = (...args: unknown[]) => {
+            const callback = args.pop() as (error?: unknown, value?: unknown) => void;
+            try {
+              return original(...args, (error?: unknown, value?: unknown) => callback(error ? wrap(error) : error, value));
+            } catch (error) {
+              callback(wrap(error));
+            }
+          };
+        } else {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return original(...args);
+            } catch (error) {
+              throw wrap(error);
+            }
+          };
+        }
+        return tap;
+      },
+    });
+  }
+}

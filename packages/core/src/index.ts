@@ -1,0 +1,61 @@
+/**
+ * @docket/core — the kernel: tables, migrations, the hook bus, the plugin API, the app, the
+ * worker and its executors. Everything a plugin may use is exported here (and only here).
+ */
+export { Docket, type DocketOptions, type PushOptions, type WaitOptions, type QueueOptions, type WaitingRelease } from './app.js';
+export { Worker, type WorkerOptions, type WorkerQueueOptions } from './worker/worker.js';
+export {
+  defineJob,
+  JobInvocation,
+  isJobDefinition,
+  type JobDefinition,
+  type JobHandler,
+  type JobOptions,
+  type InvocationOptions,
+  type Pushable,
+  type ArgsOf,
+  type ResultOf,
+} from './job-definition.js';
+export type { RetryOptions, ErrorMatcher, ErrorClass } from './retry.js';
+export {
+  JOB_STATES,
+  FINISHED_STATES,
+  type JobState,
+  type FinishedState,
+  type JobRecord,
+  type JobRef,
+  type JobError,
+  type JobLimits,
+  type JobContext,
+  type JobContextExtensions,
+  type RunningJob,
+  type SqlClient,
+} from './types.js';
+export {
+  HOOK_STAGE,
+  type DocketHooks,
+  type TapOnly,
+  type JobInsert,
+  type InsertedJob,
+  type PushContext,
+  type PushConflicts,
+  type Outcome,
+  type Settlement,
+  type SettleContext,
+  type SettledJob,
+  type LeadershipQuery,
+  type LeadershipStatus,
+  type MaintenanceContext,
+  type DocketEvent,
+  type MigrateContext,
+} from './hooks.js';
+export type { DocketPlugin, Migration } from './plugin.js';
+export type { JobColumn } from './sql/jobs.js';
+export type { QueueRecord, ExecutorKind } from './sql/queues.js';
+export type { PendingMigration } from './migrator.js';
+export { periodicTask, type PeriodicTask, type PeriodicTaskOptions, type PeriodicRun } from './periodic.js';
+export { type Logger, consoleLogger, silentLogger } from './logger.js';
+export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest } from './options.js';
+export { assertQueueName, assertJobName, assertSchemaName, quoteIdent } from './identifiers.js';
+export { toJsonText } from './json.js';
+export * from './errors.js';

@@ -1,0 +1,247 @@
+import { InvalidJobOptionError } from './errors.js';
+import { assertJobName, assertQueueName } from './identifiers.js';
+import { describe, rejectUnknownKeys } from './options.js';
+import { type RetryOptions, validateRetry } from './retry.js';
+import type { JobContext, JobLimits, RunningJob } from './types.js';
+
+export type JobHandler<A, R> = (args: A, ctx: JobContext<A>) => Promise<R> | R;
+
+export interface JobOptions<A> {
+  /** Unique name workers find the handler by. */
+  name: string;
+  queue?: string;
+  /** Higher runs first. Default 0. */
+  priority?: number;
+  /** Attempts in all, the first included. Default 1 (no retry). */
+  maxAttempts?: number;
+  /** Default arguments, merged under the arguments of each push. */
+  args?: Partial<A>;
+  limits?: JobLimits;
+  retry?: RetryOptions;
+  /** Run the handler in a transaction (`ctx.sql`) that commits together with the job's completion. */
+  atomic?: boolean;
+  meta?: Record<string, unknown>;
+}
+
+const JOB_OPTION_KEYS = ['name', 'queue', 'priority', 'maxAttempts', 'args', 'limits', 'retry', 'atomic', 'meta'] as const;
+const LIMIT_KEYS = ['timeoutMs', 'memoryMb'] as const;
+
+/** Everything a push needs besides the arguments; immutable. */
+export interface InvocationOptions {
+  readonly queue: string;
+  readonly priority: number;
+  readonly maxAttempts: number;
+  readonly scheduledAt: Date | null;
+  readonly delayMs: number | null;
+  readonly limits: Readonly<JobLimits>;
+  readonly meta: Readonly<Record<string, unknown>>;
+  /** Options set by plugins' builders (`with(key, value)`); read by their `beforePush` taps, not stored by the core. */
+  readonly extensions: Readonly<Record<string, unknown>>;
+}
+
+function checkInteger(what: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidJobOptionError(`${what} must be an integer from ${min} to ${max}, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function checkLimits(where: string, limits: JobLimits | undefined): JobLimits {
+  if (limits === undefined) return {};
+  rejectUnknownKeys(`${where}.limits`, limits, LIMIT_KEYS);
+  if (limits.timeoutMs !== undefined) checkInteger(`${where}.limits.timeoutMs`, limits.timeoutMs, 1, 2_147_483_647);
+  if (limits.memoryMb !== undefined) checkInteger(`${where}.limits.memoryMb`, limits.memoryMb, 8, 1_048_576);
+  return { ...limits };
+}
+
+function checkMeta(where: string, meta: unknown): Record<string, unknown> {
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    throw new InvalidJobOptionError(`${where} must be a plain object, got ${describe(meta)}.`);
+  }
+  return meta as Record<string, unknown>;
+}
+
+/**
+ * A job with its arguments and push options bound: what `push` takes. Every `with*` returns a new
+ * invocation. Plugins may add builders to the prototype (with module augmentation for the types)
+ * that call `with(key, value)`.
+ */
+export class JobInvocation<A = unknown, R = unknown> {
+  constructor(
+    readonly definition: JobDefinition<A, R>,
+    readonly args: A,
+    readonly options: InvocationOptions,
+  ) {
+    Object.freeze(this);
+  }
+
+  get name(): string {
+    return this.definition.jobName;
+  }
+
+  protected copy(changes: Partial<InvocationOptions>, args: A = this.args): JobInvocation<A, R> {
+    return new JobInvocation(this.definition, args, { ...this.options, ...changes });
+  }
+
+  withArgs(args: A): JobInvocation<A, R> {
+    return this.copy({}, mergeArgs(this.definition.defaults.args, args));
+  }
+  withPriority(priority: number): JobInvocation<A, R> {
+    return this.copy({ priority: checkInteger('priority', priority, -1_000_000, 1_000_000) });
+  }
+  withMaxAttempts(maxAttempts: number): JobInvocation<A, R> {
+    return this.copy({ maxAttempts: checkInteger('maxAttempts', maxAttempts, 1, 1_000_000) });
+  }
+  /** Run at or after `at`, never before. */
+  withScheduledAt(at: Date): JobInvocation<A, R> {
+    if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
+      throw new InvalidJobOptionError(`scheduledAt must be a valid Date, got ${describe(at)}.`);
+    }
+    return this.copy({ scheduledAt: at, delayMs: null });
+  }
+  /** Run no sooner than `ms` after the push (measured on the database clock). */
+  withDelay(ms: number): JobInvocation<A, R> {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new InvalidJobOptionError(`delay must be a number of milliseconds ≥ 0, got ${describe(ms)}.`);
+    }
+    return this.copy({ delayMs: ms, scheduledAt: null });
+  }
+  withQueue(queue: string): JobInvocation<A, R> {
+    return this.copy({ queue: assertQueueName(queue) });
+  }
+  withLimits(limits: JobLimits): JobInvocation<A, R> {
+    return this.copy({ limits: { ...this.options.limits, ...checkLimits('withLimits', limits) } });
+  }
+  /** Merge into the job's `meta` (stored with the job, visible to plugins and handlers). */
+  withMeta(meta: Record<string, unknown>): JobInvocation<A, R> {
+    return this.copy({ meta: { ...this.options.meta, ...checkMeta('withMeta', meta) } });
+  }
+  /** Set a plugin option (namespaced by the plugin, e.g. 'unique.key'); read by that plugin's `beforePush`. */
+  with(key: string, value: unknown): JobInvocation<A, R> {
+    return this.copy({ extensions: { ...this.options.extensions, [key]: value } });
+  }
+}
+
+function mergeArgs<A>(defaults: Partial<A> | undefined, args: A): A {
+  if (defaults === undefined) return args;
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) return args;
+  return { ...defaults, ...args } as A;
+}
+
+export interface JobDefinitionDefaults<A> {
+  readonly queue: string;
+  readonly priority: number;
+  readonly maxAttempts: number;
+  readonly args: Partial<A> | undefined;
+  readonly limits: Readonly<JobLimits>;
+  readonly meta: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A job: still a plain async function (calling it runs the handler now, in this process, with no
+ * queue), plus the builders that make a `JobInvocation` to push.
+ */
+export interface JobDefinition<A = unknown, R = unknown> {
+  (args: A): Promise<R>;
+  readonly jobName: string;
+  readonly handler: JobHandler<A, R>;
+  readonly defaults: JobDefinitionDefaults<A>;
+  readonly retry: RetryOptions;
+  readonly atomic: boolean;
+  /** An invocation with the default arguments (for jobs whose arguments all have defaults). */
+  invocation(): JobInvocation<A, R>;
+  withArgs(args: A): JobInvocation<A, R>;
+  withPriority(priority: number): JobInvocation<A, R>;
+  withMaxAttempts(maxAttempts: number): JobInvocation<A, R>;
+  withScheduledAt(at: Date): JobInvocation<A, R>;
+  withDelay(ms: number): JobInvocation<A, R>;
+  withQueue(queue: string): JobInvocation<A, R>;
+  withLimits(limits: JobLimits): JobInvocation<A, R>;
+  withMeta(meta: Record<string, unknown>): JobInvocation<A, R>;
+  with(key: string, value: unknown): JobInvocation<A, R>;
+}
+
+export type ArgsOf<J> = J extends JobDefinition<infer A, unknown> ? A : J extends JobInvocation<infer A, unknown> ? A : never;
+export type ResultOf<J> = J extends JobDefinition<never, infer R> ? R : J extends JobInvocation<never, infer R> ? R : never;
+/** What `push` accepts: an invocation, or a definition whose default arguments suffice. */
+export type Pushable<A = any, R = any> = JobInvocation<A, R> | JobDefinition<A, R>;
+
+export function defineJob<A = void, R = unknown>(options: JobOptions<A>, handler: JobHandler<A, R>): JobDefinition<A, R> {
+  rejectUnknownKeys('defineJob options', options, JOB_OPTION_KEYS);
+  const where = `job '${String(options.name)}'`;
+  const name = assertJobName(options.name);
+  if (typeof handler !== 'function') {
+    throw new InvalidJobOptionError(`defineJob('${name}') needs a handler function as its second argument.`);
+  }
+  const defaults: JobDefinitionDefaults<A> = Object.freeze({
+    queue: assertQueueName(options.queue ?? 'default'),
+    priority: options.priority === undefined ? 0 : checkInteger(`${where}: priority`, options.priority, -1_000_000, 1_000_000),
+    maxAttempts: options.maxAttempts === undefined ? 1 : checkInteger(`${where}: maxAttempts`, options.maxAttempts, 1, 1_000_000),
+    args: options.args,
+    limits: Object.freeze(checkLimits(where, options.limits)),
+    meta: Object.freeze(options.meta === undefined ? {} : { ...checkMeta(`${where}: meta`, options.meta) }),
+  });
+  const retry = Object.freeze(validateRetry(where, options.retry));
+
+  const run = (async (args: A) => handler(mergeArgs(defaults.args, args), localContext(name, args))) as JobDefinition<A, R>;
+  const base = (): JobInvocation<A, R> =>
+    new JobInvocation<A, R>(run, (defaults.args ?? {}) as A, {
+      queue: defaults.queue,
+      priority: defaults.priority,
+      maxAttempts: defaults.maxAttempts,
+      scheduledAt: null,
+      delayMs: null,
+      limits: defaults.limits,
+      meta: defaults.meta,
+      extensions: {},
+    });
+  Object.assign(run, {
+    jobName: name,
+    handler,
+    defaults,
+    retry,
+    atomic: options.atomic === true,
+    invocation: base,
+    withArgs: (args: A) => base().withArgs(args),
+    withPriority: (priority: number) => base().withPriority(priority),
+    withMaxAttempts: (n: number) => base().withMaxAttempts(n),
+    withScheduledAt: (at: Date) => base().withScheduledAt(at),
+    withDelay: (ms: number) => base().withDelay(ms),
+    withQueue: (queue: string) => base().withQueue(queue),
+    withLimits: (limits: JobLimits) => base().withLimits(limits),
+    withMeta: (meta: Record<string, unknown>) => base().withMeta(meta),
+    with: (key: string, value: unknown) => base().with(key, value),
+  });
+  return Object.freeze(run);
+}
+
+export function isJobDefinition(value: unknown): value is JobDefinition {
+  return typeof value === 'function' && typeof (value as { jobName?: unknown }).jobName === 'string' && 'handler' in value;
+}
+
+export function toInvocation(job: Pushable): JobInvocation {
+  if (job instanceof JobInvocation) return job;
+  if (isJobDefinition(job)) return job.invocation();
+  throw new InvalidJobOptionError(`push() takes a job made with defineJob (or its withArgs(...)), got ${describe(job)}.`);
+}
+
+function localContext<A>(name: string, args: A): JobContext<A> {
+  const now = new Date();
+  const job: RunningJob<A> = {
+    id: 'local',
+    name,
+    queue: 'local',
+    args,
+    errors: [],
+    attempt: 1,
+    maxAttempts: 1,
+    priority: 0,
+    meta: {},
+    limits: {},
+    scheduledAt: now,
+    createdAt: now,
+    startedAt: now,
+    workerId: null,
+  };
+  return { job, signal: new AbortController().signal, sql: undefined, app: null, workerId: null };
+}

@@ -1,0 +1,87 @@
+import type { Docket } from './app.js';
+import type { MaintenanceContext } from './hooks.js';
+import { integerOption, booleanOption, rejectUnknownKeys } from './options.js';
+
+export interface PeriodicRun {
+  readonly app: Docket;
+  readonly maintenance: MaintenanceContext;
+  /** Aborted when the worker stops: long runs should check it between batches. */
+  readonly signal: AbortSignal;
+}
+
+export interface PeriodicTaskOptions<R> {
+  /** Name used for events (`<name>.finished`) and tap names; usually the plugin's name. */
+  name: string;
+  /** Minimum time between two runs on one worker. */
+  intervalMs: number;
+  /** Skip the run on workers that do not lead (when a leadership plugin answers). Default true. */
+  leaderOnly?: boolean;
+  run(ctx: PeriodicRun): Promise<R>;
+}
+
+export interface PeriodicTask<R> {
+  readonly name: string;
+  /** Resolves with the result of the next run that finishes on this process (for tests and tooling). */
+  nextRun(options?: { timeoutMs?: number }): Promise<R>;
+  readonly runs: number;
+}
+
+/**
+ * The skeleton shared by periodic plugins (pruning, recovery, cron…): runs on the maintenance
+ * tick of every worker at most every `intervalMs`, only on the leader when `leaderOnly`, never
+ * overlapping itself, stopped with the worker; emits `<name>.started|finished|failed` events and
+ * lets tests wait for a run instead of sleeping.
+ */
+export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): PeriodicTask<R> {
+  rejectUnknownKeys(`periodicTask('${options.name}')`, options, ['name', 'intervalMs', 'leaderOnly', 'run']);
+  const intervalMs = integerOption(`periodicTask('${options.name}')`, 'intervalMs', options.intervalMs, 1000, { min: 1 });
+  const leaderOnly = booleanOption(`periodicTask('${options.name}')`, 'leaderOnly', options.leaderOnly, true);
+  const lastRun = new WeakMap<object, number>();
+  let running = false;
+  let runs = 0;
+  let waiters: Array<{ resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
+
+  app.hooks.maintenance.tapPromise(options.name, async (maintenance) => {
+    if (running) return;
+    if (leaderOnly && !maintenance.leadership.leader) return;
+    const now = Date.now();
+    const last = lastRun.get(maintenance.worker) ?? 0;
+    if (now - last < intervalMs) return;
+    lastRun.set(maintenance.worker, now);
+    running = true;
+    const started = Date.now();
+    app.emit(options.name, `${options.name}.started`, { workerId: maintenance.worker.id });
+    try {
+      const result = await options.run({ app, maintenance, signal: maintenance.signal });
+      runs++;
+      app.emit(options.name, `${options.name}.finished`, { workerId: maintenance.worker.id, durationMs: Date.now() - started, result });
+      const w = waiters;
+      waiters = [];
+      for (const { resolve } of w) resolve(result);
+    } catch (error) {
+      app.logger.error(`periodic task '${options.name}' failed`, { error });
+      app.emit(options.name, `${options.name}.failed`, { workerId: maintenance.worker.id, error });
+    } finally {
+      running = false;
+    }
+  });
+
+  return {
+    name: options.name,
+    get runs() {
+      return runs;
+    },
+    nextRun({ timeoutMs = 30_000 } = {}) {
+      return new Promise<R>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`periodic task '${options.name}' did not run within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({
+          resolve: (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          reject,
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,289 @@
+import type postgres from 'postgres';
+import type { JobInsert, Outcome } from '../hooks.js';
+import type { JobError, JobRecord, JobState, RunningJob, SqlClient } from '../types.js';
+
+/** An extra `jobs` column a plugin added in its migration and fills in `beforePush`. */
+export interface JobColumn {
+  readonly name: string;
+  /** The column's SQL type, used to cast the pushed values (e.g. 'text', 'timestamptz'). */
+  readonly type: string;
+}
+
+const RUNNING_COLUMNS = `id::text AS id, name, queue, args, errors, attempt, max_attempts, priority, limits, meta,
+  scheduled_at, created_at, started_at, worker_id`;
+const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at`;
+
+export interface InsertResultRow {
+  ord: string;
+  id: string;
+  inserted: boolean;
+  scheduled_at: Date;
+}
+
+export interface CompletionInput {
+  id: string;
+  attempt: number;
+  outcome: Outcome;
+}
+
+export function toRunningJob(row: Record<string, any>): RunningJob {
+  return {
+    id: row.id,
+    name: row.name,
+    queue: row.queue,
+    args: row.args,
+    errors: row.errors ?? [],
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    priority: row.priority,
+    meta: row.meta ?? {},
+    limits: row.limits ?? {},
+    scheduledAt: row.scheduled_at,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    workerId: row.worker_id,
+  };
+}
+
+export function toJobRecord(row: Record<string, any>): JobRecord {
+  return { ...toRunningJob(row), state: row.state as JobState, result: row.result ?? null, finishedAt: row.finished_at };
+}
+
+/**
+ * Every statement the core runs against `jobs`. Text is built once per app (schema and plugin
+ * columns are fixed after construction) so postgres.js can prepare each statement once.
+ */
+export class JobsSql {
+  private readonly insertText: string;
+  private readonly fetchText: string;
+  private readonly completeText: string;
+
+  constructor(
+    private readonly schema: string,
+    private readonly channel: string,
+    private readonly prepare: boolean,
+    private readonly columns: readonly JobColumn[],
+  ) {
+    const extraNames = columns.map((c) => `, ${c.name}`).join('');
+    const extraParams = columns.map((c, i) => `, $${10 + i}::${c.type}[]`).join('');
+    const extraSelect = columns.map((c) => `, u.${c.name}`).join('');
+    // Ids are drawn in the first CTE so each input row knows its id, whether or not a plugin's
+    // unique index makes ON CONFLICT skip it; one pg_notify per statement wakes idle workers.
+    this.insertText = `
+      WITH input AS (
+        SELECT nextval(pg_get_serial_sequence('${schema}.jobs', 'id')) AS id, u.*
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::float8[], $8::text[], $9::text[]${extraParams})
+          WITH ORDINALITY AS u(queue, name, args, priority, max_attempts, scheduled_at, delay_ms, limits, meta${extraNames}, ord)
+      ),
+      ins AS (
+        INSERT INTO ${schema}.jobs (id, queue, name, args, priority, max_attempts, scheduled_at, limits, meta${extraNames})
+        SELECT u.id, u.queue, u.name, u.args::jsonb, u.priority, u.max_attempts,
+               COALESCE(u.scheduled_at, now() + COALESCE(u.delay_ms, 0) * interval '1 millisecond'),
+               u.limits::jsonb, u.meta::jsonb${extraSelect}
+        FROM input u ORDER BY u.ord
+        ON CONFLICT DO NOTHING
+        RETURNING id, queue, scheduled_at
+      ),
+      wake AS (
+        SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM ins
+        WHERE scheduled_at <= now() HAVING count(*) > 0
+      )
+      SELECT u.ord::text AS ord, u.id::text AS id, ins.id IS NOT NULL AS inserted, ins.scheduled_at
+      FROM input u LEFT JOIN ins ON ins.id = u.id CROSS JOIN (SELECT count(*) FROM wake) w
+      ORDER BY u.ord`;
+
+    this.fetchText = `
+      WITH next AS (
+        SELECT id FROM ${schema}.jobs
+        WHERE state = 'pending' AND queue = $1 AND scheduled_at <= now()
+          AND NOT EXISTS (SELECT 1 FROM ${schema}.queues q WHERE q.name = $1 AND q.paused)
+        ORDER BY priority DESC, scheduled_at, id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE ${schema}.jobs j
+      SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $3, cancel_requested_at = NULL
+      FROM next WHERE j.id = next.id
+      RETURNING j.id::text AS id, j.name, j.queue, j.args, j.errors, j.attempt, j.max_attempts, j.priority, j.limits,
+        j.meta, j.scheduled_at, j.created_at, j.started_at, j.worker_id`;
+
+    // Fenced: a row is written only while it is still this worker's same attempt, so a late
+    // completion after recovery, cancellation or shutdown can never overwrite a newer state.
+    this.completeText = `
+      WITH input AS (
+        SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+          AS u(id, attempt, state, result, error, retry_at)
+      ),
+      done AS (
+        UPDATE ${schema}.jobs j SET
+          state = CASE WHEN u.state = 'retry' THEN 'pending' ELSE u.state END,
+          result = CASE WHEN u.state IN ('succeeded', 'waiting') THEN u.result::jsonb ELSE j.result END,
+          errors = CASE WHEN u.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(u.error::jsonb) END,
+          scheduled_at = CASE WHEN u.state = 'retry' THEN u.retry_at ELSE j.scheduled_at END,
+          finished_at = CASE WHEN u.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
+          worker_id = CASE WHEN u.state = 'retry' THEN NULL ELSE j.worker_id END
+        FROM input u
+        WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt AND j.worker_id = $7
+        RETURNING j.id, j.state, j.queue, j.finished_at
+      ),
+      settled AS (
+        SELECT pg_notify('${channel}', 's:' || string_agg(id::text, ',')) FROM done
+        WHERE state IN ('succeeded', 'failed', 'cancelled') HAVING count(*) > 0
+      ),
+      retried AS (
+        SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM done d, input u
+        WHERE d.id = u.id AND u.state = 'retry' AND u.retry_at <= now() HAVING count(*) > 0
+      )
+      SELECT d.id::text AS id, d.finished_at FROM done d
+      CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r`;
+  }
+
+  private run<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
+    return (sql as postgres.Sql).unsafe(text, params as never[], { prepare: this.prepare }) as unknown as Promise<T[]>;
+  }
+
+  /** Inserts rows (already validated; args/limits/meta as JSON text) in one statement. */
+  insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[]): Promise<InsertResultRow[]> {
+    const n = rows.length;
+    const queue = new Array<string>(n), name = new Array<string>(n), priority = new Array<number>(n);
+    const maxAttempts = new Array<number>(n), scheduledAt = new Array<string | null>(n), delay = new Array<number | null>(n);
+    const limits = new Array<string>(n), meta = new Array<string>(n);
+    const extra = this.columns.map(() => new Array<unknown>(n));
+    for (let i = 0; i < n; i++) {
+      const row = rows[i]!;
+      queue[i] = row.queue;
+      name[i] = row.name;
+      priority[i] = row.priority;
+      maxAttempts[i] = row.maxAttempts;
+      scheduledAt[i] = row.scheduledAt ? row.scheduledAt.toISOString() : null;
+      delay[i] = row.delayMs;
+      limits[i] = JSON.stringify(row.limits);
+      meta[i] = JSON.stringify(row.meta);
+      for (let c = 0; c < this.columns.length; c++) {
+        const value = row.columns[this.columns[c]!.name];
+        extra[c]![i] = value instanceof Date ? value.toISOString() : (value ?? null);
+      }
+    }
+    return this.run(sql, this.insertText, [queue, name, jsonArgs, priority, maxAttempts, scheduledAt, delay, limits, meta, ...extra]);
+  }
+
+  /** Claims up to `limit` runnable jobs of one queue for `workerId`. */
+  fetch(sql: SqlClient, queue: string, limit: number, workerId: string): Promise<Record<string, any>[]> {
+    return this.run(sql, this.fetchText, [queue, limit, workerId]);
+  }
+
+  /** Writes many outcomes in one statement; returns the rows that were still this worker's attempt. */
+  complete(sql: SqlClient, workerId: string, items: readonly CompletionInput[]): Promise<Array<{ id: string; finished_at: Date | null }>> {
+    const n = items.length;
+    const ids = new Array<string>(n), attempts = new Array<number>(n), states = new Array<string>(n);
+    const results = new Array<string | null>(n), errors = new Array<string | null>(n), retryAt = new Array<string | null>(n);
+    for (let i = 0; i < n; i++) {
+      const { id, attempt, outcome } = items[i]!;
+      ids[i] = id;
+      attempts[i] = attempt;
+      states[i] = outcome.state;
+      results[i] = outcome.state === 'succeeded' || outcome.state === 'waiting' ? jsonOrNull(outcome.result) : null;
+      errors[i] = 'error' in outcome && outcome.error ? JSON.stringify(outcome.error) : null;
+      retryAt[i] = outcome.state === 'retry' ? outcome.retryAt.toISOString() : null;
+    }
+    return this.run(sql, this.completeText, [ids, attempts, states, results, errors, retryAt, workerId]);
+  }
+
+  /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
+  lockRunning(sql: SqlClient, workerId: string, ids: readonly string[], attempts: readonly number[]): Promise<Array<{ id: string }>> {
+    return this.run(
+      sql,
+      `SELECT j.id::text AS id FROM ${this.schema}.jobs j
+       JOIN unnest($1::bigint[], $2::int[]) AS u(id, attempt) ON j.id = u.id
+       WHERE j.state = 'running' AND j.attempt = u.attempt AND j.worker_id = $3
+       ORDER BY j.id FOR UPDATE OF j`,
+      [ids, attempts, workerId],
+    );
+  }
+
+  get(sql: SqlClient, id: string): Promise<Record<string, any>[]> {
+    return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = $1`, [id]);
+  }
+
+  getMany(sql: SqlClient, ids: readonly string[]): Promise<Record<string, any>[]> {
+    return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[])`, [ids]);
+  }
+
+  /**
+   * Cancels a job: pending and waiting jobs end `cancelled` at once; a running job is marked so its
+   * worker aborts the handler. Returns the job's state before and after.
+   */
+  cancel(sql: SqlClient, id: string): Promise<Array<{ previous_state: JobState; state: JobState }>> {
+    return this.run(
+      sql,
+      `WITH target AS (SELECT id, state AS previous_state FROM ${this.schema}.jobs WHERE id = $1 FOR UPDATE),
+       upd AS (
+         UPDATE ${this.schema}.jobs j SET
+           state = CASE WHEN j.state IN ('pending', 'waiting') THEN 'cancelled' ELSE j.state END,
+           finished_at = CASE WHEN j.state IN ('pending', 'waiting') THEN now() ELSE j.finished_at END,
+           cancel_requested_at = CASE WHEN j.state = 'running' THEN now() ELSE j.cancel_requested_at END
+         FROM target t WHERE j.id = t.id AND j.state IN ('pending', 'waiting', 'running')
+         RETURNING j.id, j.state
+       ),
+       note AS (
+         SELECT pg_notify('${this.channel}', CASE WHEN u.state = 'running' THEN 'c:' ELSE 's:' END || u.id::text)
+         FROM upd u
+       )
+       SELECT t.previous_state, COALESCE(u.state, t.previous_state) AS state
+       FROM target t LEFT JOIN upd u ON u.id = t.id CROSS JOIN (SELECT count(*) FROM note) n`,
+      [id],
+    );
+  }
+
+  /** Running jobs of this worker whose cancellation was requested (for workers that do not LISTEN). */
+  cancelRequested(sql: SqlClient, workerId: string): Promise<Array<{ id: string }>> {
+    return this.run(
+      sql,
+      `SELECT id::text AS id FROM ${this.schema}.jobs WHERE state = 'running' AND worker_id = $1 AND cancel_requested_at IS NOT NULL`,
+      [workerId],
+    );
+  }
+
+  /**
+   * Gives claimed-but-unfinished jobs back (worker shutdown): they return to `pending` without
+   * spending the attempt; `error`, when given, records why the attempt was interrupted.
+   */
+  release(sql: SqlClient, workerId: string, ids: readonly string[], error: JobError | null): Promise<unknown[]> {
+    return this.run(
+      sql,
+      `WITH upd AS (
+         UPDATE ${this.schema}.jobs SET state = 'pending', attempt = attempt - 1, worker_id = NULL, started_at = NULL,
+           errors = CASE WHEN $3::text IS NULL THEN errors ELSE errors || jsonb_build_array($3::jsonb) END
+         WHERE id = ANY($1::bigint[]) AND state = 'running' AND worker_id = $2
+         RETURNING queue
+       )
+       SELECT pg_notify('${this.channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM upd HAVING count(*) > 0`,
+      [ids, workerId, error ? JSON.stringify(error) : null],
+    );
+  }
+
+  /** Moves held (`waiting`) jobs to their final state; returns the rows it changed. */
+  releaseWaiting(
+    sql: SqlClient,
+    items: ReadonlyArray<{ id: string; state: 'succeeded' | 'failed' | 'cancelled'; result: string | null; error: string | null }>,
+  ): Promise<Record<string, any>[]> {
+    return this.run(
+      sql,
+      `WITH input AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, state, result, error)),
+       done AS (
+         UPDATE ${this.schema}.jobs j SET state = u.state, finished_at = now(),
+           result = COALESCE(u.result::jsonb, j.result),
+           errors = CASE WHEN u.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(u.error::jsonb) END
+         FROM input u WHERE j.id = u.id AND j.state = 'waiting'
+         RETURNING j.*
+       ),
+       note AS (SELECT pg_notify('${this.channel}', 's:' || string_agg(id::text, ',')) FROM done HAVING count(*) > 0)
+       SELECT ${ALL_COLUMNS} FROM done CROSS JOIN (SELECT count(*) FROM note) n`,
+      [items.map((i) => i.id), items.map((i) => i.state), items.map((i) => i.result), items.map((i) => i.error)],
+    );
+  }
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}

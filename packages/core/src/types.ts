@@ -1,0 +1,85 @@
+import type postgres from 'postgres';
+import type { Docket } from './app.js';
+
+/** Every state a job row can be in. `waiting` = the handler returned but a plugin holds the outcome open. */
+export const JOB_STATES = ['pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+/** States a job never leaves. */
+export const FINISHED_STATES = ['succeeded', 'failed', 'cancelled'] as const satisfies readonly JobState[];
+export type FinishedState = (typeof FINISHED_STATES)[number];
+
+export interface JobLimits {
+  /** Wall-clock limit of one attempt. */
+  timeoutMs?: number;
+  /** Heap limit of one attempt (thread and process executors). */
+  memoryMb?: number;
+}
+
+/** One failed attempt, kept in `errors` in order. */
+export interface JobError {
+  attempt: number;
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+  /** ISO time the attempt failed. */
+  at: string;
+}
+
+export interface JobRecord<A = unknown, R = unknown> {
+  id: string;
+  name: string;
+  queue: string;
+  state: JobState;
+  args: A;
+  result: R | null;
+  errors: JobError[];
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  meta: Record<string, unknown>;
+  limits: JobLimits;
+  scheduledAt: Date;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  workerId: string | null;
+}
+
+declare const resultType: unique symbol;
+declare const argsType: unique symbol;
+
+/** A reference to a pushed job; carries the argument and result types for `waitForJob`. */
+export interface JobRef<A = unknown, R = unknown> {
+  readonly id: string;
+  readonly name: string;
+  readonly queue: string;
+  /** True when the push collided with an existing job (a plugin's unique index) and this names that job. */
+  readonly duplicate: boolean;
+  readonly [argsType]?: A;
+  readonly [resultType]?: R;
+}
+
+/** What the handler sees of its job while it runs. */
+export type RunningJob<A = unknown> = Omit<JobRecord<A, never>, 'result' | 'state' | 'finishedAt'>;
+
+/**
+ * Fields plugins add to the handler's context. Augment it from a plugin package:
+ * `declare module '@docket/core' { interface JobContextExtensions { log: LogFn } }`
+ * and assign the field in a `jobContext` tap.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface JobContextExtensions {}
+
+export interface JobContext<A = unknown> extends Partial<JobContextExtensions> {
+  readonly job: RunningJob<A>;
+  /** Aborted on timeout, cancellation or worker shutdown; `signal.reason` is the DocketError that says which. */
+  readonly signal: AbortSignal;
+  /** For `atomic: true` jobs: the transaction the job's completion commits in. */
+  readonly sql: postgres.TransactionSql | undefined;
+  /** The app the worker runs for; null when the job function is called directly. */
+  readonly app: Docket | null;
+  readonly workerId: string | null;
+}
+
+export type SqlClient = postgres.Sql | postgres.TransactionSql;

@@ -1,0 +1,49 @@
+import { DocketError, JobCancelledError, ResultNotSerializableError, UnknownJobError, WorkerShutdownError } from '../errors.js';
+import type { Outcome } from '../hooks.js';
+import type { JobDefinition } from '../job-definition.js';
+import { toJsonText } from '../json.js';
+import { isRetryable, retryDelayMs } from '../retry.js';
+import type { JobError, RunningJob } from '../types.js';
+
+export function toJobError(error: unknown, attempt: number): JobError {
+  const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : `Non-error thrown: ${safeString(error)}`);
+  const out: JobError = { attempt, name: e.name, message: e.message, at: new Date().toISOString() };
+  if (e instanceof DocketError) out.code = e.code;
+  if (e.stack) out.stack = e.stack;
+  return out;
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** The outcome of an attempt that returned `result`. */
+export function successOutcome(job: RunningJob, result: unknown): Outcome {
+  try {
+    toJsonText(result, `The result of job '${job.name}' (${job.id})`, (message) => new ResultNotSerializableError(message));
+  } catch (error) {
+    return { state: 'failed', error: toJobError(error, job.attempt) };
+  }
+  return { state: 'succeeded', result: result === undefined ? null : result };
+}
+
+/**
+ * The outcome of an attempt that threw. `null` means "give the job back" (worker shutdown): the
+ * attempt is not spent.
+ */
+export function failureOutcome(job: RunningJob, definition: JobDefinition | undefined, error: unknown): Outcome | null {
+  if (error instanceof WorkerShutdownError) return null;
+  const jobError = toJobError(error, job.attempt);
+  if (error instanceof JobCancelledError) return { state: 'cancelled', error: jobError };
+  if (error instanceof UnknownJobError || !definition) return { state: 'failed', error: jobError };
+  const attemptsLeft = job.attempt < job.maxAttempts;
+  // A limit breach is retried like any failure (the next attempt may fit); `noRetry` may exclude it.
+  const retryable = attemptsLeft && isRetryable(definition.retry, error);
+  if (!retryable) return { state: 'failed', error: jobError };
+  const delay = retryDelayMs(definition.retry, job.attempt, error);
+  return { state: 'retry', error: jobError, retryAt: new Date(Date.now() + delay) };
+}

@@ -1,0 +1,224 @@
+import type { Docket } from '../app.js';
+import type { AppInternals } from '../app.js';
+import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
+import type { Executor } from '../executors/executor.js';
+import type { JobDefinition } from '../job-definition.js';
+import { toRunningJob } from '../sql/jobs.js';
+import type { ExecutorKind } from '../sql/queues.js';
+import type { JobContext, RunningJob } from '../types.js';
+import type { Completer } from './completer.js';
+import { failureOutcome, successOutcome, toJobError } from './outcome.js';
+import type { Worker } from './worker.js';
+
+export interface QueueSettings {
+  readonly name: string;
+  readonly concurrency: number;
+  readonly executor: ExecutorKind;
+  readonly pollIntervalMs: number;
+  /** Jobs claimed ahead of free slots, kept in a local buffer (fewer round trips under load). */
+  readonly prefetch: number;
+}
+
+interface Active {
+  readonly job: RunningJob;
+  readonly controller: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Runs one queue on one worker: claims batches (FOR UPDATE SKIP LOCKED) into a local buffer,
+ * starts jobs as slots free, refetches at once while batches come back full, and otherwise sleeps
+ * until a notification for the queue or the poll interval.
+ */
+export class QueueRunner {
+  private readonly active = new Map<string, Active>();
+  private buffer: RunningJob[] = [];
+  private fetching = false;
+  /** Last fetch found fewer jobs than asked: wait for a wake-up before asking again. */
+  private drained = false;
+  private stopping = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private readonly idleWaiters = new Set<() => void>();
+
+  constructor(
+    readonly settings: QueueSettings,
+    private readonly worker: Worker,
+    private readonly app: Docket,
+    private readonly internals: AppInternals,
+    private readonly definitions: ReadonlyMap<string, JobDefinition<any, any>>,
+    private readonly executor: Executor,
+    private readonly completer: Completer,
+  ) {}
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  start(): void {
+    this.schedulePoll();
+    this.pump();
+  }
+
+  /** A notification said this queue has runnable jobs (or a poll fired). */
+  wake(): void {
+    this.drained = false;
+    this.pump();
+  }
+
+  private schedulePoll(): void {
+    if (this.stopping) return;
+    this.pollTimer = setTimeout(() => {
+      this.wake();
+      this.schedulePoll();
+    }, this.settings.pollIntervalMs);
+    this.pollTimer.unref?.();
+  }
+
+  private pump(): void {
+    if (this.stopping) return;
+    const { concurrency, prefetch } = this.settings;
+    while (this.active.size < concurrency && this.buffer.length > 0) this.startJob(this.buffer.shift()!);
+    const want = concurrency + prefetch - this.active.size - this.buffer.length;
+    // Refill when at least a slot's worth (or half the buffer) is missing, so batches stay large.
+    if (!this.fetching && !this.drained && want > 0 && (this.buffer.length === 0 || want >= Math.max(1, prefetch >> 1))) {
+      if (this.completer.backlog > 5 * (concurrency + prefetch) + 1000) return; // let outcomes catch up first
+      void this.fetch(want);
+    }
+  }
+
+  private async fetch(limit: number): Promise<void> {
+    this.fetching = true;
+    try {
+      const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id);
+      if (rows.length < limit) this.drained = true;
+      if (rows.length === 0) return;
+      const jobs = rows.map(toRunningJob);
+      if (jobs.length > 1) jobs.sort(byPriorityThenAge);
+      if (this.stopping) {
+        await this.internals.jobs.release(this.app.sql, this.worker.id, jobs.map((j) => j.id), null);
+        return;
+      }
+      this.buffer.push(...jobs);
+      if (this.internals.hooks.jobsFetched.isUsed()) {
+        this.internals.hooks.jobsFetched.promise(jobs, this.worker).catch((error) => this.app.logger.error('jobsFetched hook failed', { error }));
+      }
+    } catch (error) {
+      this.app.logger.error(`fetching from queue '${this.settings.name}' failed; retrying at the next poll`, { error });
+      this.drained = true;
+    } finally {
+      this.fetching = false;
+    }
+    this.pump();
+  }
+
+  private startJob(job: RunningJob): void {
+    const controller = new AbortController();
+    const entry: Active = { job, controller, done: Promise.resolve() };
+    this.active.set(job.id, entry);
+    entry.done = this.runAttempt(job, controller).finally(() => {
+      this.active.delete(job.id);
+      if (this.active.size === 0) for (const resolve of this.idleWaiters) resolve();
+      this.pump();
+    });
+  }
+
+  private async runAttempt(job: RunningJob, controller: AbortController): Promise<void> {
+    const definition = this.definitions.get(job.name);
+    const { hooks } = this.internals;
+    let timer: NodeJS.Timeout | undefined;
+    let ctx: JobContext | null = null;
+    try {
+      if (!definition) {
+        throw new UnknownJobError(
+          `No handler for job '${job.name}' on worker ${this.worker.id} (queue '${job.queue}'). Add its definition to the worker's \`jobs\`, or route it to a queue a worker with that job serves.`,
+        );
+      }
+      ctx = { job, signal: controller.signal, sql: undefined, app: this.app, workerId: this.worker.id };
+      if (hooks.jobContext.isUsed()) hooks.jobContext.call(ctx, this.worker);
+      const timeoutMs = job.limits.timeoutMs;
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => controller.abort(new LimitExceededError(`Job '${job.name}' (${job.id}) exceeded its time limit of ${timeoutMs} ms and was stopped.`, { details: { limit: 'timeoutMs', value: timeoutMs } })),
+          timeoutMs,
+        );
+      }
+      if (hooks.jobStart.isUsed()) await hooks.jobStart.promise(ctx);
+      if (definition.atomic && this.executor.kind === 'async') {
+        await this.worker.runAtomic(definition, job, ctx, this.executor);
+        return;
+      }
+      const result = await this.executor.run(definition, job, ctx);
+      this.completer.add({ job, outcome: successOutcome(job, result), ctx });
+    } catch (error) {
+      this.settleFailure(job, definition, ctx, controller.signal.aborted ? controller.signal.reason : error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Records a failed attempt (or gives the job back when the worker is shutting down). */
+  settleFailure(job: RunningJob, definition: JobDefinition | undefined, ctx: JobContext | null, error: unknown): void {
+    const outcome = failureOutcome(job, definition, error);
+    if (outcome === null) {
+      this.worker.giveBack([job.id], toJobError(error, job.attempt));
+      return;
+    }
+    if (outcome.state === 'failed' || outcome.state === 'retry') {
+      this.app.logger.debug(`job ${job.name} (${job.id}) attempt ${job.attempt} failed`, { error: outcome.error.message });
+    }
+    this.completer.add({ job, outcome, ctx });
+  }
+
+  /** Aborts a running job's handler, or cancels a claimed job that has not started. */
+  cancel(id: string): boolean {
+    const active = this.active.get(id);
+    if (active) {
+      active.controller.abort(new JobCancelledError(`Job '${active.job.name}' (${id}) was cancelled while running.`));
+      return true;
+    }
+    const index = this.buffer.findIndex((j) => j.id === id);
+    if (index >= 0) {
+      const [job] = this.buffer.splice(index, 1);
+      this.completer.add({ job: job!, outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job!.attempt) }, ctx: null });
+      return true;
+    }
+    return false;
+  }
+
+  /** Stops fetching and returns the ids of claimed jobs that never started. */
+  stopFetching(): string[] {
+    this.stopping = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    const unstarted = this.buffer.map((j) => j.id);
+    this.buffer = [];
+    return unstarted;
+  }
+
+  /** Resolves when no job of this queue runs, or after `timeoutMs`. */
+  waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.active.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(done);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.idleWaiters.delete(done);
+        resolve(false);
+      }, timeoutMs);
+      this.idleWaiters.add(done);
+    });
+  }
+
+  /** Aborts every running handler with `reason`; resolves when all attempts have settled. */
+  async abortAll(reason: WorkerShutdownError): Promise<void> {
+    const pending = [...this.active.values()];
+    for (const a of pending) a.controller.abort(reason);
+    await Promise.all(pending.map((a) => a.done));
+  }
+}
+
+function byPriorityThenAge(a: RunningJob, b: RunningJob): number {
+  return b.priority - a.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || Number(BigInt(a.id) - BigInt(b.id));
+}

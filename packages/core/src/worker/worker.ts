@@ -1,0 +1,353 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type postgres from 'postgres';
+import { type AppInternals, type Docket, internals } from '../app.js';
+import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError } from '../errors.js';
+import { AsyncExecutor } from '../executors/async.js';
+import type { Executor, ExecutorSettings } from '../executors/executor.js';
+import { createExecutor } from '../executors/index.js';
+import type { LeadershipStatus, MaintenanceContext } from '../hooks.js';
+import { assertQueueName } from '../identifiers.js';
+import { isJobDefinition, type JobDefinition } from '../job-definition.js';
+import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
+import type { ExecutorKind } from '../sql/queues.js';
+import type { JobContext, JobError, RunningJob } from '../types.js';
+import { Completer } from './completer.js';
+import { successOutcome } from './outcome.js';
+import { QueueRunner, type QueueSettings } from './queue-runner.js';
+
+/** Internal: an atomic attempt found its row no longer fenced to it; its transaction is rolled back. */
+class StaleAttemptError extends Error {
+  constructor(job: RunningJob) {
+    super(`job ${job.id} attempt ${job.attempt} is no longer this worker's`);
+  }
+}
+
+export interface WorkerQueueOptions {
+  /** Jobs of this queue run at once on this worker. Default: the queue's declared concurrency, else 10. */
+  concurrency?: number;
+  /** Default: the queue's declared executor, else 'async'. */
+  executor?: ExecutorKind;
+  /** Poll interval when no notification arrives. Default: the queue's declared one, else 1000 ms. */
+  pollIntervalMs?: number;
+  /** Jobs claimed ahead of free slots. Default: equal to concurrency. */
+  prefetch?: number;
+}
+
+export interface WorkerOptions {
+  /** The job definitions this worker can run. */
+  jobs: ReadonlyArray<JobDefinition<any, any>>;
+  /** Queues to serve, by name. */
+  queues: Readonly<Record<string, WorkerQueueOptions>>;
+  /** Stable id for this worker's heartbeat row. Default: hostname-pid-random. */
+  id?: string;
+  /** How often the heartbeat row is refreshed. Default 5000 ms. */
+  heartbeatIntervalMs?: number;
+  /** How often the maintenance hook fires. Default 1000 ms. */
+  maintenanceIntervalMs?: number;
+  /** Default timeout of `stop()`. Default 30000 ms. */
+  shutdownTimeoutMs?: number;
+  /** How long an aborted async handler may take to return before it is abandoned. Default 1000 ms. */
+  hardStopGraceMs?: number;
+  /** Stop gracefully on SIGTERM/SIGINT (a second signal aborts running jobs at once). Default false. */
+  handleSignals?: boolean;
+  /** Module (path or URL) exporting the job definitions; needed by 'thread' and 'process' executors. */
+  jobsModule?: string | URL;
+  /** Most outcomes written per statement. Default 500. */
+  completionBatchSize?: number;
+}
+
+const OPTION_KEYS = [
+  'jobs', 'queues', 'id', 'heartbeatIntervalMs', 'maintenanceIntervalMs', 'shutdownTimeoutMs',
+  'hardStopGraceMs', 'handleSignals', 'jobsModule', 'completionBatchSize',
+] as const;
+const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch'] as const;
+
+type WorkerPhase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * A long-running worker: serves its queues, heart-beats, fires the maintenance hook, and writes
+ * outcomes in batches. `stop()` is graceful: no job is left `running`.
+ */
+export class Worker {
+  readonly id: string;
+  readonly app: Docket;
+  readonly queueNames: readonly string[];
+  readonly heartbeatIntervalMs: number;
+  readonly maintenanceIntervalMs: number;
+  private readonly options: WorkerOptions;
+  private readonly internals: AppInternals;
+  private readonly definitions = new Map<string, JobDefinition<any, any>>();
+  private readonly runners = new Map<string, QueueRunner>();
+  private readonly executors: Executor[] = [];
+  private readonly unsubscribe: Array<() => void> = [];
+  private completer!: Completer;
+  private phase: WorkerPhase = 'new';
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private maintenanceTimer: NodeJS.Timeout | null = null;
+  private maintenanceRunning: Promise<void> | null = null;
+  private tick = 0;
+  private readonly lifetime = new AbortController();
+  private signalHandler: (() => void) | null = null;
+  private stopping: Promise<void> | null = null;
+  private leadership: LeadershipStatus = { leader: true, term: null };
+
+  constructor(app: Docket, options: WorkerOptions) {
+    const where = 'new Worker(app, options)';
+    rejectUnknownKeys(where, options, OPTION_KEYS);
+    if (!options || !Array.isArray(options.jobs)) throw new InvalidOptionError(`${where}: \`jobs\` must be an array of job definitions (from defineJob).`);
+    if (!options.queues || typeof options.queues !== 'object' || Object.keys(options.queues).length === 0) {
+      throw new InvalidOptionError(`${where}: \`queues\` must name at least one queue, e.g. { default: { concurrency: 10 } }.`);
+    }
+    for (const job of options.jobs) {
+      if (!isJobDefinition(job)) throw new InvalidOptionError(`${where}: \`jobs\` holds ${describe(job)}, not a job made with defineJob.`);
+      if (this.definitions.has(job.jobName)) throw new InvalidOptionError(`${where}: two jobs are named '${job.jobName}'.`);
+      this.definitions.set(job.jobName, job);
+    }
+    for (const [name, q] of Object.entries(options.queues)) {
+      assertQueueName(name);
+      rejectUnknownKeys(`${where}.queues.${name}`, q ?? {}, QUEUE_KEYS);
+    }
+    this.app = app;
+    this.internals = internals(app);
+    this.options = options;
+    this.id = options.id ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.queueNames = Object.freeze(Object.keys(options.queues));
+    this.heartbeatIntervalMs = integerOption(where, 'heartbeatIntervalMs', options.heartbeatIntervalMs, 5000, { min: 50, max: 600_000 });
+    this.maintenanceIntervalMs = integerOption(where, 'maintenanceIntervalMs', options.maintenanceIntervalMs, 1000, { min: 10, max: 3_600_000 });
+    integerOption(where, 'shutdownTimeoutMs', options.shutdownTimeoutMs, 30_000, { min: 0 });
+    integerOption(where, 'hardStopGraceMs', options.hardStopGraceMs, 1000, { min: 0, max: 600_000 });
+    integerOption(where, 'completionBatchSize', options.completionBatchSize, 500, { min: 1, max: 500 });
+    booleanOption(where, 'handleSignals', options.handleSignals, false);
+  }
+
+  get running(): boolean {
+    return this.phase === 'running';
+  }
+
+  /** The leadership answer of the latest maintenance tick. */
+  get leader(): LeadershipStatus {
+    return this.leadership;
+  }
+
+  /** Aborted when the worker stops; plugins tie their timers to it. */
+  get signal(): AbortSignal {
+    return this.lifetime.signal;
+  }
+
+  /** Number of jobs running now, over all queues. */
+  get activeJobs(): number {
+    let n = 0;
+    for (const r of this.runners.values()) n += r.activeCount;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    if (this.phase !== 'new') throw new WorkerStateError(`Worker ${this.id} was already started; create a new Worker to start again.`);
+    if (this.app.closed) throw new ClosedError('Cannot start a worker on a closed app.');
+    this.phase = 'starting';
+    try {
+      await this.app.assertMigrated();
+      const { queues, workers, notifier, hooks } = this.internals;
+      await queues.ensure(this.app.sql, this.queueNames);
+      const declared = new Map((await queues.list(this.app.sql, this.queueNames)).map((q) => [q.name, q]));
+      const jobsModule = this.options.jobsModule === undefined ? null : String(this.options.jobsModule);
+      const hardStopGraceMs = this.options.hardStopGraceMs ?? 1000;
+      this.completer = new Completer(this.app, this.internals, this.id, this.options.completionBatchSize ?? 500);
+
+      for (const name of this.queueNames) {
+        const opts = this.options.queues[name] ?? {};
+        const db = declared.get(name);
+        const where = `new Worker(app, options).queues.${name}`;
+        const concurrency = integerOption(where, 'concurrency', opts.concurrency, db?.concurrency ?? 10, { min: 1, max: 10_000 });
+        const settings: QueueSettings = {
+          name,
+          concurrency,
+          executor: oneOfOption(where, 'executor', opts.executor, ['async', 'thread', 'process'], db?.executor ?? 'async'),
+          pollIntervalMs: integerOption(where, 'pollIntervalMs', opts.pollIntervalMs, db?.pollIntervalMs ?? 1000, { min: 10, max: 3_600_000 }),
+          prefetch: integerOption(where, 'prefetch', opts.prefetch, concurrency, { min: 0, max: 10_000 }),
+        };
+        const executorSettings: ExecutorSettings = { jobsModule, hardStopGraceMs, concurrency };
+        const executor = settings.executor === 'async' ? new AsyncExecutor(executorSettings) : await createExecutor(settings.executor, executorSettings);
+        this.executors.push(executor);
+        this.runners.set(name, new QueueRunner(settings, this, this.app, this.internals, this.definitions, executor, this.completer));
+      }
+
+      await workers.beat(this.app.sql, this.workerRow());
+      if (notifier.enabled) {
+        this.unsubscribe.push(
+          notifier.on('p', (body) => {
+            for (const q of body.split(',')) this.runners.get(q)?.wake();
+          }),
+          notifier.on('c', (id) => this.cancelLocal(id)),
+          notifier.onReconnect(() => this.runners.forEach((r) => r.wake())),
+        );
+        await notifier.start();
+      }
+      if (hooks.workerStarted.isUsed()) await hooks.workerStarted.promise(this);
+      this.phase = 'running';
+      for (const runner of this.runners.values()) runner.start();
+      this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
+      this.maintenanceTimer = setInterval(() => void this.maintenance(), this.maintenanceIntervalMs);
+      if (this.options.handleSignals) this.installSignalHandlers();
+      void this.maintenance();
+    } catch (error) {
+      this.phase = 'stopped';
+      this.lifetime.abort();
+      for (const off of this.unsubscribe) off();
+      await Promise.all(this.executors.map((e) => e.close().catch(() => undefined)));
+      throw error;
+    }
+  }
+
+  private workerRow() {
+    return { id: this.id, hostname: os.hostname(), pid: process.pid, queues: this.queueNames, heartbeatIntervalMs: this.heartbeatIntervalMs };
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.phase !== 'running') return;
+    try {
+      await this.internals.workers.beat(this.app.sql, this.workerRow());
+      // Without LISTEN, cancellation requests are found here instead of by notification.
+      if (!this.internals.notifier.enabled && this.activeJobs > 0) {
+        for (const { id } of await this.internals.jobs.cancelRequested(this.app.sql, this.id)) this.cancelLocal(id);
+      }
+    } catch (error) {
+      this.app.logger.error('heartbeat failed', { error, worker: this.id });
+    }
+  }
+
+  private maintenance(): Promise<void> {
+    if (this.phase !== 'running' || this.maintenanceRunning) return this.maintenanceRunning ?? Promise.resolve();
+    this.maintenanceRunning = (async () => {
+      const { hooks } = this.internals;
+      try {
+        const tick = ++this.tick;
+        if (hooks.resolveLeadership.isUsed()) {
+          this.leadership = (await hooks.resolveLeadership.promise({ app: this.app, workerId: this.id, signal: this.signal })) ?? { leader: true, term: null };
+        }
+        if (hooks.maintenance.isUsed() && this.phase === 'running') {
+          const ctx: MaintenanceContext = { app: this.app, worker: this, leadership: this.leadership, signal: this.signal, tick };
+          await hooks.maintenance.promise(ctx);
+        }
+      } catch (error) {
+        this.app.logger.error('maintenance tick failed', { error, worker: this.id });
+      } finally {
+        this.maintenanceRunning = null;
+      }
+    })();
+    return this.maintenanceRunning;
+  }
+
+  private cancelLocal(id: string): void {
+    for (const runner of this.runners.values()) if (runner.cancel(id)) return;
+  }
+
+  /** Returns claimed jobs to `pending` without spending their attempt (shutdown). */
+  giveBack(ids: string[], error: JobError | null): void {
+    this.pendingGiveBacks.push(
+      this.internals.jobs.release(this.app.sql, this.id, ids, error).then(
+        () => undefined,
+        (e) => this.app.logger.error('returning jobs to the queue failed (recovery will find them)', { error: e, jobs: ids }),
+      ),
+    );
+  }
+  private readonly pendingGiveBacks: Array<Promise<void>> = [];
+
+  /**
+   * Runs an atomic job: the handler's writes (through ctx.sql) and the job's completion commit in
+   * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
+   * outside it.
+   */
+  async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, executor: Executor): Promise<void> {
+    const deferred: Array<() => unknown> = [];
+    let written: Awaited<ReturnType<Completer['writeWithHooks']>> | null = null;
+    await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
+      // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
+      const locked = await this.internals.jobs.lockRunning(tx, this.id, [job.id], [job.attempt]);
+      if (locked.length === 0) throw new StaleAttemptError(job);
+      const atomicCtx: JobContext = { ...ctx, sql: tx };
+      const result = await executor.run(definition, job, atomicCtx);
+      written = await this.completer.writeWithHooks(tx, [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }], deferred);
+    });
+    await this.internals.runDeferred(deferred);
+    const { hooks } = this.internals;
+    if (written && hooks.afterSettle.isUsed()) {
+      const { final } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
+      hooks.afterSettle.promise(final.map((c) => ({ job: c.job, outcome: c.outcome, finishedAt: new Date() }))).catch((error) =>
+        this.app.logger.error('afterSettle hook failed', { error }),
+      );
+    }
+  }
+
+  private installSignalHandlers(): void {
+    let signals = 0;
+    this.signalHandler = () => {
+      signals++;
+      if (signals === 1) {
+        this.app.logger.info(`worker ${this.id}: stopping gracefully (send the signal again to abort running jobs)`);
+        void this.stop();
+      } else {
+        void this.stop({ timeoutMs: 0 });
+      }
+    };
+    process.on('SIGTERM', this.signalHandler);
+    process.on('SIGINT', this.signalHandler);
+  }
+
+  /**
+   * Stops fetching, lets running jobs finish for up to `timeoutMs`, then aborts the rest
+   * (ctx.signal, reason WorkerShutdownError) and gives them back to the queue without spending
+   * their attempt. Writes every outcome, removes the heartbeat row. No job is left `running`.
+   */
+  stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    rejectUnknownKeys('worker.stop(options)', options, ['timeoutMs']);
+    const timeoutMs = integerOption('worker.stop(options)', 'timeoutMs', options.timeoutMs, this.options.shutdownTimeoutMs ?? 30_000, { min: 0 });
+    if (this.phase === 'new') {
+      this.phase = 'stopped';
+      return Promise.resolve();
+    }
+    if (this.stopping) {
+      // A second call with a shorter deadline hurries the first.
+      if (timeoutMs === 0) this.hurry?.();
+      return this.stopping;
+    }
+    this.stopping = this.doStop(timeoutMs);
+    return this.stopping;
+  }
+  private hurry: (() => void) | null = null;
+
+  private async doStop(timeoutMs: number): Promise<void> {
+    while (this.phase === 'starting') await new Promise((r) => setTimeout(r, 10));
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopping';
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    const unstarted: string[] = [];
+    for (const runner of this.runners.values()) unstarted.push(...runner.stopFetching());
+    if (unstarted.length > 0) this.giveBack(unstarted, null);
+
+    const runners = [...this.runners.values()];
+    const hurried = new Promise<void>((resolve) => (this.hurry = resolve));
+    const idle = Promise.all(runners.map((r) => r.waitIdle(timeoutMs))).then((all) => all.every(Boolean));
+    const finished = await Promise.race([idle, hurried.then(() => false)]);
+    if (!finished) {
+      const reason = new WorkerShutdownError(`Worker ${this.id} stopped before the job finished; it goes back to the queue.`);
+      await Promise.all(runners.map((r) => r.abortAll(reason)));
+    }
+    await this.maintenanceRunning;
+    this.lifetime.abort();
+    await this.completer.drain();
+    await Promise.all(this.pendingGiveBacks);
+    const { hooks, workers } = this.internals;
+    if (hooks.workerStopping.isUsed()) await hooks.workerStopping.promise(this).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
+    for (const off of this.unsubscribe) off();
+    await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
+    await workers.remove(this.app.sql, this.id).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
+    if (this.signalHandler) {
+      process.off('SIGTERM', this.signalHandler);
+      process.off('SIGINT', this.signalHandler);
+    }
+    this.phase = 'stopped';
+  }
+}
