@@ -10,6 +10,7 @@ import {
   type PushContext,
   type Settlement,
   type SettleContext,
+  tapped,
   wrapPluginErrors,
 } from './hooks.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
@@ -223,7 +224,7 @@ export class Docket implements AsyncDisposable {
   async migrate(): Promise<Array<{ owner: string; version: number; name: string }>> {
     this.#assertOpen();
     const applied = await this.#migrator.migrate(this.sql);
-    if (this.#hooks.afterMigrate.isUsed()) await this.#hooks.afterMigrate.promise({ app: this, sql: this.sql, applied });
+    if (tapped(this.#hooks.afterMigrate)) await this.#hooks.afterMigrate.promise({ app: this, sql: this.sql, applied });
     return applied;
   }
 
@@ -260,11 +261,11 @@ export class Docket implements AsyncDisposable {
     if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
     if (jobs.length === 0) return [];
     const rows = jobs.map((job) => toInsertRow(toInvocation(job)));
-    const needsTransaction = this.#hooks.beforePush.isUsed() || this.#hooks.afterPush.isUsed() || this.#hooks.resolvePushConflicts.isUsed();
+    const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
     if (!needsTransaction) return (await this.#pushIn(this.sql, rows, false)).refs as never;
     const { refs, inserted } = await this.sql.begin((tx) => this.#pushIn(tx, rows, false));
-    if (this.#hooks.pushCommitted.isUsed() && inserted.length > 0) {
+    if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
       this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
     }
     return refs as never;
@@ -273,7 +274,7 @@ export class Docket implements AsyncDisposable {
   async #pushIn(sql: postgres.Sql | postgres.TransactionSql, input: JobInsert[], callerTransaction: boolean) {
     const ctx: PushContext = { sql, callerTransaction, app: this };
     let rows = input;
-    if (this.#hooks.beforePush.isUsed()) {
+    if (tapped(this.#hooks.beforePush)) {
       rows = await this.#hooks.beforePush.promise(rows, ctx);
       if (!Array.isArray(rows) || rows.length !== input.length) {
         throw new PluginFailedError('A beforePush tap must return the rows array, one row per pushed job.', { details: { hook: 'beforePush' } });
@@ -313,7 +314,7 @@ export class Docket implements AsyncDisposable {
         refs[index] = { id, name: row.name, queue: row.queue, duplicate: true };
       });
     }
-    if (inserted.length > 0 && this.#hooks.afterPush.isUsed()) await this.#hooks.afterPush.promise(inserted, ctx);
+    if (inserted.length > 0 && tapped(this.#hooks.afterPush)) await this.#hooks.afterPush.promise(inserted, ctx);
     return { refs, inserted };
   }
 
@@ -396,7 +397,7 @@ export class Docket implements AsyncDisposable {
   async cancelJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
     this.#assertOpen();
     const id = refId(ref);
-    const observed = this.#hooks.settle.isUsed() || this.#hooks.afterSettle.isUsed();
+    const observed = tapped(this.#hooks.settle) || tapped(this.#hooks.afterSettle);
     if (!observed) {
       const [row] = await this.jobs.cancel(this.sql, id);
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
@@ -414,7 +415,7 @@ export class Docket implements AsyncDisposable {
       return { job, outcome: settlement.outcome, finishedAt: job.finishedAt ?? new Date() };
     });
     await this.#runDeferred(deferred);
-    if (settled && this.#hooks.afterSettle.isUsed()) {
+    if (settled && tapped(this.#hooks.afterSettle)) {
       this.#hooks.afterSettle.promise([settled]).catch((error) => this.logger.error('afterSettle hook failed', { error }));
     }
     return this.getJob<A, R>(id);
@@ -452,7 +453,7 @@ export class Docket implements AsyncDisposable {
     await this.#fireSettle(ctx.sql, settlements, ctx.workerId, deferred);
     ctx.afterCommit(async () => {
       await this.#runDeferred(deferred);
-      if (this.#hooks.afterSettle.isUsed()) {
+      if (tapped(this.#hooks.afterSettle)) {
         await this.#hooks.afterSettle.promise(settlements.map((s) => ({ job: s.job, outcome: s.outcome, finishedAt: (s.job as JobRecord).finishedAt ?? new Date() })));
       }
     });
@@ -460,7 +461,7 @@ export class Docket implements AsyncDisposable {
   }
 
   async #fireSettle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]> {
-    if (!this.#hooks.settle.isUsed() || settlements.length === 0) return settlements;
+    if (!tapped(this.#hooks.settle) || settlements.length === 0) return settlements;
     const ctx: SettleContext = { sql: tx, app: this, workerId, afterCommit: (fn) => void deferred.push(fn) };
     const result = await this.#hooks.settle.promise(settlements, ctx);
     if (!Array.isArray(result) || result.length !== settlements.length) {
@@ -522,7 +523,7 @@ export class Docket implements AsyncDisposable {
 
   /** Publishes a plugin event on the `event` hook (for listeners such as the signals plugin). */
   emit<P>(source: string, type: string, payload: P): void {
-    if (!this.#hooks.event.isUsed()) return;
+    if (!tapped(this.#hooks.event)) return;
     const event: DocketEvent<string, P> = { type, payload, source, at: new Date() };
     this.#hooks.event.promise(event).catch((error) => this.logger.error('event hook failed', { error, type }));
   }

@@ -218,3 +218,12 @@ export function wrapPluginErrors(hooks: CoreHooks): void {
     });
   }
 }
+
+/**
+ * Whether any plugin tapped `hook`. (tapable's isUsed() also counts interceptors, and every core
+ * hook has one: the error wrapper.) Untapped hooks are skipped, so an app without plugins pays
+ * nothing for them: no transaction, no extra round trip.
+ */
+export function tapped(hook: { taps: readonly unknown[] }): boolean {
+  return hook.taps.length > 0;
+}

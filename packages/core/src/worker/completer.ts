@@ -1,3 +1,4 @@
+import { tapped } from '../hooks.js';
 import type postgres from 'postgres';
 import { type AppInternals } from '../app.js';
 import type { Docket } from '../app.js';
@@ -70,7 +71,7 @@ export class Completer {
     const { hooks, jobs } = this.internals;
     let written: Array<{ id: string; finished_at: Date | null }>;
     let final: Completion[] = batch;
-    if (!hooks.settle.isUsed()) {
+    if (!tapped(hooks.settle)) {
       written = await jobs.complete(this.app.sql, this.workerId, batch.map(toInput));
     } else {
       const deferred: Array<() => unknown> = [];
@@ -88,7 +89,7 @@ export class Completer {
         }
       }
     }
-    if (hooks.afterSettle.isUsed() && written.length > 0) {
+    if (tapped(hooks.afterSettle) && written.length > 0) {
       const finishedAt = new Map(written.map((w) => [w.id, w.finished_at]));
       const settled: SettledJob[] = [];
       for (const c of final) {

@@ -1,3 +1,4 @@
+import { tapped } from '../hooks.js';
 import type { Docket } from '../app.js';
 import type { AppInternals } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
@@ -99,7 +100,7 @@ export class QueueRunner {
         return;
       }
       this.buffer.push(...jobs);
-      if (this.internals.hooks.jobsFetched.isUsed()) {
+      if (tapped(this.internals.hooks.jobsFetched)) {
         this.internals.hooks.jobsFetched.promise(jobs, this.worker).catch((error) => this.app.logger.error('jobsFetched hook failed', { error }));
       }
     } catch (error) {
@@ -134,7 +135,7 @@ export class QueueRunner {
         );
       }
       ctx = { job, signal: controller.signal, sql: undefined, app: this.app, workerId: this.worker.id };
-      if (hooks.jobContext.isUsed()) hooks.jobContext.call(ctx, this.worker);
+      if (tapped(hooks.jobContext)) hooks.jobContext.call(ctx, this.worker);
       const timeoutMs = job.limits.timeoutMs;
       if (timeoutMs !== undefined) {
         timer = setTimeout(
@@ -142,7 +143,7 @@ export class QueueRunner {
           timeoutMs,
         );
       }
-      if (hooks.jobStart.isUsed()) await hooks.jobStart.promise(ctx);
+      if (tapped(hooks.jobStart)) await hooks.jobStart.promise(ctx);
       if (definition.atomic && this.executor.kind === 'async') {
         await this.worker.runAtomic(definition, job, ctx, this.executor);
         return;

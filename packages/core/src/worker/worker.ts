@@ -1,3 +1,4 @@
+import { tapped } from '../hooks.js';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type postgres from 'postgres';
@@ -184,7 +185,7 @@ export class Worker {
         );
         await notifier.start();
       }
-      if (hooks.workerStarted.isUsed()) await hooks.workerStarted.promise(this);
+      if (tapped(hooks.workerStarted)) await hooks.workerStarted.promise(this);
       this.phase = 'running';
       for (const runner of this.runners.values()) runner.start();
       this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
@@ -223,10 +224,10 @@ export class Worker {
       const { hooks } = this.internals;
       try {
         const tick = ++this.tick;
-        if (hooks.resolveLeadership.isUsed()) {
+        if (tapped(hooks.resolveLeadership)) {
           this.leadership = (await hooks.resolveLeadership.promise({ app: this.app, workerId: this.id, signal: this.signal })) ?? { leader: true, term: null };
         }
-        if (hooks.maintenance.isUsed() && this.phase === 'running') {
+        if (tapped(hooks.maintenance) && this.phase === 'running') {
           const ctx: MaintenanceContext = { app: this.app, worker: this, leadership: this.leadership, signal: this.signal, tick };
           await hooks.maintenance.promise(ctx);
         }
@@ -272,7 +273,7 @@ export class Worker {
     });
     await this.internals.runDeferred(deferred);
     const { hooks } = this.internals;
-    if (written && hooks.afterSettle.isUsed()) {
+    if (written && tapped(hooks.afterSettle)) {
       const { final } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
       hooks.afterSettle.promise(final.map((c) => ({ job: c.job, outcome: c.outcome, finishedAt: new Date() }))).catch((error) =>
         this.app.logger.error('afterSettle hook failed', { error }),
@@ -340,7 +341,7 @@ export class Worker {
     await this.completer.drain();
     await Promise.all(this.pendingGiveBacks);
     const { hooks, workers } = this.internals;
-    if (hooks.workerStopping.isUsed()) await hooks.workerStopping.promise(this).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
+    if (tapped(hooks.workerStopping)) await hooks.workerStopping.promise(this).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
     await workers.remove(this.app.sql, this.id).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
