@@ -410,9 +410,10 @@ export class Docket implements AsyncDisposable {
       if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return null;
       const [full] = await this.jobs.get(tx, id);
       const job = toJobRecord(full!);
-      const settlement: Settlement = { job, outcome: { state: 'cancelled', error: null }, ctx: null };
-      await this.#fireSettle(tx, [settlement], null, deferred);
-      return { job, outcome: settlement.outcome, finishedAt: job.finishedAt ?? new Date() };
+      // The cancellation is already written: taps observe it but cannot change it.
+      const outcome = { state: 'cancelled', error: null } as const;
+      await this.#fireSettle(tx, [{ job, outcome: { ...outcome }, ctx: null }], null, deferred);
+      return { job, outcome, finishedAt: job.finishedAt ?? new Date() };
     });
     await this.#runDeferred(deferred);
     if (settled && tapped(this.#hooks.afterSettle)) {
@@ -450,11 +451,13 @@ export class Docket implements AsyncDisposable {
       ctx: null,
     }));
     const deferred: Array<() => unknown> = [];
+    // Released outcomes are already written: taps observe them (and may chain releases) but cannot change them.
+    const outcomes = settlements.map((s) => s.outcome);
     await this.#fireSettle(ctx.sql, settlements, ctx.workerId, deferred);
     ctx.afterCommit(async () => {
       await this.#runDeferred(deferred);
       if (tapped(this.#hooks.afterSettle)) {
-        await this.#hooks.afterSettle.promise(settlements.map((s) => ({ job: s.job, outcome: s.outcome, finishedAt: (s.job as JobRecord).finishedAt ?? new Date() })));
+        await this.#hooks.afterSettle.promise(records.map((job, i) => ({ job, outcome: outcomes[i]!, finishedAt: job.finishedAt ?? new Date() })));
       }
     });
     return records.map((r) => r.id);

@@ -140,7 +140,11 @@ export function createHooks() {
     jobContext: new SyncHook<[JobContext, Worker]>(['ctx', 'worker'], 'jobContext'),
     /** Right before the handler runs. Series; a throw fails the attempt. */
     jobStart: new AsyncSeriesHook<[JobContext]>(['ctx'], 'jobStart'),
-    /** Attempts ending, inside the completion transaction, batched. Waterfall: taps may change outcomes. */
+    /**
+     * Jobs settling, inside the transaction that writes the outcome, batched. Waterfall: for attempts
+     * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
+     * (`ctx` null) the outcome is already written and taps observe it (and may write, release, push).
+     */
     settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext]>(['settlements', 'ctx'], 'settle'),
     /** After the completion committed. Parallel notification. */
     afterSettle: new AsyncParallelHook<[SettledJob[]]>(['settled'], 'afterSettle'),

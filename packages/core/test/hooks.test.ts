@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, waitFor } from '@docket/testing';
+import {
+  defineJob,
+  Docket,
+  DocketError,
+  type DocketEvent,
+  type DocketPlugin,
+  type JobContext,
+  periodicTask,
+  type SettledJob,
+  Worker,
+} from '@docket/core';
+import { harness } from './helpers.js';
+
+declare module '@docket/core' {
+  interface JobContextExtensions {
+    greeting: string;
+  }
+}
+
+describe('plugin registration', () => {
+  const plugin = (name: string, extra: Partial<DocketPlugin> = {}): DocketPlugin => ({ name, apply() {}, ...extra });
+  const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
+
+  test('rejects values that are not plugins, duplicates and missing dependencies', () => {
+    const url = 'postgres://nobody@127.0.0.1:1/none';
+    assert.throws(() => new Docket({ connection: url, plugins: [(() => {}) as never] }), code('DOCKET_PLUGIN_INVALID'));
+    assert.throws(() => new Docket({ connection: url, plugins: [plugin('a'), plugin('a')] }), code('DOCKET_PLUGIN_INVALID'));
+    assert.throws(
+      () => new Docket({ connection: url, plugins: [plugin('needs-b', { dependencies: ['b'] })] }),
+      (e: unknown) => code('DOCKET_PLUGIN_INVALID')(e) && /needs plugin 'b'/.test((e as Error).message),
+    );
+    const app = new Docket({ connection: url, plugins: [plugin('b'), plugin('needs-b', { dependencies: ['b'] })] });
+    assert.ok(Object.isFrozen(app.hooks));
+    assert.equal('promise' in app.hooks.beforePush && typeof (app.hooks.beforePush as { promise?: unknown }).promise, 'function', 'the runtime object is a tapable hook');
+    void app.close();
+  });
+});
+
+describe('hooks carry plugins end to end', () => {
+  const events: DocketEvent[] = [];
+  const settled: SettledJob[] = [];
+  const log: string[] = [];
+  let leaderAnswers = 0;
+
+  // A plugin exercising every hook the way real plugins do.
+  const PLUGIN = 'test-everything';
+  const everything: DocketPlugin = {
+    name: PLUGIN,
+    migrations: [
+      { version: 1, name: 'audit table', up: ({ schema }) => `CREATE TABLE ${schema}.test_audit (job_id bigint, what text)` },
+      { version: 2, name: 'job column', up: ({ schema }) => `ALTER TABLE ${schema}.jobs ADD COLUMN test_tag text` },
+    ],
+    apply(app) {
+      app.defineJobColumn({ name: 'test_tag', type: 'text' });
+      app.hooks.beforePush.tapPromise(PLUGIN, async (rows) => {
+        for (const row of rows) {
+          row.meta = { ...row.meta, stamped: true };
+          row.columns.test_tag = (row.extensions['test.tag'] as string | undefined) ?? null;
+          if (row.extensions['test.explode']) throw new Error('refused by plugin');
+        }
+        return rows;
+      });
+      app.hooks.afterPush.tapPromise(PLUGIN, async (jobs, ctx) => {
+        for (const job of jobs) await ctx.sql.unsafe(`INSERT INTO ${app.schema}.test_audit VALUES ($1, 'pushed')`, [job.id]);
+      });
+      app.hooks.jobContext.tap(PLUGIN, (ctx: JobContext) => {
+        (ctx as { greeting?: string }).greeting = `hi from ${PLUGIN}`;
+      });
+      app.hooks.jobStart.tapPromise(PLUGIN, async (ctx) => void log.push(`start ${ctx.job.name}`));
+      app.hooks.settle.tapPromise(PLUGIN, async (settlements, ctx) => {
+        for (const s of settlements) {
+          await ctx.sql.unsafe(`INSERT INTO ${app.schema}.test_audit VALUES ($1, $2)`, [s.job.id, s.outcome.state]);
+          // Hold jobs marked `hold` open; release them when a `release` job completes.
+          if (s.job.meta.hold && s.ctx && s.outcome.state === 'succeeded') s.outcome = { state: 'waiting', result: s.outcome.result };
+          if (s.job.name === 'releaser' && s.outcome.state === 'succeeded') {
+            const target = String((s.job.args as { target: string }).target);
+            await app.releaseWaitingJobs(ctx, [{ id: target, state: 'succeeded', result: 'released' }]);
+          }
+        }
+        return settlements;
+      });
+      app.hooks.afterSettle.tapPromise(PLUGIN, async (jobs) => void settled.push(...jobs));
+      app.hooks.resolveLeadership.tapPromise(PLUGIN, async () => {
+        leaderAnswers++;
+        return { leader: true, term: '7' };
+      });
+      app.hooks.event.tapPromise(PLUGIN, async (event) => void events.push(event));
+    },
+  };
+
+  const greet = defineJob({ name: 'greet', queue: 'hooks' }, async (_: void, ctx) => ctx.greeting);
+  const held = defineJob({ name: 'held', queue: 'hooks', meta: { hold: true } }, async () => 'handler result');
+  const releaser = defineJob({ name: 'releaser', queue: 'hooks' }, async (_: { target: string }) => 'ok');
+
+  let h: Awaited<ReturnType<typeof harness>>;
+  let ticks: ReturnType<typeof periodicTask<number>>;
+  before(async () => {
+    h = await harness({ plugins: [everything] });
+  });
+  after(() => h.close());
+
+  test('plugin migrations are recorded under the plugin’s name', async () => {
+    const rows = await h.db.sql`SELECT owner, version FROM docket.migrations ORDER BY owner, version`;
+    assert.deepEqual(rows.map((r) => `${r.owner}@${r.version}`), ['core@1', `${PLUGIN}@1`, `${PLUGIN}@2`]);
+    assert.deepEqual(await h.app.migrate(), [], 'migrate is idempotent');
+  });
+
+  test('beforePush transforms rows, extra columns are stored, afterPush writes in the push transaction', async () => {
+    const ref = await h.app.push(greet.with('test.tag', 'blue'));
+    const job = await h.app.getJob(ref);
+    assert.deepEqual(job.meta, { stamped: true });
+    const [row] = await h.db.sql`SELECT test_tag FROM docket.jobs WHERE id = ${ref.id}`;
+    assert.equal(row!.test_tag, 'blue');
+    const audit = await h.db.sql`SELECT what FROM docket.test_audit WHERE job_id = ${ref.id}`;
+    assert.deepEqual(audit.map((a) => a.what), ['pushed']);
+    await h.app.cancelJob(ref);
+  });
+
+  test('a throwing plugin is named with its hook, and the push inserts nothing', async () => {
+    const [before] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
+    await assert.rejects(h.app.pushMany([greet, greet.with('test.explode', true)]), (e: unknown) => {
+      assert.ok(e instanceof DocketError);
+      assert.equal(e.code, 'DOCKET_PLUGIN_FAILED');
+      assert.equal(e.details.plugin, PLUGIN);
+      assert.equal(e.details.hook, 'beforePush');
+      assert.match(e.message, /refused by plugin/);
+      return true;
+    });
+    const [afterRows] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
+    assert.equal(afterRows!.n, before!.n);
+  });
+
+  test('context extensions, jobStart, settle (hold and release), afterSettle, leadership and periodic tasks', async () => {
+    ticks = periodicTask(h.app, { name: 'test-ticker', intervalMs: 10, run: async ({ maintenance }) => maintenance.tick });
+    const worker = await h.worker({ jobs: [greet, held, releaser], queues: { hooks: {} }, maintenanceIntervalMs: 20 });
+    const g = await h.app.waitForJob(await h.app.push(greet), { timeoutMs: 10_000 });
+    assert.equal(g.result, `hi from ${PLUGIN}`);
+    assert.ok(log.includes('start greet'));
+
+    const heldRef = await h.app.push(held);
+    await waitFor(async () => (await h.app.getJob(heldRef)).state === 'waiting', { timeoutMs: 10_000, message: 'held job waiting' });
+    assert.equal((await h.app.getJob(heldRef)).result, 'handler result');
+    await h.app.waitForJob(await h.app.push(releaser.withArgs({ target: heldRef.id })), { timeoutMs: 10_000 });
+    const released = await h.app.waitForJob(heldRef, { timeoutMs: 10_000 });
+    assert.equal(released.state, 'succeeded');
+    assert.equal(released.result, 'released');
+    await waitFor(() => settled.some((s) => s.job.id === heldRef.id && s.outcome.state === 'succeeded'), { message: 'afterSettle saw the release' });
+
+    const tick = await ticks.nextRun({ timeoutMs: 5_000 });
+    assert.ok(tick >= 1);
+    assert.ok(leaderAnswers >= 1);
+    assert.equal(worker.leader.term, '7');
+    await waitFor(() => events.some((e) => e.type === 'test-ticker.finished' && e.source === 'test-ticker'), { message: 'periodic events' });
+    const audit = await h.db.sql`SELECT what FROM docket.test_audit WHERE job_id = ${heldRef.id} ORDER BY what`;
+    assert.deepEqual(audit.map((a) => a.what).sort(), ['pushed', 'succeeded', 'succeeded']);
+  });
+});
+
+describe('a plugin-added unique index resolved through resolvePushConflicts', () => {
+  // The shape plugin-unique builds on: a column, a partial unique index, and conflict resolution.
+  const PLUGIN = 'test-unique';
+  const unique: DocketPlugin = {
+    name: PLUGIN,
+    migrations: [
+      {
+        version: 1,
+        name: 'key column',
+        up: ({ schema }) => `ALTER TABLE ${schema}.jobs ADD COLUMN test_key text;
+          CREATE UNIQUE INDEX test_key_idx ON ${schema}.jobs (test_key) WHERE test_key IS NOT NULL AND state IN ('pending', 'running')`,
+      },
+    ],
+    apply(app) {
+      app.defineJobColumn({ name: 'test_key', type: 'text' });
+      app.hooks.beforePush.tapPromise(PLUGIN, async (rows) => {
+        for (const row of rows) row.columns.test_key = row.extensions.key ?? null;
+        return rows;
+      });
+      app.hooks.resolvePushConflicts.tapPromise(PLUGIN, async (conflicts) => {
+        for (const [i, { row }] of conflicts.skipped.entries()) {
+          const [hit] = await conflicts.sql.unsafe(
+            `SELECT id::text AS id FROM ${app.schema}.jobs WHERE test_key = $1 AND state IN ('pending', 'running')`,
+            [row.columns.test_key as string],
+          );
+          conflicts.resolved[i] = hit?.id;
+        }
+      });
+    },
+  };
+  const job = defineJob({ name: 'keyed', queue: 'keyed' }, async () => 1);
+
+  test('duplicates inside one batch and across pushes name the existing job', async () => {
+    const h = await harness({ plugins: [unique] });
+    try {
+      const refs = await h.app.pushMany([job.with('key', 'k1'), job.with('key', 'k1'), job.with('key', 'k2')]);
+      assert.deepEqual(refs.map((r) => r.duplicate), [false, true, false]);
+      assert.equal(refs[1]!.id, refs[0]!.id);
+      const again = await h.app.push(job.with('key', 'k2'));
+      assert.equal(again.duplicate, true);
+      assert.equal(again.id, refs[2]!.id);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+test('migrations: concurrent migrate() from many apps applies each migration once; a newer schema is refused', async () => {
+  const db = await createTestDatabase({ template: false });
+  const apps = Array.from({ length: 6 }, () => new Docket({ connection: db.url, logger: false }));
+  try {
+    const results = await Promise.all(apps.map((a) => a.migrate()));
+    assert.equal(results.flat().length, 1, 'core@1 applied exactly once');
+    await db.sql`INSERT INTO docket.migrations (owner, version, name) VALUES ('core', 999, 'from the future')`;
+    await assert.rejects(apps[0]!.migrate(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_SCHEMA_TOO_NEW');
+    const worker = new Worker(apps[0]!, { jobs: [], queues: { default: {} } });
+    await assert.rejects(worker.start(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_SCHEMA_TOO_NEW');
+  } finally {
+    await Promise.all(apps.map((a) => a.close()));
+    await db.drop();
+  }
+});
+
+test('a failing migration rolls back and applies nothing', async () => {
+  const db = await createTestDatabase({ template: false });
+  const broken: DocketPlugin = { name: 'broken', migrations: [{ version: 1, name: 'bad sql', up: () => 'CREATE TABLE oops (' }], apply() {} };
+  const app = new Docket({ connection: db.url, logger: false, plugins: [broken] });
+  try {
+    await assert.rejects(app.migrate(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_MIGRATION_FAILED' && /broken@1/.test((e as Error).message));
+    const [{ exists }] = await db.sql`SELECT to_regclass('docket.jobs') IS NOT NULL AS exists`;
+    assert.equal(exists, false, 'the core migration in the same run was rolled back too');
+  } finally {
+    await app.close();
+    await db.drop();
+  }
+});
