@@ -284,14 +284,29 @@ export class Docket implements AsyncDisposable {
         assertJobName(row.name);
       }
     }
-    const argsText = rows.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
-    for (const row of rows) toJsonText(row.meta, `Meta of job '${row.name}'`);
-    const result = await this.jobs.insert(sql, rows, argsText);
     const refs: JobRef[] = new Array(rows.length);
+    // Rows a plugin resolved to an existing job are answered without inserting.
+    let toInsert = rows;
+    let positions: number[] | null = null;
+    if (rows.some((row) => row.duplicateOf !== undefined)) {
+      positions = [];
+      toInsert = [];
+      rows.forEach((row, index) => {
+        if (row.duplicateOf === undefined) {
+          positions!.push(index);
+          toInsert.push(row);
+        } else {
+          refs[index] = { id: String(row.duplicateOf), name: row.name, queue: row.queue, duplicate: true };
+        }
+      });
+    }
+    const argsText = toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
+    for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
+    const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText);
     const inserted: InsertedJob[] = [];
     const skipped: Array<{ index: number; row: JobInsert }> = [];
     for (const r of result) {
-      const index = Number(r.ord) - 1;
+      const index = positions ? positions[Number(r.ord) - 1]! : Number(r.ord) - 1;
       const row = rows[index]!;
       if (r.inserted) {
         refs[index] = { id: r.id, name: row.name, queue: row.queue, duplicate: false };
@@ -481,6 +496,33 @@ export class Docket implements AsyncDisposable {
         this.logger.error('afterCommit callback failed', { error });
       }
     }
+  }
+
+  /**
+   * Deletes finished jobs (succeeded, failed, cancelled; other states are never touched) and fires
+   * `jobsDeleted` in the same transaction so plugins delete what hangs off them. Returns the ids
+   * deleted. Pass `sql` to run inside your transaction.
+   */
+  async deleteJobs(ids: readonly string[], options: { sql?: postgres.TransactionSql } = {}): Promise<string[]> {
+    this.#assertOpen();
+    if (ids.length === 0) return [];
+    const run = async (tx: postgres.TransactionSql | postgres.Sql) => {
+      const deleted = (await this.jobs.deleteFinished(tx, ids)).map((r) => r.id);
+      if (deleted.length > 0 && tapped(this.#hooks.jobsDeleted)) {
+        await this.#hooks.jobsDeleted.promise({ sql: tx as postgres.TransactionSql, ids: deleted });
+      }
+      return deleted;
+    };
+    if (options.sql) return run(options.sql);
+    if (!tapped(this.#hooks.jobsDeleted)) return run(this.sql);
+    return this.sql.begin(run) as Promise<string[]>;
+  }
+
+  /** Tells workers that runnable jobs wait in these queues (delivered on commit when `sql` is a transaction). */
+  async wake(queues: readonly string[], options: { sql?: postgres.TransactionSql | postgres.Sql } = {}): Promise<void> {
+    if (queues.length === 0) return;
+    for (const q of queues) assertQueueName(q);
+    await (options.sql ?? this.sql).unsafe(`SELECT pg_notify($1, $2)`, [this.channel, `p:${[...new Set(queues)].join(',')}`]);
   }
 
   // ---------------------------------------------------------------------------------------------

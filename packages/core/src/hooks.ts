@@ -23,6 +23,11 @@ export interface JobInsert {
   extensions: Record<string, unknown>;
   /** Values for extra `jobs` columns plugins declared with `app.defineJobColumn`. */
   columns: Record<string, unknown>;
+  /**
+   * Set by a `beforePush` tap that decided this push duplicates an existing job (throttling,
+   * debouncing): the row is not inserted and the push answers with a reference to that job.
+   */
+  duplicateOf?: string;
 }
 
 export interface InsertedJob {
@@ -113,6 +118,11 @@ export interface DocketEvent<T extends string = string, P = unknown> {
   readonly at: Date;
 }
 
+export interface JobsDeleted {
+  readonly sql: postgres.TransactionSql;
+  readonly ids: readonly string[];
+}
+
 export interface MigrateContext {
   readonly app: Docket;
   readonly sql: postgres.Sql;
@@ -157,6 +167,9 @@ export function createHooks() {
     resolveLeadership: new AsyncSeriesBailHook<[LeadershipQuery], LeadershipStatus | undefined>(['query'], 'resolveLeadership'),
     /** Every maintenance interval on every worker. Series. */
     maintenance: new AsyncSeriesHook<[MaintenanceContext]>(['ctx'], 'maintenance'),
+
+    /** Finished jobs deleted through app.deleteJobs, same transaction: plugins delete their rows that hang off them. Series. */
+    jobsDeleted: new AsyncSeriesHook<[JobsDeleted]>(['deleted'], 'jobsDeleted'),
 
     /** After app.migrate() applied (or found applied) every migration. Series. */
     afterMigrate: new AsyncSeriesHook<[MigrateContext]>(['ctx'], 'afterMigrate'),

@@ -48,6 +48,7 @@ export {
   type MaintenanceContext,
   type DocketEvent,
   type MigrateContext,
+  type JobsDeleted,
 } from './hooks.js';
 export type { DocketPlugin, Migration } from './plugin.js';
 export type { JobColumn } from './sql/jobs.js';

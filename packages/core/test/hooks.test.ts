@@ -235,3 +235,42 @@ test('a failing migration rolls back and applies nothing', async () => {
     await db.drop();
   }
 });
+
+test('beforePush may answer a row with an existing job (duplicateOf); deleteJobs fires jobsDeleted in its transaction', async () => {
+  const deletedSeen: string[][] = [];
+  const plugin: DocketPlugin = {
+    name: 'test-dedupe',
+    apply(app) {
+      app.hooks.beforePush.tapPromise('test-dedupe', async (rows) => {
+        for (const row of rows) if (typeof row.extensions.sameAs === 'string') row.duplicateOf = row.extensions.sameAs;
+        return rows;
+      });
+      app.hooks.jobsDeleted.tapPromise('test-dedupe', async ({ ids, sql }) => {
+        const [{ inTx }] = await sql`SELECT now() = statement_timestamp() AS "inTx"`;
+        assert.equal(inTx, false, 'runs inside the delete transaction');
+        deletedSeen.push([...ids]);
+      });
+    },
+  };
+  const job = defineJob({ name: 'dedupe', queue: 'dedupe' }, async () => 'done');
+  const h = await harness({ plugins: [plugin] });
+  try {
+    const first = await h.app.push(job);
+    const refs = await h.app.pushMany([job, job.with('sameAs', first.id), job]);
+    assert.deepEqual(refs.map((r) => r.duplicate), [false, true, false]);
+    assert.equal(refs[1]!.id, first.id);
+    const [{ n }] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
+    assert.equal(n, 3);
+
+    const worker = await h.worker({ jobs: [job], queues: { dedupe: {} } });
+    await h.app.waitForJob(first, { timeoutMs: 10_000 });
+    await worker.stop();
+    const pending = await h.app.push(job.withDelay(60_000));
+    const deleted = await h.app.deleteJobs([first.id, pending.id]);
+    assert.deepEqual(deleted, [first.id], 'only finished jobs are deleted');
+    assert.deepEqual(deletedSeen, [[first.id]]);
+    assert.equal((await h.app.getJob(pending)).state, 'pending');
+  } finally {
+    await h.close();
+  }
+});

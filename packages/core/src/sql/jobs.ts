@@ -262,6 +262,14 @@ export class JobsSql {
     );
   }
 
+  deleteFinished(sql: SqlClient, ids: readonly string[]): Promise<Array<{ id: string }>> {
+    return this.run(
+      sql,
+      `DELETE FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'failed', 'cancelled') RETURNING id::text AS id`,
+      [ids],
+    );
+  }
+
   /** Moves held (`waiting`) jobs to their final state; returns the rows it changed. */
   releaseWaiting(
     sql: SqlClient,
