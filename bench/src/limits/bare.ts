@@ -50,7 +50,7 @@ export async function bareBulk(sql: postgres.Sql, n: number): Promise<number> {
 export async function bareSingle(sql: postgres.Sql, n: number): Promise<number> {
   const t0 = nowUs();
   for (let i = 0; i < n; i++) {
-    await sql`insert into bare_jobs (args) values (${JSON.stringify({ i })}::jsonb)`;
+    await sql`insert into bare_jobs (args) values (${JSON.stringify({ i })}::text::jsonb)`;
   }
   return n / ((nowUs() - t0) / 1e6);
 }
@@ -122,7 +122,7 @@ export async function bareLatency(url: string, pushes: number, perSecond: number
       if (wait > 0) await sleep(wait);
       pushedAt.set(i, nowUs());
       await producer`
-        with j as (insert into bare_jobs (args) values (${JSON.stringify({ i })}::jsonb) returning id)
+        with j as (insert into bare_jobs (args) values (${JSON.stringify({ i })}::text::jsonb) returning id)
         select pg_notify('bare_jobs', '') from j`;
     }
     const deadline = Date.now() + 5000;

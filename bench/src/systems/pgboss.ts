@@ -5,7 +5,7 @@ import type { MixedItem, Payload, Session, SystemAdapter } from './types.js';
 /**
  * pg-boss v12: `work()` with batchSize 50 (jobs fetched per query), localConcurrency 10 (pollers per
  * process), burstWhenBatchFull (fetch again at once while batches come back full) and the minimum
- * polling interval; LISTEN/NOTIFY on (`useListenNotify` + queue `notify: true`) so an idle worker
+ * polling interval (2 s while notify is on); LISTEN/NOTIFY on (`useListenNotify` + queue `notify: true`) so an idle worker
  * wakes on a push. Completed jobs are kept (default deleteAfterSeconds: 7 days).
  */
 export const PGBOSS_QUEUE = 'bench';
@@ -16,6 +16,9 @@ export const PGBOSS_WORK_OPTIONS = {
   localConcurrency: 10,
   burstWhenBatchFull: true,
   pollingIntervalSeconds: 0.5,
+  // With notify on, pg-boss polls only every 30 s by default, and scheduled (startAfter) jobs send
+  // no NOTIFY when they come due: poll every 2 s, as graphile-worker does by default.
+  notifyPollingIntervalSeconds: 2,
 } as const;
 
 export async function pgbossAdapter(): Promise<SystemAdapter> {
