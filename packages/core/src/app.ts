@@ -440,7 +440,7 @@ export class Docket implements AsyncDisposable {
   /**
    * For plugins that hold jobs in `waiting` (an outcome they set in `settle`): moves them to their
    * final state inside the given settle transaction. Fires `settle` for them (nested, so holds can
-   * chain) and `afterSettle` once the outer transaction commits.
+   * nest) and `afterSettle` once the outer transaction commits.
    */
   async releaseWaitingJobs(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
     if (releases.length === 0) return [];
@@ -466,7 +466,7 @@ export class Docket implements AsyncDisposable {
       ctx: null,
     }));
     const deferred: Array<() => unknown> = [];
-    // Released outcomes are already written: taps observe them (and may chain releases) but cannot change them.
+    // Released outcomes are already written: taps observe them (and may release further jobs) but cannot change them.
     const outcomes = settlements.map((s) => s.outcome);
     await this.#fireSettle(ctx.sql, settlements, ctx.workerId, deferred);
     ctx.afterCommit(async () => {

@@ -88,15 +88,15 @@ export interface SettledJob {
   readonly finishedAt: Date;
 }
 
-export interface LeadershipQuery {
+export interface PrimaryQuery {
   readonly app: Docket;
   readonly workerId: string;
   readonly signal: AbortSignal;
 }
 
-export interface LeadershipStatus {
-  /** Whether this worker should do leader-only work on this tick. */
-  readonly leader: boolean;
+export interface PrimaryStatus {
+  /** Whether this worker holds the primary role this tick (does the work only one worker should do). */
+  readonly primary: boolean;
   /** A fencing token that grows with every new term (null when nothing elects). */
   readonly term: string | null;
 }
@@ -104,7 +104,7 @@ export interface LeadershipStatus {
 export interface MaintenanceContext {
   readonly app: Docket;
   readonly worker: Worker;
-  readonly leadership: LeadershipStatus;
+  readonly primary: PrimaryStatus;
   /** Aborted when the worker stops. */
   readonly signal: AbortSignal;
   readonly tick: number;
@@ -163,8 +163,12 @@ export function createHooks() {
     workerStarted: new AsyncSeriesHook<[Worker]>(['worker'], 'workerStarted'),
     /** Worker stopping (after fetching stopped, jobs drained). Series. */
     workerStopping: new AsyncSeriesHook<[Worker]>(['worker'], 'workerStopping'),
-    /** Each maintenance tick, before `maintenance`. Bail: the first tap that answers decides leadership. */
-    resolveLeadership: new AsyncSeriesBailHook<[LeadershipQuery], LeadershipStatus | undefined>(['query'], 'resolveLeadership'),
+    /**
+     * Each maintenance tick, before `maintenance`. Bail: the first tap that answers decides whether
+     * this worker holds the primary role (an election plugin answers here; untapped, every worker is
+     * primary with term null, and correctness must never rest on the answer).
+     */
+    resolvePrimary: new AsyncSeriesBailHook<[PrimaryQuery], PrimaryStatus | undefined>(['query'], 'resolvePrimary'),
     /** Every maintenance interval on every worker. Series. */
     maintenance: new AsyncSeriesHook<[MaintenanceContext]>(['ctx'], 'maintenance'),
 

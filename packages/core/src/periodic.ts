@@ -14,8 +14,8 @@ export interface PeriodicTaskOptions<R> {
   name: string;
   /** Minimum time between two runs on one worker. */
   intervalMs: number;
-  /** Skip the run on workers that do not lead (when a leadership plugin answers). Default true. */
-  leaderOnly?: boolean;
+  /** Skip the run on workers that are not primary (when an election plugin answers). Default true. */
+  primaryOnly?: boolean;
   run(ctx: PeriodicRun): Promise<R>;
 }
 
@@ -27,15 +27,15 @@ export interface PeriodicTask<R> {
 }
 
 /**
- * The skeleton shared by periodic plugins (pruning, recovery, cron…): runs on the maintenance
- * tick of every worker at most every `intervalMs`, only on the leader when `leaderOnly`, never
+ * The skeleton shared by periodic plugins: runs on the maintenance tick of every worker at most
+ * every `intervalMs`, only on the primary worker when `primaryOnly`, never
  * overlapping itself, stopped with the worker; emits `<name>.started|finished|failed` events and
  * lets tests wait for a run instead of sleeping.
  */
 export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): PeriodicTask<R> {
-  rejectUnknownKeys(`periodicTask('${options.name}')`, options, ['name', 'intervalMs', 'leaderOnly', 'run']);
+  rejectUnknownKeys(`periodicTask('${options.name}')`, options, ['name', 'intervalMs', 'primaryOnly', 'run']);
   const intervalMs = integerOption(`periodicTask('${options.name}')`, 'intervalMs', options.intervalMs, 1000, { min: 1 });
-  const leaderOnly = booleanOption(`periodicTask('${options.name}')`, 'leaderOnly', options.leaderOnly, true);
+  const primaryOnly = booleanOption(`periodicTask('${options.name}')`, 'primaryOnly', options.primaryOnly, true);
   const lastRun = new WeakMap<object, number>();
   let running = false;
   let runs = 0;
@@ -43,7 +43,7 @@ export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): P
 
   app.hooks.maintenance.tapPromise(options.name, async (maintenance) => {
     if (running) return;
-    if (leaderOnly && !maintenance.leadership.leader) return;
+    if (primaryOnly && !maintenance.primary.primary) return;
     const now = Date.now();
     const last = lastRun.get(maintenance.worker) ?? 0;
     if (now - last < intervalMs) return;

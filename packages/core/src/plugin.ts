@@ -33,7 +33,7 @@ export function validatePlugins(plugins: unknown): readonly DocketPlugin[] {
     const where = `plugins[${index}]`;
     if (plugin === null || typeof plugin !== 'object' || typeof (plugin as DocketPlugin).apply !== 'function') {
       throw new PluginInvalidError(
-        `${where} is not a plugin: expected an object with \`name\` and \`apply(app)\`, got ${describe(plugin)}. Did you forget to call the plugin factory, e.g. \`cron()\`?`,
+        `${where} is not a plugin: expected an object with \`name\` and \`apply(app)\`, got ${describe(plugin)}. Did you forget to call the plugin factory, e.g. \`myPlugin()\` instead of \`myPlugin\`?`,
       );
     }
     const { name, dependencies, migrations } = plugin as DocketPlugin;

@@ -83,9 +83,9 @@ describe('hooks carry plugins end to end', () => {
         return settlements;
       });
       app.hooks.afterSettle.tapPromise(PLUGIN, async (jobs) => void settled.push(...jobs));
-      app.hooks.resolveLeadership.tapPromise(PLUGIN, async () => {
+      app.hooks.resolvePrimary.tapPromise(PLUGIN, async () => {
         leaderAnswers++;
-        return { leader: true, term: '7' };
+        return { primary: true, term: '7' };
       });
       app.hooks.event.tapPromise(PLUGIN, async (event) => void events.push(event));
     },
@@ -133,7 +133,7 @@ describe('hooks carry plugins end to end', () => {
     assert.equal(afterRows!.n, before!.n);
   });
 
-  test('context extensions, jobStart, settle (hold and release), afterSettle, leadership and periodic tasks', async () => {
+  test('context extensions, jobStart, settle (hold and release), afterSettle, primary role and periodic tasks', async () => {
     ticks = periodicTask(h.app, { name: 'test-ticker', intervalMs: 10, run: async ({ maintenance }) => maintenance.tick });
     const worker = await h.worker({ jobs: [greet, held, releaser], queues: { hooks: {} }, maintenanceIntervalMs: 20 });
     const g = await h.app.waitForJob(await h.app.push(greet), { timeoutMs: 10_000 });
@@ -152,7 +152,7 @@ describe('hooks carry plugins end to end', () => {
     const tick = await ticks.nextRun({ timeoutMs: 5_000 });
     assert.ok(tick >= 1);
     assert.ok(leaderAnswers >= 1);
-    assert.equal(worker.leader.term, '7');
+    assert.equal(worker.primary.term, '7');
     await waitFor(() => events.some((e) => e.type === 'test-ticker.finished' && e.source === 'test-ticker'), { message: 'periodic events' });
     const audit = await h.db.sql`SELECT what FROM docket.test_audit WHERE job_id = ${heldRef.id} ORDER BY what`;
     assert.deepEqual(audit.map((a) => a.what).sort(), ['pushed', 'succeeded', 'succeeded']);

@@ -53,7 +53,7 @@ export const CORE_MIGRATIONS: readonly Migration[] = Object.freeze([
 
       -- The hot path: only runnable rows are indexed, so fetch cost does not grow with history.
       CREATE INDEX jobs_fetch_idx ON ${schema}.jobs (queue, priority DESC, scheduled_at, id) WHERE state = 'pending';
-      -- Running jobs by worker: cancellation checks, shutdown and crash recovery.
+      -- Running jobs by worker: cancellation checks, shutdown, and finding the jobs of dead workers.
       CREATE INDEX jobs_running_idx ON ${schema}.jobs (worker_id) WHERE state = 'running';
     `,
   },

@@ -108,7 +108,7 @@ export class JobsSql {
         j.meta, j.scheduled_at, j.created_at, j.started_at, j.worker_id`;
 
     // Fenced: a row is written only while it is still this worker's same attempt, so a late
-    // completion after recovery, cancellation or shutdown can never overwrite a newer state.
+    // completion after the job was requeued, cancelled or released can never overwrite a newer state.
     this.completeText = `
       WITH input AS (
         SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])

@@ -16,7 +16,7 @@ export interface Completion {
  * Writes outcomes in batches. Completions that arrive while a write is in flight wait for the
  * next one (group commit): no timer, so a lone completion is written at once and a busy worker
  * writes hundreds per statement. A failed write is retried; the rows stay `running` meanwhile,
- * so nothing is lost even if the process dies (recovery re-runs them).
+ * so nothing is lost even if the process dies (they are found by their stale heartbeat and re-run).
  */
 export class Completer {
   private queue: Completion[] = [];

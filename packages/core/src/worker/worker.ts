@@ -7,7 +7,7 @@ import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError 
 import { AsyncExecutor } from '../executors/async.js';
 import type { Executor, ExecutorSettings } from '../executors/executor.js';
 import { createExecutor } from '../executors/index.js';
-import type { LeadershipStatus, MaintenanceContext } from '../hooks.js';
+import type { PrimaryStatus, MaintenanceContext } from '../hooks.js';
 import { assertQueueName } from '../identifiers.js';
 import { isJobDefinition, type JobDefinition } from '../job-definition.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
@@ -91,7 +91,7 @@ export class Worker {
   private readonly lifetime = new AbortController();
   private signalHandler: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
-  private leadership: LeadershipStatus = { leader: true, term: null };
+  private primaryStatus: PrimaryStatus = { primary: true, term: null };
 
   constructor(app: Docket, options: WorkerOptions) {
     const where = 'new Worker(app, options)';
@@ -126,9 +126,9 @@ export class Worker {
     return this.phase === 'running';
   }
 
-  /** The leadership answer of the latest maintenance tick. */
-  get leader(): LeadershipStatus {
-    return this.leadership;
+  /** The primary-role answer of the latest maintenance tick. */
+  get primary(): PrimaryStatus {
+    return this.primaryStatus;
   }
 
   /** Aborted when the worker stops; plugins tie their timers to it. */
@@ -224,11 +224,11 @@ export class Worker {
       const { hooks } = this.internals;
       try {
         const tick = ++this.tick;
-        if (tapped(hooks.resolveLeadership)) {
-          this.leadership = (await hooks.resolveLeadership.promise({ app: this.app, workerId: this.id, signal: this.signal })) ?? { leader: true, term: null };
+        if (tapped(hooks.resolvePrimary)) {
+          this.primaryStatus = (await hooks.resolvePrimary.promise({ app: this.app, workerId: this.id, signal: this.signal })) ?? { primary: true, term: null };
         }
         if (tapped(hooks.maintenance) && this.phase === 'running') {
-          const ctx: MaintenanceContext = { app: this.app, worker: this, leadership: this.leadership, signal: this.signal, tick };
+          const ctx: MaintenanceContext = { app: this.app, worker: this, primary: this.primaryStatus, signal: this.signal, tick };
           await hooks.maintenance.promise(ctx);
         }
       } catch (error) {
@@ -249,7 +249,7 @@ export class Worker {
     this.pendingGiveBacks.push(
       this.internals.jobs.release(this.app.sql, this.id, ids, error).then(
         () => undefined,
-        (e) => this.app.logger.error('returning jobs to the queue failed (recovery will find them)', { error: e, jobs: ids }),
+        (e) => this.app.logger.error('returning jobs to the queue failed (they stay running until a stale-heartbeat sweep requeues them)', { error: e, jobs: ids }),
       ),
     );
   }
