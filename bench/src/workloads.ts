@@ -301,3 +301,82 @@ export async function mixedWorkload(server: Server, system: SystemAdapter, confi
     await releaseTarget(server, target);
   }
 }
+
+/** Least-squares slope of y over x. */
+function slope(points: [number, number][]): number {
+  const n = points.length;
+  if (n < 2) return NaN;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const [x, y] of points) {
+    num += (x - mx) * (y - my);
+    den += (x - mx) ** 2;
+  }
+  return den === 0 ? NaN : num / den;
+}
+
+/**
+ * One long drain (`config.rssJobs`), the worker reporting its progress every 1% of the jobs; the
+ * parent pairs each progress report with the RSS sampled nearest to it. Flat means no growth with
+ * jobs processed once warm: the slope is fitted from 10% of the jobs on.
+ */
+export async function rssWorkload(server: Server, system: SystemAdapter, config: Config, log: Log): Promise<Samples> {
+  const target = await freshTarget(server, system, 'rss');
+  const session = await system.open(target);
+  const n = config.rssJobs;
+  try {
+    const t0 = nowUs();
+    for (let done = 0; done < n; done += 20_000) await session.bulk(payloads(Math.min(20_000, n - done), done));
+    log(`    ${n.toLocaleString('en-US')} jobs queued in ${((nowUs() - t0) / 1e6).toFixed(1)} s`);
+    const spec = system.worker(target);
+    const every = Math.max(1, Math.floor(n / 100));
+    const proc = new WorkerProcess(spec.entry, {
+      ...spec.env,
+      BENCH_MODE: 'drain',
+      BENCH_EXPECTED: String(n),
+      BENCH_PROGRESS_EVERY: String(every),
+      BENCH_CONCURRENCY: String(config.concurrency),
+    });
+    const progress: { n: number; t: number }[] = [];
+    proc.onMessage = (m) => {
+      if (m.type === 'progress') progress.push({ n: m.n!, t: m.t! });
+    };
+    let first: number;
+    let end: number;
+    try {
+      await proc.wait('ready', 60_000);
+      proc.startRss(100);
+      proc.send('start');
+      first = (await proc.wait('first', 60_000)).t!;
+      await proc.wait('handled', 3_600_000);
+      end = await untilFinished(session, 120_000);
+    } finally {
+      await proc.stop();
+    }
+    const rssAt = (t: number) => {
+      let best = proc.rss[0];
+      for (const s of proc.rss) if (Math.abs(s.t - t) < Math.abs(best!.t - t)) best = s;
+      return best?.mb ?? NaN;
+    };
+    const points: [number, number][] = progress.map((p) => [p.n, rssAt(p.t)]);
+    const warm = points.filter(([x]) => x >= n * 0.1);
+    const at10 = warm[0]?.[1] ?? NaN;
+    const atEnd = points.at(-1)?.[1] ?? NaN;
+    const out: Samples = {
+      rss_long_drain: n / ((end - first) / 1e6),
+      rss_long_10: at10,
+      rss_long_end: atEnd,
+      rss_long_peak: Math.max(...proc.rss.map((s) => s.mb)),
+      rss_long_slope: slope(warm) * 100_000,
+    };
+    log(
+      `    drain ${Math.round(out.rss_long_drain!)} jobs/s; RSS at 10% ${at10.toFixed(0)} MB, at the end ${atEnd.toFixed(0)} MB, peak ${out.rss_long_peak!.toFixed(0)} MB, slope ${out.rss_long_slope!.toFixed(2)} MB per 100k jobs`,
+    );
+    return out;
+  } finally {
+    await session.close().catch(() => {});
+    await releaseTarget(server, target);
+  }
+}

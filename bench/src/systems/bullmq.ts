@@ -24,7 +24,8 @@ export async function bullmqParts(backend: Backend, url: string, namespace: stri
         new bullmq.Worker(BULLMQ_QUEUE, processor, { ...base, ...BULLMQ_WORKER_OPTIONS, ...extra }),
     };
   }
-  const base = { connection: url };
+  // The producer side creates the schema (migrate: true); the worker process finds it there.
+  const base = { connection: { connectionString: url, migrate: true } };
   return {
     bullmq,
     queue: () => new bullmq.Queue(BULLMQ_QUEUE, base, bullmq.createPostgresBackend),
@@ -66,7 +67,7 @@ export async function bullmqAdapter(backend: Backend): Promise<SystemAdapter> {
     history: 'not measured: seeding finished jobs needs its own storage format',
     settings: {
       worker: JSON.stringify(BULLMQ_WORKER_OPTIONS),
-      backend: backend === 'redis' ? `ioredis ${pkgVersion('ioredis')} to ${REDIS.host}:${REDIS.port}, a fresh key prefix per round` : 'createPostgresBackend (pg pool + LISTEN client)',
+      backend: backend === 'redis' ? `ioredis ${pkgVersion('ioredis')} to ${REDIS.host}:${REDIS.port}, a fresh key prefix per round` : 'createPostgresBackend, connection { connectionString, migrate: true } (pg pool + LISTEN client)',
       enqueue: 'queue.addBulk (bulk), queue.add (single)',
       jobs: 'defaults (completed jobs kept); mixed: priority 1 high / 2 normal, delay, attempts 2 without backoff',
     },

@@ -22,6 +22,8 @@ export interface WorkerConfig {
   namespace: string;
   concurrency: number;
   expected: number;
+  /** Drain mode: report a `progress` message every this many jobs (0: never). */
+  progressEvery: number;
   env: NodeJS.ProcessEnv;
 }
 
@@ -62,6 +64,14 @@ export function makeHandler(config: WorkerConfig, onDone: () => void): Handler {
     }
   };
   if (config.mode === 'drain') {
+    const every = config.progressEvery;
+    if (every > 0) {
+      return async () => {
+        if (first) onFirst();
+        done();
+        if (successes % every === 0) send({ type: 'progress', n: successes, t: nowUs() });
+      };
+    }
     return async () => {
       if (first) onFirst();
       done();
@@ -118,6 +128,7 @@ export async function runWorker(start: StartFn): Promise<void> {
     namespace: env.BENCH_NAMESPACE ?? 'bench',
     concurrency: Number(env.BENCH_CONCURRENCY ?? 10),
     expected: Number(env.BENCH_EXPECTED ?? 0),
+    progressEvery: Number(env.BENCH_PROGRESS_EVERY ?? 0),
     env,
   };
   let stop: (() => Promise<void>) | undefined;
