@@ -8,8 +8,10 @@ import {
   type InsertedJob,
   type JobInsert,
   type PushContext,
+  type Outcome,
   type Settlement,
   type SettleContext,
+  type SettledJob,
   tapped,
   wrapPluginErrors,
 } from './hooks.js';
@@ -455,16 +457,7 @@ export class Docket implements AsyncDisposable {
     );
     if (rows.length === 0) return [];
     const records = rows.map(toJobRecord);
-    const settlements: Settlement[] = records.map((job) => ({
-      job,
-      outcome:
-        job.state === 'succeeded'
-          ? { state: 'succeeded', result: job.result }
-          : job.state === 'failed'
-            ? { state: 'failed', error: job.errors[job.errors.length - 1] ?? syntheticError(job, 'failed') }
-            : { state: 'cancelled', error: null },
-      ctx: null,
-    }));
+    const settlements: Settlement[] = records.map((job) => ({ job, outcome: storedOutcome(job), ctx: null }));
     const deferred: Array<() => unknown> = [];
     // Released outcomes are already written: taps observe them (and may release further jobs) but cannot change them.
     const outcomes = settlements.map((s) => s.outcome);
@@ -476,6 +469,37 @@ export class Docket implements AsyncDisposable {
       }
     });
     return records.map((r) => r.id);
+  }
+
+  /**
+   * For plugins that end jobs outside any worker's attempt (e.g. the attempt's worker is gone):
+   * opens a transaction and calls `write(tx)`, which moves jobs to a finished state with the
+   * plugin's own fenced SQL and returns their ids. In the same transaction the core then fires
+   * `settle` for the rows that are finished (observing: `ctx` null, outcome as stored) and
+   * notifies `waitForJob`; after commit it fires `afterSettle`. Returns the ids settled.
+   */
+  async settleJobs(write: (tx: postgres.TransactionSql) => Promise<readonly string[]>): Promise<string[]> {
+    this.#assertOpen();
+    const deferred: Array<() => unknown> = [];
+    const settled = (await this.sql.begin(async (tx) => {
+      const ids = [...new Set(await write(tx))];
+      if (ids.length === 0) return [];
+      const records = (await this.jobs.getMany(tx, ids))
+        .map(toJobRecord)
+        .filter((job) => (FINISHED_STATES as readonly JobState[]).includes(job.state));
+      for (let i = 0; i < records.length; i += 400) {
+        const chunk = records.slice(i, i + 400).map((job) => job.id);
+        await tx.unsafe(`SELECT pg_notify($1, $2)`, [this.channel, `s:${chunk.join(',')}`]);
+      }
+      const outcomes = records.map(storedOutcome);
+      await this.#fireSettle(tx, records.map((job, i) => ({ job, outcome: { ...outcomes[i]! }, ctx: null })), null, deferred);
+      return records.map((job, i) => ({ job, outcome: outcomes[i]!, finishedAt: job.finishedAt ?? new Date() }));
+    })) as SettledJob[];
+    await this.#runDeferred(deferred);
+    if (settled.length > 0 && tapped(this.#hooks.afterSettle)) {
+      this.#hooks.afterSettle.promise(settled).catch((error) => this.logger.error('afterSettle hook failed', { error }));
+    }
+    return settled.map((s) => s.job.id);
   }
 
   async #fireSettle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]> {
@@ -639,6 +663,15 @@ function toInsertRow(invocation: JobInvocation): JobInsert {
     extensions: { ...options.extensions },
     columns: {},
   };
+}
+
+/** The outcome a finished row records (for settlements the core fires after the write). */
+function storedOutcome(job: JobRecord): Outcome {
+  return job.state === 'succeeded'
+    ? { state: 'succeeded', result: job.result }
+    : job.state === 'failed'
+      ? { state: 'failed', error: job.errors[job.errors.length - 1] ?? syntheticError(job, 'failed') }
+      : { state: 'cancelled', error: null };
 }
 
 function syntheticError(job: JobRecord, state: string): JobError {

@@ -154,6 +154,7 @@ export function createHooks() {
      * Jobs settling, inside the transaction that writes the outcome, batched. Waterfall: for attempts
      * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
      * (`ctx` null) the outcome is already written and taps observe it (and may write, release, push).
+     * Also fired (ctx null) for jobs a plugin ended outside an attempt with `app.settleJobs`.
      */
     settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext]>(['settlements', 'ctx'], 'settle'),
     /** After the completion committed. Parallel notification. */

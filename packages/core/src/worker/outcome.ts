@@ -23,6 +23,7 @@ function safeString(value: unknown): string {
 
 /** The outcome of an attempt that returned `result`. */
 export function successOutcome(job: RunningJob, result: unknown): Outcome {
+  if (result === undefined || result === null) return { state: 'succeeded', result: null };
   try {
     toJsonText(result, `The result of job '${job.name}' (${job.id})`, (message) => new ResultNotSerializableError(message));
   } catch (error) {

@@ -221,5 +221,6 @@ export class QueueRunner {
 }
 
 function byPriorityThenAge(a: RunningJob, b: RunningJob): number {
-  return b.priority - a.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || Number(BigInt(a.id) - BigInt(b.id));
+  // Ids are decimal strings: a shorter one is smaller, equal lengths compare as text.
+  return b.priority - a.priority || a.scheduledAt.getTime() - b.scheduledAt.getTime() || a.id.length - b.id.length || (a.id < b.id ? -1 : 1);
 }
