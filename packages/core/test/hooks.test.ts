@@ -274,3 +274,53 @@ test('beforePush may answer a row with an existing job (duplicateOf); deleteJobs
     await h.close();
   }
 });
+
+test('settleJobs: a plugin ends a running job outside its attempt; settle observes it in the transaction, afterSettle and waitForJob follow the commit', async () => {
+  const seen: Array<{ id: string; state: string; ctx: boolean; inTx: boolean }> = [];
+  const after: SettledJob[] = [];
+  const plugin: DocketPlugin = {
+    name: 'test-ender',
+    apply(app) {
+      app.hooks.settle.tapPromise('test-ender', async (settlements, ctx) => {
+        const [{ inTx }] = await ctx.sql`SELECT now() <> statement_timestamp() AS "inTx"`;
+        for (const s of settlements) seen.push({ id: s.job.id, state: s.outcome.state, ctx: s.ctx !== null, inTx });
+        return settlements;
+      });
+      app.hooks.afterSettle.tap('test-ender', (settled) => void after.push(...settled));
+    },
+  };
+  const job = defineJob({ name: 'orphan', queue: 'ender' }, async () => 'never runs here');
+  const h = await harness({ plugins: [plugin] });
+  try {
+    const [a, b] = await h.app.pushMany([job, job]);
+    // Both claimed by a worker that is gone (no worker runs in this test).
+    await h.db.sql`UPDATE docket.jobs SET state = 'running', attempt = 1, worker_id = 'gone', started_at = now()`;
+    const waiting = h.app.waitForJob(a!, { timeoutMs: 10_000 });
+    const ended = await h.app.settleJobs(async (tx) => {
+      const rows = await tx.unsafe(
+        `UPDATE docket.jobs SET state = 'failed', finished_at = now(),
+           errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'name', 'Gone', 'message', 'worker gone', 'at', now()))
+         WHERE id = $1 AND state = 'running' AND worker_id = 'gone' RETURNING id::text AS id`,
+        [a!.id],
+      );
+      return [...rows.map((r) => r.id as string), b!.id]; // b is still running: not settled
+    });
+    assert.deepEqual(ended, [a!.id]);
+    assert.equal((await waiting).state, 'failed');
+    assert.deepEqual(seen, [{ id: a!.id, state: 'failed', ctx: false, inTx: true }]);
+    await waitFor(() => after.length === 1, { message: 'afterSettle after commit' });
+    assert.equal(after[0]!.outcome.state, 'failed');
+    assert.equal(after[0]!.outcome.state === 'failed' && after[0]!.outcome.error.message, 'worker gone');
+    assert.equal((await h.app.getJob(b!)).state, 'running');
+
+    // A write that throws rolls back and fires nothing.
+    await assert.rejects(h.app.settleJobs(async (tx) => {
+      await tx.unsafe(`UPDATE docket.jobs SET state = 'cancelled', finished_at = now() WHERE id = $1`, [b!.id]);
+      throw new Error('changed my mind');
+    }), /changed my mind/);
+    assert.equal((await h.app.getJob(b!)).state, 'running');
+    assert.equal(seen.length, 1);
+  } finally {
+    await h.close();
+  }
+});
