@@ -306,6 +306,7 @@ export class Worker {
     const timeoutMs = integerOption('worker.stop(options)', 'timeoutMs', options.timeoutMs, this.options.shutdownTimeoutMs ?? 30_000, { min: 0 });
     if (this.phase === 'new') {
       this.phase = 'stopped';
+      this.resolveStopped();
       return Promise.resolve();
     }
     if (this.stopping) {
@@ -317,6 +318,9 @@ export class Worker {
     return this.stopping;
   }
   private hurry: (() => void) | null = null;
+  private resolveStopped!: () => void;
+  /** Resolves once the worker has stopped (by `stop()` or, with `handleSignals`, by a signal). */
+  readonly stopped: Promise<void> = new Promise((resolve) => (this.resolveStopped = resolve));
 
   private async doStop(timeoutMs: number): Promise<void> {
     while (this.phase === 'starting') await new Promise((r) => setTimeout(r, 10));
@@ -350,5 +354,6 @@ export class Worker {
       process.off('SIGINT', this.signalHandler);
     }
     this.phase = 'stopped';
+    this.resolveStopped();
   }
 }
