@@ -50,7 +50,7 @@ before(async () => {
   await app.migrate();
   const queue = (executor: 'async' | 'thread' | 'process') => ({ executor, concurrency: 2, pollIntervalMs: 50 });
   worker = new Worker(app, {
-    jobs: [...Object.values(fixtures).filter(isJobDefinition), missing],
+    jobs: [...(Object.values(fixtures) as unknown[]).filter(isJobDefinition), missing],
     jobsModule: JOBS_MODULE,
     hardStopGraceMs: 100,
     queues: { a: queue('async'), t: queue('thread'), p: queue('process') },
