@@ -274,8 +274,9 @@ export class Worker {
     await this.internals.runDeferred(deferred);
     const { hooks } = this.internals;
     if (written && tapped(hooks.afterSettle)) {
-      const { final } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
-      hooks.afterSettle.promise(final.map((c) => ({ job: c.job, outcome: c.outcome, finishedAt: new Date() }))).catch((error) =>
+      const { final, written: rows } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
+      const finishedAt = rows[0]?.finished_at ?? new Date();
+      hooks.afterSettle.promise(final.map((c) => ({ job: c.job, outcome: c.outcome, finishedAt }))).catch((error) =>
         this.app.logger.error('afterSettle hook failed', { error }),
       );
     }
