@@ -98,8 +98,8 @@ export class JobsSql {
     this.insertOneText = `
       WITH ins AS (
         INSERT INTO ${schema}.jobs (queue, name, args, priority, max_attempts, scheduled_at, limits, meta${extraNames})
-        VALUES ($1, $2, $3::jsonb, $4, $5, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
-                $8::jsonb, $9::jsonb${oneExtra})
+        VALUES ($1, $2, $3::text::jsonb, $4, $5, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
+                $8::text::jsonb, $9::text::jsonb${oneExtra})
         ON CONFLICT DO NOTHING
         RETURNING id, queue, scheduled_at
       ),
