@@ -4,7 +4,7 @@
  * nothing. See --help and docs/PERFORMANCE.md.
  */
 import { writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs, type Config, type WorkloadId } from './config.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer, type Server } from './db.js';
 import { bareBulk, bareDrain, bareLatency, bareSetup, bareSingle } from './limits/bare.js';
@@ -120,7 +120,8 @@ async function main(): Promise<void> {
   const server = await startServer(log);
   const pgVersion = await serverVersion(server);
   log(`PostgreSQL: ${pgVersion} (${server.origin})`);
-  log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' ');
+  log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart}`);
 
   // Load each system; one that fails to load is skipped with its reason.
   const systems: SystemAdapter[] = [];
@@ -227,14 +228,15 @@ async function main(): Promise<void> {
     for (const e of errors) log(`  ${e}`);
   }
   const seconds = (Date.now() - started) / 1000;
-  log(`\nDone in ${seconds.toFixed(0)} s.`);
+  const loadAtEnd = loadavg().map((l) => l.toFixed(2)).join(' ');
+  log(`\nDone in ${seconds.toFixed(0)} s. Load average at the end: ${loadAtEnd} (other work on the machine skews every figure).`);
 
   if (config.json) {
     const json = {
       generatedAt: new Date().toISOString(),
       mode: config.quick ? 'quick' : 'full',
       config: { ...config, workloads: [...config.workloads] },
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: totalmem() / 2 ** 30, node: process.version },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: totalmem() / 2 ** 30, node: process.version, loadAtStart, loadAtEnd },
       postgres: { version: pgVersion, origin: server.origin },
       pgbench: pgbenchInfo,
       systems: systems.map((s) => ({ id: s.id, label: s.label, version: s.version, settings: s.settings })),

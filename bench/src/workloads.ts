@@ -87,7 +87,7 @@ async function timedDrain(system: SystemAdapter, target: Target, session: Sessio
       jobsPerSecond: n / ((end - t0) / 1e6),
       startupMs: (t0 - sent) / 1000,
       rssAtFirst: atFirst,
-      rssPeak: Math.max(...during.map((s) => s.mb)),
+      rssPeak: during.length ? Math.max(...during.map((s) => s.mb)) : NaN,
       rssEnd: last,
       rssGrowth: last - atFirst,
     };
@@ -368,7 +368,7 @@ export async function rssWorkload(server: Server, system: SystemAdapter, config:
       rss_long_drain: n / ((end - first) / 1e6),
       rss_long_10: at10,
       rss_long_end: atEnd,
-      rss_long_peak: Math.max(...proc.rss.map((s) => s.mb)),
+      rss_long_peak: proc.rss.length ? Math.max(...proc.rss.map((s) => s.mb)) : NaN,
       rss_long_slope: slope(warm) * 100_000,
     };
     log(
