@@ -14,7 +14,12 @@
  *
  * Aborts. On `ctx.signal` abort the attempt rejects at once with `signal.reason`, the runner is
  * told (its ctx.signal aborts too) and terminated (thread) or killed (process); it is never
- * reused.
+ * reused. (`hardStopGraceMs` is the async executor's: these executors can stop a handler.)
+ *
+ * What a handler sees in a runner: `ctx.job` (a structured clone), `ctx.signal`, `ctx.workerId`;
+ * `ctx.app` is null, `ctx.sql` undefined (`atomic` has no transaction here), and fields plugins
+ * add to the context in the worker do not cross. Thrown errors come back rebuilt (runner.ts):
+ * retry policies match them by predicate (name, message, code), not by class.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
