@@ -8,7 +8,8 @@ import type { JobError, RunningJob } from '../types.js';
 export function toJobError(error: unknown, attempt: number): JobError {
   const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : `Non-error thrown: ${safeString(error)}`);
   const out: JobError = { attempt, name: e.name, message: e.message, at: new Date().toISOString() };
-  if (e instanceof DocketError) out.code = e.code;
+  const code = e instanceof DocketError ? e.code : (e as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
   if (e.stack) out.stack = e.stack;
   return out;
 }
