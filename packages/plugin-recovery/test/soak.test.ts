@@ -31,12 +31,14 @@ test(`crash soak: ${JOBS} jobs, two worker processes, one killed with SIGKILL an
     for (let k = 1; k <= KILLS; k++) {
       const victim = h.spawn({ ...env, WORKER_LABEL: `B${k}` });
       const id = await victim.started;
-      // Let it take work: kill it once it has run a couple of jobs (plus a little, so kills land at random points).
+      // Let it take work, a random amount so the kills spread over the run and land mid-job, then kill it
+      // (sooner when the queue runs low, so that all the kills happen while jobs remain).
+      const target = 2 + Math.floor(random() * 20);
       const ranBefore = await waitFor(async () => {
-        const n = await count(h.db, `SELECT count(*) FROM runs WHERE worker = '${id}'`);
-        return n >= 2 ? n : undefined;
+        const [row] = await h.db.sql`SELECT (SELECT count(*)::int FROM runs WHERE worker = ${id}) AS n,
+          (SELECT count(*)::int FROM docket.jobs WHERE state = 'pending') AS left`;
+        return row!.n >= target || (row!.n >= 1 && row!.left < 300) ? (row!.n as number) : undefined;
       }, { timeoutMs: 60_000, intervalMs: 20, message: `worker B${k} runs jobs` });
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 300)));
       victim.signal('SIGKILL');
       await victim.exited;
       // Nothing can touch its rows until it has been silent for 2 s: this is what it held at the kill.
@@ -44,6 +46,7 @@ test(`crash soak: ${JOBS} jobs, two worker processes, one killed with SIGKILL an
       inFlightAtKills += inFlight;
       kills.push({ worker: id, inFlight, ranBefore });
     }
+    const killSeconds = (Date.now() - started) / 1000;
     const remainingAtLastKill = await count(h.db, `SELECT count(*) FROM docket.jobs WHERE state <> 'succeeded'`);
     const last = h.spawn({ ...env, WORKER_LABEL: 'B-final' });
     await last.started;
@@ -71,7 +74,7 @@ test(`crash soak: ${JOBS} jobs, two worker processes, one killed with SIGKILL an
       SELECT count(*)::int AS wrong FROM (SELECT job_id FROM runs GROUP BY job_id HAVING count(*) > 1) d
       WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.job_id = d.job_id AND r.worker = ANY(${killedIds}))`;
     console.log(
-      `[crash soak] ${JOBS} jobs, ${KILLS} SIGKILLs in ${seconds.toFixed(1)} s (${remainingAtLastKill} jobs left at the last kill): ` +
+      `[crash soak] ${JOBS} jobs, ${KILLS} SIGKILLs over the first ${killSeconds.toFixed(1)} s of ${seconds.toFixed(1)} s (${remainingAtLastKill} jobs left at the last kill): ` +
         `succeeded ${s.succeeded}, runs ${s.runs}, jobs that ran twice ${s.ran_twice} ≤ in flight at the kills ${inFlightAtKills}; ` +
         `jobs recovered ${s.recovered_jobs} (${s.recoveries} recoveries, at most ${s.max_recoveries} for one job); ` +
         `in flight per kill: ${kills.map((k) => k.inFlight).join(',')}`,
