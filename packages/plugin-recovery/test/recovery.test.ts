@@ -244,3 +244,34 @@ test('the sweep runs on the maintenance tick of a worker, and a recovered job is
     await h.close();
   }
 });
+
+test('primaryOnly: workers that are not primary do not sweep; primaryOnly false sweeps anyway', { timeout: 60_000 }, async () => {
+  let ticks = 0;
+  const notPrimary: DocketPlugin = {
+    name: 'test-not-primary',
+    apply(app) {
+      app.hooks.resolvePrimary.tapPromise('test-not-primary', async () => ({ primary: false, term: null }));
+      app.hooks.maintenance.tap('test-not-primary', () => void ticks++);
+    },
+  };
+  for (const primaryOnly of [true, false]) {
+    ticks = 0;
+    const h = await setup({ intervalMs: 10, primaryOnly }, [notPrimary]);
+    const worker = new Worker(h.app, { jobs: [work], queues: { other: {} }, maintenanceIntervalMs: 20 });
+    try {
+      const ref = await h.app.push(work.withArgs({ n: 1 }));
+      await claim(h.db, [ref.id], 'crashed', 5000);
+      await worker.start();
+      if (primaryOnly) {
+        await waitFor(() => ticks >= 10, { timeoutMs: 20_000, message: 'ten maintenance ticks' });
+        assert.equal((await jobRow(h.db, ref.id)).state, 'running', 'no sweep on a worker that is not primary');
+      } else {
+        const result = await h.plugin.nextRun({ timeoutMs: 20_000 });
+        assert.deepEqual(result.recovered.map((j) => j.id), [ref.id]);
+      }
+    } finally {
+      await worker.stop();
+      await h.close();
+    }
+  }
+});
