@@ -36,8 +36,8 @@ async function setup(db: TestDatabase, options: CronOptions = {}, extra: DocketP
     plugin,
     app,
     log,
-    async startWorker(id = 'cron-worker') {
-      const worker = new Worker(app, { id, jobs: [tick, slow], queues: { 'cron-test': { concurrency: 10, pollIntervalMs: 100 } }, maintenanceIntervalMs: 100 });
+    async startWorker(id = 'cron-worker', maintenanceIntervalMs = 100) {
+      const worker = new Worker(app, { id, jobs: [tick, slow], queues: { 'cron-test': { concurrency: 10, pollIntervalMs: 100 } }, maintenanceIntervalMs });
       workers.push(worker);
       await worker.start();
       return worker;
@@ -319,5 +319,32 @@ test('a schedule whose push a plugin refuses does not hold up the others', { tim
     assert.ok(h.log.of('cron.failed').length >= 1);
   } finally {
     await h.close();
+  }
+});
+
+test('three apps whose workers are all primary race on one schedule every 20 ms: still one job per second, no gap', { timeout: 60_000 }, async () => {
+  await using db = await createTestDatabase();
+  const alwaysPrimary: DocketPlugin = {
+    name: 'always-primary',
+    apply(app) {
+      app.hooks.resolvePrimary.tapPromise('always-primary', async () => ({ primary: true, term: null }));
+    },
+  };
+  const nodes = await Promise.all([1, 2, 3].map(() => setup(db, { intervalMs: 10, lookaheadMs: 0 }, [alwaysPrimary])));
+  try {
+    await nodes[0]!.plugin.schedule({ name: 'raced', cron: '* * * * * *', job: tick, overlap: true });
+    const workers = await Promise.all(nodes.map((n, i) => n.startWorker(`racer-${i + 1}`, 20)));
+    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires`)[0]!.n >= 6, { timeoutMs: 30_000, message: 'six fires' });
+    assert.equal(workers.length, 3);
+    const [span] = await db.sql`
+      SELECT count(*)::int AS n, (extract(epoch FROM max(fire_at) - min(fire_at)))::int + 1 AS seconds,
+             count(DISTINCT worker_id)::int AS firing_workers,
+             (SELECT count(*)::int FROM docket.jobs) AS jobs
+        FROM docket.cron_fires`;
+    assert.equal(span!.n, span!.seconds, 'one fire record per second, no gap');
+    assert.equal(span!.jobs, span!.n, 'one job per fire record');
+    console.log(`# ${span!.n} seconds fired by ${span!.firing_workers} racing worker(s)`);
+  } finally {
+    await Promise.all(nodes.map((n) => n.close()));
   }
 });
