@@ -4,6 +4,7 @@
  * nothing. See --help and docs/PERFORMANCE.md.
  */
 import { writeFile } from 'node:fs/promises';
+import postgres from 'postgres';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs, type Config, type WorkloadId } from './config.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer, type Server } from './db.js';
@@ -59,35 +60,31 @@ function record(results: Results, system: string, samples: Samples, round: numbe
   }
 }
 
-async function limitsRound(server: Server, config: Config, round: number, limits: Results, notes: string[]): Promise<void> {
+/**
+ * The limit rows run right after the systems' runs of the same workload in each round, so they
+ * meet the same conditions (the machine may be shared).
+ */
+async function limitsDrain(server: Server, config: Config, round: number, limits: Results, notes: string[]): Promise<void> {
   const name = `bench_bare_r${round}`;
   const url = await createDatabase(server, name);
   try {
     let sql = await bareSetup(url);
     const bulk = await bareBulk(sql, config.bulk);
     const drain = await bareDrain(sql, config.bulk);
-    const single = await bareSingle(sql, config.single);
-    await sql`truncate bare_jobs`; // the latency loop starts from an empty queue
     await sql.end({ timeout: 5 });
-    const samples: Samples = { bulk, drain, single };
+    const samples: Samples = { bulk, drain };
     if (config.bareBig > 0) {
       await dropDatabase(server, name);
       await createDatabase(server, name);
       sql = await bareSetup(url);
       samples.bulk_big = await bareBulk(sql, config.bareBig);
       samples.drain_big = await bareDrain(sql, config.bareBig);
-      await sql`truncate bare_jobs`;
       await sql.end({ timeout: 5 });
     }
-    const lat = await bareLatency(url, config.latencyPushes, config.latencyRate);
-    samples.lat_p50 = percentile(lat, 50);
-    samples.lat_p95 = percentile(lat, 95);
-    samples.lat_p99 = percentile(lat, 99);
     record(limits, 'bare', samples, round);
     log(
-      `    bare: bulk ${Math.round(bulk)} jobs/s, single ${Math.round(single)} jobs/s, drain ${Math.round(drain)} jobs/s` +
-        (samples.drain_big ? `, drain ${config.bareBig} ${Math.round(samples.drain_big)} jobs/s` : '') +
-        `, notify latency p50 ${fmt(samples.lat_p50)} p99 ${fmt(samples.lat_p99)} ms`,
+      `    bare: bulk ${Math.round(bulk)} jobs/s, drain ${Math.round(drain)} jobs/s` +
+        (samples.drain_big ? `, drain of ${config.bareBig} ${Math.round(samples.drain_big)} jobs/s` : ''),
     );
   } finally {
     await dropDatabase(server, name);
@@ -110,6 +107,35 @@ async function limitsRound(server: Server, config: Config, round: number, limits
     if (round === 0) notes.push(`pgbench row failed: ${message}`);
   } finally {
     await dropDatabase(server, pname);
+  }
+}
+
+async function limitsLatency(server: Server, config: Config, round: number, limits: Results, latency: boolean, single: boolean): Promise<void> {
+  const name = `bench_bare_lat_r${round}`;
+  const url = await createDatabase(server, name);
+  try {
+    const samples: Samples = {};
+    if (latency) {
+      const sql = await bareSetup(url);
+      await sql.end({ timeout: 5 });
+      const lat = await bareLatency(url, config.latencyPushes, config.latencyRate);
+      samples.lat_p50 = percentile(lat, 50);
+      samples.lat_p95 = percentile(lat, 95);
+      samples.lat_p99 = percentile(lat, 99);
+    }
+    if (single) {
+      const sql = latency ? postgres(url, { max: 2, onnotice: () => {} }) : await bareSetup(url);
+      samples.single = await bareSingle(sql, config.single);
+      await sql.end({ timeout: 5 });
+    }
+    record(limits, 'bare', samples, round);
+    log(
+      `    bare:` +
+        (latency ? ` notify latency p50 ${fmt(samples.lat_p50!)} p95 ${fmt(samples.lat_p95!)} p99 ${fmt(samples.lat_p99!)} ms` : '') +
+        (single ? ` single ${Math.round(samples.single!)} jobs/s` : ''),
+    );
+  } finally {
+    await dropDatabase(server, name);
   }
 }
 
@@ -158,16 +184,30 @@ async function main(): Promise<void> {
       errors.push(`round ${round + 1}, ${system.label}, ${workload}: ${message}`);
     }
   };
+  const limit = async (what: string, fn: () => Promise<void>, round: number) => {
+    log(`  limits — ${what}`);
+    try {
+      await fn();
+    } catch (error) {
+      const message = String((error as Error)?.stack ?? error).split('\n').slice(0, 4).join(' | ');
+      log(`    FAILED: ${message}`);
+      errors.push(`round ${round + 1}, limits (${what}): ${message}`);
+    }
+  };
   const want = (w: WorkloadId) => config.workloads.has(w);
 
   try {
     for (let round = 0; round < config.rounds; round++) {
       log(`\n— Round ${round + 1} of ${config.rounds} —`);
-      if (want('drain')) for (const s of systems) await run(s, 'bulk enqueue + drain', () => drainWorkload(server, s, config, log), round);
+      if (want('drain')) {
+        for (const s of systems) await run(s, 'bulk enqueue + drain', () => drainWorkload(server, s, config, log), round);
+        if (config.limits) await limit('bulk insert + drain: bare postgres.js and pgbench', () => limitsDrain(server, config, round, limits, notes), round);
+      }
       if (want('latency') || want('single')) {
         for (const s of systems) {
           await run(s, [want('latency') && 'latency', want('single') && 'single enqueue'].filter(Boolean).join(' + '), () => latencyWorkload(server, s, config, log, want('single'), want('latency')), round);
         }
+        if (config.limits) await limit('latency + single insert: bare postgres.js', () => limitsLatency(server, config, round, limits, want('latency'), want('single')), round);
       }
       if (want('history')) {
         for (const s of systems) {
@@ -190,16 +230,6 @@ async function main(): Promise<void> {
             continue;
           }
           await run(s, `long drain of ${config.rssJobs.toLocaleString('en-US')} jobs (RSS)`, () => rssWorkload(server, s, config, log), round);
-        }
-      }
-      if (config.limits) {
-        log('  limits — bare postgres.js and pgbench');
-        try {
-          await limitsRound(server, config, round, limits, notes);
-        } catch (error) {
-          const message = String((error as Error)?.stack ?? error).split('\n').slice(0, 4).join(' | ');
-          log(`    FAILED: ${message}`);
-          errors.push(`round ${round + 1}, limits: ${message}`);
         }
       }
     }

@@ -151,7 +151,10 @@ export function targets(config: Config, results: Results, limits: Results, docke
     rows.push({ target, value: asPercent ? `${fmt(100 * r, 0)}%` : `${fmt(r, 2)}×`, verdict: r >= need ? 'met' : 'missed' });
   };
   ratioRow('Drain ≥ 2.5× graphile-worker (batching on)', 'drain', 'graphile', 'drain', 2.5, results);
-  ratioRow(`Drain ≥ 70% of the bare loop (${n(config.drain)} jobs)`, 'drain', 'bare', 'drain', 0.7, limits, true);
+  ratioRow(`Drain ≥ 70% of the bare loop (${n(config.drain)} jobs, as Docket's drain)`, 'drain', 'bare', 'drain', 0.7, limits, true);
+  if (config.bareBig > 0) {
+    ratioRow(`Drain ≥ 70% of the bare loop (its ${n(config.bareBig)}-job run, as in issue 7)`, 'drain', 'bare', 'drain_big', 0.7, limits, true);
+  }
   ratioRow('Bulk enqueue ≥ 3× graphile-worker addJobs', 'bulk', 'graphile', 'bulk', 3, results);
   ratioRow('Single enqueue ≥ 3× graphile-worker addJob', 'single', 'graphile', 'single', 3, results);
   const abs = (target: string, key: string, limit: number) => {
@@ -181,12 +184,14 @@ export function targets(config: Config, results: Results, limits: Results, docke
       verdict: b.median <= 1.1 * a.median ? 'met' : 'missed',
     });
   } else {
-    const target = `Worker RSS flat during the drain (growth ≤ 10% of RSS at the first job; ${n(config.drain)} jobs — run --workloads rss for 1,000,000)`;
+    // A 20,000-job drain includes the warm-up (JIT, buffers, pools): it cannot show growth with
+    // jobs processed. Shown for information; the verdict needs the long drain.
+    const target = `Worker RSS flat during a 1,000,000-job drain (needs --workloads rss)`;
     const g = cell(d.rss_growth);
     const f = cell(d.rss_first);
     if (docketSkip) rows.push(na(target, `Docket skipped: ${docketSkip}`));
     else if (!g || !f) rows.push(na(target, 'no Docket figure'));
-    else rows.push({ target, value: `${fmt(g.median, 1)} MB on ${fmt(f.median, 0)} MB`, verdict: g.median <= 0.1 * f.median ? 'met' : 'missed' });
+    else rows.push(na(target, `20k drain: +${fmt(g.median, 1)} MB on ${fmt(f.median, 0)} MB (warm-up included)`));
   }
   return rows;
 }
