@@ -419,7 +419,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
       } catch (error) {
         // One schedule's failure (say, a beforePush plugin refusing its job) does not hold up the others.
         docket.logger.error(`cron: firing schedule '${name}' failed; it is retried on the next run`, { error });
-        docket.emit(PLUGIN_NAME, 'cron.failed', { schedule: name, error });
+        docket.emit(PLUGIN_NAME, 'cron.fire_failed', { schedule: name, error });
       }
     }
     if (Date.now() - lastPrune > 60_000) {

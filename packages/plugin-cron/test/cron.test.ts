@@ -316,7 +316,7 @@ test('a schedule whose push a plugin refuses does not hold up the others', { tim
     await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'good'`)[0]!.n >= 2, { timeoutMs: 20_000, message: 'good fires' });
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'bad'`;
     assert.equal(n, 0, 'the refused push rolled back its fire record');
-    assert.ok(h.log.of('cron.failed').length >= 1);
+    assert.ok(h.log.of('cron.fire_failed').length >= 1);
   } finally {
     await h.close();
   }
