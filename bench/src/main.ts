@@ -30,7 +30,9 @@ import {
   type Samples,
 } from './workloads.js';
 
-const log = (line: string) => console.log(line);
+const log = (line: string) => {
+  if (!interrupted) console.log(line);
+};
 
 const FACTORIES: Record<string, () => Promise<SystemAdapter>> = {
   docket: docketAdapter,
@@ -40,17 +42,24 @@ const FACTORIES: Record<string, () => Promise<SystemAdapter>> = {
   'bullmq-pg': () => bullmqAdapter('postgres'),
 };
 
-let cleaningUp = false;
-async function cleanup(code: number): Promise<never> {
-  if (!cleaningUp) {
-    cleaningUp = true;
+let interrupted = false;
+let cleaning: Promise<never> | undefined;
+/** Kills the worker processes, stops the embedded server, exits; the first caller's code wins. */
+function cleanup(code: number): Promise<never> {
+  cleaning ??= (async () => {
     killAllChildren();
     await stopServer().catch(() => {});
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return cleaning;
 }
-process.on('SIGINT', () => void cleanup(130));
-process.on('SIGTERM', () => void cleanup(143));
+const onSignal = (code: number) => {
+  interrupted = true;
+  console.log('\nInterrupted: stopping the worker processes and the database server…');
+  void cleanup(code);
+};
+process.on('SIGINT', () => onSignal(130));
+process.on('SIGTERM', () => onSignal(143));
 
 function record(results: Results, system: string, samples: Samples, round: number): void {
   const bySystem = (results[system] ??= {});
@@ -175,6 +184,7 @@ async function main(): Promise<void> {
   const errors: string[] = [];
   const notes: string[] = [];
   const run = async (system: SystemAdapter, workload: string, fn: () => Promise<Samples>, round: number) => {
+    if (interrupted) return;
     log(`  ${system.label} — ${workload}`);
     try {
       record(results, system.id, await fn(), round);
@@ -185,6 +195,7 @@ async function main(): Promise<void> {
     }
   };
   const limit = async (what: string, fn: () => Promise<void>, round: number) => {
+    if (interrupted) return;
     log(`  limits — ${what}`);
     try {
       await fn();
@@ -237,6 +248,7 @@ async function main(): Promise<void> {
     await dropTemplates(server);
   }
 
+  if (interrupted) return;
   // Report.
   const ordered = systems.map((s) => ({ id: s.id, label: s.label }));
   log(`\n${'='.repeat(100)}\nResults: median [min – max] over ${config.rounds} round(s)${config.quick ? ' (quick mode)' : ''}; same server, same run.`);
