@@ -54,7 +54,7 @@ export const LIFECYCLE_SIGNALS = Object.freeze(['enqueued', 'executing', 'succee
 
 export interface SignalsOptions {
   /**
-   * Send `enqueued` for every committed push (one NOTIFY per ~200 jobs, inside the push
+   * Send `enqueued` for every committed push (one NOTIFY per ~240 jobs, inside the push
    * transaction). Default true. `false` saves that statement and leaves pushes as they were.
    */
   enqueued?: boolean;
@@ -193,7 +193,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     );
     await listening;
     // Without LISTEN only this process's own, non-broadcast signals can arrive.
-    if (listenError && (type === '*' || broadcast.has(type))) {
+    if (listenError && broadcast.has(type)) {
       throw new InvalidOptionError(`${PLUGIN_NAME}: '${type}' signals arrive through LISTEN/NOTIFY, but this app was created with \`listen: false\`.`, {
         cause: listenError,
       });

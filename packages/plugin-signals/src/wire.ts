@@ -26,19 +26,23 @@ export function encodeEnqueued(signals: readonly EnqueuedSignal[], topicBytes: n
     names = [];
     queues = [];
     tuples = [];
-    size = 40; // the envelope
+    size = 60; // the envelope: {"e":1,"at":…,"n":[],"q":[],"j":[]}
   };
   flush();
   for (const s of signals) {
+    // Exact bytes this signal adds (a separator included), so payloads fill up to the limit.
+    const cost = (n: number, q: number) =>
+      (n < 0 ? bytes(JSON.stringify(s.job.name)) + 1 : 0) +
+      (q < 0 ? bytes(JSON.stringify(s.job.queue)) + 1 : 0) +
+      bytes(JSON.stringify([s.job.id, Math.max(n, names.length), Math.max(q, queues.length), s.priority, s.scheduledAt.getTime()])) + 1;
+    if (size + cost(names.indexOf(s.job.name), queues.indexOf(s.job.queue)) > limit) flush();
     let n = names.indexOf(s.job.name);
     let q = queues.indexOf(s.job.queue);
-    const extra = (n < 0 ? bytes(s.job.name) + 3 : 0) + (q < 0 ? bytes(s.job.queue) + 3 : 0) + s.job.id.length + 40;
-    if (size + extra > limit) flush();
-    if ((n = names.indexOf(s.job.name)) < 0) n = names.push(s.job.name) - 1;
-    if ((q = queues.indexOf(s.job.queue)) < 0) q = queues.push(s.job.queue) - 1;
+    size += cost(n, q);
+    if (n < 0) n = names.push(s.job.name) - 1;
+    if (q < 0) q = queues.push(s.job.queue) - 1;
     at = s.at.getTime();
     tuples.push([s.job.id, n, q, s.priority, s.scheduledAt.getTime()]);
-    size += extra;
   }
   flush();
   return out;

@@ -263,7 +263,9 @@ describe('across processes', () => {
     try {
       await assert.rejects(quiet.on('enqueued', () => {}), code('DOCKET_INVALID_OPTION'));
       const off = await quiet.on('succeeded', () => {});
+      const offAll = await quiet.on('*', () => {}); // whatever can arrive locally
       off();
+      offAll();
     } finally {
       await app.close();
     }
