@@ -117,7 +117,8 @@ export class JobsSql {
       )
       UPDATE ${schema}.jobs j
       SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $3, cancel_requested_at = NULL
-      FROM next WHERE j.id = next.id
+      -- = ANY(ARRAY(...)) probes the primary key; a join lets the generic plan hash the whole table.
+      WHERE j.id = ANY(ARRAY(SELECT id FROM next))
       RETURNING j.id::text AS id, j.name, j.queue, j.args, j.errors, j.attempt, j.max_attempts, j.priority, j.limits,
         j.meta, j.scheduled_at, j.created_at, j.started_at, j.worker_id`;
 
@@ -138,15 +139,17 @@ export class JobsSql {
           worker_id = CASE WHEN u.state = 'retry' THEN NULL ELSE j.worker_id END
         FROM input u
         WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt AND j.worker_id = $7
-        RETURNING j.id, j.state, j.queue, j.finished_at
+        RETURNING j.id, j.state, j.queue, j.finished_at, j.scheduled_at
       ),
       settled AS (
         SELECT pg_notify('${channel}', 's:' || string_agg(id::text, ',')) FROM done
         WHERE state IN ('succeeded', 'failed', 'cancelled') HAVING count(*) > 0
       ),
+      -- Read retries from \`done\`, not \`input\`: a second reference would materialise \`input\` and
+      -- turn the fenced join above into a nested loop over every row.
       retried AS (
-        SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM done d, input u
-        WHERE d.id = u.id AND u.state = 'retry' AND u.retry_at <= now() HAVING count(*) > 0
+        SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM done
+        WHERE state = 'pending' AND scheduled_at <= now() HAVING count(*) > 0
       )
       SELECT d.id::text AS id, d.finished_at FROM done d
       CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r`;
