@@ -1,15 +1,17 @@
 /**
- * `pnpm --filter @docket/example-compose-worker start` — runs one worker until Ctrl-C. Start it in
- * several terminals against the same DATABASE_URL: one of them leads and fires the schedules; stop
- * or kill it and another takes over.
- *
- * Without DATABASE_URL, an embedded PostgreSQL is started for this one process (via @docket/testing).
+ * `DATABASE_URL=postgres://… pnpm --filter @docket/example-compose-worker start` — runs one worker
+ * until Ctrl-C (graceful: running jobs finish, the lease is released). Start it in several
+ * terminals against the same database: one of them leads and fires the schedules; stop or kill it
+ * and another takes over.
  */
-import { createTestDatabase } from '@docket/testing';
 import { composeApp, composeWorker } from './app.js';
 
-const db = process.env.DATABASE_URL ? null : await createTestDatabase({ template: false });
-const { app } = composeApp({ connection: process.env.DATABASE_URL ?? db!.url });
+const connection = process.env.DATABASE_URL;
+if (!connection) {
+  console.error('Set DATABASE_URL to a PostgreSQL database, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/app');
+  process.exit(1);
+}
+const { app } = composeApp({ connection });
 await app.migrate(); // the core's, the lease's and cron's tables; writes the declared schedules
 
 app.hooks.event.tapPromise('example', async (event) => {
@@ -25,4 +27,3 @@ await worker.start();
 console.log(`worker ${worker.id} started; Ctrl-C to stop`);
 await worker.stopped;
 await app.close();
-await db?.drop();

@@ -101,7 +101,7 @@ test('three composed workers: only the leader fires, each second once; kill -9 t
        WHERE schedule = 'heartbeat' AND term = ${next.term} AND fire_at < ${next.acquired_at}`;
     console.log(
       `# kill -9 of the leader at ${killedAt.toISOString()}: ${next.holder} leads (term ${next.term}) from ${next.acquired_at.toISOString()} ` +
-        `and fired the ${caughtUp} seconds it missed, late; ${span!.n} seconds in all, each once`,
+        `and fired the ${caughtUp} second(s) it missed, late; ${span!.n} seconds in all, each once`,
     );
   } finally {
     await Promise.all(
