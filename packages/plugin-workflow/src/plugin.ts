@@ -1,0 +1,513 @@
+/**
+ * The plugin: every piece of bookkeeping happens in the core's `settle` hook, inside the
+ * transaction that writes the outcome of the jobs that ended. A dependent step, a subtask, a
+ * callback is pushed in that same transaction (`app.pushMany(..., { tx })`): it becomes runnable —
+ * and idle workers are woken — the moment the completion commits.
+ */
+import {
+  type Docket,
+  type DocketPlugin,
+  HOOK_STAGE,
+  InvalidOptionError,
+  type JobContext,
+  type JobError,
+  type JobInvocation,
+  oneOfOption,
+  type Pushable,
+  rejectUnknownKeys,
+  type Settlement,
+  type SettleContext,
+  type WaitingRelease,
+} from '@docket/core';
+import { FAILURE_POLICIES, type FailurePolicy, type FailureInfo, LINKS_EXTENSION, type LinkSpec } from './flows.js';
+import { META, metaString } from './meta.js';
+import { MIGRATIONS } from './migrations.js';
+import { fromSpec, type JobSpec, toSpec } from './spec.js';
+import { WorkflowSql } from './sql.js';
+
+export const PLUGIN_NAME = 'workflow';
+export const PLUGIN_VERSION = '0.1.0';
+/** The `app.notify` topic on which finished workflow runs are announced (payload: comma-separated run ids). */
+export const NOTIFY_TOPIC = 'workflow';
+
+export type SubtaskFailurePolicy = 'fail-parent' | 'ignore';
+
+export interface WorkflowPluginOptions {
+  /** Default failure policy of workflows, chains, groups and chords. Default 'fail-fast'. */
+  onFailure?: FailurePolicy;
+  /** A parent whose subtask failed or was cancelled ends 'failed' ('fail-parent', default) or 'succeeded' ('ignore'). */
+  subtaskFailure?: SubtaskFailurePolicy;
+}
+
+const OPTION_KEYS = ['onFailure', 'subtaskFailure'] as const;
+
+export interface WorkflowPlugin extends DocketPlugin {
+  readonly options: Readonly<Required<WorkflowPluginOptions>>;
+}
+
+/** What the API functions need of an app the plugin was applied to. */
+export interface Runtime {
+  readonly db: WorkflowSql;
+  readonly options: Readonly<Required<WorkflowPluginOptions>>;
+}
+
+const runtimes = new WeakMap<Docket, Runtime>();
+
+export function runtimeOf(app: Docket, what: string): Runtime {
+  const runtime = runtimes.get(app);
+  if (!runtime) {
+    throw new InvalidOptionError(
+      `${what} needs the workflow plugin on this app: new Docket({ connection, plugins: [workflows()] }) (and app.migrate() once).`,
+    );
+  }
+  return runtime;
+}
+
+/** Step context for handlers of workflow steps (`ctx.workflow`). */
+export interface WorkflowStepContext {
+  /** The workflow run's id. */
+  readonly id: string;
+  /** This step's key. */
+  readonly step: string;
+  /** Results of the steps this one runs after, keyed by step key, in the order `after` names them. */
+  parentResults<T extends Record<string, unknown> = Record<string, unknown>>(): Promise<T>;
+}
+
+declare module '@docket/core' {
+  interface JobContextExtensions {
+    /**
+     * Pushes `job` as a subtask of the running job, in the transaction that records this attempt's
+     * success; the job then stays `waiting` until every subtask has finished. Nothing is pushed if
+     * the attempt fails. (A job pushed with `app.push` from a handler is not a subtask.)
+     */
+    subtask(job: Pushable): void;
+    /** Set when the job is a step of a workflow (also a chain, group or chord). */
+    workflow: WorkflowStepContext;
+  }
+}
+
+const SUBTASKS = Symbol('docket.workflow.subtasks');
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
+type FinalState = 'succeeded' | 'failed' | 'cancelled';
+
+/**
+ * `workflows(options)`: the plugin. Register it on every app that pushes flows or runs their jobs:
+ * `new Docket({ connection, plugins: [workflows()] })`.
+ */
+export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
+  const where = `${PLUGIN_NAME}(options)`;
+  rejectUnknownKeys(where, options, OPTION_KEYS);
+  const resolved = Object.freeze({
+    onFailure: oneOfOption<FailurePolicy>(where, 'onFailure', options.onFailure, FAILURE_POLICIES, 'fail-fast'),
+    subtaskFailure: oneOfOption<SubtaskFailurePolicy>(where, 'subtaskFailure', options.subtaskFailure, ['fail-parent', 'ignore'], 'fail-parent'),
+  });
+  return {
+    name: PLUGIN_NAME,
+    version: PLUGIN_VERSION,
+    migrations: MIGRATIONS,
+    options: resolved,
+    apply(app: Docket) {
+      const db = new WorkflowSql(app);
+      runtimes.set(app, { db, options: resolved });
+      const engine = new Engine(app, db, resolved);
+
+      app.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => engine.extendContext(ctx));
+      app.hooks.beforePush.tapPromise(PLUGIN_NAME, async (rows) => {
+        for (const row of rows) {
+          const links = row.extensions[LINKS_EXTENSION];
+          if (Array.isArray(links) && links.length > 0) row.meta = { ...row.meta, [META.hasCallbacks]: true };
+        }
+        return rows;
+      });
+      app.hooks.afterPush.tapPromise(PLUGIN_NAME, async (jobs, ctx) => {
+        const jobIds: string[] = [];
+        const positions: number[] = [];
+        const on: string[] = [];
+        const specs: string[] = [];
+        for (const job of jobs) {
+          const links = job.row.extensions[LINKS_EXTENSION];
+          if (!Array.isArray(links)) continue;
+          (links as LinkSpec[]).forEach((link, position) => {
+            jobIds.push(job.id);
+            positions.push(position);
+            on.push(link.on);
+            specs.push(JSON.stringify(link.spec));
+          });
+        }
+        if (jobIds.length > 0) await db.linksInsert(ctx.sql, { jobIds, positions, on, specs });
+      });
+      // LATE: bookkeeping sees the outcomes other plugins settled on at the default stage.
+      app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE }, (settlements, ctx) => engine.settle(settlements, ctx));
+      app.hooks.jobsDeleted.tapPromise(PLUGIN_NAME, async ({ sql, ids }) => {
+        await db.prune(sql, { jobIds: ids });
+      });
+    },
+  };
+}
+
+interface HeldParent {
+  readonly settlement: Settlement;
+  readonly children: readonly JobSpec[];
+}
+
+interface RunTally {
+  finished: number;
+  failed: number;
+  failNow: boolean;
+  error: string | null;
+}
+
+class Engine {
+  constructor(
+    private readonly app: Docket,
+    private readonly db: WorkflowSql,
+    private readonly options: Readonly<Required<WorkflowPluginOptions>>,
+  ) {}
+
+  extendContext(ctx: JobContext): void {
+    const children: JobSpec[] = [];
+    Object.defineProperty(ctx, SUBTASKS, { value: children, enumerable: true, writable: false });
+    ctx.subtask = (job: Pushable) => {
+      children.push(toSpec(job, 'subtask'));
+    };
+    const runId = metaString(ctx.job.meta, META.workflowId);
+    const step = ctx.job.meta[META.workflowStep];
+    if (runId && typeof step === 'string') {
+      const { app, db } = this;
+      ctx.workflow = {
+        id: runId,
+        step,
+        async parentResults<T extends Record<string, unknown>>(): Promise<T> {
+          const rows = await db.stepParentResults(app.sql, { runId, key: step });
+          return Object.fromEntries(rows.map((r) => [r.key, r.result ?? null])) as T;
+        },
+      };
+    }
+  }
+
+  async settle(settlements: Settlement[], ctx: SettleContext): Promise<Settlement[]> {
+    // 1. Attempts that succeeded and collected subtasks: push the children, hold the parent.
+    let held: HeldParent[] | null = null;
+    for (const s of settlements) {
+      if (!s.ctx || s.outcome.state !== 'succeeded') continue;
+      const children = (s.ctx as unknown as Record<symbol, JobSpec[] | undefined>)[SUBTASKS];
+      if (children && children.length > 0) (held ??= []).push({ settlement: s, children });
+    }
+    if (held) await this.holdParents(held, ctx);
+
+    // 2. Jobs that ended for good.
+    let callbacks: Settlement[] | null = null;
+    let children: Settlement[] | null = null;
+    let cancelled: Settlement[] | null = null;
+    let steps: Settlement[] | null = null;
+    for (const s of settlements) {
+      if (!FINAL.has(s.outcome.state)) continue;
+      const meta = s.job.meta;
+      if (meta[META.hasCallbacks] === true) (callbacks ??= []).push(s);
+      if (metaString(meta, META.parentId)) (children ??= []).push(s);
+      if (s.outcome.state === 'cancelled' && s.ctx === null) (cancelled ??= []).push(s);
+      if (metaString(meta, META.workflowId) && typeof meta[META.workflowStep] === 'string') (steps ??= []).push(s);
+    }
+    if (callbacks) await this.fireCallbacks(callbacks, ctx);
+    if (cancelled) await this.cancelChildrenOf(cancelled, ctx);
+    // Subtask parents are locked before workflow runs: the order nested releases take them in.
+    if (children) await this.finishChildren(children, ctx);
+    if (steps) await this.advanceRuns(steps, ctx);
+    return settlements;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Subtasks
+
+  private async holdParents(held: HeldParent[], ctx: SettleContext): Promise<void> {
+    const invocations: JobInvocation[] = [];
+    const owner: number[] = [];
+    held.forEach(({ settlement, children }, i) => {
+      const parentId = settlement.job.id;
+      const rootId = metaString(settlement.job.meta, META.rootId) ?? parentId;
+      for (const spec of children) {
+        invocations.push(fromSpec(spec, { [META.parentId]: parentId, [META.rootId]: rootId }));
+        owner.push(i);
+      }
+    });
+    const refs = await ctx.app.pushMany(invocations, { tx: ctx.sql });
+    const counts = new Array<number>(held.length).fill(0);
+    const childIds: string[] = [];
+    const childParents: string[] = [];
+    refs.forEach((ref, index) => {
+      // A push a plugin answered with an existing job (deduplication) is not this job's subtask.
+      if (ref.duplicate) return;
+      const i = owner[index]!;
+      counts[i]!++;
+      childIds.push(ref.id);
+      childParents.push(held[i]!.settlement.job.id);
+    });
+    const parentIds: string[] = [];
+    const rootIds: string[] = [];
+    const totals: number[] = [];
+    held.forEach(({ settlement }, i) => {
+      if (counts[i] === 0) return;
+      parentIds.push(settlement.job.id);
+      rootIds.push(metaString(settlement.job.meta, META.rootId) ?? settlement.job.id);
+      totals.push(counts[i]!);
+      const outcome = settlement.outcome as { state: 'succeeded'; result: unknown };
+      settlement.outcome = { state: 'waiting', result: outcome.result };
+    });
+    if (parentIds.length === 0) return;
+    await this.db.subtasksInsert(ctx.sql, {
+      parentIds,
+      rootIds,
+      totals,
+      onFailure: parentIds.map(() => this.options.subtaskFailure),
+      childIds,
+      childParents,
+    });
+  }
+
+  private async finishChildren(children: Settlement[], ctx: SettleContext): Promise<void> {
+    const parentIds = [...new Set(children.map((s) => metaString(s.job.meta, META.parentId)!))];
+    await this.db.parentsLock(ctx.sql, { ids: parentIds });
+    const rows = await this.db.subtasksFinish(ctx.sql, {
+      childIds: children.map((s) => s.job.id),
+      states: children.map((s) => s.outcome.state),
+    });
+    const releases: WaitingRelease[] = [];
+    for (const row of rows) {
+      if (row.open !== 0) continue;
+      if (row.failed > 0 && row.on_failure === 'fail-parent') {
+        const error: JobError = {
+          attempt: row.attempt ?? 0,
+          name: 'SubtaskFailedError',
+          message: `${row.failed} of ${row.total} subtasks did not succeed (failed or cancelled).`,
+          at: new Date().toISOString(),
+        };
+        releases.push({ id: row.job_id, state: 'failed', error });
+      } else {
+        releases.push({ id: row.job_id, state: 'succeeded' });
+      }
+    }
+    // Fires `settle` again for the parents, in this transaction: a parent that is itself a subtask
+    // or a workflow step is counted in turn, so whole trees complete in one commit.
+    if (releases.length > 0) await ctx.app.releaseWaitingJobs(ctx, releases);
+  }
+
+  /** A cancelled job that held subtasks: its unfinished children are cancelled after the commit. */
+  private async cancelChildrenOf(cancelled: Settlement[], ctx: SettleContext): Promise<void> {
+    const rows = await this.db.subtasksUnfinished(ctx.sql, { parentIds: cancelled.map((s) => s.job.id) });
+    if (rows.length === 0) return;
+    const app = ctx.app;
+    ctx.afterCommit(async () => {
+      for (const { child_id } of rows) {
+        await app.cancelJob(child_id).catch((error) => app.logger.warn('cancelling a subtask of a cancelled job failed', { error, job: child_id }));
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Callbacks
+
+  private async fireCallbacks(ended: Settlement[], ctx: SettleContext): Promise<void> {
+    const rows = await this.db.linksTake(ctx.sql, { jobIds: ended.map((s) => s.job.id) });
+    if (rows.length === 0) return;
+    const byId = new Map(ended.map((s) => [s.job.id, s]));
+    rows.sort((a, b) => Number(BigInt(a.job_id) - BigInt(b.job_id)) || a.position - b.position);
+    const invocations: JobInvocation[] = [];
+    for (const row of rows) {
+      const s = byId.get(row.job_id);
+      if (!s || row.on_state !== s.outcome.state) continue;
+      const meta = { [META.callbackOf]: s.job.id, [META.callbackOn]: row.on_state };
+      if (s.outcome.state === 'succeeded') {
+        invocations.push(fromSpec(row.spec as JobSpec, meta, { value: s.outcome.result ?? null }));
+      } else if (s.outcome.state === 'failed') {
+        const info: FailureInfo = {
+          job: { id: s.job.id, name: s.job.name, queue: s.job.queue, args: s.job.args, attempt: s.job.attempt },
+          error: s.outcome.error ?? null,
+        };
+        invocations.push(fromSpec(row.spec as JobSpec, meta, { value: info }));
+      }
+    }
+    if (invocations.length > 0) await ctx.app.pushMany(invocations, { tx: ctx.sql });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Workflows
+
+  private async advanceRuns(ended: Settlement[], ctx: SettleContext): Promise<void> {
+    const { db } = this;
+    const sql = ctx.sql;
+    const runIds = [...new Set(ended.map((s) => metaString(s.job.meta, META.workflowId)!))];
+    const runs = new Map((await db.runsLock(sql, { ids: runIds })).map((r) => [r.id, r]));
+    if (runs.size === 0) return;
+    const finished = await db.stepsFinish(sql, { jobIds: ended.map((s) => s.job.id), states: ended.map((s) => s.outcome.state) });
+    if (finished.length === 0) return;
+
+    const byJob = new Map(ended.map((s) => [s.job.id, s]));
+    const tallies = new Map<string, RunTally>();
+    const tally = (runId: string) => {
+      let t = tallies.get(runId);
+      if (!t) tallies.set(runId, (t = { finished: 0, failed: 0, failNow: false, error: null }));
+      return t;
+    };
+    const running = (runId: string) => runs.get(runId)?.state === 'running';
+    const results = new Map<string, unknown>();
+    const succeeded: Array<{ run: string; key: string }> = [];
+    const failed: Array<{ run: string; key: string; jobId: string | null; state: FinalState; error: JobError | null }> = [];
+    for (const row of finished) {
+      const t = tally(row.run_id);
+      t.finished++;
+      const s = byJob.get(row.job_id);
+      if (row.state === 'succeeded') {
+        results.set(row.job_id, s && s.outcome.state === 'succeeded' ? s.outcome.result : undefined);
+        if (running(row.run_id)) succeeded.push({ run: row.run_id, key: row.key });
+      } else {
+        t.failed++;
+        const error = s && (s.outcome.state === 'failed' || s.outcome.state === 'cancelled') ? s.outcome.error : null;
+        failed.push({ run: row.run_id, key: row.key, jobId: row.job_id, state: row.state as FinalState, error });
+      }
+    }
+
+    const cancelJobs: string[] = [];
+    const applyFailures = async (list: typeof failed) => {
+      const failFast: string[] = [];
+      const cont: Array<{ run: string; key: string }> = [];
+      for (const f of list) {
+        const t = tally(f.run);
+        t.error ??= JSON.stringify({ step: f.key, jobId: f.jobId, state: f.state, error: f.error });
+        if (!running(f.run)) continue;
+        const policy = runs.get(f.run)!.on_failure;
+        if (policy === 'fail-fast') {
+          if (!t.failNow) failFast.push(f.run);
+          t.failNow = true;
+        } else {
+          cont.push({ run: f.run, key: f.key });
+        }
+      }
+      if (failFast.length > 0) {
+        for (const { run_id, n } of await db.stepsCancelBlocked(sql, { runIds: failFast })) {
+          tally(run_id).finished += n;
+          tally(run_id).failed += n;
+        }
+        for (const { job_id } of await db.stepsPendingJobs(sql, { runIds: failFast })) cancelJobs.push(job_id);
+      }
+      if (cont.length > 0) {
+        for (const { run_id, n } of await db.stepsCancelDescendants(sql, { runIds: cont.map((c) => c.run), keys: cont.map((c) => c.key) })) {
+          tally(run_id).finished += n;
+          tally(run_id).failed += n;
+        }
+      }
+    };
+    if (failed.length > 0) await applyFailures(failed);
+
+    // Children of the steps that succeeded, in runs that go on: the ones left with no blocking
+    // parent are pushed now, in this transaction.
+    const unblocking = succeeded.filter((s) => !tallies.get(s.run)?.failNow);
+    if (unblocking.length > 0) {
+      const touched = await db.stepsUnblock(sql, { runIds: unblocking.map((s) => s.run), keys: unblocking.map((s) => s.key) });
+      const ready = touched.filter((t) => t.blocking === 0);
+      if (ready.length > 0) {
+        const unpushed = await this.pushSteps(ready, results, ctx);
+        if (unpushed.length > 0) {
+          await db.stepsFailUnpushed(sql, { runIds: unpushed.map((u) => u.run_id), keys: unpushed.map((u) => u.key) });
+          const list = unpushed.map((u) => {
+            const t = tally(u.run_id);
+            t.finished++;
+            t.failed++;
+            const error: JobError = {
+              attempt: 0,
+              name: 'StepNotPushedError',
+              message: `Step '${u.key}' was answered with existing job ${u.duplicateOf} by a plugin (deduplication); workflow steps need their own job.`,
+              at: new Date().toISOString(),
+            };
+            return { run: u.run_id, key: u.key, jobId: null, state: 'failed' as const, error };
+          });
+          await applyFailures(list);
+        }
+      }
+    }
+
+    const ids = [...tallies.keys()];
+    const advanced = await db.runsAdvance(sql, {
+      ids,
+      finished: ids.map((id) => tallies.get(id)!.finished),
+      failed: ids.map((id) => tallies.get(id)!.failed),
+      failNow: ids.map((id) => tallies.get(id)!.failNow),
+      errors: ids.map((id) => tallies.get(id)!.error),
+    });
+    const ended_ = advanced.filter((r) => running(r.id) && r.state !== 'running');
+    if (ended_.length > 0) await this.announce(ended_, ctx);
+    if (cancelJobs.length > 0) {
+      const app = ctx.app;
+      // "Cancel what has not started": through the core's cancelJob, after this commit (it runs
+      // its own transaction and settle, where the plugin records each step as cancelled).
+      ctx.afterCommit(async () => {
+        for (const id of cancelJobs) {
+          await app.cancelJob(id).catch((error) => app.logger.warn('cancelling a workflow step failed', { error, job: id }));
+        }
+      });
+    }
+  }
+
+  /** Pushes runnable steps; returns those a plugin answered with an existing job instead. */
+  private async pushSteps(
+    ready: Array<{ run_id: string; key: string; spec: any; input: string; parents: string[] }>,
+    results: Map<string, unknown>,
+    ctx: SettleContext,
+  ): Promise<Array<{ run_id: string; key: string; duplicateOf: string }>> {
+    // Parents' results for steps whose arguments are made of them (chain steps, chord callbacks).
+    const needs = ready.filter((r) => r.input !== 'args');
+    const parentResult = new Map<string, unknown>();
+    if (needs.length > 0) {
+      const runIds: string[] = [];
+      const keys: string[] = [];
+      for (const r of needs) {
+        for (const parent of r.parents) {
+          runIds.push(r.run_id);
+          keys.push(parent);
+        }
+      }
+      for (const row of await this.db.stepsResults(ctx.sql, { runIds, keys })) {
+        // A parent that ended in this very batch has its outcome not written yet: take it from the settlement.
+        const value = row.job_id !== null && results.has(row.job_id) ? results.get(row.job_id) : row.result;
+        parentResult.set(`${row.run_id}\u0000${row.key}`, value ?? null);
+      }
+    }
+    const invocations = ready.map((r) => {
+      const meta = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
+      const spec = r.spec as JobSpec;
+      if (r.input === 'previous') return fromSpec(spec, meta, { value: parentResult.get(`${r.run_id}\u0000${r.parents[0]}`) ?? null });
+      if (r.input === 'list') return fromSpec(spec, meta, { value: r.parents.map((p) => parentResult.get(`${r.run_id}\u0000${p}`) ?? null) });
+      return fromSpec(spec, meta);
+    });
+    const refs = await ctx.app.pushMany(invocations, { tx: ctx.sql });
+    const queued = { runIds: [] as string[], keys: [] as string[], jobIds: [] as string[] };
+    const unpushed: Array<{ run_id: string; key: string; duplicateOf: string }> = [];
+    refs.forEach((ref, i) => {
+      const r = ready[i]!;
+      if (ref.duplicate) {
+        unpushed.push({ run_id: r.run_id, key: r.key, duplicateOf: ref.id });
+        return;
+      }
+      queued.runIds.push(r.run_id);
+      queued.keys.push(r.key);
+      queued.jobIds.push(ref.id);
+    });
+    if (queued.jobIds.length > 0) await this.db.stepsQueue(ctx.sql, queued);
+    return unpushed;
+  }
+
+  /** Tells waiters in every process (on commit) and listeners of this one (after commit) that runs ended. */
+  private async announce(ended: Array<{ id: string; state: string }>, ctx: SettleContext): Promise<void> {
+    await announceRuns(ctx.app, ended, ctx.sql);
+    ctx.afterCommit(() => {
+      for (const run of ended) ctx.app.emit(PLUGIN_NAME, 'workflow.finished', { id: run.id, state: run.state });
+    });
+  }
+}
+
+/** NOTIFY payloads are limited to 8000 bytes: send the ids in chunks. */
+export async function announceRuns(app: Docket, ended: ReadonlyArray<{ id: string }>, sql: Parameters<Docket['notify']>[2]): Promise<void> {
+  for (let i = 0; i < ended.length; i += 200) {
+    await app.notify(NOTIFY_TOPIC, ended.slice(i, i + 200).map((r) => r.id).join(','), sql);
+  }
+}

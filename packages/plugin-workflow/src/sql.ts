@@ -1,0 +1,422 @@
+/**
+ * Every statement the workflow plugin runs, in one place. Functions are named noun-then-verb and
+ * take the client to run on (the settle or push transaction, or the pool) and a params object.
+ * Locks are always taken in one order: subtask parents by descending id (children before their
+ * parents, the way releases nest), then workflow runs by ascending id.
+ */
+import type { Docket, SqlClient } from '@docket/core';
+
+type Row = Record<string, any>;
+
+export interface StepInsert {
+  key: string;
+  position: number;
+  spec: string;
+  input: string;
+  parents: readonly string[];
+  blocking: number;
+  state: 'blocked' | 'queued';
+  jobId: string | null;
+}
+
+export class WorkflowSql {
+  private readonly s: string;
+  private readonly prepare: boolean;
+
+  constructor(app: Docket) {
+    this.s = app.schema;
+    this.prepare = app.sql.options?.prepare ?? false;
+  }
+
+  private run<T = Row>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
+    return (sql as Docket['sql']).unsafe(text, params as never[], { prepare: this.prepare }) as unknown as Promise<T[]>;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Runs
+
+  async runInsert(sql: SqlClient, p: { name: string; kind: string; onFailure: string; steps: number }): Promise<string> {
+    const [row] = await this.run(
+      sql,
+      `INSERT INTO ${this.s}.workflow_runs (name, kind, on_failure, steps_total, steps_open) VALUES ($1, $2, $3, $4, $4) RETURNING id::text AS id`,
+      [p.name, p.kind, p.onFailure, p.steps],
+    );
+    return row!.id;
+  }
+
+  /** Locks runs in id order (the one lock order between workers finishing steps of the same runs). */
+  runsLock(sql: SqlClient, p: { ids: readonly string[] }): Promise<Array<{ id: string; state: string; on_failure: string }>> {
+    return this.run(sql, `SELECT id::text AS id, state, on_failure FROM ${this.s}.workflow_runs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [p.ids]);
+  }
+
+  /**
+   * Counts finished steps into their runs. A running run fails at once when `failNow` (fail-fast),
+   * and ends when no step is open: failed if any step did not succeed, else succeeded.
+   */
+  runsAdvance(
+    sql: SqlClient,
+    p: { ids: string[]; finished: number[]; failed: number[]; failNow: boolean[]; errors: Array<string | null> },
+  ): Promise<Array<{ id: string; state: string }>> {
+    return this.run(
+      sql,
+      `UPDATE ${this.s}.workflow_runs r SET
+         steps_open = r.steps_open - u.finished,
+         steps_failed = r.steps_failed + u.failed,
+         error = COALESCE(r.error, u.error::jsonb),
+         state = CASE
+           WHEN r.state <> 'running' THEN r.state
+           WHEN u.fail_now = 1 THEN 'failed'
+           WHEN r.steps_open - u.finished = 0 THEN CASE WHEN r.steps_failed + u.failed > 0 THEN 'failed' ELSE 'succeeded' END
+           ELSE r.state END,
+         finished_at = CASE
+           WHEN r.state = 'running' AND (u.fail_now = 1 OR r.steps_open - u.finished = 0) THEN now()
+           ELSE r.finished_at END
+       FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::text[]) AS u(id, finished, failed, fail_now, error)
+       WHERE r.id = u.id
+       RETURNING r.id::text AS id, r.state`,
+      [p.ids, p.finished, p.failed, p.failNow.map((f) => (f ? 1 : 0)), p.errors],
+    );
+  }
+
+  /** Cancels a running run: its blocked steps will never run. Returns the jobs of its queued steps. */
+  async runCancel(sql: SqlClient, p: { id: string }): Promise<{ found: boolean; cancelled: boolean; jobIds: string[] }> {
+    const [run] = await this.run(sql, `SELECT state FROM ${this.s}.workflow_runs WHERE id = $1 FOR UPDATE`, [p.id]);
+    if (!run) return { found: false, cancelled: false, jobIds: [] };
+    if (run.state !== 'running') return { found: true, cancelled: false, jobIds: [] };
+    const rows = await this.run<{ blocked: number; job_ids: string[] | null }>(
+      sql,
+      `WITH blocked AS (
+         UPDATE ${this.s}.workflow_steps SET state = 'cancelled' WHERE run_id = $1 AND state = 'blocked' RETURNING key
+       ),
+       queued AS (SELECT job_id FROM ${this.s}.workflow_steps WHERE run_id = $1 AND state = 'queued'),
+       upd AS (
+         UPDATE ${this.s}.workflow_runs SET state = 'cancelled', finished_at = now(),
+           steps_open = steps_open - (SELECT count(*) FROM blocked),
+           steps_failed = steps_failed + (SELECT count(*) FROM blocked)
+         WHERE id = $1 RETURNING id
+       )
+       SELECT (SELECT count(*) FROM blocked)::int AS blocked, (SELECT array_agg(job_id::text) FROM queued) AS job_ids
+       FROM upd`,
+      [p.id],
+    );
+    return { found: true, cancelled: true, jobIds: rows[0]?.job_ids ?? [] };
+  }
+
+  runGet(sql: SqlClient, p: { id: string }): Promise<Row[]> {
+    return this.run(
+      sql,
+      `SELECT id::text AS id, name, kind, state, on_failure, steps_total, steps_open, steps_failed, error, created_at, finished_at
+       FROM ${this.s}.workflow_runs WHERE id = $1`,
+      [p.id],
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Steps and edges
+
+  /** Stores a flow's steps and edges (one statement). */
+  stepsInsert(sql: SqlClient, p: { runId: string; steps: readonly StepInsert[] }): Promise<Row[]> {
+    const { steps } = p;
+    const parents: string[] = [];
+    const children: string[] = [];
+    for (const step of steps) {
+      for (const parent of step.parents) {
+        parents.push(parent);
+        children.push(step.key);
+      }
+    }
+    return this.run(
+      sql,
+      `WITH st AS (
+         INSERT INTO ${this.s}.workflow_steps (run_id, key, position, spec, input, parents, blocking, state, job_id)
+         SELECT $1::bigint, u.key, u.position, u.spec::jsonb, u.input, ARRAY(SELECT jsonb_array_elements_text(u.parents::jsonb)),
+                u.blocking, u.state, u.job_id
+         FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[], $9::bigint[])
+           AS u(key, position, spec, input, parents, blocking, state, job_id)
+         RETURNING 1
+       ),
+       ed AS (
+         INSERT INTO ${this.s}.workflow_edges (run_id, parent_key, child_key)
+         SELECT $1::bigint, e.parent_key, e.child_key FROM unnest($10::text[], $11::text[]) AS e(parent_key, child_key)
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM st)::int AS steps, (SELECT count(*) FROM ed)::int AS edges`,
+      [
+        p.runId,
+        steps.map((s) => s.key),
+        steps.map((s) => s.position),
+        steps.map((s) => s.spec),
+        steps.map((s) => s.input),
+        steps.map((s) => JSON.stringify(s.parents)),
+        steps.map((s) => s.blocking),
+        steps.map((s) => s.state),
+        steps.map((s) => s.jobId),
+        parents,
+        children,
+      ],
+    );
+  }
+
+  /** Marks the steps run by these jobs final (only once: a step leaves `queued` a single time). */
+  stepsFinish(sql: SqlClient, p: { jobIds: string[]; states: string[] }): Promise<Array<{ run_id: string; key: string; state: string; job_id: string }>> {
+    return this.run(
+      sql,
+      `UPDATE ${this.s}.workflow_steps s SET state = u.state
+       FROM unnest($1::bigint[], $2::text[]) AS u(job_id, state)
+       WHERE s.job_id = u.job_id AND s.state = 'queued'
+       RETURNING s.run_id::text AS run_id, s.key, s.state, s.job_id::text AS job_id`,
+      [p.jobIds, p.states],
+    );
+  }
+
+  /** One parent fewer to wait for, for each child of the steps that succeeded; returns the children it touched. */
+  stepsUnblock(
+    sql: SqlClient,
+    p: { runIds: string[]; keys: string[] },
+  ): Promise<Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }>> {
+    return this.run(
+      sql,
+      `WITH done AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(run_id, key)),
+       counts AS (
+         SELECT e.run_id, e.child_key, count(*)::int AS n
+         FROM ${this.s}.workflow_edges e JOIN done d ON e.run_id = d.run_id AND e.parent_key = d.key
+         GROUP BY e.run_id, e.child_key
+       )
+       UPDATE ${this.s}.workflow_steps s SET blocking = s.blocking - c.n
+       FROM counts c WHERE s.run_id = c.run_id AND s.key = c.child_key AND s.state = 'blocked'
+       RETURNING s.run_id::text AS run_id, s.key, s.blocking, s.spec, s.input, s.parents`,
+      [p.runIds, p.keys],
+    );
+  }
+
+  /** The job and stored result of the given steps. */
+  stepsResults(sql: SqlClient, p: { runIds: string[]; keys: string[] }): Promise<Array<{ run_id: string; key: string; job_id: string | null; result: unknown }>> {
+    return this.run(
+      sql,
+      `SELECT s.run_id::text AS run_id, s.key, s.job_id::text AS job_id, j.result
+       FROM unnest($1::bigint[], $2::text[]) AS u(run_id, key)
+       JOIN ${this.s}.workflow_steps s ON s.run_id = u.run_id AND s.key = u.key
+       LEFT JOIN ${this.s}.jobs j ON j.id = s.job_id`,
+      [p.runIds, p.keys],
+    );
+  }
+
+  /** Records the jobs pushed for steps that became runnable. */
+  stepsQueue(sql: SqlClient, p: { runIds: string[]; keys: string[]; jobIds: string[] }): Promise<Row[]> {
+    return this.run(
+      sql,
+      `UPDATE ${this.s}.workflow_steps s SET state = 'queued', job_id = u.job_id
+       FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(run_id, key, job_id)
+       WHERE s.run_id = u.run_id AND s.key = u.key AND s.state = 'blocked'`,
+      [p.runIds, p.keys, p.jobIds],
+    );
+  }
+
+  /** Steps that could not be pushed (a plugin answered the push with another job): failed without a job. */
+  stepsFailUnpushed(sql: SqlClient, p: { runIds: string[]; keys: string[] }): Promise<Row[]> {
+    return this.run(
+      sql,
+      `UPDATE ${this.s}.workflow_steps s SET state = 'failed'
+       FROM unnest($1::bigint[], $2::text[]) AS u(run_id, key)
+       WHERE s.run_id = u.run_id AND s.key = u.key AND s.state = 'blocked'`,
+      [p.runIds, p.keys],
+    );
+  }
+
+  /** Fail-fast: every blocked step of these runs is cancelled. Returns how many per run. */
+  stepsCancelBlocked(sql: SqlClient, p: { runIds: string[] }): Promise<Array<{ run_id: string; n: number }>> {
+    return this.run(
+      sql,
+      `WITH c AS (
+         UPDATE ${this.s}.workflow_steps SET state = 'cancelled' WHERE run_id = ANY($1::bigint[]) AND state = 'blocked' RETURNING run_id
+       )
+       SELECT run_id::text AS run_id, count(*)::int AS n FROM c GROUP BY run_id`,
+      [p.runIds],
+    );
+  }
+
+  /** Continue policy: the blocked descendants of failed steps can never run; they are cancelled. */
+  stepsCancelDescendants(sql: SqlClient, p: { runIds: string[]; keys: string[] }): Promise<Array<{ run_id: string; n: number }>> {
+    return this.run(
+      sql,
+      `WITH RECURSIVE d(run_id, key) AS (
+         SELECT e.run_id, e.child_key FROM ${this.s}.workflow_edges e
+         JOIN unnest($1::bigint[], $2::text[]) AS u(run_id, key) ON e.run_id = u.run_id AND e.parent_key = u.key
+         UNION
+         SELECT e.run_id, e.child_key FROM ${this.s}.workflow_edges e JOIN d ON e.run_id = d.run_id AND e.parent_key = d.key
+       ),
+       c AS (
+         UPDATE ${this.s}.workflow_steps s SET state = 'cancelled' FROM d
+         WHERE s.run_id = d.run_id AND s.key = d.key AND s.state = 'blocked'
+         RETURNING s.run_id
+       )
+       SELECT run_id::text AS run_id, count(*)::int AS n FROM c GROUP BY run_id`,
+      [p.runIds, p.keys],
+    );
+  }
+
+  /** Jobs of queued steps of these runs that have not started (fail-fast cancels them). */
+  stepsPendingJobs(sql: SqlClient, p: { runIds: string[] }): Promise<Array<{ job_id: string }>> {
+    return this.run(
+      sql,
+      `SELECT s.job_id::text AS job_id FROM ${this.s}.workflow_steps s JOIN ${this.s}.jobs j ON j.id = s.job_id
+       WHERE s.run_id = ANY($1::bigint[]) AND s.state = 'queued' AND j.state = 'pending'
+       ORDER BY s.job_id`,
+      [p.runIds],
+    );
+  }
+
+  /** Results of a step's parents, in the order the step names them. */
+  stepParentResults(sql: SqlClient, p: { runId: string; key: string }): Promise<Array<{ key: string; result: unknown; state: string | null }>> {
+    return this.run(
+      sql,
+      `SELECT par.key, j.result, j.state
+       FROM ${this.s}.workflow_steps c
+       CROSS JOIN LATERAL unnest(c.parents) WITH ORDINALITY AS k(key, ord)
+       JOIN ${this.s}.workflow_steps par ON par.run_id = c.run_id AND par.key = k.key
+       LEFT JOIN ${this.s}.jobs j ON j.id = par.job_id
+       WHERE c.run_id = $1 AND c.key = $2
+       ORDER BY k.ord`,
+      [p.runId, p.key],
+    );
+  }
+
+  stepsGet(sql: SqlClient, p: { runId: string }): Promise<Row[]> {
+    return this.run(
+      sql,
+      `SELECT s.key, s.position, s.parents, s.state AS step_state, s.input, s.spec->>'name' AS name, s.job_id::text AS job_id,
+              j.state AS job_state, j.result, j.errors, j.started_at, j.finished_at
+       FROM ${this.s}.workflow_steps s LEFT JOIN ${this.s}.jobs j ON j.id = s.job_id
+       WHERE s.run_id = $1 ORDER BY s.position`,
+      [p.runId],
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Callbacks
+
+  linksInsert(sql: SqlClient, p: { jobIds: string[]; positions: number[]; on: string[]; specs: string[] }): Promise<Row[]> {
+    return this.run(
+      sql,
+      `INSERT INTO ${this.s}.workflow_links (job_id, position, on_state, spec)
+       SELECT u.job_id, u.position, u.on_state, u.spec::jsonb FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) AS u(job_id, position, on_state, spec)`,
+      [p.jobIds, p.positions, p.on, p.specs],
+    );
+  }
+
+  /** Takes (deletes and returns) the callbacks of jobs that ended: each fires at most once. */
+  linksTake(sql: SqlClient, p: { jobIds: string[] }): Promise<Array<{ job_id: string; position: number; on_state: string; spec: any }>> {
+    return this.run(
+      sql,
+      `DELETE FROM ${this.s}.workflow_links WHERE job_id = ANY($1::bigint[])
+       RETURNING job_id::text AS job_id, position, on_state, spec`,
+      [p.jobIds],
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Subtasks
+
+  subtasksInsert(
+    sql: SqlClient,
+    p: { parentIds: string[]; rootIds: string[]; totals: number[]; onFailure: string[]; childIds: string[]; childParents: string[] },
+  ): Promise<Row[]> {
+    return this.run(
+      sql,
+      `WITH par AS (
+         INSERT INTO ${this.s}.workflow_parents (job_id, root_id, total, open, on_failure)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $3::int[], $4::text[])
+         RETURNING 1
+       )
+       INSERT INTO ${this.s}.workflow_subtasks (child_id, parent_id)
+       SELECT u.child_id, u.parent_id FROM unnest($5::bigint[], $6::bigint[]) AS u(child_id, parent_id)
+       CROSS JOIN (SELECT count(*) FROM par) x`,
+      [p.parentIds, p.rootIds, p.totals, p.onFailure, p.childIds, p.childParents],
+    );
+  }
+
+  /** Locks parents children-first (descending id), the order in which nested releases take them. */
+  parentsLock(sql: SqlClient, p: { ids: string[] }): Promise<Array<{ job_id: string }>> {
+    return this.run(sql, `SELECT job_id::text AS job_id FROM ${this.s}.workflow_parents WHERE job_id = ANY($1::bigint[]) ORDER BY job_id DESC FOR UPDATE`, [
+      p.ids,
+    ]);
+  }
+
+  /**
+   * Counts children that ended into their parents — each child once (its row's state is set only
+   * while it is null). Returns the parents it changed, with what is left open.
+   */
+  subtasksFinish(
+    sql: SqlClient,
+    p: { childIds: string[]; states: string[] },
+  ): Promise<Array<{ job_id: string; open: number; failed: number; total: number; on_failure: string; attempt: number | null }>> {
+    return this.run(
+      sql,
+      `WITH fin AS (
+         UPDATE ${this.s}.workflow_subtasks s SET state = u.state
+         FROM unnest($1::bigint[], $2::text[]) AS u(child_id, state)
+         WHERE s.child_id = u.child_id AND s.state IS NULL
+         RETURNING s.parent_id, s.state
+       ),
+       agg AS (
+         SELECT parent_id, count(*)::int AS n, (count(*) FILTER (WHERE state <> 'succeeded'))::int AS f FROM fin GROUP BY parent_id
+       )
+       UPDATE ${this.s}.workflow_parents par SET open = par.open - agg.n, failed = par.failed + agg.f
+       FROM agg WHERE par.job_id = agg.parent_id
+       RETURNING par.job_id::text AS job_id, par.open, par.failed, par.total, par.on_failure,
+         (SELECT j.attempt FROM ${this.s}.jobs j WHERE j.id = par.job_id) AS attempt`,
+      [p.childIds, p.states],
+    );
+  }
+
+  /** Children not yet finished of these parents (cancelled parents cancel them). */
+  subtasksUnfinished(sql: SqlClient, p: { parentIds: string[] }): Promise<Array<{ child_id: string }>> {
+    return this.run(
+      sql,
+      `SELECT child_id::text AS child_id FROM ${this.s}.workflow_subtasks WHERE parent_id = ANY($1::bigint[]) AND state IS NULL ORDER BY child_id`,
+      [p.parentIds],
+    );
+  }
+
+  parentGet(sql: SqlClient, p: { id: string }): Promise<Row[]> {
+    return this.run(
+      sql,
+      `SELECT job_id::text AS job_id, root_id::text AS root_id, total, open, failed, on_failure, created_at
+       FROM ${this.s}.workflow_parents WHERE job_id = $1`,
+      [p.id],
+    );
+  }
+
+  subtasksGet(sql: SqlClient, p: { parentId: string }): Promise<Array<{ child_id: string; state: string | null }>> {
+    return this.run(sql, `SELECT child_id::text AS child_id, state FROM ${this.s}.workflow_subtasks WHERE parent_id = $1 ORDER BY child_id`, [p.parentId]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Pruning
+
+  /**
+   * Jobs were deleted (the pruner): delete what hangs off them — their callbacks, subtask rows,
+   * and every finished run none of whose jobs remain.
+   */
+  prune(sql: SqlClient, p: { jobIds: readonly string[] }): Promise<Array<{ links: number; subtasks: number; parents: number; runs: number }>> {
+    return this.run(
+      sql,
+      `WITH l AS (DELETE FROM ${this.s}.workflow_links WHERE job_id = ANY($1::bigint[]) RETURNING 1),
+       st AS (DELETE FROM ${this.s}.workflow_subtasks WHERE child_id = ANY($1::bigint[]) OR parent_id = ANY($1::bigint[]) RETURNING 1),
+       pa AS (DELETE FROM ${this.s}.workflow_parents WHERE job_id = ANY($1::bigint[]) RETURNING 1),
+       touched AS (SELECT DISTINCT run_id FROM ${this.s}.workflow_steps WHERE job_id = ANY($1::bigint[])),
+       ru AS (
+         DELETE FROM ${this.s}.workflow_runs r USING touched t
+         WHERE r.id = t.run_id AND r.state <> 'running'
+           AND NOT EXISTS (
+             SELECT 1 FROM ${this.s}.workflow_steps s JOIN ${this.s}.jobs j ON j.id = s.job_id
+             WHERE s.run_id = r.id AND NOT (s.job_id = ANY($1::bigint[]))
+           )
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM l)::int AS links, (SELECT count(*) FROM st)::int AS subtasks,
+              (SELECT count(*) FROM pa)::int AS parents, (SELECT count(*) FROM ru)::int AS runs`,
+      [p.jobIds],
+    );
+  }
+}
