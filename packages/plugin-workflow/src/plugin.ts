@@ -151,6 +151,20 @@ interface HeldParent {
   readonly children: readonly JobSpec[];
 }
 
+interface Failure {
+  readonly run: string;
+  readonly key: string;
+  readonly jobId: string | null;
+  readonly state: FinalState;
+  readonly error: JobError | null;
+}
+
+interface Queued {
+  runIds: string[];
+  keys: string[];
+  jobIds: string[];
+}
+
 interface RunTally {
   finished: number;
   failed: number;
@@ -339,7 +353,14 @@ class Engine {
     const runIds = [...new Set(ended.map((s) => metaString(s.job.meta, META.workflowId)!))];
     const runs = new Map((await db.runsLock(sql, { ids: runIds })).map((r) => [r.id, r]));
     if (runs.size === 0) return;
-    const finished = await db.stepsFinish(sql, { jobIds: ended.map((s) => s.job.id), states: ended.map((s) => s.outcome.state) });
+    const running = (runId: string) => runs.get(runId)?.state === 'running';
+    const live = [...runs.values()].filter((r) => r.state === 'running');
+    const { finished, touched } = await db.stepsFinish(sql, {
+      jobIds: ended.map((s) => s.job.id),
+      states: ended.map((s) => s.outcome.state),
+      running: live.map((r) => r.id),
+      failFast: live.filter((r) => r.on_failure === 'fail-fast').map((r) => r.id),
+    });
     if (finished.length === 0) return;
 
     const byJob = new Map(ended.map((s) => [s.job.id, s]));
@@ -349,17 +370,15 @@ class Engine {
       if (!t) tallies.set(runId, (t = { finished: 0, failed: 0, failNow: false, error: null }));
       return t;
     };
-    const running = (runId: string) => runs.get(runId)?.state === 'running';
+    // Results of the steps that ended in this batch: an attempt's outcome is not written yet.
     const results = new Map<string, unknown>();
-    const succeeded: Array<{ run: string; key: string }> = [];
-    const failed: Array<{ run: string; key: string; jobId: string | null; state: FinalState; error: JobError | null }> = [];
+    const failed: Failure[] = [];
     for (const row of finished) {
       const t = tally(row.run_id);
       t.finished++;
       const s = byJob.get(row.job_id);
       if (row.state === 'succeeded') {
-        results.set(row.job_id, s && s.outcome.state === 'succeeded' ? s.outcome.result : undefined);
-        if (running(row.run_id)) succeeded.push({ run: row.run_id, key: row.key });
+        results.set(`${row.run_id}\u0000${row.key}`, s && s.outcome.state === 'succeeded' ? s.outcome.result : undefined);
       } else {
         t.failed++;
         const error = s && (s.outcome.state === 'failed' || s.outcome.state === 'cancelled') ? s.outcome.error : null;
@@ -368,15 +387,14 @@ class Engine {
     }
 
     const cancelJobs: string[] = [];
-    const applyFailures = async (list: typeof failed) => {
+    const applyFailures = async (list: Failure[]) => {
       const failFast: string[] = [];
       const cont: Array<{ run: string; key: string }> = [];
       for (const f of list) {
         const t = tally(f.run);
         t.error ??= JSON.stringify({ step: f.key, jobId: f.jobId, state: f.state, error: f.error });
         if (!running(f.run)) continue;
-        const policy = runs.get(f.run)!.on_failure;
-        if (policy === 'fail-fast') {
+        if (runs.get(f.run)!.on_failure === 'fail-fast') {
           if (!t.failNow) failFast.push(f.run);
           t.failNow = true;
         } else {
@@ -399,17 +417,19 @@ class Engine {
     };
     if (failed.length > 0) await applyFailures(failed);
 
-    // Children of the steps that succeeded, in runs that go on: the ones left with no blocking
-    // parent are pushed now, in this transaction.
-    const unblocking = succeeded.filter((s) => !tallies.get(s.run)?.failNow);
-    if (unblocking.length > 0) {
-      const touched = await db.stepsUnblock(sql, { runIds: unblocking.map((s) => s.run), keys: unblocking.map((s) => s.key) });
-      const ready = touched.filter((t) => t.blocking === 0);
-      if (ready.length > 0) {
-        const unpushed = await this.pushSteps(ready, results, ctx);
-        if (unpushed.length > 0) {
-          await db.stepsFailUnpushed(sql, { runIds: unpushed.map((u) => u.run_id), keys: unpushed.map((u) => u.key) });
-          const list = unpushed.map((u) => {
+    // Children left with no blocking parent (in runs that go on) are pushed now, in this transaction.
+    const ready = touched.filter((t) => t.blocking === 0);
+    let queued: Queued = { runIds: [], keys: [], jobIds: [] };
+    if (ready.length > 0) {
+      const pushed = await this.pushSteps(ready, results, ctx);
+      queued = pushed.queued;
+      if (pushed.unpushed.length > 0) {
+        // Rare (a plugin deduplicated a step): record what was pushed first, then fail the rest.
+        await db.runsAdvance(sql, { ids: [], finished: [], failed: [], failNow: [], errors: [], queued });
+        queued = { runIds: [], keys: [], jobIds: [] };
+        await db.stepsFailUnpushed(sql, { runIds: pushed.unpushed.map((u) => u.run_id), keys: pushed.unpushed.map((u) => u.key) });
+        await applyFailures(
+          pushed.unpushed.map((u) => {
             const t = tally(u.run_id);
             t.finished++;
             t.failed++;
@@ -420,9 +440,8 @@ class Engine {
               at: new Date().toISOString(),
             };
             return { run: u.run_id, key: u.key, jobId: null, state: 'failed' as const, error };
-          });
-          await applyFailures(list);
-        }
+          }),
+        );
       }
     }
 
@@ -433,6 +452,7 @@ class Engine {
       failed: ids.map((id) => tallies.get(id)!.failed),
       failNow: ids.map((id) => tallies.get(id)!.failNow),
       errors: ids.map((id) => tallies.get(id)!.error),
+      queued,
     });
     const ended_ = advanced.filter((r) => running(r.id) && r.state !== 'running');
     if (ended_.length > 0) await this.announce(ended_, ctx);
@@ -448,39 +468,37 @@ class Engine {
     }
   }
 
-  /** Pushes runnable steps; returns those a plugin answered with an existing job instead. */
+  /** Pushes runnable steps; returns the jobs pushed, and the steps a plugin answered with an existing job instead. */
   private async pushSteps(
     ready: Array<{ run_id: string; key: string; spec: any; input: string; parents: string[] }>,
     results: Map<string, unknown>,
     ctx: SettleContext,
-  ): Promise<Array<{ run_id: string; key: string; duplicateOf: string }>> {
-    // Parents' results for steps whose arguments are made of them (chain steps, chord callbacks).
-    const needs = ready.filter((r) => r.input !== 'args');
-    const parentResult = new Map<string, unknown>();
-    if (needs.length > 0) {
-      const runIds: string[] = [];
-      const keys: string[] = [];
-      for (const r of needs) {
-        for (const parent of r.parents) {
-          runIds.push(r.run_id);
-          keys.push(parent);
-        }
-      }
-      for (const row of await this.db.stepsResults(ctx.sql, { runIds, keys })) {
-        // A parent that ended in this very batch has its outcome not written yet: take it from the settlement.
-        const value = row.job_id !== null && results.has(row.job_id) ? results.get(row.job_id) : row.result;
-        parentResult.set(`${row.run_id}\u0000${row.key}`, value ?? null);
+  ): Promise<{ queued: Queued; unpushed: Array<{ run_id: string; key: string; duplicateOf: string }> }> {
+    // Steps whose arguments are their parents' results (chain steps, chord callbacks): the parents
+    // that ended in this batch are in `results`; the others' results are read from their jobs.
+    const parentResult = new Map(results);
+    const missing = { runIds: [] as string[], keys: [] as string[] };
+    for (const r of ready) {
+      if (r.input === 'args') continue;
+      for (const parent of r.parents) {
+        if (parentResult.has(`${r.run_id}\u0000${parent}`)) continue;
+        missing.runIds.push(r.run_id);
+        missing.keys.push(parent);
       }
     }
+    if (missing.keys.length > 0) {
+      for (const row of await this.db.stepsResults(ctx.sql, missing)) parentResult.set(`${row.run_id}\u0000${row.key}`, row.result);
+    }
+    const resultOf = (run: string, key: string) => parentResult.get(`${run}\u0000${key}`) ?? null;
     const invocations = ready.map((r) => {
       const meta = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
       const spec = r.spec as JobSpec;
-      if (r.input === 'previous') return fromSpec(spec, meta, { value: parentResult.get(`${r.run_id}\u0000${r.parents[0]}`) ?? null });
-      if (r.input === 'list') return fromSpec(spec, meta, { value: r.parents.map((p) => parentResult.get(`${r.run_id}\u0000${p}`) ?? null) });
+      if (r.input === 'previous') return fromSpec(spec, meta, { value: resultOf(r.run_id, r.parents[0]!) });
+      if (r.input === 'list') return fromSpec(spec, meta, { value: r.parents.map((p) => resultOf(r.run_id, p)) });
       return fromSpec(spec, meta);
     });
     const refs = await ctx.app.pushMany(invocations, { tx: ctx.sql });
-    const queued = { runIds: [] as string[], keys: [] as string[], jobIds: [] as string[] };
+    const queued: Queued = { runIds: [], keys: [], jobIds: [] };
     const unpushed: Array<{ run_id: string; key: string; duplicateOf: string }> = [];
     refs.forEach((ref, i) => {
       const r = ready[i]!;
@@ -492,8 +510,7 @@ class Engine {
       queued.keys.push(r.key);
       queued.jobIds.push(ref.id);
     });
-    if (queued.jobIds.length > 0) await this.db.stepsQueue(ctx.sql, queued);
-    return unpushed;
+    return { queued, unpushed };
   }
 
   /** Tells waiters in every process (on commit) and listeners of this one (after commit) that runs ended. */

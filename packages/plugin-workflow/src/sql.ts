@@ -50,16 +50,30 @@ export class WorkflowSql {
   }
 
   /**
-   * Counts finished steps into their runs. A running run fails at once when `failNow` (fail-fast),
-   * and ends when no step is open: failed if any step did not succeed, else succeeded.
+   * Records the jobs pushed for steps that became runnable and counts finished steps into their
+   * runs, in one statement. A running run fails at once when `failNow` (fail-fast), and ends when
+   * no step is open: failed if any step did not succeed, else succeeded.
    */
   runsAdvance(
     sql: SqlClient,
-    p: { ids: string[]; finished: number[]; failed: number[]; failNow: boolean[]; errors: Array<string | null> },
+    p: {
+      ids: string[];
+      finished: number[];
+      failed: number[];
+      failNow: boolean[];
+      errors: Array<string | null>;
+      queued: { runIds: string[]; keys: string[]; jobIds: string[] };
+    },
   ): Promise<Array<{ id: string; state: string }>> {
     return this.run(
       sql,
-      `UPDATE ${this.s}.workflow_runs r SET
+      `WITH q AS (
+         UPDATE ${this.s}.workflow_steps s SET state = 'queued', job_id = u.job_id
+         FROM unnest($6::bigint[], $7::text[], $8::bigint[]) AS u(run_id, key, job_id)
+         WHERE s.run_id = u.run_id AND s.key = u.key AND s.state = 'blocked'
+         RETURNING 1
+       )
+       UPDATE ${this.s}.workflow_runs r SET
          steps_open = r.steps_open - u.finished,
          steps_failed = r.steps_failed + u.failed,
          error = COALESCE(r.error, u.error::jsonb),
@@ -72,9 +86,10 @@ export class WorkflowSql {
            WHEN r.state = 'running' AND (u.fail_now = 1 OR r.steps_open - u.finished = 0) THEN now()
            ELSE r.finished_at END
        FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::text[]) AS u(id, finished, failed, fail_now, error)
+       CROSS JOIN (SELECT count(*) FROM q) AS queued
        WHERE r.id = u.id
        RETURNING r.id::text AS id, r.state`,
-      [p.ids, p.finished, p.failed, p.failNow.map((f) => (f ? 1 : 0)), p.errors],
+      [p.ids, p.finished, p.failed, p.failNow.map((f) => (f ? 1 : 0)), p.errors, p.queued.runIds, p.queued.keys, p.queued.jobIds],
     );
   }
 
@@ -157,36 +172,58 @@ export class WorkflowSql {
     );
   }
 
-  /** Marks the steps run by these jobs final (only once: a step leaves `queued` a single time). */
-  stepsFinish(sql: SqlClient, p: { jobIds: string[]; states: string[] }): Promise<Array<{ run_id: string; key: string; state: string; job_id: string }>> {
-    return this.run(
-      sql,
-      `UPDATE ${this.s}.workflow_steps s SET state = u.state
-       FROM unnest($1::bigint[], $2::text[]) AS u(job_id, state)
-       WHERE s.job_id = u.job_id AND s.state = 'queued'
-       RETURNING s.run_id::text AS run_id, s.key, s.state, s.job_id::text AS job_id`,
-      [p.jobIds, p.states],
-    );
-  }
-
-  /** One parent fewer to wait for, for each child of the steps that succeeded; returns the children it touched. */
-  stepsUnblock(
+  /**
+   * Marks the steps run by these jobs final (only once: a step leaves `queued` a single time) and,
+   * in the same statement, takes one blocking parent off each child of the steps that succeeded,
+   * in the runs that go on (`running`, minus the `failFast` runs where a step failed in this
+   * batch). Returns the steps that finished, and the children it touched (those left with 0
+   * blocking parents are runnable).
+   */
+  async stepsFinish(
     sql: SqlClient,
-    p: { runIds: string[]; keys: string[] },
-  ): Promise<Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }>> {
-    return this.run(
+    p: { jobIds: string[]; states: string[]; running: string[]; failFast: string[] },
+  ): Promise<{
+    finished: Array<{ run_id: string; key: string; state: string; job_id: string }>;
+    touched: Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }>;
+  }> {
+    const rows = await this.run(
       sql,
-      `WITH done AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(run_id, key)),
+      `WITH fin AS (
+         UPDATE ${this.s}.workflow_steps s SET state = u.state
+         FROM unnest($1::bigint[], $2::text[]) AS u(job_id, state)
+         WHERE s.job_id = u.job_id AND s.state = 'queued'
+         RETURNING s.run_id, s.key, s.state, s.job_id
+       ),
+       go AS (
+         SELECT r.id FROM unnest($3::bigint[]) AS r(id)
+         WHERE NOT (r.id = ANY($4::bigint[]) AND EXISTS (SELECT 1 FROM fin f WHERE f.run_id = r.id AND f.state <> 'succeeded'))
+       ),
        counts AS (
          SELECT e.run_id, e.child_key, count(*)::int AS n
-         FROM ${this.s}.workflow_edges e JOIN done d ON e.run_id = d.run_id AND e.parent_key = d.key
+         FROM fin f JOIN go ON go.id = f.run_id
+         JOIN ${this.s}.workflow_edges e ON e.run_id = f.run_id AND e.parent_key = f.key
+         WHERE f.state = 'succeeded'
          GROUP BY e.run_id, e.child_key
+       ),
+       unb AS (
+         UPDATE ${this.s}.workflow_steps s SET blocking = s.blocking - c.n
+         FROM counts c WHERE s.run_id = c.run_id AND s.key = c.child_key AND s.state = 'blocked'
+         RETURNING s.run_id, s.key, s.blocking, s.spec, s.input, s.parents
        )
-       UPDATE ${this.s}.workflow_steps s SET blocking = s.blocking - c.n
-       FROM counts c WHERE s.run_id = c.run_id AND s.key = c.child_key AND s.state = 'blocked'
-       RETURNING s.run_id::text AS run_id, s.key, s.blocking, s.spec, s.input, s.parents`,
-      [p.runIds, p.keys],
+       SELECT true AS fin, run_id::text AS run_id, key, state, job_id::text AS job_id,
+              NULL::int AS blocking, NULL::jsonb AS spec, NULL::text AS input, NULL::text[] AS parents
+       FROM fin
+       UNION ALL
+       SELECT false, run_id::text, key, NULL, NULL, blocking, spec, input, parents FROM unb`,
+      [p.jobIds, p.states, p.running, p.failFast],
     );
+    const finished: Array<{ run_id: string; key: string; state: string; job_id: string }> = [];
+    const touched: Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }> = [];
+    for (const r of rows) {
+      if (r.fin) finished.push({ run_id: r.run_id, key: r.key, state: r.state, job_id: r.job_id });
+      else touched.push({ run_id: r.run_id, key: r.key, blocking: r.blocking, spec: r.spec, input: r.input, parents: r.parents });
+    }
+    return { finished, touched };
   }
 
   /** The job and stored result of the given steps. */
@@ -198,17 +235,6 @@ export class WorkflowSql {
        JOIN ${this.s}.workflow_steps s ON s.run_id = u.run_id AND s.key = u.key
        LEFT JOIN ${this.s}.jobs j ON j.id = s.job_id`,
       [p.runIds, p.keys],
-    );
-  }
-
-  /** Records the jobs pushed for steps that became runnable. */
-  stepsQueue(sql: SqlClient, p: { runIds: string[]; keys: string[]; jobIds: string[] }): Promise<Row[]> {
-    return this.run(
-      sql,
-      `UPDATE ${this.s}.workflow_steps s SET state = 'queued', job_id = u.job_id
-       FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(run_id, key, job_id)
-       WHERE s.run_id = u.run_id AND s.key = u.key AND s.state = 'blocked'`,
-      [p.runIds, p.keys, p.jobIds],
     );
   }
 

@@ -60,7 +60,8 @@ test('a parent with 1,000 subtasks drained by two worker processes ends succeede
     workers.push(startWorker(h.db.url, 'proc-a'), startWorker(h.db.url, 'proc-b'));
     await Promise.all(workers.map((w) => once(w, 'message')));
 
-    const parent = await h.app.push(fanout.withArgs({ count: 1000 }));
+    // Each child sleeps a little, so that one process cannot drain them all before the other fetches.
+    const parent = await h.app.push(fanout.withArgs({ count: 1000, sleepMs: 10 }));
     const done = await h.app.waitForJob(parent, { timeoutMs: 150_000 });
     assert.equal(done.state, 'succeeded');
     assert.deepEqual(done.result, { pushed: 1000 }, 'the handler’s own result is kept');
