@@ -281,11 +281,11 @@ class Engine {
 
   private async finishChildren(children: Settlement[], ctx: SettleContext): Promise<void> {
     const parentIds = [...new Set(children.map((s) => metaString(s.job.meta, META.parentId)!))];
-    await this.db.parentsLock(ctx.sql, { ids: parentIds });
-    const rows = await this.db.subtasksFinish(ctx.sql, {
-      childIds: children.map((s) => s.job.id),
-      states: children.map((s) => s.outcome.state),
-    });
+    // One round trip: lock the parents (children-first order), then count (pipelined).
+    const [, rows] = await Promise.all([
+      this.db.parentsLock(ctx.sql, { ids: parentIds }),
+      this.db.subtasksFinish(ctx.sql, { childIds: children.map((s) => s.job.id), states: children.map((s) => s.outcome.state) }),
+    ]);
     const releases: WaitingRelease[] = [];
     for (const row of rows) {
       if (row.open !== 0) continue;
@@ -351,16 +351,14 @@ class Engine {
     const { db } = this;
     const sql = ctx.sql;
     const runIds = [...new Set(ended.map((s) => metaString(s.job.meta, META.workflowId)!))];
-    const runs = new Map((await db.runsLock(sql, { ids: runIds })).map((r) => [r.id, r]));
-    if (runs.size === 0) return;
+    // One round trip: the runs are locked (in id order) by the first statement before the second
+    // one reads them and moves their steps (postgres.js pipelines queries on a transaction).
+    const [locked, { finished, touched }] = await Promise.all([
+      db.runsLock(sql, { ids: runIds }),
+      db.stepsFinish(sql, { jobIds: ended.map((s) => s.job.id), states: ended.map((s) => s.outcome.state) }),
+    ]);
+    const runs = new Map(locked.map((r) => [r.id, r]));
     const running = (runId: string) => runs.get(runId)?.state === 'running';
-    const live = [...runs.values()].filter((r) => r.state === 'running');
-    const { finished, touched } = await db.stepsFinish(sql, {
-      jobIds: ended.map((s) => s.job.id),
-      states: ended.map((s) => s.outcome.state),
-      running: live.map((r) => r.id),
-      failFast: live.filter((r) => r.on_failure === 'fail-fast').map((r) => r.id),
-    });
     if (finished.length === 0) return;
 
     const byJob = new Map(ended.map((s) => [s.job.id, s]));

@@ -175,13 +175,13 @@ export class WorkflowSql {
   /**
    * Marks the steps run by these jobs final (only once: a step leaves `queued` a single time) and,
    * in the same statement, takes one blocking parent off each child of the steps that succeeded,
-   * in the runs that go on (`running`, minus the `failFast` runs where a step failed in this
-   * batch). Returns the steps that finished, and the children it touched (those left with 0
-   * blocking parents are runnable).
+   * in the runs that go on (running, and not failing fast in this batch). Returns the steps that
+   * finished, and the children it touched (those left with 0 blocking parents are runnable). Run
+   * it after `runsLock` (pipelined in the same round trip): it reads the runs' current state.
    */
   async stepsFinish(
     sql: SqlClient,
-    p: { jobIds: string[]; states: string[]; running: string[]; failFast: string[] },
+    p: { jobIds: string[]; states: string[] },
   ): Promise<{
     finished: Array<{ run_id: string; key: string; state: string; job_id: string }>;
     touched: Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }>;
@@ -195,8 +195,9 @@ export class WorkflowSql {
          RETURNING s.run_id, s.key, s.state, s.job_id
        ),
        go AS (
-         SELECT r.id FROM unnest($3::bigint[]) AS r(id)
-         WHERE NOT (r.id = ANY($4::bigint[]) AND EXISTS (SELECT 1 FROM fin f WHERE f.run_id = r.id AND f.state <> 'succeeded'))
+         SELECT r.id FROM ${this.s}.workflow_runs r
+         WHERE r.id IN (SELECT run_id FROM fin) AND r.state = 'running'
+           AND NOT (r.on_failure = 'fail-fast' AND EXISTS (SELECT 1 FROM fin f WHERE f.run_id = r.id AND f.state <> 'succeeded'))
        ),
        counts AS (
          SELECT e.run_id, e.child_key, count(*)::int AS n
@@ -215,7 +216,7 @@ export class WorkflowSql {
        FROM fin
        UNION ALL
        SELECT false, run_id::text, key, NULL, NULL, blocking, spec, input, parents FROM unb`,
-      [p.jobIds, p.states, p.running, p.failFast],
+      [p.jobIds, p.states],
     );
     const finished: Array<{ run_id: string; key: string; state: string; job_id: string }> = [];
     const touched: Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }> = [];
