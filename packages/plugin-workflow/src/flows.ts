@@ -4,6 +4,7 @@
  * pushes the steps that can run at once.
  */
 import { InvalidJobOptionError, InvalidOptionError, type JobDefinition, type JobError, type JobInvocation, type Pushable } from '@docket/core';
+import { META } from './meta.js';
 import { describeValue, type JobSpec, toInvocation, toSpec } from './spec.js';
 
 /** A job a flow can hold: a definition (its default arguments) or an invocation (`withArgs(...)` etc.). */
@@ -200,9 +201,7 @@ export function chord<G extends readonly unknown[], C extends AnyStep>(header: G
 // ------------------------------------------------------------------------------------------------
 // Callbacks
 
-/** The `extensions` key (`invocation.with(key, …)`) under which a job's callbacks travel to the push. */
-export const LINKS_EXTENSION = 'workflow.links';
-
+/** A callback stored in the job's `meta.callbacks`, pushed when the job ends in state `on`. */
 export interface LinkSpec {
   readonly on: 'succeeded' | 'failed';
   readonly spec: JobSpec;
@@ -217,11 +216,13 @@ export interface FailureInfo<A = unknown> {
 
 function addLink<A, R>(job: Pushable<A, R>, on: LinkSpec['on'], callback: Pushable, what: string): JobInvocation<A, R> {
   const invocation = toInvocation(job, `${what}(job, …): job`) as JobInvocation<A, R>;
-  const existing = invocation.options.extensions[LINKS_EXTENSION];
-  const links = Array.isArray(existing) ? (existing as LinkSpec[]) : [];
   if (callback === undefined || callback === null) throw new InvalidJobOptionError(`${what}(job, callback): callback is missing.`);
+  const existing = invocation.options.meta[META.callbacks];
+  const links = Array.isArray(existing) ? (existing as LinkSpec[]) : [];
   const link: LinkSpec = { on, spec: toSpec(callback, `${what} callback`) };
-  return invocation.with(LINKS_EXTENSION, [...links, link]);
+  // Kept in the job's own meta: no table, no push hook; the job's final settle (which happens
+  // once, fenced by the core) reads them from the settlement.
+  return invocation.withMeta({ [META.callbacks]: [...links, link] });
 }
 
 /**

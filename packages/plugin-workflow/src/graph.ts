@@ -2,6 +2,7 @@
  * Exports a workflow run's graph with each step's state, as Mermaid (for Markdown docs) or DOT
  * (Graphviz, dashboards).
  */
+import { InvalidOptionError } from '@docket/core';
 import type { StepState, WorkflowRecord } from './api.js';
 
 export type GraphFormat = 'mermaid' | 'dot';
@@ -26,6 +27,7 @@ function dotText(text: string): string {
 
 /** Renders a workflow record (from `getWorkflow`) as a Mermaid flowchart or a DOT digraph. */
 export function renderWorkflow(record: WorkflowRecord, format: GraphFormat = 'mermaid'): string {
+  if (format !== 'mermaid' && format !== 'dot') throw new InvalidOptionError(`Unknown graph format '${String(format)}': use 'mermaid' or 'dot'.`);
   const ids = new Map(record.steps.map((s, i) => [s.key, `s${i}`]));
   if (format === 'dot') {
     const lines = [`digraph "${dotText(`${record.name} #${record.id}`)}" {`, '  rankdir=LR;', '  node [shape=box, style="rounded,filled", fontname="Helvetica"];'];
@@ -40,7 +42,6 @@ export function renderWorkflow(record: WorkflowRecord, format: GraphFormat = 'me
     lines.push('}');
     return `${lines.join('\n')}\n`;
   }
-  if (format !== 'mermaid') throw new TypeError(`Unknown graph format '${String(format)}'.`);
   const lines = ['flowchart TD'];
   lines.push(`  %% ${mermaidText(`${record.name} #${record.id}: ${record.state}`)}`);
   for (const step of record.steps) {

@@ -17,7 +17,6 @@ export {
   Flow,
   WorkflowBuilder,
   GroupFlow,
-  LINKS_EXTENSION,
   FAILURE_POLICIES,
   type Step,
   type StepResult,

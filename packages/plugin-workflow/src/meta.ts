@@ -11,8 +11,8 @@ export const META = Object.freeze({
   workflowId: 'workflowId',
   /** On a workflow step: the step's key in its workflow. */
   workflowStep: 'workflowStep',
-  /** On a job pushed with link/linkError callbacks: `true` (the plugin then looks them up when it ends). */
-  hasCallbacks: 'hasCallbacks',
+  /** On a job pushed with link/linkError callbacks: the callbacks, `[{ on: 'succeeded' | 'failed', spec }]`. */
+  callbacks: 'callbacks',
   /** On a callback job: the id of the job whose success or failure pushed it. */
   callbackOf: 'callbackOf',
   /** On a callback job: 'succeeded' (link) or 'failed' (linkError). */

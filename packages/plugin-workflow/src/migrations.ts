@@ -4,7 +4,7 @@ import type { Migration } from '@docket/core';
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   {
     version: 1,
-    name: 'workflow runs, steps, edges, callbacks and subtasks',
+    name: 'workflow runs, steps and edges; subtask parents and children',
     up: ({ schema }) => `
       -- One row per pushed flow (workflow, chain, group, chord).
       CREATE TABLE ${schema}.workflow_runs (
@@ -43,15 +43,6 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         parent_key  text NOT NULL,
         child_key   text NOT NULL,
         PRIMARY KEY (run_id, parent_key, child_key)
-      );
-
-      -- link / linkError callbacks, taken (deleted) when their job ends.
-      CREATE TABLE ${schema}.workflow_links (
-        job_id    bigint NOT NULL,
-        position  integer NOT NULL,
-        on_state  text NOT NULL CHECK (on_state IN ('succeeded', 'failed')),
-        spec      jsonb NOT NULL,
-        PRIMARY KEY (job_id, position)
       );
 
       -- Subtasks: a parent held 'waiting' counts its unfinished children; a row per child,

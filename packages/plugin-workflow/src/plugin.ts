@@ -19,7 +19,7 @@ import {
   type SettleContext,
   type WaitingRelease,
 } from '@docket/core';
-import { FAILURE_POLICIES, type FailurePolicy, type FailureInfo, LINKS_EXTENSION, type LinkSpec } from './flows.js';
+import { FAILURE_POLICIES, type FailurePolicy, type FailureInfo, type LinkSpec } from './flows.js';
 import { META, metaString } from './meta.js';
 import { MIGRATIONS } from './migrations.js';
 import { fromSpec, type JobSpec, toSpec } from './spec.js';
@@ -113,30 +113,6 @@ export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
       const engine = new Engine(app, db, resolved);
 
       app.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => engine.extendContext(ctx));
-      app.hooks.beforePush.tapPromise(PLUGIN_NAME, async (rows) => {
-        for (const row of rows) {
-          const links = row.extensions[LINKS_EXTENSION];
-          if (Array.isArray(links) && links.length > 0) row.meta = { ...row.meta, [META.hasCallbacks]: true };
-        }
-        return rows;
-      });
-      app.hooks.afterPush.tapPromise(PLUGIN_NAME, async (jobs, ctx) => {
-        const jobIds: string[] = [];
-        const positions: number[] = [];
-        const on: string[] = [];
-        const specs: string[] = [];
-        for (const job of jobs) {
-          const links = job.row.extensions[LINKS_EXTENSION];
-          if (!Array.isArray(links)) continue;
-          (links as LinkSpec[]).forEach((link, position) => {
-            jobIds.push(job.id);
-            positions.push(position);
-            on.push(link.on);
-            specs.push(JSON.stringify(link.spec));
-          });
-        }
-        if (jobIds.length > 0) await db.linksInsert(ctx.sql, { jobIds, positions, on, specs });
-      });
       // LATE: bookkeeping sees the outcomes other plugins settled on at the default stage.
       app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE }, (settlements, ctx) => engine.settle(settlements, ctx));
       app.hooks.jobsDeleted.tapPromise(PLUGIN_NAME, async ({ sql, ids }) => {
@@ -218,7 +194,7 @@ class Engine {
     for (const s of settlements) {
       if (!FINAL.has(s.outcome.state)) continue;
       const meta = s.job.meta;
-      if (meta[META.hasCallbacks] === true) (callbacks ??= []).push(s);
+      if (Array.isArray(meta[META.callbacks]) && s.outcome.state !== 'cancelled') (callbacks ??= []).push(s);
       if (metaString(meta, META.parentId)) (children ??= []).push(s);
       if (s.outcome.state === 'cancelled' && s.ctx === null) (cancelled ??= []).push(s);
       if (metaString(meta, META.workflowId) && typeof meta[META.workflowStep] === 'string') (steps ??= []).push(s);
@@ -321,24 +297,22 @@ class Engine {
   // ---------------------------------------------------------------------------------------------
   // Callbacks
 
+  /** Pushes the callbacks of jobs that ended for good (read from their meta; a job's final settle happens once). */
   private async fireCallbacks(ended: Settlement[], ctx: SettleContext): Promise<void> {
-    const rows = await this.db.linksTake(ctx.sql, { jobIds: ended.map((s) => s.job.id) });
-    if (rows.length === 0) return;
-    const byId = new Map(ended.map((s) => [s.job.id, s]));
-    rows.sort((a, b) => Number(BigInt(a.job_id) - BigInt(b.job_id)) || a.position - b.position);
     const invocations: JobInvocation[] = [];
-    for (const row of rows) {
-      const s = byId.get(row.job_id);
-      if (!s || row.on_state !== s.outcome.state) continue;
-      const meta = { [META.callbackOf]: s.job.id, [META.callbackOn]: row.on_state };
-      if (s.outcome.state === 'succeeded') {
-        invocations.push(fromSpec(row.spec as JobSpec, meta, { value: s.outcome.result ?? null }));
-      } else if (s.outcome.state === 'failed') {
-        const info: FailureInfo = {
-          job: { id: s.job.id, name: s.job.name, queue: s.job.queue, args: s.job.args, attempt: s.job.attempt },
-          error: s.outcome.error ?? null,
-        };
-        invocations.push(fromSpec(row.spec as JobSpec, meta, { value: info }));
+    for (const s of ended) {
+      const meta = { [META.callbackOf]: s.job.id, [META.callbackOn]: s.outcome.state };
+      for (const link of s.job.meta[META.callbacks] as LinkSpec[]) {
+        if (link?.on !== s.outcome.state || !link.spec) continue;
+        if (s.outcome.state === 'succeeded') {
+          invocations.push(fromSpec(link.spec, meta, { value: s.outcome.result ?? null }));
+        } else if (s.outcome.state === 'failed') {
+          const info: FailureInfo = {
+            job: { id: s.job.id, name: s.job.name, queue: s.job.queue, args: s.job.args, attempt: s.job.attempt },
+            error: s.outcome.error ?? null,
+          };
+          invocations.push(fromSpec(link.spec, meta, { value: info }));
+        }
       }
     }
     if (invocations.length > 0) await ctx.app.pushMany(invocations, { tx: ctx.sql });

@@ -320,28 +320,6 @@ export class WorkflowSql {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Callbacks
-
-  linksInsert(sql: SqlClient, p: { jobIds: string[]; positions: number[]; on: string[]; specs: string[] }): Promise<Row[]> {
-    return this.run(
-      sql,
-      `INSERT INTO ${this.s}.workflow_links (job_id, position, on_state, spec)
-       SELECT u.job_id, u.position, u.on_state, u.spec::jsonb FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) AS u(job_id, position, on_state, spec)`,
-      [p.jobIds, p.positions, p.on, p.specs],
-    );
-  }
-
-  /** Takes (deletes and returns) the callbacks of jobs that ended: each fires at most once. */
-  linksTake(sql: SqlClient, p: { jobIds: string[] }): Promise<Array<{ job_id: string; position: number; on_state: string; spec: any }>> {
-    return this.run(
-      sql,
-      `DELETE FROM ${this.s}.workflow_links WHERE job_id = ANY($1::bigint[])
-       RETURNING job_id::text AS job_id, position, on_state, spec`,
-      [p.jobIds],
-    );
-  }
-
-  // ---------------------------------------------------------------------------------------------
   // Subtasks
 
   subtasksInsert(
@@ -422,14 +400,13 @@ export class WorkflowSql {
   // Pruning
 
   /**
-   * Jobs were deleted (the pruner): delete what hangs off them — their callbacks, subtask rows,
-   * and every finished run none of whose jobs remain.
+   * Jobs were deleted (the pruner): delete what hangs off them — their subtask rows, and every
+   * finished run none of whose jobs remain.
    */
-  prune(sql: SqlClient, p: { jobIds: readonly string[] }): Promise<Array<{ links: number; subtasks: number; parents: number; runs: number }>> {
+  prune(sql: SqlClient, p: { jobIds: readonly string[] }): Promise<Array<{ subtasks: number; parents: number; runs: number }>> {
     return this.run(
       sql,
-      `WITH l AS (DELETE FROM ${this.s}.workflow_links WHERE job_id = ANY($1::bigint[]) RETURNING 1),
-       st AS (DELETE FROM ${this.s}.workflow_subtasks WHERE child_id = ANY($1::bigint[]) OR parent_id = ANY($1::bigint[]) RETURNING 1),
+      `WITH st AS (DELETE FROM ${this.s}.workflow_subtasks WHERE child_id = ANY($1::bigint[]) OR parent_id = ANY($1::bigint[]) RETURNING 1),
        pa AS (DELETE FROM ${this.s}.workflow_parents WHERE job_id = ANY($1::bigint[]) RETURNING 1),
        touched AS (SELECT DISTINCT run_id FROM ${this.s}.workflow_steps WHERE job_id = ANY($1::bigint[])),
        ru AS (
@@ -441,7 +418,7 @@ export class WorkflowSql {
            )
          RETURNING 1
        )
-       SELECT (SELECT count(*) FROM l)::int AS links, (SELECT count(*) FROM st)::int AS subtasks,
+       SELECT (SELECT count(*) FROM st)::int AS subtasks,
               (SELECT count(*) FROM pa)::int AS parents, (SELECT count(*) FROM ru)::int AS runs`,
       [p.jobIds],
     );

@@ -65,7 +65,7 @@ describe('chains, groups, chords and callbacks', () => {
     assert.equal(done.state, 'succeeded');
     assert.deepEqual(done.result, [0, 10, 20, 30, 40]);
     const finished = done.steps.map((s) => s.finishedAt!.getTime());
-    assert.notDeepEqual([...finished].sort((a, b) => a - b), finished, 'the jobs did not finish in order');
+    assert.ok(finished[2]! < finished[0]!, 'the third job (no delay) finished before the first (120 ms)');
   });
 
   test('a chord runs its callback once with every result, in order', async () => {
@@ -98,8 +98,6 @@ describe('chains, groups, chords and callbacks', () => {
     assert.deepEqual(callbacks.map((c) => c.name), ['on-failure'], 'one callback: linkError, not link');
     assert.deepEqual(callbacks[0]!.result, { job: ref.id, attempt: 3, message: 'attempt 3 failed' });
     assert.ok(callbacks[0]!.created_at >= job.finishedAt!, 'pushed by the final failure, not before');
-    const [links] = await h.db.sql`SELECT count(*)::int AS n FROM docket.workflow_links WHERE job_id = ${ref.id}`;
-    assert.equal(links!.n, 0, 'the callbacks were taken');
   });
 
   test('link fires once on success (after retries), with the result; linkError does not', async () => {

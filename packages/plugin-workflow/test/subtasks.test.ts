@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { defineJob, type JobRecord } from '@docket/core';
 import { waitFor } from '@docket/testing';
-import { getSubtasks } from '../src/index.js';
+import { getSubtasks, getWorkflow, pushWorkflow, waitForWorkflow, workflow } from '../src/index.js';
 import { fanout } from './fixtures/jobs.js';
 import { type Harness, harness } from './helpers.js';
 
@@ -12,7 +12,9 @@ const FINAL = ['succeeded', 'failed', 'cancelled'];
 
 /**
  * A deferred constraint trigger logs every state change of the parent jobs AT COMMIT, with the
- * number of its children not finished at that moment: what any other session could ever see.
+ * number of its descendants not finished at that moment: what any other session could ever see.
+ * (finished_at cannot show this: it is the start time of the transaction that wrote it, and the
+ * commit that releases a parent may have started before a sibling's commit that it waited for.)
  */
 async function installParentLog(h: Harness, parentName: string): Promise<void> {
   await h.db.sql.unsafe(`
@@ -21,7 +23,8 @@ async function installParentLog(h: Harness, parentName: string): Promise<void> {
     BEGIN
       INSERT INTO parent_log (job_id, state, unfinished)
       SELECT NEW.id, j.state,
-        (SELECT count(*) FROM docket.jobs c WHERE c.meta->>'parentId' = NEW.id::text AND c.state NOT IN ('succeeded', 'failed', 'cancelled'))
+        (SELECT count(*) FROM docket.jobs c
+         WHERE (c.meta->>'parentId' = NEW.id::text OR c.meta->>'rootId' = NEW.id::text) AND c.state NOT IN ('succeeded', 'failed', 'cancelled'))
       FROM docket.jobs j WHERE j.id = NEW.id;
       RETURN NULL;
     END $$;
@@ -79,12 +82,9 @@ test('a parent with 1,000 subtasks drained by two worker processes ends succeede
       SELECT count(*)::int AS runs, count(DISTINCT i)::int AS children, count(DISTINCT worker)::int AS workers FROM runs`;
     assert.equal(runs!.children, 1000);
     assert.equal(runs!.workers, 2, 'both processes ran children');
-    const [times] = await h.db.sql`
-      SELECT (SELECT finished_at FROM docket.jobs WHERE id = ${parent.id}) >= max(finished_at) AS after_last,
-             count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded
-      FROM docket.jobs WHERE meta->>'parentId' = ${parent.id}`;
-    assert.equal(times!.succeeded, 1000);
-    assert.equal(times!.after_last, true);
+    const [children] = await h.db.sql`
+      SELECT count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded FROM docket.jobs WHERE meta->>'parentId' = ${parent.id}`;
+    assert.equal(children!.succeeded, 1000);
     const summary = await getSubtasks(h.app, parent);
     assert.equal(summary?.total, 1000);
     assert.equal(summary?.open, 0);
@@ -180,9 +180,27 @@ describe('subtasks in one process', () => {
     throw new Error('changed my mind');
   });
 
+  const atomicParent = defineJob({ name: 'tree-atomic', queue: 'tree', atomic: true }, async (_: void, ctx) => {
+    await ctx.sql!`SELECT 1`;
+    ctx.subtask!(leafJob.withArgs({ name: 'atomic-child' }));
+    return 'atomic';
+  });
+  const afterTree = defineJob({ name: 'tree-after', queue: 'tree' }, async (_: void, ctx) => {
+    // When this step starts, every subtask of the step before it has finished.
+    const [row] = await ctx.app!.sql`
+      SELECT count(*)::int AS open FROM docket.jobs WHERE meta->>'rootId' IS NOT NULL AND meta->>'rootId' IN (
+        SELECT job_id::text FROM docket.workflow_steps WHERE run_id = ${ctx.workflow!.id} AND key = 'tree')
+      AND state NOT IN ('succeeded', 'failed', 'cancelled')`;
+    return { openDescendants: row!.open, parents: await ctx.workflow!.parentResults() };
+  });
+
   before(async () => {
     h = await harness();
-    await h.worker({ jobs: [leafJob, branch, root, plain, failing, mixed, holder, failsAfterSubtask], queues: { tree: { concurrency: 4 } } });
+    await installParentLog(h, 'tree-root');
+    await h.worker({
+      jobs: [leafJob, branch, root, plain, failing, mixed, holder, failsAfterSubtask, atomicParent, afterTree],
+      queues: { tree: { concurrency: 4 } },
+    });
   });
   after(() => h.close());
 
@@ -200,12 +218,28 @@ describe('subtasks in one process', () => {
       assert.ok(branches.some((b) => b.id === leaf.meta.parentId), 'a leaf’s parent is a branch');
       assert.equal(leaf.meta.rootId, ref.id);
     }
-    for (const n of nodes) {
-      assert.equal(n.state, 'succeeded');
-      assert.ok(done.finishedAt! >= n.finished_at, 'the root finished last');
-    }
+    for (const n of nodes) assert.equal(n.state, 'succeeded');
+    const log = await h.db.sql`SELECT state, unfinished FROM parent_log WHERE job_id = ${ref.id} ORDER BY id`;
+    assert.deepEqual(log.map((l) => [l.state, l.unfinished]), [['running', 0], ['waiting', 2], ['succeeded', 0]], 'the root ended after its whole tree');
     const summary = await getSubtasks(h.app, branches[0]!.id);
     assert.equal(summary?.rootId, ref.id);
+  });
+
+  test('an atomic job’s subtasks are pushed in its transaction', async () => {
+    const ref = await h.app.push(atomicParent);
+    const done = await h.app.waitForJob(ref, { timeoutMs: 10_000 });
+    assert.equal(done.state, 'succeeded');
+    assert.deepEqual((await getSubtasks(h.app, ref))?.children.map((c) => c.state), ['succeeded']);
+  });
+
+  test('a workflow step with subtasks: the steps after it start once its whole tree has finished', async () => {
+    const flow = workflow('tree-step').step('tree', root.withArgs({ branches: 2 })).step('after', afterTree, { after: ['tree'] });
+    const done = await waitForWorkflow(h.app, await pushWorkflow(h.app, flow), { timeoutMs: 20_000 });
+    assert.equal(done.state, 'succeeded');
+    assert.deepEqual(done.steps.at(-1)!.result, { openDescendants: 0, parents: { tree: 'root' } });
+    const [tree] = (await getWorkflow(h.app, done)).steps;
+    const [count] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE meta->>'rootId' = ${tree!.jobId}`;
+    assert.equal(count!.n, 6, 'the step’s tree: 2 branches, 4 leaves');
   });
 
   test('a job pushed with a plain push from a handler is not a subtask', async () => {

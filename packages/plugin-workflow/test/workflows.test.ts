@@ -177,7 +177,6 @@ describe('workflows', () => {
       'after-ok': 'succeeded',
       'after-after-ok': 'succeeded',
     });
-    assert.equal(done.finishedAt! >= done.steps.find((s) => s.key === 'after-after-ok')!.finishedAt!, true, 'the workflow ended after its last step');
   });
 
   test('cancelWorkflow cancels the whole run; the export shows each step’s state', async () => {
