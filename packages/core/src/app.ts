@@ -146,7 +146,9 @@ export class Docket implements AsyncDisposable {
     this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger());
 
     if (typeof connection === 'string') {
-      this.sql = postgres(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {} });
+      // JIT compilation costs milliseconds per statement and never pays off for a queue's short
+      // statements (PostgreSQL's default cost threshold trips on large batches).
+      this.sql = postgres(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {}, connection: { jit: 'off' } });
       this.#ownsPool = true;
     } else if (typeof connection === 'function' && typeof (connection as postgres.Sql).unsafe === 'function') {
       this.sql = connection;

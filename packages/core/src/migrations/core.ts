@@ -54,8 +54,8 @@ export const CORE_MIGRATIONS: readonly Migration[] = Object.freeze([
       -- The hot path: only runnable rows are indexed, so fetch cost does not grow with history.
       CREATE INDEX jobs_fetch_idx ON ${schema}.jobs (queue, priority DESC, scheduled_at, id) WHERE state = 'pending';
       -- Running jobs by worker: cancellation checks, shutdown, and finding the jobs of dead workers.
-      -- (worker_id, id): a fenced completion finds each row by both, one index probe per row.
-      CREATE INDEX jobs_running_idx ON ${schema}.jobs (worker_id, id) WHERE state = 'running';
+      -- (Completions find their rows by primary key; see the note on IS NOT DISTINCT FROM in sql/jobs.ts.)
+      CREATE INDEX jobs_running_idx ON ${schema}.jobs (worker_id) WHERE state = 'running';
     `,
   },
 ]);

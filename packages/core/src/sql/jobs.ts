@@ -138,7 +138,9 @@ export class JobsSql {
           finished_at = CASE WHEN u.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
           worker_id = CASE WHEN u.state = 'retry' THEN NULL ELSE j.worker_id END
         FROM input u
-        WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt AND j.worker_id = $7
+        -- IS NOT DISTINCT FROM keeps worker_id a filter: as an index condition the generic plan
+        -- would loop over all this worker's running rows for every input row.
+        WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt AND j.worker_id IS NOT DISTINCT FROM $7
         RETURNING j.id, j.state, j.queue, j.finished_at, j.scheduled_at
       ),
       settled AS (
@@ -227,7 +229,7 @@ export class JobsSql {
       sql,
       `SELECT j.id::text AS id FROM ${this.schema}.jobs j
        JOIN unnest($1::bigint[], $2::int[]) AS u(id, attempt) ON j.id = u.id
-       WHERE j.state = 'running' AND j.attempt = u.attempt AND j.worker_id = $3
+       WHERE j.state = 'running' AND j.attempt = u.attempt AND j.worker_id IS NOT DISTINCT FROM $3
        ORDER BY j.id FOR UPDATE OF j`,
       [ids, attempts, workerId],
     );
@@ -286,7 +288,7 @@ export class JobsSql {
       `WITH upd AS (
          UPDATE ${this.schema}.jobs SET state = 'pending', attempt = attempt - 1, worker_id = NULL, started_at = NULL,
            errors = CASE WHEN $3::text IS NULL THEN errors ELSE errors || jsonb_build_array($3::jsonb) END
-         WHERE id = ANY($1::bigint[]) AND state = 'running' AND worker_id = $2
+         WHERE id = ANY($1::bigint[]) AND state = 'running' AND worker_id IS NOT DISTINCT FROM $2
          RETURNING queue
        )
        SELECT pg_notify('${this.channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM upd HAVING count(*) > 0`,
