@@ -80,8 +80,9 @@ export class QueueRunner {
     const { concurrency, prefetch } = this.settings;
     while (this.active.size < concurrency && this.buffer.length > 0) this.startJob(this.buffer.shift()!);
     const want = concurrency + prefetch - this.active.size - this.buffer.length;
-    // Refill when at least a slot's worth (or half the buffer) is missing, so batches stay large.
-    if (!this.fetching && !this.drained && want > 0 && (this.buffer.length === 0 || want >= Math.max(1, prefetch >> 1))) {
+    // Refill once the buffer is down to one round of slots: batches stay large (each statement
+    // costs about as much as a few dozen rows), and what is left keeps the slots busy meanwhile.
+    if (!this.fetching && !this.drained && want > 0 && this.buffer.length <= concurrency) {
       if (this.completer.backlog > 5 * (concurrency + prefetch) + 1000) return; // let outcomes catch up first
       void this.fetch(want);
     }
