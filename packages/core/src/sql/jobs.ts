@@ -72,7 +72,7 @@ export class JobsSql {
     // unique index makes ON CONFLICT skip it; one pg_notify per statement wakes idle workers.
     this.insertText = `
       WITH input AS (
-        SELECT nextval(pg_get_serial_sequence('${schema}.jobs', 'id')) AS id, u.*
+        SELECT nextval('${schema}.jobs_id_seq'::regclass) AS id, u.*
         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::float8[], $8::text[], $9::text[]${extraParams})
           WITH ORDINALITY AS u(queue, name, args, priority, max_attempts, scheduled_at, delay_ms, limits, meta${extraNames}, ord)
       ),
@@ -89,9 +89,12 @@ export class JobsSql {
         SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM ins
         WHERE scheduled_at <= now() HAVING count(*) > 0
       )
-      SELECT u.ord::text AS ord, u.id::text AS id, ins.id IS NOT NULL AS inserted, ins.scheduled_at
-      FROM input u LEFT JOIN ins ON ins.id = u.id CROSS JOIN (SELECT count(*) FROM wake) w
-      ORDER BY u.ord`;
+      -- One row of arrays, not a row per job: ids in input order, and the inserted ones (ascending,
+      -- which is input order too since ids are drawn in that order) with their run times.
+      SELECT (SELECT array_agg(id::text ORDER BY ord) FROM input) AS ids,
+             (SELECT array_agg(id::text ORDER BY id) FROM ins) AS inserted,
+             (SELECT array_agg(scheduled_at ORDER BY id) FROM ins) AS scheduled,
+             (SELECT count(*) FROM wake) AS woke`;
 
     // One job: plain VALUES, cheaper to plan and run than unnest (single pushes are commit-bound).
     const oneExtra = columns.map((c, i) => `, $${10 + i}::${c.type}`).join('');
@@ -162,7 +165,7 @@ export class JobsSql {
   }
 
   /** Inserts rows (already validated; args/limits/meta as JSON text) in one statement. */
-  insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[]): Promise<InsertResultRow[]> {
+  async insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[]): Promise<InsertResultRow[]> {
     if (rows.length === 1) return this.insertOne(sql, rows[0]!, jsonArgs[0]!);
     const n = rows.length;
     const queue = new Array<string>(n), name = new Array<string>(n), priority = new Array<number>(n);
@@ -184,7 +187,18 @@ export class JobsSql {
         extra[c]![i] = value instanceof Date ? value.toISOString() : (value ?? null);
       }
     }
-    return this.run(sql, this.insertText, [queue, name, jsonArgs, priority, maxAttempts, scheduledAt, delay, limits, meta, ...extra]);
+    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(
+      sql, this.insertText, [queue, name, jsonArgs, priority, maxAttempts, scheduledAt, delay, limits, meta, ...extra],
+    );
+    const { ids, inserted, scheduled } = result!;
+    const out: InsertResultRow[] = new Array(n);
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      const hit = inserted !== null && inserted[k] === id;
+      out[i] = { ord: String(i + 1), id, inserted: hit, scheduled_at: hit ? scheduled![k++]! : new Date() };
+    }
+    return out;
   }
 
   private async insertOne(sql: SqlClient, row: JobInsert, jsonArgs: string): Promise<InsertResultRow[]> {
