@@ -4,12 +4,13 @@ import { SkipSystem, type MixedItem, type Payload, type Session, type SystemAdap
 
 /**
  * Docket (@docket/core from the workspace, loaded from source). One worker process, queue `bench`
- * at concurrency 10 with prefetch 100. Jobs stay in `docket.jobs` when finished (state
+ * at concurrency 10 with prefetch 500 (a local buffer the size of graphile-worker's localQueue 500,
+ * as the core README recommends for short jobs). Jobs stay in `docket.jobs` when finished (state
  * 'succeeded'). Mixed run: priority 10 for high (higher runs first), maxAttempts 2 and a fixed
  * retry delay of 0 ms for the jobs that fail once, scheduledAt for the scheduled ones.
  */
 export const DOCKET_QUEUE = 'bench';
-export const DOCKET_WORKER_QUEUE_OPTIONS = { concurrency: 10, prefetch: 100 } as const;
+export const DOCKET_WORKER_QUEUE_OPTIONS = { concurrency: 10, prefetch: 500 } as const;
 export const DOCKET_JOB_OPTIONS = {
   name: 'noop',
   queue: DOCKET_QUEUE,

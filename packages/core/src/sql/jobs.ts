@@ -160,8 +160,18 @@ export class JobsSql {
       CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r`;
   }
 
-  private run<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
-    return (sql as postgres.Sql).unsafe(text, params as never[], { prepare: this.prepare }) as unknown as Promise<T[]>;
+  private run<T>(sql: SqlClient, text: string, params: unknown[], prepare = this.prepare): Promise<T[]> {
+    return (sql as postgres.Sql).unsafe(text, params as never[], { prepare }) as unknown as Promise<T[]>;
+  }
+
+  /**
+   * Statements that join an unnest() of a batch to `jobs` run unprepared: planned with the actual
+   * arrays, PostgreSQL knows the batch size and probes the primary key. A cached generic plan
+   * guesses 10 rows and, once statistics say few jobs are running, loops over the running-jobs
+   * index for every row of the batch — quadratic in the batch.
+   */
+  private runBatch<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
+    return this.run<T>(sql, text, params, false);
   }
 
   /** Inserts rows (already validated; args/limits/meta as JSON text) in one statement. */
@@ -234,12 +244,12 @@ export class JobsSql {
       errors[i] = 'error' in outcome && outcome.error ? JSON.stringify(outcome.error) : null;
       retryAt[i] = outcome.state === 'retry' ? outcome.retryAt.toISOString() : null;
     }
-    return this.run(sql, this.completeText, [ids, attempts, states, results, errors, retryAt, workerId]);
+    return this.runBatch(sql, this.completeText, [ids, attempts, states, results, errors, retryAt, workerId]);
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
   lockRunning(sql: SqlClient, workerId: string, ids: readonly string[], attempts: readonly number[]): Promise<Array<{ id: string }>> {
-    return this.run(
+    return this.runBatch(
       sql,
       `SELECT j.id::text AS id FROM ${this.schema}.jobs j
        JOIN unnest($1::bigint[], $2::int[]) AS u(id, attempt) ON j.id = u.id
