@@ -4,3 +4,5 @@ export { createTestDatabase, databaseUrl, withAdmin, TEMPLATE_ENV, DEFAULT_TEMPL
 export type { TestDatabase, CreateTestDatabaseOptions } from './database.js';
 export { waitFor, WaitForTimeoutError } from './wait.js';
 export type { WaitForOptions } from './wait.js';
+export { testHarness, deferred, nextMessage } from './harness.js';
+export type { Harness, HarnessApp, HarnessWorker } from './harness.js';
