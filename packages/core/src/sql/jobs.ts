@@ -128,8 +128,8 @@ export class JobsSql {
     // Fenced: a row is written only while it is still this worker's same attempt, so a late
     // completion after the job was requeued, cancelled or released can never overwrite a newer state.
     this.completeText = `
-      WITH input AS (
-        SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+      WITH input AS MATERIALIZED (
+        SELECT u.*, 'running'::text AS fence FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
           AS u(id, attempt, state, result, error, retry_at)
       ),
       done AS (
@@ -141,9 +141,11 @@ export class JobsSql {
           finished_at = CASE WHEN u.state IN ('succeeded', 'failed', 'cancelled') THEN now() END,
           worker_id = CASE WHEN u.state = 'retry' THEN NULL ELSE j.worker_id END
         FROM input u
-        -- IS NOT DISTINCT FROM keeps worker_id a filter: as an index condition the generic plan
-        -- would loop over all this worker's running rows for every input row.
-        WHERE j.id = u.id AND j.state = 'running' AND j.attempt = u.attempt AND j.worker_id IS NOT DISTINCT FROM $7
+        -- The fence compares with a column of the (materialised) batch, not the literal 'running': the
+        -- planner then cannot pick the partial running-jobs index (whose statistics say "nearly empty") and loop
+        -- over it for every row of the batch; it probes the primary key once per row, whatever the
+        -- statistics or the plan mode. IS NOT DISTINCT FROM keeps worker_id a filter too.
+        WHERE j.id = u.id AND j.state = u.fence AND j.attempt = u.attempt AND j.worker_id IS NOT DISTINCT FROM $7
         RETURNING j.id, j.state, j.queue, j.finished_at, j.scheduled_at
       ),
       settled AS (
@@ -160,19 +162,10 @@ export class JobsSql {
       CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r`;
   }
 
-  private run<T>(sql: SqlClient, text: string, params: unknown[], prepare = this.prepare): Promise<T[]> {
-    return (sql as postgres.Sql).unsafe(text, params as never[], { prepare }) as unknown as Promise<T[]>;
+  private run<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
+    return (sql as postgres.Sql).unsafe(text, params as never[], { prepare: this.prepare }) as unknown as Promise<T[]>;
   }
 
-  /**
-   * Statements that join an unnest() of a batch to `jobs` run unprepared: planned with the actual
-   * arrays, PostgreSQL knows the batch size and probes the primary key. A cached generic plan
-   * guesses 10 rows and, once statistics say few jobs are running, loops over the running-jobs
-   * index for every row of the batch — quadratic in the batch.
-   */
-  private runBatch<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
-    return this.run<T>(sql, text, params, false);
-  }
 
   /** Inserts rows (already validated; args/limits/meta as JSON text) in one statement. */
   async insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[]): Promise<InsertResultRow[]> {
@@ -244,16 +237,16 @@ export class JobsSql {
       errors[i] = 'error' in outcome && outcome.error ? JSON.stringify(outcome.error) : null;
       retryAt[i] = outcome.state === 'retry' ? outcome.retryAt.toISOString() : null;
     }
-    return this.runBatch(sql, this.completeText, [ids, attempts, states, results, errors, retryAt, workerId]);
+    return this.run(sql, this.completeText, [ids, attempts, states, results, errors, retryAt, workerId]);
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
   lockRunning(sql: SqlClient, workerId: string, ids: readonly string[], attempts: readonly number[]): Promise<Array<{ id: string }>> {
-    return this.runBatch(
+    return this.run(
       sql,
       `SELECT j.id::text AS id FROM ${this.schema}.jobs j
-       JOIN unnest($1::bigint[], $2::int[]) AS u(id, attempt) ON j.id = u.id
-       WHERE j.state = 'running' AND j.attempt = u.attempt AND j.worker_id IS NOT DISTINCT FROM $3
+       JOIN (SELECT u.*, 'running'::text AS fence FROM unnest($1::bigint[], $2::int[]) AS u(id, attempt) OFFSET 0) u ON j.id = u.id
+       WHERE j.state = u.fence AND j.attempt = u.attempt AND j.worker_id IS NOT DISTINCT FROM $3
        ORDER BY j.id FOR UPDATE OF j`,
       [ids, attempts, workerId],
     );
