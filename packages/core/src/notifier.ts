@@ -6,12 +6,13 @@ import type { Logger } from './logger.js';
  * requests), waitForJob (settled jobs) and plugins (their own topics). Payloads are short
  * prefixed strings so that one NOTIFY per statement can carry a whole batch.
  *   p:<queue,...>   runnable jobs were pushed (or returned) to these queues
+ *   t:<queue@ms,...> jobs were pushed to these queues to run later; ms = the earliest run time
  *   s:<id,...>      these jobs settled (finished)
  *   c:<id>          cancellation of a running job was requested
  *   q:<queue>       a queue was paused
  *   x:<topic>:<payload>  a plugin's message (app.notify)
  */
-export type NotificationKind = 'p' | 's' | 'c' | 'q' | 'x';
+export type NotificationKind = 'p' | 't' | 's' | 'c' | 'q' | 'x';
 
 export class Notifier {
   private readonly handlers = new Map<NotificationKind, Set<(body: string) => void>>();

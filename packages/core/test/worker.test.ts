@@ -115,6 +115,27 @@ describe('worker', () => {
     await worker.stop();
   });
 
+  test('a delayed job or a retry runs when due, not at the next 60 s poll', async () => {
+    let attempts = 0;
+    const later = defineJob({ name: 'later', queue: 'due' }, async () => Date.now());
+    const flaky = defineJob({ name: 'flaky-due', queue: 'due', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 300, jitter: false } }, async () => {
+      if (++attempts === 1) throw new Error('first attempt fails');
+      return Date.now();
+    });
+    const scheduledBeforeStart = await h.app.push(later.withDelay(400));
+    const worker = await h.worker({ jobs: [later, flaky], queues: { due: { pollIntervalMs: 60_000 } } });
+    const t0 = Date.now();
+    const [delayed, retried] = await h.app.pushMany([later.withDelay(300), flaky]);
+    for (const ref of [scheduledBeforeStart, delayed!, retried!]) {
+      const job = await h.app.waitForJob(ref, { timeoutMs: 5_000 });
+      assert.equal(job.state, 'succeeded');
+      assert.ok(job.startedAt!.getTime() >= job.scheduledAt.getTime(), 'never before its time');
+    }
+    assert.ok(Date.now() - t0 < 5_000, 'well before the poll interval');
+    assert.equal(attempts, 2);
+    await worker.stop();
+  });
+
   test('cancel: a pending job never runs; a running job sees ctx.signal abort and ends cancelled', async () => {
     const started = deferred();
     let sawAbort = false;

@@ -65,6 +65,13 @@ export class JobsSql {
     private readonly prepare: boolean,
     private readonly columns: readonly JobColumn[],
   ) {
+    // Jobs due later: one 't:<queue>@<epoch ms>,…' notification with each queue's earliest run time,
+    // so idle workers set a timer instead of finding them on their next poll.
+    const laterNotify = (rows: string) => `
+        SELECT pg_notify('${channel}', 't:' || string_agg(queue || '@' || ms, ','))
+        FROM (SELECT queue, (extract(epoch FROM min(scheduled_at)) * 1000)::bigint AS ms FROM ${rows} r
+              WHERE scheduled_at > now() GROUP BY queue) q
+        HAVING count(*) > 0`;
     const extraNames = columns.map((c) => `, ${c.name}`).join('');
     const extraParams = columns.map((c, i) => `, $${10 + i}::${c.type}[]`).join('');
     const extraSelect = columns.map((c) => `, u.${c.name}`).join('');
@@ -88,13 +95,14 @@ export class JobsSql {
       wake AS (
         SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM ins
         WHERE scheduled_at <= now() HAVING count(*) > 0
-      )
+      ),
+      later AS (${laterNotify('ins')})
       -- One row of arrays, not a row per job: ids in input order, and the inserted ones (ascending,
       -- which is input order too since ids are drawn in that order) with their run times.
       SELECT (SELECT array_agg(id::text ORDER BY ord) FROM input) AS ids,
              (SELECT array_agg(id::text ORDER BY id) FROM ins) AS inserted,
              (SELECT array_agg(scheduled_at ORDER BY id) FROM ins) AS scheduled,
-             (SELECT count(*) FROM wake) AS woke`;
+             (SELECT count(*) FROM wake) + (SELECT count(*) FROM later) AS woke`;
 
     // One job: plain VALUES, cheaper to plan and run than unnest (single pushes are commit-bound).
     const oneExtra = columns.map((c, i) => `, $${10 + i}::${c.type}`).join('');
@@ -106,8 +114,10 @@ export class JobsSql {
         ON CONFLICT DO NOTHING
         RETURNING id, queue, scheduled_at
       ),
-      wake AS (SELECT pg_notify('${channel}', 'p:' || queue) FROM ins WHERE scheduled_at <= now())
-      SELECT '1' AS ord, ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins CROSS JOIN (SELECT count(*) FROM wake) w`;
+      wake AS (SELECT pg_notify('${channel}', 'p:' || queue) FROM ins WHERE scheduled_at <= now()),
+      later AS (${laterNotify('ins')})
+      SELECT '1' AS ord, ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins
+      CROSS JOIN (SELECT count(*) FROM wake) w CROSS JOIN (SELECT count(*) FROM later) l`;
 
     this.fetchText = `
       WITH next AS (
@@ -157,8 +167,9 @@ export class JobsSql {
       retried AS (
         SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM done
         WHERE state = 'pending' AND scheduled_at <= now() HAVING count(*) > 0
-      )
-      SELECT d.id::text AS id, d.finished_at FROM done d
+      ),
+      later AS (${laterNotify("(SELECT * FROM done WHERE state = 'pending')")})
+      SELECT d.id::text AS id, d.finished_at FROM done d CROSS JOIN (SELECT count(*) FROM later) l
       CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r`;
   }
 
@@ -284,6 +295,16 @@ export class JobsSql {
        FROM target t LEFT JOIN upd u ON u.id = t.id CROSS JOIN (SELECT count(*) FROM note) n`,
       [id],
     );
+  }
+
+  /** The earliest run time of a pending job of `queue` that is not due yet (null when none). */
+  async nextDue(sql: SqlClient, queue: string): Promise<Date | null> {
+    const [row] = await this.run<{ at: Date | null }>(
+      sql,
+      `SELECT min(scheduled_at) AS at FROM ${this.schema}.jobs WHERE state = 'pending' AND queue = $1 AND scheduled_at > now()`,
+      [queue],
+    );
+    return row?.at ?? null;
   }
 
   /** Running jobs of this worker whose cancellation was requested (for workers that do not LISTEN). */

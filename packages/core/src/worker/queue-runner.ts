@@ -66,6 +66,41 @@ export class QueueRunner {
     this.pump();
   }
 
+  /**
+   * A job of this queue becomes due at `at` (epoch ms, database clock): wake then, rather than at
+   * the next poll. Only the earliest pending wake-up is kept; polling still covers clock skew.
+   */
+  wakeAt(at: number): void {
+    if (this.stopping || !Number.isFinite(at)) return;
+    if (this.dueTimer && this.dueAt <= at) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      this.dueAt = Infinity;
+      this.wake();
+      // Once more shortly after, in case this clock runs a little ahead of the database's; then
+      // arm the timer for the next job due (an earlier announcement replaced its timer).
+      setTimeout(() => {
+        this.wake();
+        void this.armNextDue();
+      }, 25).unref?.();
+    }, Math.max(0, at - Date.now()));
+    this.dueTimer.unref?.();
+  }
+  /** Sets the due timer for the earliest job of this queue not due yet. */
+  async armNextDue(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      const at = await this.internals.jobs.nextDue(this.app.sql, this.settings.name);
+      if (at) this.wakeAt(at.getTime());
+    } catch (error) {
+      this.app.logger.warn(`finding the next due job of queue '${this.settings.name}' failed; polling covers it`, { error });
+    }
+  }
+  private dueTimer: NodeJS.Timeout | null = null;
+  private dueAt = Infinity;
+
   private schedulePoll(): void {
     if (this.stopping) return;
     this.pollTimer = setTimeout(() => {
@@ -191,6 +226,7 @@ export class QueueRunner {
   stopFetching(): string[] {
     this.stopping = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.dueTimer) clearTimeout(this.dueTimer);
     const unstarted = this.buffer.map((j) => j.id);
     this.buffer = [];
     return unstarted;

@@ -180,12 +180,20 @@ export class Worker {
           notifier.on('p', (body) => {
             for (const q of body.split(',')) this.runners.get(q)?.wake();
           }),
+          notifier.on('t', (body) => {
+            for (const item of body.split(',')) {
+              const at = item.lastIndexOf('@');
+              this.runners.get(item.slice(0, at))?.wakeAt(Number(item.slice(at + 1)));
+            }
+          }),
           notifier.on('c', (id) => this.cancelLocal(id)),
           notifier.onReconnect(() => this.runners.forEach((r) => r.wake())),
         );
         await notifier.start();
       }
       if (tapped(hooks.workerStarted)) await hooks.workerStarted.promise(this);
+      // Jobs scheduled before this worker started: wake at the earliest (later ones announce themselves).
+      if (notifier.enabled) await Promise.all([...this.runners.values()].map((runner) => runner.armNextDue()));
       this.phase = 'running';
       for (const runner of this.runners.values()) runner.start();
       this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
