@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { ClosedError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
+import { ClosedError, InvalidJobOptionError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
 import {
   type CoreHooks,
   createHooks,
@@ -124,6 +124,7 @@ export class Docket implements AsyncDisposable {
   readonly #ownsListenPool: boolean;
   readonly #prepare: boolean;
   readonly #columns: JobColumn[] = [];
+  readonly #jobOptions = new Set<string>();
   readonly #notifier: Notifier;
   readonly #queues: QueuesSql;
   readonly #workers: WorkersSql;
@@ -204,6 +205,16 @@ export class Docket implements AsyncDisposable {
     this.#columns.push({ name: column.name, type: column.type });
   }
 
+  /**
+   * Declares a job option a plugin reads from `row.extensions` (set with `invocation.with(key, …)`).
+   * A push carrying an option no installed plugin declared is refused: without its plugin the
+   * option would be silently lost (a guarantee the user asked for would not hold). Only from `apply`.
+   */
+  defineJobOption(key: string): void {
+    if (!this.#applying) throw new PluginInvalidError('defineJobOption() can only be called from a plugin’s apply(app).');
+    this.#jobOptions.add(key);
+  }
+
   private get jobs(): JobsSql {
     return (this.#jobs ??= new JobsSql(this.schema, this.channel, this.#prepare, this.#columns));
   }
@@ -265,6 +276,17 @@ export class Docket implements AsyncDisposable {
     if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
     if (jobs.length === 0) return [];
     const rows = jobs.map((job) => toInsertRow(toInvocation(job)));
+    for (const row of rows) {
+      for (const key in row.extensions) {
+        if (!this.#jobOptions.has(key)) {
+          throw new InvalidJobOptionError(
+            `Job '${row.name}' sets the option '${key}', but no installed plugin reads it, so it would be ignored. ` +
+              `Add the plugin that provides it to \`plugins\`.`,
+            { details: { option: key } },
+          );
+        }
+      }
+    }
     const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
     if (!needsTransaction) return (await this.#pushIn(this.sql, rows, false)).refs as never;

@@ -55,6 +55,8 @@ describe('hooks carry plugins end to end', () => {
     ],
     apply(app) {
       app.defineJobColumn({ name: 'test_tag', type: 'text' });
+      app.defineJobOption('test.tag');
+      app.defineJobOption('test.explode');
       app.hooks.beforePush.tapPromise(PLUGIN, async (rows) => {
         for (const row of rows) {
           row.meta = { ...row.meta, stamped: true };
@@ -174,6 +176,7 @@ describe('a plugin-added unique index resolved through resolvePushConflicts', ()
     ],
     apply(app) {
       app.defineJobColumn({ name: 'test_key', type: 'text' });
+      app.defineJobOption('key');
       app.hooks.beforePush.tapPromise(PLUGIN, async (rows) => {
         for (const row of rows) row.columns.test_key = row.extensions.key ?? null;
         return rows;
@@ -241,6 +244,7 @@ test('beforePush may answer a row with an existing job (duplicateOf); deleteJobs
   const plugin: DocketPlugin = {
     name: 'test-dedupe',
     apply(app) {
+      app.defineJobOption('sameAs');
       app.hooks.beforePush.tapPromise('test-dedupe', async (rows) => {
         for (const row of rows) if (typeof row.extensions.sameAs === 'string') row.duplicateOf = row.extensions.sameAs;
         return rows;
@@ -320,6 +324,21 @@ test('settleJobs: a plugin ends a running job outside its attempt; settle observ
     }), /changed my mind/);
     assert.equal((await h.app.getJob(b!)).state, 'running');
     assert.equal(seen.length, 1);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a job option no installed plugin reads is refused, and nothing is inserted', async () => {
+  const h = await harness();
+  try {
+    const job = defineJob({ name: 'optioned', queue: 'opts' }, async () => 1);
+    await assert.rejects(
+      h.app.pushMany([job, job.with('unique.key', { key: 'k' })]),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_JOB_OPTION' && /no installed plugin reads it/.test((e as Error).message),
+    );
+    const [{ n }] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
+    assert.equal(n, 0);
   } finally {
     await h.close();
   }

@@ -136,6 +136,7 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
     version: VERSION,
     migrations: MIGRATIONS,
     apply(app) {
+      app.defineJobOption(UNIQUE_EXTENSION);
       app.defineJobColumn({ name: 'unique_key', type: 'text' });
       app.defineJobColumn({ name: 'unique_window', type: 'timestamptz' });
 
