@@ -328,7 +328,8 @@ export class Docket implements AsyncDisposable {
     }
     const argsText = toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
     for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
-    const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText);
+    const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
+    const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText, wantTimes);
     const inserted: InsertedJob[] = [];
     const skipped: Array<{ index: number; row: JobInsert }> = [];
     for (const r of result) {

@@ -203,6 +203,8 @@ describe('a plugin-added unique index resolved through resolvePushConflicts', ()
       const again = await h.app.push(job.with('key', 'k2'));
       assert.equal(again.duplicate, true);
       assert.equal(again.id, refs[2]!.id);
+      const allSkipped = await h.app.pushMany([job.with('key', 'k1'), job.with('key', 'k2')]);
+      assert.deepEqual(allSkipped.map((r) => [r.id, r.duplicate]), [[refs[0]!.id, true], [refs[2]!.id, true]], 'a batch of duplicates only');
     } finally {
       await h.close();
     }

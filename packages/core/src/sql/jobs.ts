@@ -88,7 +88,7 @@ export class JobsSql {
         SELECT u.id, u.queue, u.name, u.args::jsonb, u.priority, u.max_attempts,
                COALESCE(u.scheduled_at, now() + COALESCE(u.delay_ms, 0) * interval '1 millisecond'),
                u.limits::jsonb, u.meta::jsonb${extraSelect}
-        FROM input u ORDER BY u.ord
+        FROM input u
         ON CONFLICT DO NOTHING
         RETURNING id, queue, scheduled_at
       ),
@@ -96,12 +96,16 @@ export class JobsSql {
         SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM ins
         WHERE scheduled_at <= now() HAVING count(*) > 0
       ),
-      later AS (${laterNotify('ins')})
-      -- One row of arrays, not a row per job: ids in input order, and the inserted ones (ascending,
-      -- which is input order too since ids are drawn in that order) with their run times.
+      later AS (${laterNotify('ins')}),
+      counted AS (SELECT count(*) AS n FROM ins)
+      -- One row of arrays, not a row per job: ids in input order; the inserted ones (ascending, which
+      -- is input order too since ids are drawn in that order) only when some were skipped; their run
+      -- times only when a hook wants them ($${10 + columns.length}).
       SELECT (SELECT array_agg(id::text ORDER BY ord) FROM input) AS ids,
-             (SELECT array_agg(id::text ORDER BY id) FROM ins) AS inserted,
-             (SELECT array_agg(scheduled_at ORDER BY id) FROM ins) AS scheduled,
+             CASE WHEN (SELECT n FROM counted) < cardinality($1::text[])
+                  THEN (SELECT COALESCE(array_agg(id::text ORDER BY id), '{}') FROM ins) END AS inserted,
+             CASE WHEN $${10 + columns.length}::boolean
+                  THEN (SELECT array_agg(scheduled_at ORDER BY id) FROM ins) END AS scheduled,
              (SELECT count(*) FROM wake) + (SELECT count(*) FROM later) AS woke`;
 
     // One job: plain VALUES, cheaper to plan and run than unnest (single pushes are commit-bound).
@@ -179,7 +183,11 @@ export class JobsSql {
 
 
   /** Inserts rows (already validated; args/limits/meta as JSON text) in one statement. */
-  async insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[]): Promise<InsertResultRow[]> {
+  /**
+   * Inserts rows (already validated; args as JSON text) in one statement. `withTimes`: report each
+   * inserted job's run time (hooks want it); otherwise `scheduled_at` in the result is approximate.
+   */
+  async insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[], withTimes = true): Promise<InsertResultRow[]> {
     if (rows.length === 1) return this.insertOne(sql, rows[0]!, jsonArgs[0]!);
     const n = rows.length;
     const queue = new Array<string>(n), name = new Array<string>(n), priority = new Array<number>(n);
@@ -194,23 +202,25 @@ export class JobsSql {
       maxAttempts[i] = row.maxAttempts;
       scheduledAt[i] = row.scheduledAt ? row.scheduledAt.toISOString() : null;
       delay[i] = row.delayMs;
-      limits[i] = JSON.stringify(row.limits);
-      meta[i] = JSON.stringify(row.meta);
+      limits[i] = isEmpty(row.limits) ? '{}' : JSON.stringify(row.limits);
+      meta[i] = isEmpty(row.meta) ? '{}' : JSON.stringify(row.meta);
       for (let c = 0; c < this.columns.length; c++) {
         const value = row.columns[this.columns[c]!.name];
         extra[c]![i] = value instanceof Date ? value.toISOString() : (value ?? null);
       }
     }
     const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(
-      sql, this.insertText, [queue, name, jsonArgs, priority, maxAttempts, scheduledAt, delay, limits, meta, ...extra],
+      sql, this.insertText, [queue, name, jsonArgs, priority, maxAttempts, scheduledAt, delay, limits, meta, ...extra, withTimes],
     );
     const { ids, inserted, scheduled } = result!;
     const out: InsertResultRow[] = new Array(n);
+    const now = new Date();
     let k = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
-      const hit = inserted !== null && inserted[k] === id;
-      out[i] = { ord: String(i + 1), id, inserted: hit, scheduled_at: hit ? scheduled![k++]! : new Date() };
+      const hit = inserted === null || inserted[k] === id;
+      out[i] = { ord: String(i + 1), id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k]! : now };
+      if (hit) k++;
     }
     return out;
   }
@@ -362,6 +372,11 @@ export class JobsSql {
       [items.map((i) => i.id), items.map((i) => i.state), items.map((i) => i.result), items.map((i) => i.error)],
     );
   }
+}
+
+function isEmpty(value: object): boolean {
+  for (const _ in value) return false;
+  return true;
 }
 
 function jsonOrNull(value: unknown): string | null {
