@@ -90,7 +90,6 @@ export interface AppInternals {
   readonly queues: QueuesSql;
   readonly workers: WorkersSql;
   readonly notifier: Notifier;
-  readonly migrator: Migrator;
   /** Fires `settle` for settlements inside `tx`; collects afterCommit callbacks into `deferred`. */
   settle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]>;
   runDeferred(deferred: Array<() => unknown>): Promise<void>;
@@ -226,7 +225,6 @@ export class Docket implements AsyncDisposable {
       queues: this.#queues,
       workers: this.#workers,
       notifier: this.#notifier,
-      migrator: this.#migrator,
       settle: (tx, settlements, workerId, deferred) => this.#fireSettle(tx, settlements, workerId, deferred),
       runDeferred: (deferred) => this.#runDeferred(deferred),
     };
@@ -332,8 +330,8 @@ export class Docket implements AsyncDisposable {
     const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText, wantTimes);
     const inserted: InsertedJob[] = [];
     const skipped: Array<{ index: number; row: JobInsert }> = [];
-    for (const r of result) {
-      const index = positions ? positions[Number(r.ord) - 1]! : Number(r.ord) - 1;
+    for (const [position, r] of result.entries()) {
+      const index = positions ? positions[position]! : position;
       const row = rows[index]!;
       if (r.inserted) {
         refs[index] = { id: r.id, name: row.name, queue: row.queue, duplicate: false };

@@ -1,5 +1,4 @@
 import { fork } from 'node:child_process';
-import type { ExecutorSettings } from './executor.js';
 import { PooledExecutor, type RunnerEvents, type RunnerHandle, runnerExecArgv, runnerPath } from './pool.js';
 import { RUNNER_ARG } from './runner.js';
 
@@ -18,10 +17,6 @@ import { RUNNER_ARG } from './runner.js';
 export class ProcessExecutor extends PooledExecutor {
   readonly kind = 'process';
   protected readonly noun = 'its child process';
-
-  constructor(settings: ExecutorSettings) {
-    super(settings);
-  }
 
   protected spawn(memoryMb: number | undefined, events: RunnerEvents): RunnerHandle {
     const child = fork(runnerPath(), [RUNNER_ARG, this.jobsModule], {

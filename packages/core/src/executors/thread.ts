@@ -1,5 +1,4 @@
 import { Worker } from 'node:worker_threads';
-import type { ExecutorSettings } from './executor.js';
 import { PooledExecutor, type RunnerEvents, type RunnerHandle, runnerUrl, tsxApiUrl, usesTsx } from './pool.js';
 import { WORKER_DATA_KEY } from './runner.js';
 
@@ -28,10 +27,6 @@ const { workerData } = require('node:worker_threads');
 export class ThreadExecutor extends PooledExecutor {
   readonly kind = 'thread';
   protected readonly noun = 'its worker thread';
-
-  constructor(settings: ExecutorSettings) {
-    super(settings);
-  }
 
   protected spawn(memoryMb: number | undefined, events: RunnerEvents): RunnerHandle {
     const worker = new Worker(BOOTSTRAP, {

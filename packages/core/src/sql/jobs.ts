@@ -13,8 +13,8 @@ const RUNNING_COLUMNS = `id::text AS id, name, queue, args, errors, attempt, max
   scheduled_at, created_at, started_at, worker_id`;
 const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at`;
 
+/** One per pushed row, in push order. */
 export interface InsertResultRow {
-  ord: string;
   id: string;
   inserted: boolean;
   scheduled_at: Date;
@@ -120,7 +120,7 @@ export class JobsSql {
       ),
       wake AS (SELECT pg_notify('${channel}', 'p:' || queue) FROM ins WHERE scheduled_at <= now()),
       later AS (${laterNotify('ins')})
-      SELECT '1' AS ord, ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins
+      SELECT ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins
       CROSS JOIN (SELECT count(*) FROM wake) w CROSS JOIN (SELECT count(*) FROM later) l`;
 
     this.fetchText = `
@@ -205,8 +205,7 @@ export class JobsSql {
       limits[i] = isEmpty(row.limits) ? '{}' : JSON.stringify(row.limits);
       meta[i] = isEmpty(row.meta) ? '{}' : JSON.stringify(row.meta);
       for (let c = 0; c < this.columns.length; c++) {
-        const value = row.columns[this.columns[c]!.name];
-        extra[c]![i] = value instanceof Date ? value.toISOString() : (value ?? null);
+        extra[c]![i] = columnValue(row.columns[this.columns[c]!.name]);
       }
     }
     const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(
@@ -219,7 +218,7 @@ export class JobsSql {
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
       const hit = inserted === null || inserted[k] === id;
-      out[i] = { ord: String(i + 1), id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k]! : now };
+      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k]! : now };
       if (hit) k++;
     }
     return out;
@@ -230,13 +229,10 @@ export class JobsSql {
       row.queue, row.name, jsonArgs, row.priority, row.maxAttempts, row.scheduledAt ? row.scheduledAt.toISOString() : null,
       row.delayMs, JSON.stringify(row.limits), JSON.stringify(row.meta),
     ];
-    for (const column of this.columns) {
-      const value = row.columns[column.name];
-      params.push(value instanceof Date ? value.toISOString() : (value ?? null));
-    }
+    for (const column of this.columns) params.push(columnValue(row.columns[column.name]));
     const result = await this.run<InsertResultRow>(sql, this.insertOneText, params);
     // No row back: a plugin's unique index skipped it (ON CONFLICT DO NOTHING).
-    return result.length === 1 ? result : [{ ord: '1', id: '', inserted: false, scheduled_at: new Date() }];
+    return result.length === 1 ? result : [{ id: '', inserted: false, scheduled_at: new Date() }];
   }
 
   /** Claims up to `limit` runnable jobs of one queue for `workerId`. */
@@ -372,6 +368,11 @@ export class JobsSql {
       [items.map((i) => i.id), items.map((i) => i.state), items.map((i) => i.result), items.map((i) => i.error)],
     );
   }
+}
+
+/** A plugin column's value as sent to PostgreSQL (dates as ISO text, missing as NULL). */
+function columnValue(value: unknown): unknown {
+  return value instanceof Date ? value.toISOString() : (value ?? null);
 }
 
 function isEmpty(value: object): boolean {
