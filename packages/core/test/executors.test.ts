@@ -25,6 +25,7 @@ import { runnerExecArgv, runnerUrl } from '../src/executors/pool.js';
 import { ProcessExecutor } from '../src/executors/process.js';
 import { collectJobs, deserializeError, jobsModuleUrl, serializeError } from '../src/executors/runner.js';
 import { ThreadExecutor } from '../src/executors/thread.js';
+import { AttemptAbort } from '../src/worker/attempt-abort.js';
 import * as fixtures from './fixtures/executor-jobs.js';
 import { add, boom, crash, hang, hog, inspectContext, spin, unsendable } from './fixtures/executor-jobs.js';
 
@@ -195,14 +196,15 @@ test('stopping a worker terminates a busy thread and gives its job back unspent'
 // -------------------------------------------------------------------------------------------------
 // The executors and the runner's helpers on their own (no database)
 
-function attempt(name: string, args: unknown, limits: RunningJob['limits'] = {}, signal = new AbortController().signal) {
+function attempt(name: string, args: unknown, limits: RunningJob['limits'] = {}) {
+  const abort = new AttemptAbort();
   const now = new Date();
   const job: RunningJob = {
     id: String(Math.floor(Math.random() * 1e9)), name, queue: 'q', args, errors: [], attempt: 1, maxAttempts: 1,
     priority: 0, meta: {}, limits, scheduledAt: now, createdAt: now, startedAt: now, workerId: null,
   };
-  const ctx: JobContext = { job, signal, sql: undefined, app: null, workerId: null };
-  return { job, ctx };
+  const ctx: JobContext = { job, signal: abort.signal, sql: undefined, app: null, workerId: null };
+  return { job, ctx, abort };
 }
 
 describe('the pool', () => {
@@ -213,8 +215,8 @@ describe('the pool', () => {
       const executor = new Executor(settings);
       try {
         const run = async (memoryMb?: number) => {
-          const { job, ctx } = attempt(add.jobName, { a: 1, b: 1 }, memoryMb === undefined ? {} : { memoryMb });
-          const result = (await executor.run(add, job, ctx)) as AddResult;
+          const { job, ctx, abort } = attempt(add.jobName, { a: 1, b: 1 }, memoryMb === undefined ? {} : { memoryMb });
+          const result = (await executor.run(add, job, ctx, abort)) as AddResult;
           return `${result.pid}/${result.threadId}`;
         };
         const plain = await run();
@@ -231,24 +233,23 @@ describe('the pool', () => {
         await executor.close();
       }
       assert.equal(executor.size, 0);
-      const { job, ctx } = attempt(add.jobName, { a: 1, b: 1 });
-      await assert.rejects(executor.run(add, job, ctx), { code: 'DOCKET_CLOSED' });
+      const { job, ctx, abort } = attempt(add.jobName, { a: 1, b: 1 });
+      await assert.rejects(executor.run(add, job, ctx, abort), { code: 'DOCKET_CLOSED' });
     });
 
     test(`${Executor.name}: an abort rejects with the signal's reason at once, and the next job gets a new runner`, async () => {
       const executor = new Executor(settings);
       try {
-        const controller = new AbortController();
-        const { job, ctx } = attempt(spin.jobName, {}, {}, controller.signal);
-        const running = executor.run(spin, job, ctx);
+        const { job, ctx, abort } = attempt(spin.jobName, {}, {});
+        const running = executor.run(spin, job, ctx, abort);
         const reason = new LimitExceededError('over time');
         // Abort once it is running: a second job on a second runner proves the first one is busy.
         const probe = attempt(add.jobName, { a: 1, b: 2 });
-        await executor.run(add, probe.job, probe.ctx);
-        controller.abort(reason);
+        await executor.run(add, probe.job, probe.ctx, probe.abort);
+        abort.abort(reason);
         await assert.rejects(running, (error) => error === reason);
         const next = attempt(add.jobName, { a: 2, b: 2 });
-        assert.equal(((await executor.run(add, next.job, next.ctx)) as AddResult).sum, 4);
+        assert.equal(((await executor.run(add, next.job, next.ctx, next.abort)) as AddResult).sum, 4);
       } finally {
         await executor.close();
       }
@@ -258,8 +259,8 @@ describe('the pool', () => {
   test('a jobs module that cannot be loaded fails the attempt with ExecutorFailedError naming it', async () => {
     const executor = new ThreadExecutor({ ...settings, jobsModule: new URL('./fixtures/no-such-module.ts', import.meta.url).href });
     try {
-      const { job, ctx } = attempt(add.jobName, { a: 1, b: 1 });
-      await assert.rejects(executor.run(add, job, ctx), (error) => {
+      const { job, ctx, abort } = attempt(add.jobName, { a: 1, b: 1 });
+      await assert.rejects(executor.run(add, job, ctx, abort), (error) => {
         assert.ok(error instanceof ExecutorFailedError);
         assert.match(error.message, /failed to load jobsModule .*no-such-module\.ts/);
         return true;

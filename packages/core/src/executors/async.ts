@@ -1,5 +1,6 @@
 import type { JobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
+import type { AttemptAbort } from '../worker/attempt-abort.js';
 import type { Executor, ExecutorSettings } from './executor.js';
 
 /**
@@ -12,28 +13,30 @@ export class AsyncExecutor implements Executor {
 
   constructor(private readonly settings: ExecutorSettings) {}
 
-  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext): Promise<unknown> {
-    const attempt = Promise.resolve().then(() => definition.handler(job.args, ctx));
-    const { signal } = ctx;
+  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
+    let attempt: Promise<unknown>;
+    try {
+      attempt = Promise.resolve(definition.handler(job.args, ctx));
+    } catch (error) {
+      attempt = Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       let hardStop: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        hardStop = setTimeout(() => reject(signal.reason), this.settings.hardStopGraceMs);
-      };
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
+      abort.onAbort((reason) => {
+        hardStop = setTimeout(() => reject(reason), this.settings.hardStopGraceMs);
+      });
       attempt.then(
         (value) => {
           clearTimeout(hardStop);
-          signal.removeEventListener('abort', onAbort);
+          abort.onAbort(null);
           // A handler that returns normally after an abort still ends with the abort reason.
-          if (signal.aborted) reject(signal.reason);
+          if (abort.aborted) reject(abort.reason);
           else resolve(value);
         },
         (error) => {
           clearTimeout(hardStop);
-          signal.removeEventListener('abort', onAbort);
-          reject(signal.aborted ? signal.reason : error);
+          abort.onAbort(null);
+          reject(abort.aborted ? abort.reason : error);
         },
       );
     });

@@ -1,15 +1,16 @@
 import type { JobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
+import type { AttemptAbort } from '../worker/attempt-abort.js';
 
 /**
- * Runs one attempt's handler. The worker owns timeouts and cancellation: it aborts `ctx.signal`
- * with the reason (LimitExceededError, JobCancelledError, WorkerShutdownError); an executor must
+ * Runs one attempt's handler. The worker owns timeouts and cancellation: it aborts the attempt
+ * (`abort`, which `ctx.signal` mirrors) with the reason (LimitExceededError, JobCancelledError, WorkerShutdownError); an executor must
  * then settle promptly — a thread is terminated, a process killed, an async handler is given a
  * short grace period and then abandoned (the hard stop).
  */
 export interface Executor {
   readonly kind: 'async' | 'thread' | 'process';
-  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext): Promise<unknown>;
+  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown>;
   close(): Promise<void>;
 }
 

@@ -28,6 +28,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ClosedError, ExecutorFailedError, LimitExceededError } from '../errors.js';
 import type { JobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
+import type { AttemptAbort } from '../worker/attempt-abort.js';
 import type { Executor, ExecutorSettings } from './executor.js';
 import { type ChildMessage, deserializeError, jobsModuleUrl, type ParentMessage, serializeError } from './runner.js';
 
@@ -114,8 +115,8 @@ export abstract class PooledExecutor implements Executor {
     return n;
   }
 
-  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext): Promise<unknown> {
-    const { signal } = ctx;
+  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
+    const { signal } = abort;
     if (this.closed) return Promise.reject(new ClosedError(`The ${this.kind} executor is closed; job '${job.name}' (${job.id}) was not started.`));
     if (signal.aborted) return Promise.reject(signal.reason);
     const memoryMb = job.limits.memoryMb;

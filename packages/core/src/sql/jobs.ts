@@ -45,6 +45,26 @@ export function toRunningJob(row: Record<string, any>): RunningJob {
   };
 }
 
+/** A row of `fetch` (see its RETURNING list) as the job its worker runs. */
+export function toClaimedJob(row: Record<string, any>, queue: string, workerId: string): RunningJob {
+  return {
+    id: row.id,
+    name: row.name,
+    queue,
+    args: row.args,
+    errors: row.errors ?? [],
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    priority: row.priority,
+    meta: row.meta ?? {},
+    limits: row.limits ?? {},
+    scheduledAt: new Date(row.scheduled_ms),
+    createdAt: new Date(row.created_ms),
+    startedAt: new Date(row.started_ms),
+    workerId,
+  };
+}
+
 export function toJobRecord(row: Record<string, any>): JobRecord {
   return { ...toRunningJob(row), state: row.state as JobState, result: row.result ?? null, finishedAt: row.finished_at };
 }
@@ -136,8 +156,13 @@ export class JobsSql {
       SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $3, cancel_requested_at = NULL
       -- = ANY(ARRAY(...)) probes the primary key; a join lets the generic plan hash the whole table.
       WHERE j.id = ANY(ARRAY(SELECT id FROM next))
-      RETURNING j.id::text AS id, j.name, j.queue, j.args, j.errors, j.attempt, j.max_attempts, j.priority, j.limits,
-        j.meta, j.scheduled_at, j.created_at, j.started_at, j.worker_id`;
+      -- Lean rows (the worker parses thousands a second): times as epoch milliseconds, empty JSON
+      -- as NULL, and no queue or worker id (the caller knows both).
+      RETURNING j.id::text AS id, j.name, j.args, NULLIF(j.errors, '[]'::jsonb) AS errors, j.attempt, j.max_attempts, j.priority,
+        NULLIF(j.limits, '{}'::jsonb) AS limits, NULLIF(j.meta, '{}'::jsonb) AS meta,
+        floor(extract(epoch FROM j.scheduled_at) * 1000)::float8 AS scheduled_ms,
+        floor(extract(epoch FROM j.created_at) * 1000)::float8 AS created_ms,
+        floor(extract(epoch FROM j.started_at) * 1000)::float8 AS started_ms`;
 
     // Fenced: a row is written only while it is still this worker's same attempt, so a late
     // completion after the job was requeued, cancelled or released can never overwrite a newer state.

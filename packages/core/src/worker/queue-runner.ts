@@ -4,9 +4,10 @@ import type { AppInternals } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
 import type { JobDefinition } from '../job-definition.js';
-import { toRunningJob } from '../sql/jobs.js';
+import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob } from '../types.js';
+import { AttemptAbort } from './attempt-abort.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
 import type { Worker } from './worker.js';
@@ -22,7 +23,7 @@ export interface QueueSettings {
 
 interface Active {
   readonly job: RunningJob;
-  readonly controller: AbortController;
+  readonly abort: AttemptAbort;
   done: Promise<void>;
 }
 
@@ -129,7 +130,8 @@ export class QueueRunner {
       const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id);
       if (rows.length < limit) this.drained = true;
       if (rows.length === 0) return;
-      const jobs = rows.map(toRunningJob);
+      const jobs = new Array<RunningJob>(rows.length);
+      for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i]!, this.settings.name, this.worker.id);
       if (jobs.length > 1) jobs.sort(byPriorityThenAge);
       if (this.stopping) {
         await this.internals.jobs.release(this.app.sql, this.worker.id, jobs.map((j) => j.id), null);
@@ -149,17 +151,17 @@ export class QueueRunner {
   }
 
   private startJob(job: RunningJob): void {
-    const controller = new AbortController();
-    const entry: Active = { job, controller, done: Promise.resolve() };
+    const abort = new AttemptAbort();
+    const entry: Active = { job, abort, done: Promise.resolve() };
     this.active.set(job.id, entry);
-    entry.done = this.runAttempt(job, controller).finally(() => {
+    entry.done = this.runAttempt(job, abort).finally(() => {
       this.active.delete(job.id);
       if (this.active.size === 0) for (const resolve of this.idleWaiters) resolve();
       this.pump();
     });
   }
 
-  private async runAttempt(job: RunningJob, controller: AbortController): Promise<void> {
+  private async runAttempt(job: RunningJob, abort: AttemptAbort): Promise<void> {
     const definition = this.definitions.get(job.name);
     const { hooks } = this.internals;
     let timer: NodeJS.Timeout | undefined;
@@ -170,24 +172,33 @@ export class QueueRunner {
           `No handler for job '${job.name}' on worker ${this.worker.id} (queue '${job.queue}'). Add its definition to the worker's \`jobs\`, or route it to a queue a worker with that job serves.`,
         );
       }
-      ctx = { job, signal: controller.signal, sql: undefined, app: this.app, workerId: this.worker.id };
+      // `signal` is a getter: the AbortController is only made for handlers that read it.
+      ctx = {
+        job,
+        get signal() {
+          return abort.signal;
+        },
+        sql: undefined,
+        app: this.app,
+        workerId: this.worker.id,
+      };
       if (tapped(hooks.jobContext)) hooks.jobContext.call(ctx, this.worker);
       const timeoutMs = job.limits.timeoutMs;
       if (timeoutMs !== undefined) {
         timer = setTimeout(
-          () => controller.abort(new LimitExceededError(`Job '${job.name}' (${job.id}) exceeded its time limit of ${timeoutMs} ms and was stopped.`, { details: { limit: 'timeoutMs', value: timeoutMs } })),
+          () => abort.abort(new LimitExceededError(`Job '${job.name}' (${job.id}) exceeded its time limit of ${timeoutMs} ms and was stopped.`, { details: { limit: 'timeoutMs', value: timeoutMs } })),
           timeoutMs,
         );
       }
       if (tapped(hooks.jobStart)) await hooks.jobStart.promise(ctx);
       if (definition.atomic && this.executor.kind === 'async') {
-        await this.worker.runAtomic(definition, job, ctx, this.executor);
+        await this.worker.runAtomic(definition, job, ctx, abort, this.executor);
         return;
       }
-      const result = await this.executor.run(definition, job, ctx);
+      const result = await this.executor.run(definition, job, ctx, abort);
       this.completer.add({ job, outcome: successOutcome(job, result), ctx });
     } catch (error) {
-      this.settleFailure(job, definition, ctx, controller.signal.aborted ? controller.signal.reason : error);
+      this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error);
     } finally {
       clearTimeout(timer);
     }
@@ -210,7 +221,7 @@ export class QueueRunner {
   cancel(id: string): boolean {
     const active = this.active.get(id);
     if (active) {
-      active.controller.abort(new JobCancelledError(`Job '${active.job.name}' (${id}) was cancelled while running.`));
+      active.abort.abort(new JobCancelledError(`Job '${active.job.name}' (${id}) was cancelled while running.`));
       return true;
     }
     const index = this.buffer.findIndex((j) => j.id === id);
@@ -252,7 +263,7 @@ export class QueueRunner {
   /** Aborts every running handler with `reason`; resolves when all attempts have settled. */
   async abortAll(reason: WorkerShutdownError): Promise<void> {
     const pending = [...this.active.values()];
-    for (const a of pending) a.controller.abort(reason);
+    for (const a of pending) a.abort.abort(reason);
     await Promise.all(pending.map((a) => a.done));
   }
 }

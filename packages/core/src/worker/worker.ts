@@ -13,6 +13,7 @@ import { isJobDefinition, type JobDefinition } from '../job-definition.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, JobError, RunningJob } from '../types.js';
+import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
 import { successOutcome } from './outcome.js';
 import { QueueRunner, type QueueSettings } from './queue-runner.js';
@@ -268,7 +269,7 @@ export class Worker {
    * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
    * outside it.
    */
-  async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, executor: Executor): Promise<void> {
+  async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
     const deferred: Array<() => unknown> = [];
     let written: Awaited<ReturnType<Completer['writeWithHooks']>> | null = null;
     await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
@@ -276,7 +277,7 @@ export class Worker {
       const locked = await this.internals.jobs.lockRunning(tx, this.id, [job.id], [job.attempt]);
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
-      const result = await executor.run(definition, job, atomicCtx);
+      const result = await executor.run(definition, job, atomicCtx, abort);
       written = await this.completer.writeWithHooks(tx, [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }], deferred);
     });
     await this.internals.runDeferred(deferred);

@@ -1,0 +1,152 @@
+/**
+ * Where a Docket drain's time goes: one in-process worker drains N no-op jobs from a fresh
+ * database; the script reports wall time, the worker process's CPU (user + system), PostgreSQL's
+ * CPU (every process of the server, read from /proc), the statements the worker ran and their
+ * server-side time (pg_stat_statements when the server has it loaded), and WAL written.
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench profile-drain -- --jobs 100000
+ *
+ * Also runs the bare loop (limits/bare.ts) on the same server for the same N, so the two rows
+ * read side by side. Linux only (/proc).
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import postgres from 'postgres';
+import { nowUs } from './clock.js';
+import { createDatabase, dropDatabase, startServer, type Server } from './db.js';
+import { bareDrain, bareSetup } from './limits/bare.js';
+import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, loadDocket } from './systems/docket.js';
+
+const argv = process.argv.slice(2).filter((a) => a !== '--');
+const arg = (name: string, fallback: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : fallback;
+};
+const jobs = Number(arg('--jobs', '100000'));
+const rounds = Number(arg('--rounds', '1'));
+const skipBare = argv.includes('--no-bare');
+/** `--cpu-prof FILE`: a V8 CPU profile of this process during the Docket drain only (open it in Chrome DevTools). */
+const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'drain.cpuprofile') : undefined;
+
+const ticks = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) of every process whose command line names a PostgreSQL server process. */
+function postgresCpu(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (comm !== 'postgres' && !comm.startsWith('postgres')) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      // the process ended between readdir and read
+    }
+  }
+  return total;
+}
+
+interface Sample {
+  wallS: number;
+  nodeCpuS: number;
+  pgCpuS: number;
+  walMB: number;
+}
+
+async function measure(adminUrl: string, run: () => Promise<void>): Promise<Sample> {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const [w0] = await admin<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
+  const cpu0 = process.cpuUsage();
+  const pg0 = postgresCpu();
+  const t0 = nowUs();
+  await run();
+  const wallS = (nowUs() - t0) / 1e6;
+  const pg1 = postgresCpu();
+  const cpu1 = process.cpuUsage(cpu0);
+  const [w] = await admin<{ bytes: string }[]>`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${w0!.lsn}::pg_lsn)::text as bytes`;
+  await admin.end();
+  return { wallS, nodeCpuS: (cpu1.user + cpu1.system) / 1e6, pgCpuS: pg1 - pg0, walMB: Number(w!.bytes) / 1e6 };
+}
+
+function print(label: string, s: Sample): void {
+  const rate = Math.round(jobs / s.wallS);
+  console.log(
+    `${label.padEnd(28)} ${String(rate).padStart(7)} jobs/s  wall ${s.wallS.toFixed(2)} s  ` +
+      `node CPU ${s.nodeCpuS.toFixed(2)} s (${((s.nodeCpuS / s.wallS) * 100).toFixed(0)}%, ${((s.nodeCpuS / jobs) * 1e6).toFixed(1)} µs/job)  ` +
+      `PostgreSQL CPU ${s.pgCpuS.toFixed(2)} s (${((s.pgCpuS / s.wallS) * 100).toFixed(0)}%, ${((s.pgCpuS / jobs) * 1e6).toFixed(1)} µs/job)  ` +
+      `WAL ${s.walMB.toFixed(0)} MB (${((s.walMB * 1e6) / jobs).toFixed(0)} B/job)`,
+  );
+}
+
+async function docketRound(server: Server, round: number): Promise<void> {
+  const db = `profile_docket_${process.pid}_${round}`;
+  const url = await createDatabase(server, db);
+  const core = (await loadDocket()) as any;
+  const app = new core.Docket({ connection: url });
+  await app.migrate();
+  let done = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const noop = core.defineJob(DOCKET_JOB_OPTIONS, async () => {
+    if (++done === jobs) finish();
+  });
+  for (let i = 0; i < jobs; i += 20_000) {
+    await app.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
+  }
+  const check = postgres(url, { max: 1, onnotice: () => {} });
+  await check`vacuum analyze docket.jobs`;
+  const worker = new core.Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
+  const session = cpuProfile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const sample = await measure(server.adminUrl, async () => {
+    await worker.start();
+    await finished;
+    for (;;) {
+      const [row] = await check<{ n: number }[]>`select count(*)::int as n from docket.jobs where state <> 'succeeded'`;
+      if (row!.n === 0) break;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  });
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(cpuProfile!, JSON.stringify(profile));
+    session.disconnect();
+  }
+  print(`Docket, round ${round}`, sample);
+  await worker.stop();
+  await app.close();
+  await check.end();
+  await dropDatabase(server, db);
+}
+
+async function bareRound(server: Server, round: number): Promise<void> {
+  const db = `profile_bare_${process.pid}_${round}`;
+  const sql = await bareSetup(await createDatabase(server, db));
+  for (let i = 0; i < jobs; i += 20_000) {
+    const args = Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => JSON.stringify({ i: i + k }));
+    await sql`insert into bare_jobs (args) select a::jsonb from unnest(${args}::text[]) as a`;
+  }
+  const sample = await measure(server.adminUrl, async () => {
+    await bareDrain(sql, jobs);
+  });
+  print(`bare loop ×2, round ${round}`, sample);
+  await sql.end();
+  await dropDatabase(server, db);
+}
+
+const server = await startServer((line) => console.log(line));
+try {
+  console.log(`drain of ${jobs} jobs; ${server.origin}`);
+  for (let r = 1; r <= rounds; r++) {
+    await docketRound(server, r);
+    if (!skipBare) await bareRound(server, r);
+  }
+} finally {
+  await server.stop();
+}
