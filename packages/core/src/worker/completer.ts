@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import { type AppInternals } from '../app.js';
 import type { Docket } from '../app.js';
 import type { Outcome, Settlement, SettledJob } from '../hooks.js';
-import type { CompletionInput } from '../sql/jobs.js';
+import type { CompletionInput, CompletionResult } from '../sql/jobs.js';
 import type { JobContext, RunningJob } from '../types.js';
 
 export interface Completion {
@@ -28,6 +28,8 @@ export class Completer {
     private readonly internals: AppInternals,
     private readonly workerId: string,
     private readonly maxBatch: number,
+    /** Called after each written batch: runners that paused fetching for the backlog resume. */
+    private readonly afterWrite: () => void = () => {},
   ) {}
 
   get backlog(): number {
@@ -54,6 +56,7 @@ export class Completer {
       try {
         await this.write(batch);
         failures = 0;
+        this.afterWrite();
       } catch (error) {
         failures++;
         this.app.logger.error('writing job outcomes failed; retrying', { error, jobs: batch.length, failures });
@@ -69,17 +72,18 @@ export class Completer {
 
   private async write(batch: Completion[]): Promise<void> {
     const { hooks, jobs } = this.internals;
-    let written: Array<{ id: string; finished_at: Date | null }>;
+    let result: CompletionResult;
     let final: Completion[] = batch;
     if (!tapped(hooks.settle)) {
-      written = await jobs.complete(this.app.sql, this.workerId, batch.map(toInput));
+      result = await jobs.complete(this.app.sql, this.workerId, batch.map(toInput));
     } else {
       const deferred: Array<() => unknown> = [];
-      ({ written, final } = await this.app.sql.begin((tx) => this.writeWithHooks(tx, batch, deferred)));
+      ({ result, final } = await this.app.sql.begin((tx) => this.writeWithHooks(tx, batch, deferred)));
       await this.internals.runDeferred(deferred);
     }
-    if (written.length < batch.length) {
-      const kept = new Set(written.map((w) => w.id));
+    const all = result.written.length === batch.length;
+    const kept = all ? null : new Set(result.written);
+    if (kept) {
       for (const c of batch) {
         if (!kept.has(c.job.id)) {
           this.app.logger.warn('outcome not written: the job is no longer this attempt (recovered, cancelled or released)', {
@@ -89,11 +93,11 @@ export class Completer {
         }
       }
     }
-    if (tapped(hooks.afterSettle) && written.length > 0) {
-      const finishedAt = new Map(written.map((w) => [w.id, w.finished_at]));
+    if (tapped(hooks.afterSettle) && result.written.length > 0) {
+      const { finishedAt } = result;
       const settled: SettledJob[] = [];
       for (const c of final) {
-        if (finishedAt.has(c.job.id)) settled.push({ job: c.job, outcome: c.outcome, finishedAt: finishedAt.get(c.job.id) ?? new Date() });
+        if (kept === null || kept.has(c.job.id)) settled.push({ job: c.job, outcome: c.outcome, finishedAt });
       }
       hooks.afterSettle.promise(settled).catch((error) => this.app.logger.error('afterSettle hook failed', { error }));
     }
@@ -109,12 +113,12 @@ export class Completer {
     );
     const live = new Set(locked.map((l) => l.id));
     const current = batch.filter((c) => live.has(c.job.id));
-    if (current.length === 0) return { written: [], final: [] as Completion[] };
+    if (current.length === 0) return { result: { written: [], finishedAt: new Date() } as CompletionResult, final: [] as Completion[] };
     const settlements: Settlement[] = current.map((c) => ({ job: c.job, outcome: c.outcome, ctx: c.ctx }));
     const settled = await this.internals.settle(tx, settlements, this.workerId, deferred);
     const final = settled.map((s) => ({ job: s.job, outcome: s.outcome, ctx: s.ctx }));
-    const written = await this.internals.jobs.complete(tx, this.workerId, final.map(toInput));
-    return { written, final };
+    const result = await this.internals.jobs.complete(tx, this.workerId, final.map(toInput));
+    return { result, final };
   }
 }
 

@@ -67,6 +67,11 @@ export class QueueRunner {
     this.pump();
   }
 
+  /** Outcomes were written: if fetching paused for the completion backlog, it may go on. */
+  nudge(): void {
+    this.pump();
+  }
+
   /**
    * A job of this queue becomes due at `at` (epoch ms, database clock): wake then, rather than at
    * the next poll. Only the earliest pending wake-up is kept; polling still covers clock skew.
@@ -119,7 +124,8 @@ export class QueueRunner {
     // Refill once the buffer is down to one round of slots: batches stay large (each statement
     // costs about as much as a few dozen rows), and what is left keeps the slots busy meanwhile.
     if (!this.fetching && !this.drained && want > 0 && this.buffer.length <= concurrency) {
-      if (this.completer.backlog > 5 * (concurrency + prefetch) + 1000) return; // let outcomes catch up first
+      // Let outcomes catch up first; the completer nudges this runner after each batch it writes.
+      if (this.completer.backlog > 5 * (concurrency + prefetch) + 1000) return;
       void this.fetch(want);
     }
   }

@@ -155,7 +155,9 @@ export class Worker {
       const declared = new Map((await queues.list(this.app.sql, this.queueNames)).map((q) => [q.name, q]));
       const jobsModule = this.options.jobsModule === undefined ? null : String(this.options.jobsModule);
       const hardStopGraceMs = this.options.hardStopGraceMs ?? 1000;
-      this.completer = new Completer(this.app, this.internals, this.id, this.options.completionBatchSize ?? 500);
+      this.completer = new Completer(this.app, this.internals, this.id, this.options.completionBatchSize ?? 500, () => {
+        for (const runner of this.runners.values()) runner.nudge();
+      });
 
       for (const name of this.queueNames) {
         const opts = this.options.queues[name] ?? {};
@@ -283,8 +285,8 @@ export class Worker {
     await this.internals.runDeferred(deferred);
     const { hooks } = this.internals;
     if (written && tapped(hooks.afterSettle)) {
-      const { final, written: rows } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
-      const finishedAt = rows[0]?.finished_at ?? new Date();
+      const { final, result } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
+      const { finishedAt } = result;
       hooks.afterSettle.promise(final.map((c) => ({ job: c.job, outcome: c.outcome, finishedAt }))).catch((error) =>
         this.app.logger.error('afterSettle hook failed', { error }),
       );

@@ -1,0 +1,10 @@
+import { Docket, defineJob, Worker } from '@docket/core';
+const url = process.argv[2]!;
+const app = new Docket({ connection: url, logger: { debug(){}, info: console.log, warn: console.log, error: (m: string, x: any) => console.log(m, x) } as any });
+await app.migrate();
+const noop = defineJob({ name: 'noop', queue: 'q' }, async () => 5);
+const w = new Worker(app, { jobs: [noop], queues: { q: { concurrency: 2 } } });
+await w.start();
+const j = await app.push(noop.withArgs({}));
+console.log(await app.waitForJob(j.id, { timeoutMs: 3000 }).catch(e => e.message));
+await w.stop(); await app.close();
