@@ -1,5 +1,5 @@
 /**
- * Where a Docket drain's time goes: one in-process worker drains N no-op jobs from a fresh
+ * Where a Docket drain's (and its bulk push's) time goes: one in-process worker drains N no-op jobs from a fresh
  * database; the script reports wall time, the worker process's CPU (user + system), PostgreSQL's
  * CPU (every process of the server, read from /proc), the statements the worker ran and their
  * server-side time (pg_stat_statements when the server has it loaded), and WAL written.
@@ -92,9 +92,12 @@ async function docketRound(server: Server, round: number): Promise<void> {
   const noop = core.defineJob(DOCKET_JOB_OPTIONS, async () => {
     if (++done === jobs) finish();
   });
-  for (let i = 0; i < jobs; i += 20_000) {
-    await app.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
-  }
+  const pushed = await measure(server.adminUrl, async () => {
+    for (let i = 0; i < jobs; i += 20_000) {
+      await app.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
+    }
+  });
+  print(`Docket pushMany, round ${round}`, pushed);
   const check = postgres(url, { max: 1, onnotice: () => {} });
   await check`vacuum analyze docket.jobs`;
   const worker = new core.Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
@@ -128,10 +131,13 @@ async function docketRound(server: Server, round: number): Promise<void> {
 async function bareRound(server: Server, round: number): Promise<void> {
   const db = `profile_bare_${process.pid}_${round}`;
   const sql = await bareSetup(await createDatabase(server, db));
-  for (let i = 0; i < jobs; i += 20_000) {
-    const args = Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => JSON.stringify({ i: i + k }));
-    await sql`insert into bare_jobs (args) select a::jsonb from unnest(${args}::text[]) as a`;
-  }
+  const pushed = await measure(server.adminUrl, async () => {
+    for (let i = 0; i < jobs; i += 20_000) {
+      const args = Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => JSON.stringify({ i: i + k }));
+      await sql`insert into bare_jobs (args) select a::jsonb from unnest(${args}::text[]) as a`;
+    }
+  });
+  print(`bare insert, round ${round}`, pushed);
   const sample = await measure(server.adminUrl, async () => {
     await bareDrain(sql, jobs);
   });

@@ -11,8 +11,8 @@ import postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
 import { defineJob, Docket, Worker } from '@docket/core';
 
-const noop = defineJob({ name: 'noop', queue: 'plans' }, async () => {});
-const withResult = defineJob({ name: 'with-result', queue: 'plans' }, async () => ({ ok: true }));
+const noop = defineJob({ name: 'noop', queue: 'plans' }, async (_args: object) => {});
+const withResult = defineJob({ name: 'with-result', queue: 'plans' }, async (_args: object) => ({ ok: true }));
 
 interface Captured {
   text: string;
@@ -83,7 +83,7 @@ async function explain(statement: Captured, mode: 'force_custom_plan' | 'force_g
     await tx.unsafe(`PREPARE explained AS ${statement.text}`, [], { prepare: false });
     const [row] = await tx.unsafe(`EXPLAIN (FORMAT JSON) EXECUTE explained(${statement.params.map(literal).join(', ')})`, [], { prepare: false });
     await tx.unsafe('DEALLOCATE explained', [], { prepare: false });
-    const plan = (row as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan;
+    const plan = (row as unknown as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan;
     return nodes(plan);
   });
 }

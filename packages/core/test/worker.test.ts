@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import postgres from 'postgres';
 import { createTestDatabase } from '@docket/testing';
 import { defineJob, Docket, DocketError, Worker } from '@docket/core';
 import { deferred, harness, type Harness } from './helpers.js';
@@ -245,8 +246,35 @@ describe('worker', () => {
       () => new Worker(h.app, { jobs: [], queues: { default: { concurency: 3 } } } as never),
       (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION' && /did you mean `concurrency`/.test(e.message),
     );
+    assert.throws(
+      () => new Worker(h.app, { jobs: [], queues: { default: {} }, claimCommit: 'later' } as never),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION' && /claimCommit/.test(e.message) && /'async'/.test(e.message),
+    );
   });
 });
+
+for (const claimCommit of ['async', 'sync'] as const) {
+  test(`claimCommit '${claimCommit}': jobs run, and the session's synchronous_commit is left as it was`, async () => {
+    const db = await createTestDatabase();
+    // One connection: the claim runs on the session inspected afterwards.
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const app = new Docket({ connection: sql, logger: false, listen: false });
+    const ran = defineJob({ name: 'ran', queue: 'claims' }, async (_args: object) => 'ok');
+    const worker = new Worker(app, { jobs: [ran], queues: { claims: { pollIntervalMs: 20 } }, claimCommit });
+    try {
+      await worker.start();
+      const ref = await app.push(ran.withArgs({}));
+      assert.equal((await app.waitForJob(ref, { timeoutMs: 10_000 })).result, 'ok');
+      const [row] = await sql<{ synchronous_commit: string }[]>`SHOW synchronous_commit`;
+      assert.equal(row!.synchronous_commit, 'on', 'the claim changed the setting for its own transaction only');
+    } finally {
+      await worker.stop();
+      await app.close();
+      await sql.end();
+      await db.drop();
+    }
+  });
+}
 
 test('a worker refuses to start while migrations are pending', async () => {
   const db = await createTestDatabase({ template: false });

@@ -22,6 +22,14 @@ const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at`;
  */
 const FENCE = (workerParam: string) => `j.state = 'running' COLLATE "C" AND j.worker_id IS NOT DISTINCT FROM ${workerParam}`;
 
+/**
+ * Makes the statement's own transaction commit without waiting for the WAL flush (an InitPlan, run
+ * once; `set_config(..., true)` lasts until that commit, so the session keeps its setting). Only
+ * for claims: see `claimCommit` in the worker options for what that trades.
+ */
+const ASYNC_COMMIT = `
+        AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
+
 /** One per pushed row, in push order. */
 export interface InsertResultRow {
   id: string;
@@ -92,6 +100,7 @@ export class JobsSql {
   private readonly insertText: string;
   private readonly insertOneText: string;
   private readonly fetchText: string;
+  private readonly fetchAsyncText: string;
   private readonly completeText: string;
 
   constructor(
@@ -158,7 +167,7 @@ export class JobsSql {
       SELECT ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins
       CROSS JOIN (SELECT count(*) FROM wake) w CROSS JOIN (SELECT count(*) FROM later) l`;
 
-    this.fetchText = `
+    const fetchText = (asyncClaims: boolean) => `
       WITH next AS (
         SELECT id FROM ${schema}.jobs
         WHERE state = 'pending' AND queue = $1 AND scheduled_at <= now()
@@ -170,7 +179,7 @@ export class JobsSql {
       UPDATE ${schema}.jobs j
       SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $3, cancel_requested_at = NULL
       -- = ANY(ARRAY(...)) probes the primary key; a join lets the generic plan hash the whole table.
-      WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+      WHERE j.id = ANY(ARRAY(SELECT id FROM next))${asyncClaims ? ASYNC_COMMIT : ''}
       -- Lean rows (the worker parses thousands a second): times as epoch milliseconds, empty JSON
       -- as NULL, and no queue or worker id (the caller knows both).
       RETURNING j.id::text AS id, j.name, j.args, NULLIF(j.errors, '[]'::jsonb) AS errors, j.attempt, j.max_attempts, j.priority,
@@ -178,6 +187,8 @@ export class JobsSql {
         floor(extract(epoch FROM j.scheduled_at) * 1000)::float8 AS scheduled_ms,
         floor(extract(epoch FROM j.created_at) * 1000)::float8 AS created_ms,
         floor(extract(epoch FROM j.started_at) * 1000)::float8 AS started_ms`;
+    this.fetchText = fetchText(false);
+    this.fetchAsyncText = fetchText(true);
 
     // Fenced: a row is written only while it is still this worker's same attempt, so a late
     // completion after the job was requeued, cancelled or released can never overwrite a newer state.
@@ -279,9 +290,12 @@ export class JobsSql {
     return result.length === 1 ? result : [{ id: '', inserted: false, scheduled_at: new Date() }];
   }
 
-  /** Claims up to `limit` runnable jobs of one queue for `workerId`. */
-  fetch(sql: SqlClient, queue: string, limit: number, workerId: string): Promise<Record<string, any>[]> {
-    return this.run(sql, this.fetchText, [queue, limit, workerId]);
+  /**
+   * Claims up to `limit` runnable jobs of one queue for `workerId`. `asyncCommit`: the claim's
+   * commit does not wait for the WAL flush (see ASYNC_COMMIT).
+   */
+  fetch(sql: SqlClient, queue: string, limit: number, workerId: string, asyncCommit: boolean): Promise<Record<string, any>[]> {
+    return this.run(sql, asyncCommit ? this.fetchAsyncText : this.fetchText, [queue, limit, workerId]);
   }
 
   /**

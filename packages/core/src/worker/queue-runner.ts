@@ -133,7 +133,7 @@ export class QueueRunner {
   private async fetch(limit: number): Promise<void> {
     this.fetching = true;
     try {
-      const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id);
+      const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id, this.worker.asyncClaims);
       if (rows.length < limit) this.drained = true;
       if (rows.length === 0) return;
       const jobs = new Array<RunningJob>(rows.length);

@@ -57,11 +57,19 @@ export interface WorkerOptions {
   jobsModule?: string | URL;
   /** Most outcomes written per statement. Default 500. */
   completionBatchSize?: number;
+  /**
+   * How a claim (pending → running) commits. 'async' (default): without waiting for the WAL flush,
+   * which takes a flush off every push-to-start path. Trade-off: if the PostgreSQL server itself
+   * crashes, claims from its last fraction of a second (up to 3 × wal_writer_delay) are forgotten
+   * and those jobs run again: at-least-once, as after a worker crash. Outcomes and pushes always
+   * wait for the flush. 'sync': claims wait too.
+   */
+  claimCommit?: 'async' | 'sync';
 }
 
 const OPTION_KEYS = [
   'jobs', 'queues', 'id', 'heartbeatIntervalMs', 'maintenanceIntervalMs', 'shutdownTimeoutMs',
-  'hardStopGraceMs', 'handleSignals', 'jobsModule', 'completionBatchSize',
+  'hardStopGraceMs', 'handleSignals', 'jobsModule', 'completionBatchSize', 'claimCommit',
 ] as const;
 const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch'] as const;
 
@@ -121,7 +129,11 @@ export class Worker {
     integerOption(where, 'hardStopGraceMs', options.hardStopGraceMs, 1000, { min: 0, max: 600_000 });
     integerOption(where, 'completionBatchSize', options.completionBatchSize, 500, { min: 1, max: 500 });
     booleanOption(where, 'handleSignals', options.handleSignals, false);
+    this.asyncClaims = oneOfOption(where, 'claimCommit', options.claimCommit, ['async', 'sync'], 'async') === 'async';
   }
+
+  /** Claims commit without waiting for the WAL flush (`claimCommit: 'async'`). */
+  readonly asyncClaims: boolean;
 
   get running(): boolean {
     return this.phase === 'running';
