@@ -27,6 +27,23 @@ const rounds = Number(arg('--rounds', '1'));
 const skipBare = argv.includes('--no-bare');
 /** `--cpu-prof FILE`: a V8 CPU profile of this process during the Docket drain only (open it in Chrome DevTools). */
 const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'drain.cpuprofile') : undefined;
+/** `--cpu-prof-push FILE`: the same for the bulk push. */
+const pushProfile = argv.includes('--cpu-prof-push') ? arg('--cpu-prof-push', 'push.cpuprofile') : undefined;
+
+async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
+  if (!file) return run();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await run();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
 
 const ticks = 100; // USER_HZ on Linux
 
@@ -92,35 +109,28 @@ async function docketRound(server: Server, round: number): Promise<void> {
   const noop = core.defineJob(DOCKET_JOB_OPTIONS, async () => {
     if (++done === jobs) finish();
   });
-  const pushed = await measure(server.adminUrl, async () => {
-    for (let i = 0; i < jobs; i += 20_000) {
-      await app.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
-    }
-  });
+  const pushed = await profiled(pushProfile, () =>
+    measure(server.adminUrl, async () => {
+      for (let i = 0; i < jobs; i += 20_000) {
+        await app.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
+      }
+    }),
+  );
   print(`Docket pushMany, round ${round}`, pushed);
   const check = postgres(url, { max: 1, onnotice: () => {} });
   await check`vacuum analyze docket.jobs`;
   const worker = new core.Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
-  const session = cpuProfile ? new Session() : undefined;
-  if (session) {
-    session.connect();
-    await session.post('Profiler.enable');
-    await session.post('Profiler.start');
-  }
-  const sample = await measure(server.adminUrl, async () => {
-    await worker.start();
-    await finished;
-    for (;;) {
-      const [row] = await check<{ n: number }[]>`select count(*)::int as n from docket.jobs where state <> 'succeeded'`;
-      if (row!.n === 0) break;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  });
-  if (session) {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(cpuProfile!, JSON.stringify(profile));
-    session.disconnect();
-  }
+  const sample = await profiled(cpuProfile, () =>
+    measure(server.adminUrl, async () => {
+      await worker.start();
+      await finished;
+      for (;;) {
+        const [row] = await check<{ n: number }[]>`select count(*)::int as n from docket.jobs where state <> 'succeeded'`;
+        if (row!.n === 0) break;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    }),
+  );
   print(`Docket, round ${round}`, sample);
   await worker.stop();
   await app.close();

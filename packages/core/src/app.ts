@@ -215,7 +215,7 @@ export class Docket implements AsyncDisposable {
   }
 
   private get jobs(): JobsSql {
-    return (this.#jobs ??= new JobsSql(this.schema, this.channel, this.#prepare, this.#columns));
+    return (this.#jobs ??= new JobsSql(this.schema, this.channel, this.#prepare, this.#columns, tapped(this.#hooks.resolvePushConflicts)));
   }
 
   [INTERNAL](): AppInternals {

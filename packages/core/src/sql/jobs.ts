@@ -108,6 +108,8 @@ export class JobsSql {
     private readonly channel: string,
     private readonly prepare: boolean,
     private readonly columns: readonly JobColumn[],
+    /** A plugin resolves push conflicts: inserts skip rows its unique index refuses. */
+    skipConflicts: boolean,
   ) {
     // Jobs due later: one 't:<queue>@<epoch ms>,…' notification with each queue's earliest run time,
     // so idle workers set a timer instead of finding them on their next poll.
@@ -117,23 +119,30 @@ export class JobsSql {
               WHERE scheduled_at > now() GROUP BY queue) q
         HAVING count(*) > 0`;
     const extraNames = columns.map((c) => `, ${c.name}`).join('');
-    const extraParams = columns.map((c, i) => `, $${10 + i}::${c.type}[]`).join('');
+    const extraParams = columns.map((c, i) => `, unnest($${10 + i}::${c.type}[])`).join('');
     const extraSelect = columns.map((c) => `, u.${c.name}`).join('');
+    // Without a plugin that resolves conflicts (a unique index of its own), a conflict cannot
+    // happen, and ON CONFLICT's speculative insertion costs ~15% of a bulk insert.
+    const onConflict = skipConflicts ? 'ON CONFLICT DO NOTHING' : '';
     // Ids are drawn in the first CTE so each input row knows its id, whether or not a plugin's
     // unique index makes ON CONFLICT skip it; one pg_notify per statement wakes idle workers.
+    // ROWS FROM zips the columns: JSON columns arrive as one JSON array each (parsed once, no
+    // per-element quoting on either side), and a column sent empty (every row has the default)
+    // comes out as NULLs.
     this.insertText = `
       WITH input AS (
         SELECT nextval('${schema}.jobs_id_seq'::regclass) AS id, u.*
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::timestamptz[], $7::float8[], $8::text[], $9::text[]${extraParams})
+        FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), jsonb_array_elements($3::text::jsonb), unnest($4::int[]), unnest($5::int[]),
+                        unnest($6::timestamptz[]), unnest($7::float8[]), jsonb_array_elements($8::text::jsonb), jsonb_array_elements($9::text::jsonb)${extraParams})
           WITH ORDINALITY AS u(queue, name, args, priority, max_attempts, scheduled_at, delay_ms, limits, meta${extraNames}, ord)
       ),
       ins AS (
         INSERT INTO ${schema}.jobs (id, queue, name, args, priority, max_attempts, scheduled_at, limits, meta${extraNames})
-        SELECT u.id, u.queue, u.name, u.args::jsonb, u.priority, u.max_attempts,
+        SELECT u.id, u.queue, u.name, u.args, u.priority, u.max_attempts,
                COALESCE(u.scheduled_at, now() + COALESCE(u.delay_ms, 0) * interval '1 millisecond'),
-               u.limits::jsonb, u.meta::jsonb${extraSelect}
+               COALESCE(u.limits, '{}'), COALESCE(u.meta, '{}')${extraSelect}
         FROM input u
-        ON CONFLICT DO NOTHING
+        ${onConflict}
         RETURNING id, queue, scheduled_at
       ),
       wake AS (
@@ -159,7 +168,7 @@ export class JobsSql {
         INSERT INTO ${schema}.jobs (queue, name, args, priority, max_attempts, scheduled_at, limits, meta${extraNames})
         VALUES ($1, $2, $3::text::jsonb, $4, $5, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
                 $8::text::jsonb, $9::text::jsonb${oneExtra})
-        ON CONFLICT DO NOTHING
+        ${onConflict}
         RETURNING id, queue, scheduled_at
       ),
       wake AS (SELECT pg_notify('${channel}', 'p:' || queue) FROM ins WHERE scheduled_at <= now()),
@@ -245,9 +254,12 @@ export class JobsSql {
   async insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[], withTimes = true): Promise<InsertResultRow[]> {
     if (rows.length === 1) return this.insertOne(sql, rows[0]!, jsonArgs[0]!);
     const n = rows.length;
+    // Array literals and JSON arrays built here: queue and job names are validated (letters, digits
+    // and _ - . : /), so quoting them needs no escaping; JSON texts are joined as they are.
     const queue = new Array<string>(n), name = new Array<string>(n), priority = new Array<number>(n);
-    const maxAttempts = new Array<number>(n), scheduledAt = new Array<string | null>(n), delay = new Array<number | null>(n);
-    const limits = new Array<string>(n), meta = new Array<string>(n);
+    const maxAttempts = new Array<number>(n);
+    let scheduledAt: Array<string> | null = null, delay: Array<string> | null = null;
+    let limits: string[] | null = null, meta: string[] | null = null;
     const extra = this.columns.map(() => new Array<unknown>(n));
     for (let i = 0; i < n; i++) {
       const row = rows[i]!;
@@ -255,17 +267,20 @@ export class JobsSql {
       name[i] = row.name;
       priority[i] = row.priority;
       maxAttempts[i] = row.maxAttempts;
-      scheduledAt[i] = row.scheduledAt ? row.scheduledAt.toISOString() : null;
-      delay[i] = row.delayMs;
-      limits[i] = isEmpty(row.limits) ? '{}' : JSON.stringify(row.limits);
-      meta[i] = isEmpty(row.meta) ? '{}' : JSON.stringify(row.meta);
+      if (row.scheduledAt) (scheduledAt ??= new Array<string>(n).fill('NULL'))[i] = `"${row.scheduledAt.toISOString()}"`;
+      if (row.delayMs !== null && row.delayMs !== undefined) (delay ??= new Array<string>(n).fill('NULL'))[i] = String(row.delayMs);
+      if (!isEmpty(row.limits)) (limits ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.limits);
+      if (!isEmpty(row.meta)) (meta ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.meta);
       for (let c = 0; c < this.columns.length; c++) {
         extra[c]![i] = columnValue(row.columns[this.columns[c]!.name]);
       }
     }
-    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(
-      sql, this.insertText, [queue, name, jsonArgs, priority, maxAttempts, scheduledAt, delay, limits, meta, ...extra, withTimes],
-    );
+    const params = [
+      quotedArray(queue), quotedArray(name), `[${jsonArgs.join(',')}]`, `{${priority.join(',')}}`, `{${maxAttempts.join(',')}}`,
+      scheduledAt ? `{${scheduledAt.join(',')}}` : '{}', delay ? `{${delay.join(',')}}` : '{}',
+      limits ? `[${limits.join(',')}]` : '[]', meta ? `[${meta.join(',')}]` : '[]', ...extra, withTimes,
+    ];
+    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, params);
     const { ids, inserted, scheduled } = result!;
     const out: InsertResultRow[] = new Array(n);
     const now = new Date();
@@ -452,6 +467,25 @@ function columnValue(value: unknown): unknown {
 function isEmpty(value: object): boolean {
   for (const _ in value) return false;
   return true;
+}
+
+/**
+ * Validated names (letters, digits, _ - . : /) as an array literal: each is quoted (so 'null' stays
+ * a name) and needs no escaping. The literal of a run of equal names is built once.
+ */
+function quotedArray(values: readonly string[]): string {
+  let out = '{';
+  let last = '';
+  let lastQuoted = '';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v !== last || i === 0) {
+      last = v;
+      lastQuoted = `"${v}"`;
+    }
+    out += i === 0 ? lastQuoted : `,${lastQuoted}`;
+  }
+  return `${out}}`;
 }
 
 /** Ids (decimal strings from the database) as an array literal: no per-element escaping needed. */
