@@ -25,10 +25,14 @@ const arg = (name: string, fallback: string) => {
 const jobs = Number(arg('--jobs', '100000'));
 const rounds = Number(arg('--rounds', '1'));
 const skipBare = argv.includes('--no-bare');
+/** `--single N`: also N single pushes one after another (default 2000). */
+const singles = Number(arg('--single', '2000'));
 /** `--cpu-prof FILE`: a V8 CPU profile of this process during the Docket drain only (open it in Chrome DevTools). */
 const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'drain.cpuprofile') : undefined;
 /** `--cpu-prof-push FILE`: the same for the bulk push. */
 const pushProfile = argv.includes('--cpu-prof-push') ? arg('--cpu-prof-push', 'push.cpuprofile') : undefined;
+/** `--cpu-prof-single FILE`: the same for the single pushes. */
+const singleProfile = argv.includes('--cpu-prof-single') ? arg('--cpu-prof-single', 'single.cpuprofile') : undefined;
 
 async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
   if (!file) return run();
@@ -87,13 +91,13 @@ async function measure(adminUrl: string, run: () => Promise<void>): Promise<Samp
   return { wallS, nodeCpuS: (cpu1.user + cpu1.system) / 1e6, pgCpuS: pg1 - pg0, walMB: Number(w!.bytes) / 1e6 };
 }
 
-function print(label: string, s: Sample): void {
-  const rate = Math.round(jobs / s.wallS);
+function print(label: string, s: Sample, n = jobs): void {
+  const rate = Math.round(n / s.wallS);
   console.log(
     `${label.padEnd(28)} ${String(rate).padStart(7)} jobs/s  wall ${s.wallS.toFixed(2)} s  ` +
-      `node CPU ${s.nodeCpuS.toFixed(2)} s (${((s.nodeCpuS / s.wallS) * 100).toFixed(0)}%, ${((s.nodeCpuS / jobs) * 1e6).toFixed(1)} µs/job)  ` +
-      `PostgreSQL CPU ${s.pgCpuS.toFixed(2)} s (${((s.pgCpuS / s.wallS) * 100).toFixed(0)}%, ${((s.pgCpuS / jobs) * 1e6).toFixed(1)} µs/job)  ` +
-      `WAL ${s.walMB.toFixed(0)} MB (${((s.walMB * 1e6) / jobs).toFixed(0)} B/job)`,
+      `node CPU ${s.nodeCpuS.toFixed(2)} s (${((s.nodeCpuS / s.wallS) * 100).toFixed(0)}%, ${((s.nodeCpuS / n) * 1e6).toFixed(1)} µs/job)  ` +
+      `PostgreSQL CPU ${s.pgCpuS.toFixed(2)} s (${((s.pgCpuS / s.wallS) * 100).toFixed(0)}%, ${((s.pgCpuS / n) * 1e6).toFixed(1)} µs/job)  ` +
+      `WAL ${s.walMB.toFixed(0)} MB (${((s.walMB * 1e6) / n).toFixed(0)} B/job)`,
   );
 }
 
@@ -133,7 +137,17 @@ async function docketRound(server: Server, round: number): Promise<void> {
   );
   print(`Docket, round ${round}`, sample);
   await worker.stop();
+  // A fresh app, as a producer process has: nothing listens on the database.
   await app.close();
+  const producer = new core.Docket({ connection: url });
+  await producer.push(noop.withArgs({ i: -1 }));
+  const single = await profiled(singleProfile, () =>
+    measure(server.adminUrl, async () => {
+      for (let i = 0; i < singles; i++) await producer.push(noop.withArgs({ i }));
+    }),
+  );
+  await producer.close();
+  print(`Docket push ×${singles}, round ${round}`, single, singles);
   await check.end();
   await dropDatabase(server, db);
 }
@@ -151,7 +165,11 @@ async function bareRound(server: Server, round: number): Promise<void> {
   const sample = await measure(server.adminUrl, async () => {
     await bareDrain(sql, jobs);
   });
+  const single = await measure(server.adminUrl, async () => {
+    for (let i = 0; i < singles; i++) await sql`insert into bare_jobs (args) values (${JSON.stringify({ i })}::text::jsonb)`;
+  });
   print(`bare loop ×2, round ${round}`, sample);
+  print(`bare one-row insert ×${singles}, round ${round}`, single, singles);
   await sql.end();
   await dropDatabase(server, db);
 }
