@@ -1,10 +1,12 @@
 /**
- * Where a Docket drain's (and its bulk push's) time goes: one in-process worker drains N no-op jobs from a fresh
- * database; the script reports wall time, the worker process's CPU (user + system), PostgreSQL's
- * CPU (every process of the server, read from /proc), the statements the worker ran and their
- * server-side time (pg_stat_statements when the server has it loaded), and WAL written.
+ * Where the time goes, split between Docket (this Node process) and PostgreSQL: a bulk push of N
+ * no-op jobs into a fresh database, their drain by one in-process worker, then single pushes from
+ * a fresh producer. For each phase: wall time, this process's CPU (user + system), PostgreSQL's
+ * CPU (every server process, read from /proc), and WAL written, per job. `--cpu-prof*` write V8
+ * CPU profiles of one phase (open them in Chrome DevTools).
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench profile-drain -- --jobs 100000
+ *   options: --rounds N, --no-bare, --history N, --single N, --cpu-prof F, --cpu-prof-push F, --cpu-prof-single F
  *
  * Also runs the bare loop (limits/bare.ts) on the same server for the same N, so the two rows
  * read side by side. Linux only (/proc).
@@ -25,6 +27,8 @@ const arg = (name: string, fallback: string) => {
 const jobs = Number(arg('--jobs', '100000'));
 const rounds = Number(arg('--rounds', '1'));
 const skipBare = argv.includes('--no-bare');
+/** `--history N`: N finished jobs of the same queue in the table before the drain (as the bench's history drain). */
+const history = Number(arg('--history', '0'));
 /** `--single N`: also N single pushes one after another (default 2000). */
 const singles = Number(arg('--single', '2000'));
 /** `--cpu-prof FILE`: a V8 CPU profile of this process during the Docket drain only (open it in Chrome DevTools). */
@@ -113,6 +117,16 @@ async function docketRound(server: Server, round: number): Promise<void> {
   const noop = core.defineJob(DOCKET_JOB_OPTIONS, async () => {
     if (++done === jobs) finish();
   });
+  if (history > 0) {
+    for (let i = 0; i < history; i += 20_000) {
+      await app.pushMany(Array.from({ length: Math.min(20_000, history - i) }, (_, k) => noop.withArgs({ h: i + k })));
+    }
+    const seed = postgres(url, { max: 1, onnotice: () => {} });
+    await seed`update docket.jobs set state = 'succeeded', attempt = 1, started_at = now(), finished_at = now()`;
+    await seed`vacuum analyze docket.jobs`;
+    await seed`checkpoint`;
+    await seed.end();
+  }
   const pushed = await profiled(pushProfile, () =>
     measure(server.adminUrl, async () => {
       for (let i = 0; i < jobs; i += 20_000) {
@@ -147,7 +161,7 @@ async function docketRound(server: Server, round: number): Promise<void> {
     }),
   );
   await producer.close();
-  print(`Docket push ×${singles}, round ${round}`, single, singles);
+  if (singles > 0) print(`Docket push ×${singles}, round ${round}`, single, singles);
   await check.end();
   await dropDatabase(server, db);
 }
@@ -169,14 +183,14 @@ async function bareRound(server: Server, round: number): Promise<void> {
     for (let i = 0; i < singles; i++) await sql`insert into bare_jobs (args) values (${JSON.stringify({ i })}::text::jsonb)`;
   });
   print(`bare loop ×2, round ${round}`, sample);
-  print(`bare one-row insert ×${singles}, round ${round}`, single, singles);
+  if (singles > 0) print(`bare one-row insert ×${singles}, round ${round}`, single, singles);
   await sql.end();
   await dropDatabase(server, db);
 }
 
 const server = await startServer((line) => console.log(line));
 try {
-  console.log(`drain of ${jobs} jobs; ${server.origin}`);
+  console.log(`drain of ${jobs} jobs${history ? ` with ${history} finished jobs in the table` : ''}; ${server.origin}`);
   for (let r = 1; r <= rounds; r++) {
     await docketRound(server, r);
     if (!skipBare) await bareRound(server, r);
