@@ -21,7 +21,7 @@ import { toJsonText } from './json.js';
 import { consoleLogger, type Logger, silentLogger } from './logger.js';
 import { CORE_MIGRATIONS } from './migrations/core.js';
 import { Migrator, type PendingMigration } from './migrator.js';
-import { Notifier } from './notifier.js';
+import { Notifier, settledChannel } from './notifier.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
 import { type JobColumn, JobsSql, toJobRecord } from './sql/jobs.js';
@@ -382,7 +382,7 @@ export class Docket implements AsyncDisposable {
     const listening = this.#notifier.enabled;
     if (listening) {
       this.#installWaitListener();
-      await this.#notifier.start();
+      await this.#notifier.startSettled();
     }
     let wake: () => void = () => {};
     let set = this.#waiters.get(id);
@@ -512,7 +512,7 @@ export class Docket implements AsyncDisposable {
         .filter((job) => (FINISHED_STATES as readonly JobState[]).includes(job.state));
       for (let i = 0; i < records.length; i += 400) {
         const chunk = records.slice(i, i + 400).map((job) => job.id);
-        await tx.unsafe(`SELECT pg_notify($1, $2)`, [this.channel, `s:${chunk.join(',')}`]);
+        await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.channel), `s:${chunk.join(',')}`]);
       }
       const outcomes = records.map(storedOutcome);
       await this.#fireSettle(tx, records.map((job, i) => ({ job, outcome: { ...outcomes[i]! }, ctx: null })), null, deferred);

@@ -5,6 +5,10 @@ import type { Logger } from './logger.js';
  * One LISTEN connection per app, shared by everything that waits: workers (new jobs, cancel
  * requests), waitForJob (settled jobs) and plugins (their own topics). Payloads are short
  * prefixed strings so that one NOTIFY per statement can carry a whole batch.
+ *
+ * `s:` goes on its own channel (`settledChannel`), listened to only once something waits for a
+ * job: every completion batch sends one, with hundreds of ids, and a worker that never waits
+ * should not receive every other worker's.
  *   p:<queue,...>   runnable jobs were pushed (or returned) to these queues
  *   t:<queue@ms,...> jobs were pushed to these queues to run later; ms = the earliest run time
  *   s:<id,...>      these jobs settled (finished)
@@ -14,12 +18,17 @@ import type { Logger } from './logger.js';
  */
 export type NotificationKind = 'p' | 't' | 's' | 'c' | 'q' | 'x';
 
+/** The channel of `s:` notifications, beside the app's main channel. */
+export function settledChannel(channel: string): string {
+  return `${channel}:settled`;
+}
+
 export class Notifier {
   private readonly handlers = new Map<NotificationKind, Set<(body: string) => void>>();
   private readonly reconnectHandlers = new Set<() => void>();
   private listening: Promise<void> | null = null;
-  private subscription: { unlisten(): Promise<void> } | null = null;
-  private connectedOnce = false;
+  private listeningSettled: Promise<void> | null = null;
+  private subscriptions: Array<{ unlisten(): Promise<void> }> = [];
 
   constructor(
     private readonly sql: postgres.Sql | null,
@@ -33,22 +42,30 @@ export class Notifier {
 
   /** Starts listening (once); resolves when the LISTEN is in place. No-op when listening is off. */
   start(): Promise<void> {
-    if (!this.sql) return Promise.resolve();
-    this.listening ??= this.sql
-      .listen(
-        this.channel,
-        (payload) => this.dispatch(payload),
-        () => {
-          // Called on the first LISTEN and after every reconnect: anything sent while the
-          // connection was down is lost, so waiters re-check the database.
-          if (this.connectedOnce) for (const fn of this.reconnectHandlers) fn();
-          this.connectedOnce = true;
-        },
-      )
-      .then((subscription) => {
-        this.subscription = subscription;
-      });
+    this.listening ??= this.listen(this.channel);
     return this.listening;
+  }
+
+  /** Also listens for settled jobs (`s:`), once; for waiters. No-op when listening is off. */
+  startSettled(): Promise<void> {
+    this.listeningSettled ??= this.listen(settledChannel(this.channel));
+    return this.listeningSettled;
+  }
+
+  private async listen(channel: string): Promise<void> {
+    if (!this.sql) return;
+    let connectedOnce = false;
+    const subscription = await this.sql.listen(
+      channel,
+      (payload) => this.dispatch(payload),
+      () => {
+        // Called on the first LISTEN and after every reconnect: anything sent while the
+        // connection was down is lost, so waiters re-check the database.
+        if (connectedOnce) for (const fn of this.reconnectHandlers) fn();
+        connectedOnce = true;
+      },
+    );
+    this.subscriptions.push(subscription);
   }
 
   on(kind: NotificationKind, fn: (body: string) => void): () => void {
@@ -78,9 +95,10 @@ export class Notifier {
   }
 
   async stop(): Promise<void> {
-    const subscription = this.subscription;
-    this.subscription = null;
+    const subscriptions = this.subscriptions;
+    this.subscriptions = [];
     this.listening = null;
-    if (subscription) await subscription.unlisten().catch(() => undefined);
+    this.listeningSettled = null;
+    await Promise.all(subscriptions.map((s) => s.unlisten().catch(() => undefined)));
   }
 }

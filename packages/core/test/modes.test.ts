@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import postgres from 'postgres';
 import { defineJob, Docket, DocketError, Worker } from '@docket/core';
 import { deferred, harness } from './helpers.js';
 
@@ -41,6 +42,27 @@ test('LISTEN on a separate direct connection', async () => {
     await worker.stop();
   } finally {
     await app.close();
+    await h.close();
+  }
+});
+
+test('a worker LISTENs for settled jobs only once the app waits for one', async () => {
+  const h = await harness();
+  const statements: string[] = [];
+  const listenSql = postgres(h.db.url, { onnotice: () => {}, debug: (_c, text) => statements.push(text) });
+  const app = new Docket({ connection: h.db.url, listen: { connection: listenSql }, logger: false });
+  try {
+    const job = defineJob({ name: 'settles', queue: 'settles' }, async () => 'ok');
+    const worker = new Worker(app, { jobs: [job], queues: { settles: { pollIntervalMs: 60_000 } } });
+    await worker.start();
+    const listens = () => statements.filter((t) => /^listen /i.test(t.trim()));
+    assert.deepEqual(listens(), ['listen "docket:docket"'], 'the worker listens on the main channel only');
+    assert.equal((await app.waitForJob(await app.push(job), { timeoutMs: 5_000 })).state, 'succeeded');
+    assert.deepEqual(listens().sort(), ['listen "docket:docket"', 'listen "docket:docket:settled"'], 'waiting added the settled channel');
+    await worker.stop();
+  } finally {
+    await app.close();
+    await listenSql.end();
     await h.close();
   }
 });

@@ -1,6 +1,7 @@
 import type postgres from 'postgres';
 import type { JobInsert, Outcome } from '../hooks.js';
 import type { JobError, JobRecord, JobState, RunningJob, SqlClient } from '../types.js';
+import { settledChannel } from '../notifier.js';
 
 /** An extra `jobs` column a plugin added in its migration and fills in `beforePush`. */
 export interface JobColumn {
@@ -49,27 +50,7 @@ export interface CompletionInput {
   outcome: Outcome;
 }
 
-export function toRunningJob(row: Record<string, any>): RunningJob {
-  return {
-    id: row.id,
-    name: row.name,
-    queue: row.queue,
-    args: row.args,
-    errors: row.errors ?? [],
-    attempt: row.attempt,
-    maxAttempts: row.max_attempts,
-    priority: row.priority,
-    meta: row.meta ?? {},
-    limits: row.limits ?? {},
-    scheduledAt: row.scheduled_at,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    workerId: row.worker_id,
-  };
-}
-
-/** A row of `fetch` (see its RETURNING list) as the job its worker runs. */
-export function toClaimedJob(row: Record<string, any>, queue: string, workerId: string): RunningJob {
+function runningJob(row: Record<string, any>, queue: string, workerId: string | null, scheduledAt: Date, createdAt: Date, startedAt: Date | null): RunningJob {
   return {
     id: row.id,
     name: row.name,
@@ -81,11 +62,20 @@ export function toClaimedJob(row: Record<string, any>, queue: string, workerId: 
     priority: row.priority,
     meta: row.meta ?? {},
     limits: row.limits ?? {},
-    scheduledAt: new Date(row.scheduled_ms),
-    createdAt: new Date(row.created_ms),
-    startedAt: new Date(row.started_ms),
+    scheduledAt,
+    createdAt,
+    startedAt,
     workerId,
   };
+}
+
+export function toRunningJob(row: Record<string, any>): RunningJob {
+  return runningJob(row, row.queue, row.worker_id, row.scheduled_at, row.created_at, row.started_at);
+}
+
+/** A row of `fetch` (see its RETURNING list) as the job its worker runs. */
+export function toClaimedJob(row: Record<string, any>, queue: string, workerId: string): RunningJob {
+  return runningJob(row, queue, workerId, new Date(row.scheduled_ms), new Date(row.created_ms), new Date(row.started_ms));
 }
 
 export function toJobRecord(row: Record<string, any>): JobRecord {
@@ -227,7 +217,7 @@ export class JobsSql {
         RETURNING j.id, j.state, j.queue, j.scheduled_at
       ),
       settled AS (
-        SELECT pg_notify('${channel}', 's:' || string_agg(id::text, ',')) FROM done
+        SELECT pg_notify('${settledChannel(channel)}', 's:' || string_agg(id::text, ',')) FROM done
         WHERE state IN ('succeeded', 'failed', 'cancelled') HAVING count(*) > 0
       ),
       retried AS (
@@ -383,7 +373,8 @@ export class JobsSql {
          RETURNING j.id, j.state
        ),
        note AS (
-         SELECT pg_notify('${this.channel}', CASE WHEN u.state = 'running' THEN 'c:' ELSE 's:' END || u.id::text)
+         SELECT CASE WHEN u.state = 'running' THEN pg_notify('${this.channel}', 'c:' || u.id::text)
+                     ELSE pg_notify('${settledChannel(this.channel)}', 's:' || u.id::text) END
          FROM upd u
        )
        SELECT t.previous_state, COALESCE(u.state, t.previous_state) AS state
@@ -452,7 +443,7 @@ export class JobsSql {
          FROM input u WHERE j.id = u.id AND j.state = 'waiting'
          RETURNING j.*
        ),
-       note AS (SELECT pg_notify('${this.channel}', 's:' || string_agg(id::text, ',')) FROM done HAVING count(*) > 0)
+       note AS (SELECT pg_notify('${settledChannel(this.channel)}', 's:' || string_agg(id::text, ',')) FROM done HAVING count(*) > 0)
        SELECT ${ALL_COLUMNS} FROM done CROSS JOIN (SELECT count(*) FROM note) n`,
       [items.map((i) => i.id), items.map((i) => i.state), items.map((i) => i.result), items.map((i) => i.error)],
     );
