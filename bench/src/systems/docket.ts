@@ -89,9 +89,13 @@ export async function docketAdapter(): Promise<SystemAdapter> {
           );
         },
         async remaining() {
+          // Not finished = pending or running (no bench job waits: no plugin holds outcomes). One
+          // count per state so each is served by its partial index: an IN list over the states
+          // cannot use them and scanned the whole history (76 ms with 1,000,000 finished jobs,
+          // on every check at the end of a drain).
           const [row] = await sql<{ n: number }[]>`
-            select count(*)::int as n from docket.jobs
-            where queue = ${DOCKET_QUEUE} and state in ('pending', 'running', 'waiting')`; // = not finished; served by the partial indexes, no scan of the history
+            select ((select count(*) from docket.jobs where queue = ${DOCKET_QUEUE} and state = 'pending')
+                  + (select count(*) from docket.jobs where queue = ${DOCKET_QUEUE} and state = 'running'))::int as n`;
           return row!.n;
         },
         async seedFinished(n, log) {
