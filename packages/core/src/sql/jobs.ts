@@ -161,10 +161,13 @@ export class JobsSql {
         ${onConflict}
         RETURNING id, queue, scheduled_at
       ),
-      wake AS (SELECT pg_notify('${channel}', 'p:' || queue) FROM ins WHERE scheduled_at <= now()),
-      later AS (${laterNotify('ins')})
-      SELECT ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins
-      CROSS JOIN (SELECT count(*) FROM wake) w CROSS JOIN (SELECT count(*) FROM later) l`;
+      -- One row: p: when due now, else t: with its run time (no aggregate, ~10% of a single push).
+      wake AS (
+        SELECT pg_notify('${channel}', CASE WHEN scheduled_at <= now() THEN 'p:' || queue
+                                        ELSE 't:' || queue || '@' || (extract(epoch FROM scheduled_at) * 1000)::bigint END)
+        FROM ins
+      )
+      SELECT ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins CROSS JOIN (SELECT count(*) FROM wake) w`;
 
     const fetchText = (asyncClaims: boolean) => `
       WITH next AS (
