@@ -21,9 +21,9 @@ export interface Config {
   rssJobs: number;
 }
 
-export const WORKLOADS = ['drain', 'latency', 'single', 'history', 'mixed', 'rss'] as const;
+export const WORKLOADS = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'rss'] as const;
 /** Run unless --workloads says otherwise; `rss` (a long drain) only on request. */
-export const DEFAULT_WORKLOADS: WorkloadId[] = ['drain', 'latency', 'single', 'history', 'mixed'];
+export const DEFAULT_WORKLOADS: WorkloadId[] = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed'];
 export type WorkloadId = (typeof WORKLOADS)[number];
 export const ALL_SYSTEMS = ['docket', 'graphile', 'pgboss', 'bullmq', 'bullmq-pg'] as const;
 

@@ -21,6 +21,7 @@ import { pgbossAdapter } from './systems/pgboss.js';
 import { SkipSystem, type SystemAdapter } from './systems/types.js';
 import {
   drainWorkload,
+  bigDrainWorkload,
   dropTemplates,
   historyWorkload,
   latencyWorkload,
@@ -213,6 +214,15 @@ async function main(): Promise<void> {
       if (want('drain')) {
         for (const s of systems) await run(s, 'bulk enqueue + drain', () => drainWorkload(server, s, config, log), round);
         if (config.limits) await limit('bulk insert + drain: bare postgres.js and pgbench', () => limitsDrain(server, config, round, limits, notes), round);
+      }
+      if (want('bigdrain') && config.bareBig > 0) {
+        for (const s of systems) {
+          if (s.id === 'bullmq-pg') {
+            if (round === 0) notes.push(`BullMQ (Postgres): ${config.bareBig.toLocaleString('en-US')}-job drain left out (about 2,000 jobs/s: close to a minute per round)`);
+            continue;
+          }
+          await run(s, `drain of ${config.bareBig.toLocaleString('en-US')} jobs`, () => bigDrainWorkload(server, s, config, log), round);
+        }
       }
       if (want('latency') || want('single')) {
         for (const s of systems) {

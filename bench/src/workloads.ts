@@ -122,6 +122,25 @@ export async function drainWorkload(server: Server, system: SystemAdapter, confi
   }
 }
 
+/**
+ * The same drain with `config.bareBig` jobs (100,000: the size of the bare loop's larger run, so
+ * the two compare like for like), pushed in bulk calls of `config.bulk`.
+ */
+export async function bigDrainWorkload(server: Server, system: SystemAdapter, config: Config, log: Log): Promise<Samples> {
+  const target = await freshTarget(server, system, 'bigdrain');
+  const session = await system.open(target);
+  try {
+    const n = config.bareBig;
+    for (let done = 0; done < n; done += config.bulk) await session.bulk(payloads(Math.min(config.bulk, n - done), done));
+    const r = await timedDrain(system, target, session, n, config);
+    log(`    drain of ${n} jobs: ${Math.round(r.jobsPerSecond)} jobs/s`);
+    return { drain_big: r.jobsPerSecond };
+  } finally {
+    await session.close().catch(() => {});
+    await releaseTarget(server, target);
+  }
+}
+
 /** Push-to-start latency on an idle worker, then (worker stopped) the sequential single enqueues. */
 export async function latencyWorkload(server: Server, system: SystemAdapter, config: Config, log: Log, withSingle: boolean, withLatency: boolean): Promise<Samples> {
   const target = await freshTarget(server, system, 'latency');
