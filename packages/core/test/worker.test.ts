@@ -256,17 +256,20 @@ describe('worker', () => {
 for (const claimCommit of ['async', 'sync'] as const) {
   test(`claimCommit '${claimCommit}': jobs run, and the session's synchronous_commit is left as it was`, async () => {
     const db = await createTestDatabase();
-    // One connection: the claim runs on the session inspected afterwards.
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    // One connection: the claim runs on the session inspected afterwards. The session starts with
+    // synchronous_commit on (test servers run with it off), so a leaked 'off' would show.
+    const sql = postgres(db.url, { max: 1, onnotice: () => {}, connection: { synchronous_commit: 'on' } });
     const app = new Docket({ connection: sql, logger: false, listen: false });
     const ran = defineJob({ name: 'ran', queue: 'claims' }, async (_args: object) => 'ok');
     const worker = new Worker(app, { jobs: [ran], queues: { claims: { pollIntervalMs: 20 } }, claimCommit });
     try {
+      const [before] = await sql<{ synchronous_commit: string }[]>`SHOW synchronous_commit`;
+      assert.equal(before!.synchronous_commit, 'on');
       await worker.start();
       const ref = await app.push(ran.withArgs({}));
       assert.equal((await app.waitForJob(ref, { timeoutMs: 10_000 })).result, 'ok');
-      const [row] = await sql<{ synchronous_commit: string }[]>`SHOW synchronous_commit`;
-      assert.equal(row!.synchronous_commit, 'on', 'the claim changed the setting for its own transaction only');
+      const [after] = await sql<{ synchronous_commit: string }[]>`SHOW synchronous_commit`;
+      assert.equal(after!.synchronous_commit, before!.synchronous_commit, 'the claim changed the setting for its own transaction only');
     } finally {
       await worker.stop();
       await app.close();
