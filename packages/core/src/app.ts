@@ -24,7 +24,7 @@ import { Migrator, type PendingMigration } from './migrator.js';
 import { Notifier, settledChannel } from './notifier.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
-import { type JobColumn, JobsSql, toJobRecord } from './sql/jobs.js';
+import { IDS_PER_NOTIFY, type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
 import { WorkersSql } from './sql/workers.js';
 import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState } from './types.js';
@@ -510,8 +510,8 @@ export class Docket implements AsyncDisposable {
       const records = (await this.jobs.getMany(tx, ids))
         .map(toJobRecord)
         .filter((job) => (FINISHED_STATES as readonly JobState[]).includes(job.state));
-      for (let i = 0; i < records.length; i += 400) {
-        const chunk = records.slice(i, i + 400).map((job) => job.id);
+      for (let i = 0; i < records.length; i += IDS_PER_NOTIFY) {
+        const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
         await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.channel), `s:${chunk.join(',')}`]);
       }
       const outcomes = records.map(storedOutcome);
@@ -569,7 +569,10 @@ export class Docket implements AsyncDisposable {
   async wake(queues: readonly string[], options: { sql?: postgres.TransactionSql | postgres.Sql } = {}): Promise<void> {
     if (queues.length === 0) return;
     for (const q of queues) assertQueueName(q);
-    await (options.sql ?? this.sql).unsafe(`SELECT pg_notify($1, $2)`, [this.channel, `p:${[...new Set(queues)].join(',')}`]);
+    const distinct = [...new Set(queues)];
+    for (let i = 0; i < distinct.length; i += QUEUES_PER_NOTIFY) {
+      await (options.sql ?? this.sql).unsafe(`SELECT pg_notify($1, $2)`, [this.channel, `p:${distinct.slice(i, i + QUEUES_PER_NOTIFY).join(',')}`]);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -103,11 +103,9 @@ export class JobsSql {
   ) {
     // Jobs due later: one 't:<queue>@<epoch ms>,…' notification with each queue's earliest run time,
     // so idle workers set a timer instead of finding them on their next poll.
-    const laterNotify = (rows: string) => `
-        SELECT pg_notify('${channel}', 't:' || string_agg(queue || '@' || ms, ','))
-        FROM (SELECT queue, (extract(epoch FROM min(scheduled_at)) * 1000)::bigint AS ms FROM ${rows} r
-              WHERE scheduled_at > now() GROUP BY queue) q
-        HAVING count(*) > 0`;
+    const laterNotify = (rows: string) =>
+      notifyChunks(channel, 't:', `SELECT queue || '@' || (extract(epoch FROM min(scheduled_at)) * 1000)::bigint AS v FROM ${rows} r
+              WHERE scheduled_at > now() GROUP BY queue`, QUEUES_PER_NOTIFY);
     const extraNames = columns.map((c) => `, ${c.name}`).join('');
     const extraParams = columns.map((c, i) => `, unnest($${10 + i}::${c.type}[])`).join('');
     const extraSelect = columns.map((c) => `, u.${c.name}`).join('');
@@ -135,10 +133,7 @@ export class JobsSql {
         ${onConflict}
         RETURNING id, queue, scheduled_at
       ),
-      wake AS (
-        SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM ins
-        WHERE scheduled_at <= now() HAVING count(*) > 0
-      ),
+      wake AS (${notifyChunks(channel, 'p:', 'SELECT DISTINCT queue AS v FROM ins WHERE scheduled_at <= now()', QUEUES_PER_NOTIFY)}),
       later AS (${laterNotify('ins')}),
       counted AS (SELECT count(*) AS n FROM ins)
       -- One row of arrays, not a row per job: ids in input order; the inserted ones (ascending, which
@@ -219,14 +214,8 @@ export class JobsSql {
           AND j.attempt = ((SELECT attempts FROM batch) ->> j.id::text)::int
         RETURNING j.id, j.state, j.queue, j.scheduled_at
       ),
-      settled AS (
-        SELECT pg_notify('${settledChannel(channel)}', 's:' || string_agg(id::text, ',')) FROM done
-        WHERE state IN ('succeeded', 'failed', 'cancelled') HAVING count(*) > 0
-      ),
-      retried AS (
-        SELECT pg_notify('${channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM done
-        WHERE state = 'pending' AND scheduled_at <= now() HAVING count(*) > 0
-      ),
+      settled AS (${notifyChunks(settledChannel(channel), 's:', "SELECT id::text AS v FROM done WHERE state IN ('succeeded', 'failed', 'cancelled')", IDS_PER_NOTIFY)}),
+      retried AS (${notifyChunks(channel, 'p:', "SELECT DISTINCT queue AS v FROM done WHERE state = 'pending' AND scheduled_at <= now()", QUEUES_PER_NOTIFY)}),
       later AS (${laterNotify("(SELECT * FROM done WHERE state = 'pending')")})
       -- One row: how many were written, their ids only when some were not, and the finish time
       -- (now(), the same for every row of the statement).
@@ -418,7 +407,7 @@ export class JobsSql {
          WHERE id = ANY($1::bigint[]) AND state = 'running' AND worker_id IS NOT DISTINCT FROM $2
          RETURNING queue
        )
-       SELECT pg_notify('${this.channel}', 'p:' || string_agg(DISTINCT queue, ',')) FROM upd HAVING count(*) > 0`,
+       ${notifyChunks(this.channel, 'p:', 'SELECT DISTINCT queue AS v FROM upd', QUEUES_PER_NOTIFY)}`,
       [ids, workerId, error ? JSON.stringify(error) : null],
     );
   }
@@ -443,15 +432,27 @@ export class JobsSql {
          UPDATE ${this.schema}.jobs j SET state = u.state, finished_at = now(),
            result = COALESCE(u.result::jsonb, j.result),
            errors = CASE WHEN u.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(u.error::jsonb) END
-         FROM input u WHERE j.id = u.id AND j.state = 'waiting'
+         FROM input u WHERE j.id = ANY($1::bigint[]) AND j.id = u.id AND j.state = 'waiting'
          RETURNING j.*
        ),
-       note AS (SELECT pg_notify('${settledChannel(this.channel)}', 's:' || string_agg(id::text, ',')) FROM done HAVING count(*) > 0)
+       note AS (${notifyChunks(settledChannel(this.channel), 's:', 'SELECT id::text AS v FROM done', IDS_PER_NOTIFY)})
        SELECT ${ALL_COLUMNS} FROM done CROSS JOIN (SELECT count(*) FROM note) n`,
       [items.map((i) => i.id), items.map((i) => i.state), items.map((i) => i.result), items.map((i) => i.error)],
     );
   }
 }
+
+/**
+ * NOTIFY payloads must stay under 8,000 bytes, so a list goes out in chunks, one pg_notify per
+ * chunk. `items` is a SELECT of one text column `v`; `per` items fit whatever their length
+ * (ids: at most 20 characters; queue names: at most 128, plus '@' and a time for t:).
+ */
+function notifyChunks(channel: string, prefix: string, items: string, per: number): string {
+  return `SELECT pg_notify('${channel}', '${prefix}' || string_agg(v, ','))
+        FROM (SELECT v, (row_number() OVER () - 1) / ${per} AS chunk FROM (${items}) i) c GROUP BY chunk`;
+}
+export const IDS_PER_NOTIFY = 300;
+export const QUEUES_PER_NOTIFY = 45;
 
 /** A plugin column's value as sent to PostgreSQL (dates as ISO text, missing as NULL). */
 function columnValue(value: unknown): unknown {
