@@ -190,13 +190,13 @@ export class JobsSql {
     // Fenced: a row is written only while it is still this worker's same attempt, so a late
     // completion after the job was requeued, cancelled or released can never overwrite a newer state.
     //
-    // No join: the rows are found by primary key (or by this worker's running rows), and each row's
-    // attempt and outcome are looked up by id in JSON objects ($3, $4). A join with the batch left
-    // the planner free to loop over one side for every row of the other when statistics were off
-    // (a table analysed while no job ran estimates "no running rows"): 0.5 s per batch of 500 in
-    // one measured case. Every plan of this statement reads the batch's rows by primary key (see
-    // FENCE). $4 holds only the outcomes that are not a plain success without a
-    // result (null when there are none): {"<id>": [state, result, error, retryAt]}.
+    // No join: the rows are found by primary key, and each row's attempt and outcome are looked up
+    // by id in JSON objects ($3, $4). A join with the batch left the planner free to loop over one
+    // side for every row of the other when statistics were off (a table analysed while no job ran
+    // estimates "no running rows"): 0.5 s per batch of 500 in one measured case. Every plan of this
+    // statement reads the batch's rows by primary key (see FENCE; test/plans.test.ts checks it).
+    // $4 holds only the outcomes that are not a plain success without a result (null when there
+    // are none): {"<id>": [state, result, error, retryAt]}.
     // The JSON is parsed once per statement (an InitPlan), not once per row as a cast of a
     // parameter would be in a generic plan.
     const o = `((SELECT outcomes FROM batch) -> j.id::text)`;
