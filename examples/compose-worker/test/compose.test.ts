@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
+import { createTestDatabase, stopChild, waitFor, type TestDatabase } from '@docket/testing';
 import { composeApp } from '../src/app.js';
 
 interface Child {
@@ -104,14 +104,6 @@ test('three composed workers: only the leader fires, each second once; kill -9 t
         `and fired the ${caughtUp} second(s) it missed, late; ${span!.n} seconds in all, each once`,
     );
   } finally {
-    await Promise.all(
-      children.filter((c) => !c.exited).map(async (c) => {
-        const timer = setTimeout(() => c.proc.kill('SIGKILL'), 15_000);
-        const exited = once(c.proc, 'exit');
-        c.proc.send('stop');
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(children.map((c) => stopChild(c.proc)));
   }
 });

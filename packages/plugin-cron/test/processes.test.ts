@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { Docket, defineJob } from '@docket/core';
-import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
+import { createTestDatabase, stopChild, waitFor, type TestDatabase } from '@docket/testing';
 import { cron, type MissedPolicy } from '../src/index.js';
 
 const beat = defineJob({ name: 'beat', queue: 'cron-procs' }, async (_: Record<string, never>) => undefined);
@@ -31,15 +31,7 @@ async function startWorkers(url: string, ids: string[], env: Record<string, stri
 }
 
 async function stopWorkers(children: Child[]): Promise<void> {
-  await Promise.all(
-    children.filter((c) => !c.exited).map(async (c) => {
-      const timer = setTimeout(() => c.proc.kill('SIGKILL'), 15_000);
-      const exited = once(c.proc, 'exit');
-      c.proc.send('stop');
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
+  await Promise.all(children.map((c) => stopChild(c.proc)));
 }
 
 async function prepare(db: TestDatabase, schedules: Array<{ name: string; missed?: MissedPolicy }>): Promise<void> {

@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { Docket } from '@docket/core';
-import { createTestDatabase, waitFor } from '@docket/testing';
+import { createTestDatabase, stopChild, waitFor } from '@docket/testing';
 import { leadership, type LeadershipLost } from '../src/index.js';
 
 const LEASE_MS = 2000;
@@ -131,17 +131,7 @@ test('three worker processes: one leader at a time; kill -9 hands over after the
       assert.ok(terms[i]!.first > terms[i - 1]!.last, `term ${terms[i]!.term} began after term ${terms[i - 1]!.term} ended`);
     }
   } finally {
-    for (const c of children) {
-      if (c.exited) continue;
-      c.proc.kill('SIGCONT');
-      c.proc.send('stop');
-    }
-    await Promise.all(
-      children.filter((c) => !c.exited).map(async (c) => {
-        const timer = setTimeout(() => c.proc.kill('SIGKILL'), 10_000);
-        await once(c.proc, 'exit');
-        clearTimeout(timer);
-      }),
-    );
+    for (const c of children) if (!c.exited) c.proc.kill('SIGCONT');
+    await Promise.all(children.map((c) => stopChild(c.proc, 10_000)));
   }
 });

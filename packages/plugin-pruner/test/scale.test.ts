@@ -7,7 +7,7 @@ import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { Docket, defineJob, type DocketPlugin } from '@docket/core';
-import { createTestDatabase, waitFor } from '@docket/testing';
+import { createTestDatabase, stopChild, waitFor } from '@docket/testing';
 import { pruner } from '../src/index.js';
 
 const noop = defineJob({ name: 'noop', queue: 'live' }, async (_: { n: number }) => undefined);
@@ -29,7 +29,6 @@ test(`prunes ${OLD.toLocaleString('en')} finished jobs in batches of ${BATCH} wh
     execArgv: process.execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const exited = once(child, 'exit');
   try {
     await app.migrate();
     const t0 = Date.now();
@@ -90,10 +89,7 @@ test(`prunes ${OLD.toLocaleString('en')} finished jobs in batches of ${BATCH} wh
       'only the expired history is gone: decoys and every new job are intact',
     );
   } finally {
-    if (child.connected) child.send('stop');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(child);
     await app.close();
     await db.drop();
   }

@@ -3,7 +3,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { defineJob, type JobRecord } from '@docket/core';
-import { waitFor } from '@docket/testing';
+import { stopChild, waitFor } from '@docket/testing';
 import { getSubtasks, getWorkflow, pushWorkflow, waitForWorkflow, workflow } from '../src/index.js';
 import { fanout } from './fixtures/jobs.js';
 import { type Harness, harness } from './helpers.js';
@@ -42,16 +42,7 @@ function startWorker(url: string, id: string, concurrency = 10): ChildProcess {
 }
 
 async function stopWorkers(workers: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    workers.map(async (w) => {
-      if (w.exitCode !== null || w.signalCode !== null) return;
-      const exited = once(w, 'exit');
-      w.send('stop');
-      const timer = setTimeout(() => w.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
+  await Promise.all(workers.map((w) => stopChild(w)));
 }
 
 test('a parent with 1,000 subtasks drained by two worker processes ends succeeded exactly once, after the last child', { timeout: 180_000 }, async () => {

@@ -6,3 +6,4 @@ export { waitFor, WaitForTimeoutError } from './wait.js';
 export type { WaitForOptions } from './wait.js';
 export { testHarness, deferred, nextMessage } from './harness.js';
 export type { Harness, HarnessApp, HarnessWorker } from './harness.js';
+export { stopChild, stopOnMessage } from './processes.js';
