@@ -54,7 +54,7 @@ export type { DocketPlugin, Migration } from './plugin.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { QueueRecord, ExecutorKind } from './sql/queues.js';
 export type { PendingMigration } from './migrator.js';
-export { periodicTask, type PeriodicTask, type PeriodicTaskOptions, type PeriodicRun } from './periodic.js';
+export { periodicBinding, periodicTask, type PeriodicBinding, type PeriodicTask, type PeriodicTaskOptions, type PeriodicRun } from './periodic.js';
 export { type Logger, consoleLogger, silentLogger } from './logger.js';
 export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest } from './options.js';
 export { assertQueueName, assertJobName, assertSchemaName, quoteIdent } from './identifiers.js';

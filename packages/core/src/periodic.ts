@@ -1,4 +1,5 @@
 import type { Docket } from './app.js';
+import { PluginInvalidError } from './errors.js';
 import type { MaintenanceContext } from './hooks.js';
 import { integerOption, booleanOption, rejectUnknownKeys } from './options.js';
 
@@ -82,6 +83,33 @@ export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): P
           reject,
         });
       });
+    },
+  };
+}
+
+export interface PeriodicBinding<R> {
+  /** For the plugin's `apply`: creates the task on this app. A plugin value serves one app. */
+  apply(app: Docket): void;
+  /** The app and task the plugin was applied to; DOCKET_PLUGIN_INVALID before `apply`. */
+  bound(): { app: Docket; task: PeriodicTask<R> };
+}
+
+/**
+ * The tie between a periodic plugin value and its one app, for plugins whose factory returns one
+ * value per app: `apply` makes the task (refusing a second app), and methods that need the app
+ * or the task (`nextRun`, `runNow`, …) get them from `bound()`, which refuses before `apply`.
+ * `factory` names the function that makes the plugin, for the message.
+ */
+export function periodicBinding<R>(factory: string, options: PeriodicTaskOptions<R>): PeriodicBinding<R> {
+  let bound: { app: Docket; task: PeriodicTask<R> } | null = null;
+  return {
+    apply(app) {
+      if (bound) throw new PluginInvalidError(`${options.name}: one plugin value serves one app; call ${factory}() again for another app.`);
+      bound = { app, task: periodicTask(app, options) };
+    },
+    bound() {
+      if (!bound) throw new PluginInvalidError(`${options.name}: the plugin is not registered with an app yet (pass it in \`plugins\`).`);
+      return bound;
     },
   };
 }

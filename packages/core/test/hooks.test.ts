@@ -8,6 +8,7 @@ import {
   type DocketEvent,
   type DocketPlugin,
   type JobContext,
+  periodicBinding,
   periodicTask,
   type SettledJob,
   Worker,
@@ -159,6 +160,23 @@ describe('hooks carry plugins end to end', () => {
     const audit = await h.db.sql`SELECT what FROM docket.test_audit WHERE job_id = ${heldRef.id} ORDER BY what`;
     assert.deepEqual(audit.map((a) => a.what).sort(), ['pushed', 'succeeded', 'succeeded']);
   });
+});
+
+test('periodicBinding: one plugin value serves one app, and refuses to be used before it is applied', async () => {
+  const h = await harness();
+  const other = new Docket({ connection: h.db.url, logger: false });
+  try {
+    const binding = periodicBinding<number>('ticker', { name: 'test-binding', intervalMs: 1000, run: async () => 1 });
+    assert.throws(() => binding.bound(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /not registered with an app yet/.test(e.message));
+    binding.apply(h.app);
+    assert.equal(binding.bound().app, h.app);
+    assert.equal(binding.bound().task.name, 'test-binding');
+    assert.throws(() => binding.apply(other), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /call ticker\(\) again/.test(e.message));
+    assert.equal(binding.bound().app, h.app, 'still bound to the first app');
+  } finally {
+    await other.close();
+    await h.close();
+  }
 });
 
 describe('a plugin-added unique index resolved through resolvePushConflicts', () => {

@@ -11,12 +11,10 @@ import {
   type Docket,
   type DocketPlugin,
   InvalidOptionError,
-  type PeriodicTask,
-  PluginInvalidError,
   assertQueueName,
   booleanOption,
   integerOption,
-  periodicTask,
+  periodicBinding,
   rejectUnknownKeys,
   type SqlClient,
 } from '@docket/core';
@@ -94,33 +92,26 @@ export interface PrunerPlugin extends DocketPlugin {
 
 export function pruner(options: PrunerOptions = {}): PrunerPlugin {
   const settings = validate(options);
-  let app: Docket | null = null;
-  let task: PeriodicTask<PruneResult> | null = null;
-  const applied = () => {
-    if (!app || !task) throw new PluginInvalidError(`${PLUGIN_NAME}: the plugin is not registered with an app yet (pass it in \`plugins\`).`);
-    return { app, task };
-  };
+  const binding = periodicBinding<PruneResult>('pruner', {
+    name: PLUGIN_NAME,
+    intervalMs: settings.intervalMs,
+    primaryOnly: settings.primaryOnly,
+    run: ({ app, signal }) => prune(app, settings, signal),
+  });
   return {
     name: PLUGIN_NAME,
     version: PLUGIN_VERSION,
     migrations: MIGRATIONS,
     settings,
     apply(target: Docket) {
-      if (app) throw new PluginInvalidError(`${PLUGIN_NAME}: one plugin value serves one app; call pruner() again for another app.`);
-      app = target;
-      task = periodicTask(target, {
-        name: PLUGIN_NAME,
-        intervalMs: settings.intervalMs,
-        primaryOnly: settings.primaryOnly,
-        run: ({ app, signal }) => prune(app, settings, signal),
-      });
+      binding.apply(target);
     },
     nextRun(opts) {
-      return applied().task.nextRun(opts);
+      return binding.bound().task.nextRun(opts);
     },
     runNow(opts = {}) {
       rejectUnknownKeys(`${PLUGIN_NAME}.runNow(options)`, opts, ['signal']);
-      return prune(applied().app, settings, opts.signal);
+      return prune(binding.bound().app, settings, opts.signal);
     },
   };
 }

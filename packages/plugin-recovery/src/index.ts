@@ -12,11 +12,9 @@ import {
   type Docket,
   type DocketPlugin,
   type JobError,
-  type PeriodicTask,
-  PluginInvalidError,
   booleanOption,
   integerOption,
-  periodicTask,
+  periodicBinding,
   rejectUnknownKeys,
 } from '@docket/core';
 import { type LossReason, type LostJobRow, type LostJobUpdate, MIGRATIONS, deadWorkersDelete, lostJobsLock, lostJobsUpdate, recoveryCountsGet } from './sql.js';
@@ -106,12 +104,12 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     primaryOnly: booleanOption(where, 'primaryOnly', options.primaryOnly, true),
   });
 
-  let app: Docket | null = null;
-  let task: PeriodicTask<RecoveryResult> | null = null;
-  const applied = () => {
-    if (!app || !task) throw new PluginInvalidError(`${PLUGIN_NAME}: the plugin is not registered with an app yet (pass it in \`plugins\`).`);
-    return { app, task };
-  };
+  const binding = periodicBinding<RecoveryResult>('recovery', {
+    name: PLUGIN_NAME,
+    intervalMs: settings.intervalMs,
+    primaryOnly: settings.primaryOnly,
+    run: ({ app, maintenance, signal }) => sweep(app, settings, maintenance.worker.id, signal),
+  });
 
   return {
     name: PLUGIN_NAME,
@@ -120,26 +118,19 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     settings,
 
     apply(target: Docket) {
-      if (app) throw new PluginInvalidError(`${PLUGIN_NAME}: one plugin value serves one app; call recovery() again for another app.`);
-      app = target;
-      task = periodicTask(target, {
-        name: PLUGIN_NAME,
-        intervalMs: settings.intervalMs,
-        primaryOnly: settings.primaryOnly,
-        run: ({ app, maintenance, signal }) => sweep(app, settings, maintenance.worker.id, signal),
-      });
+      binding.apply(target);
     },
 
     nextRun(opts) {
-      return applied().task.nextRun(opts);
+      return binding.bound().task.nextRun(opts);
     },
 
     runNow() {
-      return sweep(applied().app, settings, null, undefined);
+      return sweep(binding.bound().app, settings, null, undefined);
     },
 
     async recoveries(ids) {
-      const { app } = applied();
+      const { app } = binding.bound();
       const rows = await recoveryCountsGet(app.sql, app.schema, ids);
       return Object.fromEntries(rows.map((r) => [r.id, r.recovery_count]));
     },
