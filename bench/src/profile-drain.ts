@@ -17,7 +17,7 @@ import postgres from 'postgres';
 import { nowUs } from './clock.js';
 import { createDatabase, dropDatabase, startServer, type Server } from './db.js';
 import { bareDrain, bareSetup } from './limits/bare.js';
-import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, loadDocket } from './systems/docket.js';
+import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, docketRemaining, loadDocket } from './systems/docket.js';
 
 const argv = process.argv.slice(2).filter((a) => a !== '--');
 const arg = (name: string, fallback: string) => {
@@ -143,11 +143,7 @@ async function docketRound(server: Server, round: number): Promise<void> {
       await worker.start();
       await finished;
       for (;;) {
-        // Pending or running, each counted through its partial index (not a scan of the history).
-        const [row] = await check<{ n: number }[]>`
-          select ((select count(*) from docket.jobs where queue = ${DOCKET_QUEUE} and state = 'pending')
-                + (select count(*) from docket.jobs where queue = ${DOCKET_QUEUE} and state = 'running'))::int as n`;
-        if (row!.n === 0) break;
+        if ((await docketRemaining(check)) === 0) break;
         await new Promise((r) => setTimeout(r, 1));
       }
     }),

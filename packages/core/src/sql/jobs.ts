@@ -300,14 +300,9 @@ export class JobsSql {
    * (all of them unless some were recovered, cancelled or released meanwhile) and the finish time.
    */
   async complete(sql: SqlClient, workerId: string, items: readonly CompletionInput[]): Promise<CompletionResult> {
-    const n = items.length;
-    const ids = new Array<string>(n);
-    let attempts = '{';
+    const fence = fenceParams(items);
     let outcomes: string | null = null;
-    for (let i = 0; i < n; i++) {
-      const { id, attempt, outcome } = items[i]!;
-      ids[i] = id;
-      attempts += `${i === 0 ? '' : ','}"${id}":${attempt}`;
+    for (const { id, outcome } of items) {
       if (outcome.state === 'succeeded' && (outcome.result === null || outcome.result === undefined)) continue;
       const entry = JSON.stringify([
         outcome.state === 'retry' ? 'pending' : outcome.state,
@@ -317,18 +312,16 @@ export class JobsSql {
       ]);
       outcomes = `${outcomes === null ? '{' : `${outcomes},`}"${id}":${entry}`;
     }
-    attempts += '}';
     if (outcomes !== null) outcomes += '}';
     const [row] = await this.run<{ n: number; ids: string[] | null; finished_at: Date }>(
-      sql, this.completeText, [idArray(ids), workerId, attempts, outcomes],
+      sql, this.completeText, [fence.ids, workerId, fence.attempts, outcomes],
     );
-    return { written: row!.ids ?? ids, finishedAt: row!.finished_at };
+    return { written: row!.ids ?? items.map((item) => item.id), finishedAt: row!.finished_at };
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
-  lockRunning(sql: SqlClient, workerId: string, ids: readonly string[], attempts: readonly number[]): Promise<Array<{ id: string }>> {
-    let byId = '{';
-    for (let i = 0; i < ids.length; i++) byId += `${i === 0 ? '' : ','}"${ids[i]}":${attempts[i]}`;
+  lockRunning(sql: SqlClient, workerId: string, jobs: readonly Attempted[]): Promise<Array<{ id: string }>> {
+    const fence = fenceParams(jobs);
     return this.run(
       sql,
       // No join with the batch, for the reason given at completeText.
@@ -336,7 +329,7 @@ export class JobsSql {
        WHERE j.id = ANY($1::bigint[]) AND ${FENCE('$3')}
          AND j.attempt = ((SELECT $2::text::jsonb) ->> j.id::text)::int
        ORDER BY j.id FOR UPDATE OF j`,
-      [idArray(ids), `${byId}}`, workerId],
+      [fence.ids, fence.attempts, workerId],
     );
   }
 
@@ -483,7 +476,24 @@ function quotedArray(values: readonly string[]): string {
   return `${out}}`;
 }
 
-/** Ids (decimal strings from the database) as an array literal: no per-element escaping needed. */
-function idArray(ids: readonly string[]): string {
-  return `{${ids.join(',')}}`;
+/** A job and the attempt a worker holds: what the fence of a completion or a lock compares. */
+interface Attempted {
+  readonly id: string;
+  readonly attempt: number;
+}
+
+/**
+ * The fence's parameters: the ids as an array literal (decimal strings from the database: no
+ * per-element escaping) and each id's attempt as a JSON object, looked up per row by the statement.
+ */
+function fenceParams(jobs: readonly Attempted[]): { ids: string; attempts: string } {
+  let ids = '';
+  let attempts = '';
+  for (let i = 0; i < jobs.length; i++) {
+    const { id, attempt } = jobs[i]!;
+    const sep = i === 0 ? '' : ',';
+    ids += `${sep}${id}`;
+    attempts += `${sep}"${id}":${attempt}`;
+  }
+  return { ids: `{${ids}}`, attempts: `{${attempts}}` };
 }

@@ -105,12 +105,7 @@ export class Completer {
 
   /** Lock (fence) → settle hook → write, in one transaction, so plugin bookkeeping commits with the outcome. */
   async writeWithHooks(tx: postgres.TransactionSql, batch: Completion[], deferred: Array<() => unknown>) {
-    const locked = await this.internals.jobs.lockRunning(
-      tx,
-      this.workerId,
-      batch.map((c) => c.job.id),
-      batch.map((c) => c.job.attempt),
-    );
+    const locked = await this.internals.jobs.lockRunning(tx, this.workerId, batch.map((c) => c.job));
     const live = new Set(locked.map((l) => l.id));
     const current = batch.filter((c) => live.has(c.job.id));
     if (current.length === 0) return { result: { written: [], finishedAt: new Date() } as CompletionResult, final: [] as Completion[] };

@@ -288,7 +288,7 @@ export class Worker {
     let written: Awaited<ReturnType<Completer['writeWithHooks']>> | null = null;
     await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
-      const locked = await this.internals.jobs.lockRunning(tx, this.id, [job.id], [job.attempt]);
+      const locked = await this.internals.jobs.lockRunning(tx, this.id, [job]);
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
       const result = await executor.run(definition, job, atomicCtx, abort);
