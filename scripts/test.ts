@@ -136,7 +136,8 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const template = DEFAULT_TEMPLATE_NAME;
+  // One template per concurrent run on a shared server (e.g. two checkouts): DOCKET_TEST_TEMPLATE_NAME.
+  const template = process.env.DOCKET_TEST_TEMPLATE_NAME ?? DEFAULT_TEMPLATE_NAME;
   let templateCreated = false;
   try {
     const version = await withAdmin(server.adminUrl, async (admin) => (await admin`show server_version`)[0].server_version);
