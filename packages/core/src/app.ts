@@ -8,10 +8,8 @@ import {
   type InsertedJob,
   type JobInsert,
   type PushContext,
-  type Outcome,
-  type Settlement,
   type SettleContext,
-  type SettledJob,
+  skipUnwantedClaims,
   tapped,
   wrapPluginErrors,
 } from './hooks.js';
@@ -24,7 +22,8 @@ import { Migrator, type PendingMigration } from './migrator.js';
 import { Notifier, settledChannel } from './notifier.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
-import { IDS_PER_NOTIFY, type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
+import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
+import { Settlements } from './settlement.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
 import { WorkersSql } from './sql/workers.js';
 import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState } from './types.js';
@@ -90,9 +89,10 @@ export interface AppInternals {
   readonly queues: QueuesSql;
   readonly workers: WorkersSql;
   readonly notifier: Notifier;
-  /** Fires `settle` for settlements inside `tx`; collects afterCommit callbacks into `deferred`. */
-  settle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]>;
-  runDeferred(deferred: Array<() => unknown>): Promise<void>;
+  /** Every ending of a job goes through it. */
+  readonly settlements: Settlements;
+  /** The `jobs` columns plugins declared. */
+  readonly jobColumns: readonly JobColumn[];
 }
 
 export function internals(app: Docket): AppInternals {
@@ -128,6 +128,7 @@ export class Docket implements AsyncDisposable {
   readonly #queues: QueuesSql;
   readonly #workers: WorkersSql;
   readonly #migrator: Migrator;
+  readonly #settlements: Settlements;
   #jobs: JobsSql | null = null;
   #applying = true;
   #closed = false;
@@ -177,7 +178,9 @@ export class Docket implements AsyncDisposable {
     }
 
     this.#hooks = createHooks();
+    skipUnwantedClaims(this.#hooks);
     wrapPluginErrors(this.#hooks);
+    this.#settlements = new Settlements(this, this.#hooks, () => this.jobs, this.logger);
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
     this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
     this.#queues = new QueuesSql(this.schema, this.channel);
@@ -225,8 +228,8 @@ export class Docket implements AsyncDisposable {
       queues: this.#queues,
       workers: this.#workers,
       notifier: this.#notifier,
-      settle: (tx, settlements, workerId, deferred) => this.#fireSettle(tx, settlements, workerId, deferred),
-      runDeferred: (deferred) => this.#runDeferred(deferred),
+      settlements: this.#settlements,
+      jobColumns: this.#columns,
     };
   }
 
@@ -437,28 +440,7 @@ export class Docket implements AsyncDisposable {
   async cancelJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
     this.#assertOpen();
     const id = refId(ref);
-    const observed = tapped(this.#hooks.settle) || tapped(this.#hooks.afterSettle);
-    if (!observed) {
-      const [row] = await this.jobs.cancel(this.sql, id);
-      if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
-      return this.getJob<A, R>(id);
-    }
-    const deferred: Array<() => unknown> = [];
-    const settled = await this.sql.begin(async (tx) => {
-      const [row] = await this.jobs.cancel(tx, id);
-      if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
-      if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return null;
-      const [full] = await this.jobs.get(tx, id);
-      const job = toJobRecord(full!);
-      // The cancellation is already written: taps observe it but cannot change it.
-      const outcome = { state: 'cancelled', error: null } as const;
-      await this.#fireSettle(tx, [{ job, outcome: { ...outcome }, ctx: null }], null, deferred);
-      return { job, outcome, finishedAt: job.finishedAt ?? new Date() };
-    });
-    await this.#runDeferred(deferred);
-    if (settled && tapped(this.#hooks.afterSettle)) {
-      this.#hooks.afterSettle.promise([settled]).catch((error) => this.logger.error('afterSettle hook failed', { error }));
-    }
+    await this.#settlements.cancel(id);
     return this.getJob<A, R>(id);
   }
 
@@ -467,31 +449,8 @@ export class Docket implements AsyncDisposable {
    * final state inside the given settle transaction. Fires `settle` for them (nested, so holds can
    * nest) and `afterSettle` once the outer transaction commits.
    */
-  async releaseWaitingJobs(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
-    if (releases.length === 0) return [];
-    const rows = await this.jobs.releaseWaiting(
-      ctx.sql,
-      releases.map((r) => ({
-        id: r.id,
-        state: r.state,
-        result: r.result === undefined ? null : toJsonText(r.result, `Result of job ${r.id}`),
-        error: r.error ? JSON.stringify(r.error) : null,
-      })),
-    );
-    if (rows.length === 0) return [];
-    const records = rows.map(toJobRecord);
-    const settlements: Settlement[] = records.map((job) => ({ job, outcome: storedOutcome(job), ctx: null }));
-    const deferred: Array<() => unknown> = [];
-    // Released outcomes are already written: taps observe them (and may release further jobs) but cannot change them.
-    const outcomes = settlements.map((s) => s.outcome);
-    await this.#fireSettle(ctx.sql, settlements, ctx.workerId, deferred);
-    ctx.afterCommit(async () => {
-      await this.#runDeferred(deferred);
-      if (tapped(this.#hooks.afterSettle)) {
-        await this.#hooks.afterSettle.promise(records.map((job, i) => ({ job, outcome: outcomes[i]!, finishedAt: job.finishedAt ?? new Date() })));
-      }
-    });
-    return records.map((r) => r.id);
+  releaseWaitingJobs(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
+    return this.#settlements.releaseWaiting(ctx, releases);
   }
 
   /**
@@ -501,48 +460,9 @@ export class Docket implements AsyncDisposable {
    * `settle` for the rows that are finished (observing: `ctx` null, outcome as stored) and
    * notifies `waitForJob`; after commit it fires `afterSettle`. Returns the ids settled.
    */
-  async settleJobs(write: (tx: postgres.TransactionSql) => Promise<readonly string[]>): Promise<string[]> {
+  settleJobs(write: (tx: postgres.TransactionSql) => Promise<readonly string[]>): Promise<string[]> {
     this.#assertOpen();
-    const deferred: Array<() => unknown> = [];
-    const settled = (await this.sql.begin(async (tx) => {
-      const ids = [...new Set(await write(tx))];
-      if (ids.length === 0) return [];
-      const records = (await this.jobs.getMany(tx, ids))
-        .map(toJobRecord)
-        .filter((job) => (FINISHED_STATES as readonly JobState[]).includes(job.state));
-      for (let i = 0; i < records.length; i += IDS_PER_NOTIFY) {
-        const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
-        await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.channel), `s:${chunk.join(',')}`]);
-      }
-      const outcomes = records.map(storedOutcome);
-      await this.#fireSettle(tx, records.map((job, i) => ({ job, outcome: { ...outcomes[i]! }, ctx: null })), null, deferred);
-      return records.map((job, i) => ({ job, outcome: outcomes[i]!, finishedAt: job.finishedAt ?? new Date() }));
-    })) as SettledJob[];
-    await this.#runDeferred(deferred);
-    if (settled.length > 0 && tapped(this.#hooks.afterSettle)) {
-      this.#hooks.afterSettle.promise(settled).catch((error) => this.logger.error('afterSettle hook failed', { error }));
-    }
-    return settled.map((s) => s.job.id);
-  }
-
-  async #fireSettle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]> {
-    if (!tapped(this.#hooks.settle) || settlements.length === 0) return settlements;
-    const ctx: SettleContext = { sql: tx, app: this, workerId, afterCommit: (fn) => void deferred.push(fn) };
-    const result = await this.#hooks.settle.promise(settlements, ctx);
-    if (!Array.isArray(result) || result.length !== settlements.length) {
-      throw new PluginFailedError('A settle tap must return the settlements array it was given.', { details: { hook: 'settle' } });
-    }
-    return result;
-  }
-
-  async #runDeferred(deferred: Array<() => unknown>): Promise<void> {
-    for (const fn of deferred) {
-      try {
-        await fn();
-      } catch (error) {
-        this.logger.error('afterCommit callback failed', { error });
-      }
-    }
+    return this.#settlements.settleWritten(write);
   }
 
   /**
@@ -689,17 +609,4 @@ function toInsertRow(invocation: JobInvocation): JobInsert {
     extensions: { ...options.extensions },
     columns: {},
   };
-}
-
-/** The outcome a finished row records (for settlements the core fires after the write). */
-function storedOutcome(job: JobRecord): Outcome {
-  return job.state === 'succeeded'
-    ? { state: 'succeeded', result: job.result }
-    : job.state === 'failed'
-      ? { state: 'failed', error: job.errors[job.errors.length - 1] ?? syntheticError(job, 'failed') }
-      : { state: 'cancelled', error: null };
-}
-
-function syntheticError(job: JobRecord, state: string): JobError {
-  return { attempt: job.attempt, name: 'Error', message: `job ${state}`, at: new Date().toISOString() };
 }

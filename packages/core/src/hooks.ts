@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import type { Docket } from './app.js';
 import { PluginFailedError } from './errors.js';
 import type { JobContext, JobError, JobLimits, JobRecord, RunningJob } from './types.js';
-import type { Worker } from './worker/worker.js';
+import type { WorkerView } from './types.js';
 
 const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
 
@@ -88,6 +88,64 @@ export interface SettledJob {
   readonly finishedAt: Date;
 }
 
+/**
+ * One claim of a queue runner while plugins shape it (`beforeClaim`/`afterClaim`). Everything a tap
+ * changes applies to this claim only; the SQL it turns into is built by the core.
+ */
+export interface ClaimContext {
+  /** The claim's own transaction: what taps read, lock and write here commits with the claim. */
+  readonly sql: postgres.TransactionSql;
+  readonly app: Docket;
+  readonly queue: string;
+  readonly workerId: string;
+  /** Most jobs this claim may take: the runner's free slots and prefetch, as lowered so far. */
+  readonly limit: number;
+  /** Lowers `limit` (a global cap, a token bucket). Never raises it; 0 claims nothing. */
+  limitTo(limit: number): void;
+  /**
+   * Leaves out jobs whose plugin column (declared with `app.defineJobColumn`) holds one of
+   * `values` — e.g. keys already at their concurrency cap. Jobs with NULL there are never left out.
+   */
+  exclude(column: string, values: readonly unknown[]): void;
+  /**
+   * Takes at most `max` jobs per distinct value of a plugin column in this claim, going round the
+   * values from where this runner's previous claim stopped (fair across keys: one key's backlog
+   * does not fill the claim). Jobs with NULL there are not capped. Give the column an index on
+   * `(queue, <column>) WHERE state = 'pending'` in the plugin's migration.
+   */
+  perKey(column: string, max: number): void;
+  /**
+   * The runner should claim again at `at` even if nothing wakes it (a rate window opens). The
+   * earliest time any tap gives wins.
+   */
+  retryAt(at: Date): void;
+}
+
+/** A job a shaped claim took, with the plugin columns of its row (for usage counters, leases). */
+export interface ClaimedJob {
+  readonly job: RunningJob;
+  readonly columns: Readonly<Record<string, unknown>>;
+}
+
+/** What a tap of `beforeClaim`/`afterClaim` may say about which claims it shapes. */
+export interface ClaimTapOptions {
+  /**
+   * Whether this tap shapes claims of `queue` (called before every claim, must be cheap). Claims
+   * no tap wants run as the core's one plain statement, without a transaction. Default: all.
+   */
+  wants?: (queue: string) => boolean;
+}
+
+/** What a tap of `settle` may say about which settlements it needs. */
+export interface SettleTapOptions {
+  /**
+   * Whether this tap needs to see `settlement` (called per settlement, must be cheap and sync).
+   * Settlements no tap wants are written by the core's one plain statement, outside the settle
+   * transaction; a tap without `wants` sees every settlement (and so makes every batch pay).
+   */
+  wants?: (settlement: Settlement) => boolean;
+}
+
 export interface PrimaryQuery {
   readonly app: Docket;
   readonly workerId: string;
@@ -103,7 +161,7 @@ export interface PrimaryStatus {
 
 export interface MaintenanceContext {
   readonly app: Docket;
-  readonly worker: Worker;
+  readonly worker: WorkerView;
   readonly primary: PrimaryStatus;
   /** Aborted when the worker stops. */
   readonly signal: AbortSignal;
@@ -144,10 +202,19 @@ export function createHooks() {
     /** After the push's own transaction committed (not fired for pushes in a caller's transaction). Parallel notification. */
     pushCommitted: new AsyncParallelHook<[InsertedJob[]]>(['jobs'], 'pushCommitted'),
 
+    /**
+     * Before a queue runner's claim, in the claim's own transaction. Series: taps shape the claim
+     * through `ctx` (lower the limit, leave out keys at their cap, cap jobs per key, ask to retry at
+     * a time). Only taps whose `wants(queue)` answers true run; when none does, the claim is the
+     * core's one plain statement with no transaction.
+     */
+    beforeClaim: new AsyncSeriesHook<[ClaimContext], ClaimTapOptions>(['ctx'], 'beforeClaim'),
+    /** After a shaped claim's statement, same transaction: taps record what was claimed (usage counters, leases). Series. */
+    afterClaim: new AsyncSeriesHook<[ClaimedJob[], ClaimContext], ClaimTapOptions>(['claimed', 'ctx'], 'afterClaim'),
     /** A worker claimed a batch (rows are already `running`). Parallel notification, outside any transaction. */
-    jobsFetched: new AsyncParallelHook<[RunningJob[], Worker]>(['jobs', 'worker'], 'jobsFetched'),
+    jobsFetched: new AsyncParallelHook<[RunningJob[], WorkerView]>(['jobs', 'worker'], 'jobsFetched'),
     /** Building the handler's context. Sync: taps add their fields to ctx (see JobContextExtensions). */
-    jobContext: new SyncHook<[JobContext, Worker]>(['ctx', 'worker'], 'jobContext'),
+    jobContext: new SyncHook<[JobContext, WorkerView]>(['ctx', 'worker'], 'jobContext'),
     /** Right before the handler runs. Series; a throw fails the attempt. */
     jobStart: new AsyncSeriesHook<[JobContext]>(['ctx'], 'jobStart'),
     /**
@@ -155,15 +222,16 @@ export function createHooks() {
      * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
      * (`ctx` null) the outcome is already written and taps observe it (and may write, release, push).
      * Also fired (ctx null) for jobs a plugin ended outside an attempt with `app.settleJobs`.
+     * A tap's `wants` option limits it to the settlements it needs; the others skip the transaction.
      */
-    settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext]>(['settlements', 'ctx'], 'settle'),
+    settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext], Settlement[], SettleTapOptions>(['settlements', 'ctx'], 'settle'),
     /** After the completion committed. Parallel notification. */
     afterSettle: new AsyncParallelHook<[SettledJob[]]>(['settled'], 'afterSettle'),
 
     /** Worker started (after its heartbeat row exists, before it fetches). Series. */
-    workerStarted: new AsyncSeriesHook<[Worker]>(['worker'], 'workerStarted'),
+    workerStarted: new AsyncSeriesHook<[WorkerView]>(['worker'], 'workerStarted'),
     /** Worker stopping (after fetching stopped, jobs drained). Series. */
-    workerStopping: new AsyncSeriesHook<[Worker]>(['worker'], 'workerStopping'),
+    workerStopping: new AsyncSeriesHook<[WorkerView]>(['worker'], 'workerStopping'),
     /**
      * Each maintenance tick, before `maintenance`. Bail: the first tap that answers decides whether
      * this worker holds the primary role (an election plugin answers here; untapped, every worker is
@@ -190,6 +258,31 @@ export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K
 
 /** Ordering stages for taps that must run before or after the default (tapable's `stage`). */
 export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
+
+/**
+ * Claim taps run only for the queues their `wants` accepts: a tap that does not want a queue is
+ * skipped (its plugin is not called at all for that queue's claims).
+ */
+export function skipUnwantedClaims(hooks: CoreHooks): void {
+  const queueOf: Record<string, (args: unknown[]) => string> = {
+    beforeClaim: (args) => (args[0] as ClaimContext).queue,
+    afterClaim: (args) => (args[1] as ClaimContext).queue,
+  };
+  for (const [hookName, queue] of Object.entries(queueOf)) {
+    (hooks[hookName as keyof CoreHooks] as unknown as tapable.Hook<unknown[], unknown>).intercept({
+      register(tap: tapable.FullTap & ClaimTapOptions) {
+        const wants = tap.wants;
+        if (typeof wants !== 'function') return tap;
+        const original = tap.fn as (...args: unknown[]) => unknown;
+        tap.fn =
+          tap.type === 'async'
+            ? (...args: unknown[]) => (wants(queue(args)) ? original(...args) : (args[args.length - 1] as () => void)())
+            : (...args: unknown[]) => (wants(queue(args)) ? original(...args) : tap.type === 'promise' ? Promise.resolve() : undefined);
+        return tap;
+      },
+    });
+  }
+}
 
 /**
  * Wraps every tap so that a plugin's throw surfaces as a PluginFailedError naming the plugin (the
@@ -248,4 +341,20 @@ export function wrapPluginErrors(hooks: CoreHooks): void {
  */
 export function tapped(hook: { taps: readonly unknown[] }): boolean {
   return hook.taps.length > 0;
+}
+
+/**
+ * Whether some tap of `hook` accepts `item` through its `wants` option (a tap without `wants`
+ * accepts all). The core asks this before it opens a transaction for such a hook.
+ */
+export function wanted<T>(hook: { taps: readonly unknown[] }, item: T): boolean {
+  for (const tap of hook.taps as ReadonlyArray<{ wants?: (item: T) => boolean }>) {
+    if (tap.wants === undefined || tap.wants(item)) return true;
+  }
+  return false;
+}
+
+/** Whether every tap of `hook` declared `wants` (so some items can skip the hook entirely). */
+export function everyTapFilters(hook: { taps: readonly unknown[] }): boolean {
+  return (hook.taps as ReadonlyArray<{ wants?: unknown }>).every((tap) => typeof tap.wants === 'function');
 }

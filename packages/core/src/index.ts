@@ -30,6 +30,7 @@ export {
   type JobContextExtensions,
   type RunningJob,
   type SqlClient,
+  type WorkerView,
 } from './types.js';
 export {
   HOOK_STAGE,
@@ -39,6 +40,10 @@ export {
   type InsertedJob,
   type PushContext,
   type PushConflicts,
+  type ClaimContext,
+  type ClaimedJob,
+  type ClaimTapOptions,
+  type SettleTapOptions,
   type Outcome,
   type Settlement,
   type SettleContext,

@@ -83,3 +83,20 @@ export interface JobContext<A = unknown> extends Partial<JobContextExtensions> {
 }
 
 export type SqlClient = postgres.Sql | postgres.TransactionSql;
+
+/**
+ * What hooks and plugins see of a worker: who it is, what it serves and its lifetime — not the
+ * `Worker` class with its runners and executors.
+ */
+export interface WorkerView {
+  readonly id: string;
+  readonly queueNames: readonly string[];
+  readonly heartbeatIntervalMs: number;
+  readonly maintenanceIntervalMs: number;
+  /** Aborted when the worker stops; plugins tie their timers to it. */
+  readonly signal: AbortSignal;
+  /** The primary-role answer of the latest maintenance tick. */
+  readonly primary: { readonly primary: boolean; readonly term: string | null };
+  /** Jobs running now on this worker, over all its queues. */
+  readonly activeJobs: number;
+}

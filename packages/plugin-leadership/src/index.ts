@@ -23,7 +23,7 @@ import {
   type Docket,
   type DocketPlugin,
   type PrimaryStatus,
-  type Worker,
+  type WorkerView,
 } from '@docket/core';
 import { MIGRATIONS, leaseRead, leaseRelease, leaseRenew, type LeaseRecord } from './sql.js';
 
@@ -194,7 +194,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
 
       docket.hooks.resolvePrimary.tapPromise(PLUGIN_NAME, ({ workerId }) => resolve(docket, workerId));
 
-      docket.hooks.workerStarted.tapPromise(PLUGIN_NAME, async (worker: Worker) => {
+      docket.hooks.workerStarted.tapPromise(PLUGIN_NAME, async (worker: WorkerView) => {
         const lease = local(worker.id);
         lease.stopped = false;
         running++;
@@ -208,7 +208,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
         await listening;
       });
 
-      docket.hooks.workerStopping.tapPromise(PLUGIN_NAME, async (worker: Worker) => {
+      docket.hooks.workerStopping.tapPromise(PLUGIN_NAME, async (worker: WorkerView) => {
         const lease = local(worker.id);
         lease.stopped = true;
         try {

@@ -31,6 +31,16 @@ const FENCE = (workerParam: string) => `j.state = 'running' COLLATE "C" AND j.wo
 const ASYNC_COMMIT = `
         AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 
+/** A claim as `beforeClaim` taps shaped it (see ClaimContext). */
+export interface ShapedFetch {
+  queue: string;
+  limit: number;
+  workerId: string;
+  asyncCommit: boolean;
+  exclude: ReadonlyArray<{ column: string; values: readonly unknown[] }>;
+  perKey: { column: string; max: number; after: unknown } | null;
+}
+
 /** One per pushed row, in push order. */
 export interface InsertResultRow {
   id: string;
@@ -92,6 +102,7 @@ export class JobsSql {
   private readonly fetchText: string;
   private readonly fetchAsyncText: string;
   private readonly completeText: string;
+  private readonly completeFreeingText: string;
 
   constructor(
     private readonly schema: string,
@@ -200,7 +211,7 @@ export class JobsSql {
     // The JSON is parsed once per statement (an InitPlan), not once per row as a cast of a
     // parameter would be in a generic plan.
     const o = `((SELECT outcomes FROM batch) -> j.id::text)`;
-    this.completeText = `
+    const completeText = (freeing: boolean) => `
       WITH batch AS (SELECT $3::text::jsonb AS attempts, $4::text::jsonb AS outcomes),
       done AS (
         UPDATE ${schema}.jobs j SET
@@ -216,11 +227,16 @@ export class JobsSql {
       ),
       settled AS (${notifyChunks(settledChannel(channel), 's:', "SELECT id::text AS v FROM done WHERE state IN ('succeeded', 'failed', 'cancelled')", IDS_PER_NOTIFY)}),
       retried AS (${notifyChunks(channel, 'p:', "SELECT DISTINCT queue AS v FROM done WHERE state = 'pending' AND scheduled_at <= now()", QUEUES_PER_NOTIFY)}),
-      later AS (${laterNotify("(SELECT * FROM done WHERE state = 'pending')")})
+      later AS (${laterNotify("(SELECT * FROM done WHERE state = 'pending')")})${freeing ? `,
+      -- Queues whose claims plugins shape (a cap, a limit): a job of one that ended or went back to
+      -- waiting frees capacity, so runners that a cut-short claim left waiting claim again.
+      freed AS (${notifyChunks(channel, 'p:', 'SELECT DISTINCT queue AS v FROM done WHERE queue = ANY($5::text[])', QUEUES_PER_NOTIFY)})` : ''}
       -- One row: how many were written, their ids only when some were not, and the finish time
       -- (now(), the same for every row of the statement).
       SELECT count(*)::int AS n, CASE WHEN count(*) < cardinality($1::bigint[]) THEN COALESCE(array_agg(id::text), '{}') END AS ids, now() AS finished_at
-      FROM done CROSS JOIN (SELECT count(*) FROM later) l CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r`;
+      FROM done CROSS JOIN (SELECT count(*) FROM later) l CROSS JOIN (SELECT count(*) FROM settled) s CROSS JOIN (SELECT count(*) FROM retried) r${freeing ? ' CROSS JOIN (SELECT count(*) FROM freed) f' : ''}`;
+    this.completeText = completeText(false);
+    this.completeFreeingText = completeText(true);
   }
 
   private run<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
@@ -296,10 +312,104 @@ export class JobsSql {
   }
 
   /**
+   * A claim shaped by `beforeClaim` taps (inside their transaction): like `fetch`, but leaving out
+   * jobs whose plugin column holds an excluded value, and, with `perKey`, taking at most `max` jobs
+   * per value of a plugin column, round-robin from `perKey.after`. Returns the plugin columns too.
+   */
+  fetchShaped(sql: SqlClient, params: ShapedFetch): Promise<Record<string, any>[]> {
+    const { exclude, perKey } = params;
+    const shape = `${params.asyncCommit}|${exclude.map((e) => e.column).join(',')}|${perKey ? perKey.column : ''}`;
+    let text = this.shapedTexts.get(shape);
+    if (text === undefined) {
+      text = this.shapedFetchText(params.asyncCommit, exclude.map((e) => e.column), perKey?.column ?? null);
+      this.shapedTexts.set(shape, text);
+    }
+    const values: unknown[] = [params.queue, params.limit, params.workerId];
+    for (const e of exclude) values.push(e.values.map(columnValue));
+    if (perKey) values.push(perKey.max, perKey.after === null ? null : columnValue(perKey.after));
+    return this.run(sql, text, values);
+  }
+  private readonly shapedTexts = new Map<string, string>();
+
+  private shapedFetchText(asyncCommit: boolean, excluded: readonly string[], keyColumn: string | null): string {
+    const schema = this.schema;
+    const type = (name: string) => {
+      const column = this.columns.find((c) => c.name === name);
+      if (!column) throw new Error(`job column '${name}' is not declared`);
+      return column.type;
+    };
+    // $1 queue, $2 limit, $3 worker, then one array per excluded column, then per-key max and cursor.
+    const excludeSql = excluded.map((name, i) => `AND (j.${name} IS NULL OR j.${name} <> ALL($${4 + i}::${type(name)}[]))`).join(' ');
+    const runnable = `j.state = 'pending' AND j.queue = $1 AND j.scheduled_at <= now() ${excludeSql}`;
+    const pausedTest = `NOT EXISTS (SELECT 1 FROM ${schema}.queues q WHERE q.name = $1 AND q.paused)`;
+    let candidates: string;
+    if (keyColumn === null) {
+      candidates = `
+        SELECT j.id FROM ${schema}.jobs j
+        WHERE ${runnable} AND ${pausedTest}
+        ORDER BY j.priority DESC, j.scheduled_at, j.id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED`;
+    } else {
+      const k = keyColumn;
+      const max = `$${4 + excluded.length}`;
+      const cursor = `$${5 + excluded.length}::${type(k)}`;
+      // Round-robin over the keys that have pending jobs: a loose index scan (one probe per distinct
+      // key) from the key after this runner's previous claim, wrapping to the first key; at most
+      // `max` due jobs of each key, best first; then one job per key and round (every key's best,
+      // then every key's second, …), plus jobs without a key, each its own lane.
+      const nextKey = (after: string) => `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
+      const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
+      candidates = `
+        WITH RECURSIVE after_cursor(k) AS (
+          SELECT CASE WHEN ${cursor} IS NULL THEN ${firstKey} ELSE ${nextKey(cursor)} END
+          UNION ALL
+          SELECT ${nextKey('a.k')} FROM after_cursor a WHERE a.k IS NOT NULL
+        ),
+        wrapped(k) AS (
+          SELECT CASE WHEN ${cursor} IS NULL THEN NULL ELSE ${firstKey} END
+          UNION ALL
+          SELECT ${nextKey('w.k')} FROM wrapped w WHERE w.k IS NOT NULL AND w.k <= ${cursor}
+        ),
+        lanes AS (
+          SELECT k FROM (SELECT k, 0 AS pass FROM after_cursor WHERE k IS NOT NULL
+                         UNION ALL SELECT k, 1 FROM wrapped WHERE k IS NOT NULL AND k <= ${cursor}) ks
+          LIMIT $2
+        ),
+        picked AS (
+          SELECT c.id, c.priority, c.scheduled_at, c.round FROM lanes l
+          CROSS JOIN LATERAL (
+            SELECT j.id, j.priority, j.scheduled_at, row_number() OVER (ORDER BY j.priority DESC, j.scheduled_at, j.id) AS round
+            FROM ${schema}.jobs j WHERE ${runnable} AND j.${k} = l.k
+            ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT ${max}
+          ) c
+          UNION ALL
+          (SELECT j.id, j.priority, j.scheduled_at, 1 FROM ${schema}.jobs j WHERE ${runnable} AND j.${k} IS NULL
+           ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT $2)
+        )
+        SELECT j.id FROM ${schema}.jobs j
+        WHERE j.id = ANY(ARRAY(SELECT p.id FROM picked p ORDER BY p.round, p.priority DESC, p.scheduled_at, p.id LIMIT $2))
+          AND j.state = 'pending' AND ${pausedTest}
+        FOR UPDATE SKIP LOCKED`;
+    }
+    const extra = this.columns.map((c) => `, j.${c.name}`).join('');
+    return `
+      WITH next AS (${candidates})
+      UPDATE ${schema}.jobs j
+      SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $3, cancel_requested_at = NULL
+      WHERE j.id = ANY(ARRAY(SELECT id FROM next))${asyncCommit ? ASYNC_COMMIT : ''}
+      RETURNING j.id::text AS id, j.name, j.args, NULLIF(j.errors, '[]'::jsonb) AS errors, j.attempt, j.max_attempts, j.priority,
+        NULLIF(j.limits, '{}'::jsonb) AS limits, NULLIF(j.meta, '{}'::jsonb) AS meta,
+        floor(extract(epoch FROM j.scheduled_at) * 1000)::float8 AS scheduled_ms,
+        floor(extract(epoch FROM j.created_at) * 1000)::float8 AS created_ms,
+        floor(extract(epoch FROM j.started_at) * 1000)::float8 AS started_ms${extra}`;
+  }
+
+  /**
    * Writes many outcomes in one statement. Returns the ids that were still this worker's attempt
    * (all of them unless some were recovered, cancelled or released meanwhile) and the finish time.
    */
-  async complete(sql: SqlClient, workerId: string, items: readonly CompletionInput[]): Promise<CompletionResult> {
+  async complete(sql: SqlClient, workerId: string, items: readonly CompletionInput[], wakeQueues: readonly string[] = []): Promise<CompletionResult> {
     const fence = fenceParams(items);
     let outcomes: string | null = null;
     for (const { id, outcome } of items) {
@@ -314,7 +424,9 @@ export class JobsSql {
     }
     if (outcomes !== null) outcomes += '}';
     const [row] = await this.run<{ n: number; ids: string[] | null; finished_at: Date }>(
-      sql, this.completeText, [fence.ids, workerId, fence.attempts, outcomes],
+      sql,
+      wakeQueues.length === 0 ? this.completeText : this.completeFreeingText,
+      wakeQueues.length === 0 ? [fence.ids, workerId, fence.attempts, outcomes] : [fence.ids, workerId, fence.attempts, outcomes, wakeQueues],
     );
     return { written: row!.ids ?? items.map((item) => item.id), finishedAt: row!.finished_at };
   }

@@ -1,4 +1,4 @@
-import { tapped } from '../hooks.js';
+import { type Settlement, tapped } from '../hooks.js';
 import type { Docket } from '../app.js';
 import type { AppInternals } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
@@ -8,6 +8,7 @@ import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob } from '../types.js';
 import { AttemptAbort } from './attempt-abort.js';
+import { claimShaped, claimWithHooks } from './claim.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
 import type { Worker } from './worker.js';
@@ -67,10 +68,29 @@ export class QueueRunner {
     this.pump();
   }
 
-  /** Outcomes were written: if fetching paused for the completion backlog, it may go on. */
-  nudge(): void {
-    this.pump();
+  /**
+   * Outcomes were written: if fetching paused for the completion backlog, it may go on; if a
+   * plugin cut this queue's last claim short, a settled job of it freed capacity: claim again.
+   */
+  nudge(batch: readonly Settlement[]): void {
+    if (this.cutShort && batch.some((s) => s.job.queue === this.settings.name)) this.wake();
+    else this.pump();
   }
+
+  /**
+   * The queue was paused: start nothing more. Claimed jobs that have not started go back to the
+   * queue (their attempt not spent); running ones finish. A resume (`p:`) wakes the runner.
+   */
+  pause(): void {
+    this.pauses++;
+    this.drained = true;
+    if (this.stopping || this.buffer.length === 0) return;
+    const unstarted = this.buffer.map((j) => j.id);
+    this.buffer = [];
+    this.worker.giveBack(unstarted, null);
+  }
+  /** Counts pause notifications: a claim that was in flight when one arrived gives its jobs back. */
+  private pauses = 0;
 
   /**
    * A job of this queue becomes due at `at` (epoch ms, database clock): wake then, rather than at
@@ -132,20 +152,19 @@ export class QueueRunner {
 
   private async fetch(limit: number): Promise<void> {
     this.fetching = true;
+    const pauses = this.pauses;
     try {
-      const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id, this.worker.asyncClaims);
-      if (rows.length < limit) this.drained = true;
-      if (rows.length === 0) return;
-      const jobs = new Array<RunningJob>(rows.length);
-      for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i]!, this.settings.name, this.worker.id);
+      const jobs = claimShaped(this.internals, this.settings.name) ? await this.claimShaped(limit) : await this.claimPlain(limit);
+      if (jobs.length < limit) this.drained = true;
+      if (jobs.length === 0) return;
       if (jobs.length > 1) jobs.sort(byPriorityThenAge);
-      if (this.stopping) {
+      if (this.stopping || pauses !== this.pauses) {
         await this.internals.jobs.release(this.app.sql, this.worker.id, jobs.map((j) => j.id), null);
         return;
       }
       this.buffer.push(...jobs);
       if (tapped(this.internals.hooks.jobsFetched)) {
-        this.internals.hooks.jobsFetched.promise(jobs, this.worker).catch((error) => this.app.logger.error('jobsFetched hook failed', { error }));
+        this.internals.hooks.jobsFetched.promise(jobs, this.worker.view).catch((error) => this.app.logger.error('jobsFetched hook failed', { error }));
       }
     } catch (error) {
       this.app.logger.error(`fetching from queue '${this.settings.name}' failed; retrying at the next poll`, { error });
@@ -155,6 +174,36 @@ export class QueueRunner {
     }
     this.pump();
   }
+
+  /** The core's one claim statement (no plugin shapes this queue's claims). */
+  private async claimPlain(limit: number): Promise<RunningJob[]> {
+    const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id, this.worker.asyncClaims);
+    const jobs = new Array<RunningJob>(rows.length);
+    for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i]!, this.settings.name, this.worker.id);
+    return jobs;
+  }
+
+  /** A claim plugins shape (`beforeClaim`/`afterClaim`), in its own transaction. */
+  private async claimShaped(limit: number): Promise<RunningJob[]> {
+    this.worker.markShaped(this.settings.name);
+    const result = await claimWithHooks(this.app, this.internals, {
+      queue: this.settings.name,
+      limit,
+      workerId: this.worker.id,
+      asyncCommit: this.worker.asyncClaims,
+      keyCursor: this.keyCursor,
+    });
+    this.keyCursor = result.keyCursor;
+    // Cut short by a plugin: wait for capacity to free (a settled job of this queue, here or on
+    // any worker, wakes it) or for the time a tap named, not for the next poll.
+    this.cutShort = result.shaped && result.jobs.length < limit;
+    if (result.retryAt) this.wakeAt(result.retryAt.getTime());
+    return result.jobs;
+  }
+  /** Where the next per-key (round-robin) claim starts. */
+  private keyCursor: unknown = null;
+  /** The last claim took fewer jobs than asked because a plugin narrowed it. */
+  private cutShort = false;
 
   private startJob(job: RunningJob): void {
     const abort = new AttemptAbort();
@@ -188,7 +237,7 @@ export class QueueRunner {
         app: this.app,
         workerId: this.worker.id,
       };
-      if (tapped(hooks.jobContext)) hooks.jobContext.call(ctx, this.worker);
+      if (tapped(hooks.jobContext)) hooks.jobContext.call(ctx, this.worker.view);
       const timeoutMs = job.limits.timeoutMs;
       if (timeoutMs !== undefined) {
         timer = setTimeout(

@@ -12,9 +12,10 @@ import { assertQueueName } from '../identifiers.js';
 import { isJobDefinition, type JobDefinition } from '../job-definition.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
 import type { ExecutorKind } from '../sql/queues.js';
-import type { JobContext, JobError, RunningJob } from '../types.js';
+import type { JobContext, JobError, RunningJob, WorkerView } from '../types.js';
 import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
+
 import { successOutcome } from './outcome.js';
 import { QueueRunner, type QueueSettings } from './queue-runner.js';
 
@@ -167,9 +168,16 @@ export class Worker {
       const declared = new Map((await queues.list(this.app.sql, this.queueNames)).map((q) => [q.name, q]));
       const jobsModule = this.options.jobsModule === undefined ? null : String(this.options.jobsModule);
       const hardStopGraceMs = this.options.hardStopGraceMs ?? 1000;
-      this.completer = new Completer(this.app, this.internals, this.id, this.options.completionBatchSize ?? 500, () => {
-        for (const runner of this.runners.values()) runner.nudge();
-      });
+      this.completer = new Completer(
+        this.internals.settlements,
+        this.app.logger,
+        this.id,
+        this.options.completionBatchSize ?? 500,
+        () => this.shapedQueues,
+        (batch) => {
+          for (const runner of this.runners.values()) runner.nudge(batch);
+        },
+      );
 
       for (const name of this.queueNames) {
         const opts = this.options.queues[name] ?? {};
@@ -202,11 +210,14 @@ export class Worker {
             }
           }),
           notifier.on('c', (id) => this.cancelLocal(id)),
+          notifier.on('q', (body) => {
+            for (const q of body.split(',')) this.runners.get(q)?.pause();
+          }),
           notifier.onReconnect(() => this.runners.forEach((r) => r.wake())),
         );
         await notifier.start();
       }
-      if (tapped(hooks.workerStarted)) await hooks.workerStarted.promise(this);
+      if (tapped(hooks.workerStarted)) await hooks.workerStarted.promise(this.view);
       // Jobs scheduled before this worker started: wake at the earliest (later ones announce themselves).
       if (notifier.enabled) await Promise.all([...this.runners.values()].map((runner) => runner.armNextDue()));
       this.phase = 'running';
@@ -251,7 +262,7 @@ export class Worker {
           this.primaryStatus = (await hooks.resolvePrimary.promise({ app: this.app, workerId: this.id, signal: this.signal })) ?? { primary: true, term: null };
         }
         if (tapped(hooks.maintenance) && this.phase === 'running') {
-          const ctx: MaintenanceContext = { app: this.app, worker: this, primary: this.primaryStatus, signal: this.signal, tick };
+          const ctx: MaintenanceContext = { app: this.app, worker: this.view, primary: this.primaryStatus, signal: this.signal, tick };
           await hooks.maintenance.promise(ctx);
         }
       } catch (error) {
@@ -284,26 +295,29 @@ export class Worker {
    * outside it.
    */
   async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
-    const deferred: Array<() => unknown> = [];
-    let written: Awaited<ReturnType<Completer['writeWithHooks']>> | null = null;
-    await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
+    const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
       const locked = await this.internals.jobs.lockRunning(tx, this.id, [job]);
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
       const result = await executor.run(definition, job, atomicCtx, abort);
-      written = await this.completer.writeWithHooks(tx, [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }], deferred);
+      return this.internals.settlements.writeAttemptsIn(tx, [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }], this.id, this.shapedQueues);
     });
-    await this.internals.runDeferred(deferred);
-    const { hooks } = this.internals;
-    if (written && tapped(hooks.afterSettle)) {
-      const { final, result } = written as Awaited<ReturnType<Completer['writeWithHooks']>>;
-      const { finishedAt } = result;
-      hooks.afterSettle.promise(final.map((c) => ({ job: c.job, outcome: c.outcome, finishedAt }))).catch((error) =>
-        this.app.logger.error('afterSettle hook failed', { error }),
-      );
-    }
+    await afterCommit();
   }
+
+  /** Queues whose claims a plugin shaped on this worker (their settled jobs announce freed capacity). */
+  get shapedQueues(): readonly string[] {
+    return this.shaped;
+  }
+  private shaped: string[] = [];
+  /** A runner's claim was shaped by a plugin. */
+  markShaped(queue: string): void {
+    if (!this.shaped.includes(queue)) this.shaped = [...this.shaped, queue];
+  }
+
+  /** What hooks and plugins see of this worker. */
+  readonly view: WorkerView = createView(this);
 
   private installSignalHandlers(): void {
     let signals = 0;
@@ -369,7 +383,7 @@ export class Worker {
     await this.completer.drain();
     await Promise.all(this.pendingGiveBacks);
     const { hooks, workers } = this.internals;
-    if (tapped(hooks.workerStopping)) await hooks.workerStopping.promise(this).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
+    if (tapped(hooks.workerStopping)) await hooks.workerStopping.promise(this.view).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
     await workers.remove(this.app.sql, this.id).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
@@ -380,4 +394,31 @@ export class Worker {
     this.phase = 'stopped';
     this.resolveStopped();
   }
+}
+
+/** A live, read-only view of the worker's public face (what `WorkerView` promises, nothing more). */
+function createView(worker: Worker): WorkerView {
+  return Object.freeze({
+    get id() {
+      return worker.id;
+    },
+    get queueNames() {
+      return worker.queueNames;
+    },
+    get heartbeatIntervalMs() {
+      return worker.heartbeatIntervalMs;
+    },
+    get maintenanceIntervalMs() {
+      return worker.maintenanceIntervalMs;
+    },
+    get signal() {
+      return worker.signal;
+    },
+    get primary() {
+      return worker.primary;
+    },
+    get activeJobs() {
+      return worker.activeJobs;
+    },
+  });
 }

@@ -1,0 +1,255 @@
+import type postgres from 'postgres';
+import type { Docket, WaitingRelease } from './app.js';
+import { JobNotFoundError, PluginFailedError } from './errors.js';
+import { type CoreHooks, everyTapFilters, type Outcome, type SettleContext, type SettledJob, type Settlement, tapped, wanted } from './hooks.js';
+import { toJsonText } from './json.js';
+import type { Logger } from './logger.js';
+import { settledChannel } from './notifier.js';
+import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from './sql/jobs.js';
+import { FINISHED_STATES, type JobError, type JobRecord, type JobState } from './types.js';
+
+type Deferred = Array<() => unknown>;
+
+/**
+ * Every ending of a job goes through here, in one order: fence → `settle` → write → after-commit
+ * callbacks → one `afterSettle` fan-out. Two kinds of ending:
+ * - attempts a worker finished (`writeAttempts`, batched by the completer; `writeAttemptsIn` for an
+ *   atomic job inside its own transaction): taps may still change the outcome;
+ * - outcomes written by someone else's statement (`cancel`, `settleWritten` for plugins,
+ *   `releaseWaiting`): the row already holds the outcome, taps observe it.
+ *
+ * A plugin pays only for the jobs it cares about: a `settle` tap that declares `wants` sees only
+ * the settlements it wants, and a batch that no tap wants is written by the one plain statement,
+ * without a transaction.
+ */
+export class Settlements {
+  constructor(
+    private readonly app: Docket,
+    private readonly hooks: CoreHooks,
+    private readonly jobs: () => JobsSql,
+    private readonly logger: Logger,
+  ) {}
+
+  // ---------------------------------------------------------------------------------------------
+  // Attempts
+
+  /**
+   * Writes a worker's attempt outcomes. `wakeQueues`: queues whose claims plugins shape — a job of
+   * one of them that settles announces freed capacity to every worker (`p:` on commit).
+   */
+  async writeAttempts(batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[] = []): Promise<void> {
+    const hooked = this.needingSettle(batch);
+    let settled: SettledJob[];
+    if (hooked.length === 0) {
+      settled = await this.writePlain(this.app.sql, batch, workerId, wakeQueues);
+    } else {
+      const deferred: Deferred = [];
+      settled = await this.app.sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred));
+      await this.runDeferred(deferred);
+    }
+    this.announce(settled);
+  }
+
+  /**
+   * For an atomic job: the same steps inside the caller's transaction (the handler's writes commit
+   * with the outcome). Returns what to run once that transaction has committed. The caller has
+   * fenced the attempt already (an atomic job locks its row before the handler runs).
+   */
+  async writeAttemptsIn(tx: postgres.TransactionSql, batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[] = []): Promise<() => Promise<void>> {
+    const deferred: Deferred = [];
+    const hooked = this.needingSettle(batch);
+    const settled = hooked.length === 0 ? await this.writePlain(tx, batch, workerId, wakeQueues) : await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred);
+    return async () => {
+      await this.runDeferred(deferred);
+      this.announce(settled);
+    };
+  }
+
+  /** The settlements some `settle` tap needs (all of them when a tap declares no `wants`). */
+  private needingSettle(batch: readonly Settlement[]): readonly Settlement[] {
+    const { settle } = this.hooks;
+    if (!tapped(settle)) return [];
+    if (!everyTapFilters(settle)) return batch;
+    let out: Settlement[] | null = null;
+    for (const s of batch) if (wanted(settle, s)) (out ??= []).push(s);
+    return out ?? [];
+  }
+
+  /** No tap involved: one fenced statement writes the batch. */
+  private async writePlain(sql: postgres.Sql | postgres.TransactionSql, batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[]): Promise<SettledJob[]> {
+    const result = await this.jobs().complete(sql, workerId, batch.map(toInput), wakeQueues);
+    return this.settledOf(batch, result.written, result.finishedAt);
+  }
+
+  /**
+   * Lock (fence) the settlements taps need → `settle` → write the whole batch in one statement, in
+   * one transaction, so plugin bookkeeping commits with the outcomes.
+   */
+  private async writeHooked(
+    tx: postgres.TransactionSql,
+    batch: readonly Settlement[],
+    hooked: readonly Settlement[],
+    workerId: string,
+    wakeQueues: readonly string[],
+    deferred: Deferred,
+  ): Promise<SettledJob[]> {
+    const jobs = this.jobs();
+    const locked = new Set((await jobs.lockRunning(tx, workerId, hooked.map((s) => s.job))).map((l) => l.id));
+    const current = hooked.filter((s) => locked.has(s.job.id));
+    const fired = current.length === 0 ? current : await this.fire(tx, current.map((s) => ({ ...s })), workerId, deferred);
+    // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
+    const changed = new Map(fired.map((s) => [s.job.id, s]));
+    const hookedIds = new Set(hooked.map((s) => s.job.id));
+    const final: Settlement[] = [];
+    for (const s of batch) {
+      if (!hookedIds.has(s.job.id)) final.push(s);
+      else if (changed.has(s.job.id)) final.push(changed.get(s.job.id)!);
+    }
+    for (const s of hooked) if (!locked.has(s.job.id)) this.warnStale(s);
+    if (final.length === 0) return [];
+    const result = await jobs.complete(tx, workerId, final.map(toInput), wakeQueues);
+    return this.settledOf(final, result.written, result.finishedAt);
+  }
+
+  private settledOf(batch: readonly Settlement[], written: readonly string[], finishedAt: Date): SettledJob[] {
+    const all = written.length === batch.length;
+    const kept = all ? null : new Set(written);
+    const settled: SettledJob[] = [];
+    for (const s of batch) {
+      if (kept === null || kept.has(s.job.id)) settled.push({ job: s.job, outcome: s.outcome, finishedAt });
+      else this.warnStale(s);
+    }
+    return settled;
+  }
+
+  private warnStale(s: Settlement): void {
+    this.logger.warn('outcome not written: the job is no longer this attempt (recovered, cancelled or released)', { job: s.job.id, attempt: s.job.attempt });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Outcomes written by other statements: taps observe them
+
+  /**
+   * Cancels a job: a pending or waiting one ends `cancelled` at once (settled here); a running one
+   * is marked, and its worker settles the aborted attempt. Finished jobs are left as they are.
+   */
+  async cancel(id: string): Promise<void> {
+    const jobs = this.jobs();
+    if (!tapped(this.hooks.settle) && !tapped(this.hooks.afterSettle)) {
+      const [row] = await jobs.cancel(this.app.sql, id);
+      if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
+      return;
+    }
+    const deferred: Deferred = [];
+    const settled = await this.app.sql.begin(async (tx) => {
+      const [row] = await jobs.cancel(tx, id);
+      if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
+      if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return [];
+      const [full] = await jobs.get(tx, id);
+      return this.observe(tx, [toJobRecord(full!)], null, deferred);
+    });
+    await this.runDeferred(deferred);
+    this.announce(settled);
+  }
+
+  /** `app.settleJobs`: a plugin's own fenced statement ended jobs outside any attempt. */
+  async settleWritten(write: (tx: postgres.TransactionSql) => Promise<readonly string[]>): Promise<string[]> {
+    const deferred: Deferred = [];
+    const settled = await this.app.sql.begin(async (tx) => {
+      const ids = [...new Set(await write(tx))];
+      if (ids.length === 0) return [];
+      const records = (await this.jobs().getMany(tx, ids)).map(toJobRecord).filter((job) => isFinished(job.state));
+      for (let i = 0; i < records.length; i += IDS_PER_NOTIFY) {
+        const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
+        await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.app.channel), `s:${chunk.join(',')}`]);
+      }
+      return this.observe(tx, records, null, deferred);
+    });
+    await this.runDeferred(deferred);
+    this.announce(settled);
+    return settled.map((s) => s.job.id);
+  }
+
+  /**
+   * `app.releaseWaitingJobs`: moves held jobs to their final state inside a settle transaction,
+   * fires `settle` for them (nested, so holds can nest) and, once that transaction commits, their
+   * after-commit callbacks and `afterSettle`.
+   */
+  async releaseWaiting(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
+    if (releases.length === 0) return [];
+    const rows = await this.jobs().releaseWaiting(
+      ctx.sql,
+      releases.map((r) => ({
+        id: r.id,
+        state: r.state,
+        result: r.result === undefined ? null : toJsonText(r.result, `Result of job ${r.id}`),
+        error: r.error ? JSON.stringify(r.error) : null,
+      })),
+    );
+    if (rows.length === 0) return [];
+    const deferred: Deferred = [];
+    const settled = await this.observe(ctx.sql, rows.map(toJobRecord), ctx.workerId, deferred);
+    ctx.afterCommit(async () => {
+      await this.runDeferred(deferred);
+      this.announce(settled);
+    });
+    return settled.map((s) => s.job.id);
+  }
+
+  /** Fires `settle` (ctx null) for outcomes already written; taps observe them but cannot change them. */
+  private async observe(tx: postgres.TransactionSql, records: readonly JobRecord[], workerId: string | null, deferred: Deferred): Promise<SettledJob[]> {
+    const settled = records.map((job) => ({ job, outcome: storedOutcome(job), finishedAt: job.finishedAt ?? new Date() }));
+    const watched = this.needingSettle(settled.map((s) => ({ job: s.job, outcome: { ...s.outcome }, ctx: null })));
+    if (watched.length > 0) await this.fire(tx, [...watched], workerId, deferred);
+    return settled;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Hooks
+
+  private async fire(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Deferred): Promise<Settlement[]> {
+    const ctx: SettleContext = { sql: tx, app: this.app, workerId, afterCommit: (fn) => void deferred.push(fn) };
+    const result = await this.hooks.settle.promise(settlements, ctx);
+    if (!Array.isArray(result) || result.length !== settlements.length) {
+      throw new PluginFailedError('A settle tap must return the settlements array it was given.', { details: { hook: 'settle' } });
+    }
+    return result;
+  }
+
+  private async runDeferred(deferred: Deferred): Promise<void> {
+    for (const fn of deferred) {
+      try {
+        await fn();
+      } catch (error) {
+        this.logger.error('afterCommit callback failed', { error });
+      }
+    }
+  }
+
+  /** The one `afterSettle` fan-out: after commit, never awaited by the writer. */
+  private announce(settled: readonly SettledJob[]): void {
+    if (settled.length === 0 || !tapped(this.hooks.afterSettle)) return;
+    this.hooks.afterSettle.promise([...settled]).catch((error) => this.logger.error('afterSettle hook failed', { error }));
+  }
+}
+
+function toInput(s: Settlement): CompletionInput {
+  return { id: s.job.id, attempt: s.job.attempt, outcome: s.outcome };
+}
+
+function isFinished(state: JobState): boolean {
+  return (FINISHED_STATES as readonly JobState[]).includes(state);
+}
+
+/** The outcome a finished row records (for settlements the core fires after the write). */
+function storedOutcome(job: JobRecord): Outcome {
+  return job.state === 'succeeded'
+    ? { state: 'succeeded', result: job.result }
+    : job.state === 'failed'
+      ? { state: 'failed', error: job.errors[job.errors.length - 1] ?? syntheticError(job, 'failed') }
+      : { state: 'cancelled', error: null };
+}
+
+function syntheticError(job: JobRecord, state: string): JobError {
+  return { attempt: job.attempt, name: 'Error', message: `job ${state}`, at: new Date().toISOString() };
+}

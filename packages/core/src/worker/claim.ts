@@ -1,0 +1,151 @@
+import type postgres from 'postgres';
+import type { AppInternals, Docket } from '../app.js';
+import { InvalidOptionError } from '../errors.js';
+import { type ClaimContext, type ClaimedJob, tapped, wanted } from '../hooks.js';
+import { describe } from '../options.js';
+import { type ShapedFetch, toClaimedJob } from '../sql/jobs.js';
+import type { RunningJob } from '../types.js';
+
+/** What one claim of a queue runner brought back. */
+export interface ClaimResult {
+  readonly jobs: RunningJob[];
+  /** A tap narrowed the claim (lower limit, left-out keys, per-key cap): fewer jobs is not "drained". */
+  readonly shaped: boolean;
+  /** The earliest time a tap asked to claim again (a rate window opens), or null. */
+  readonly retryAt: Date | null;
+}
+
+/** Whether any `beforeClaim`/`afterClaim` tap shapes claims of `queue` (else: the plain statement). */
+export function claimShaped(internals: AppInternals, queue: string): boolean {
+  const { beforeClaim, afterClaim } = internals.hooks;
+  return (tapped(beforeClaim) && wanted(beforeClaim, queue)) || (tapped(afterClaim) && wanted(afterClaim, queue));
+}
+
+/**
+ * A claim shaped by plugins: one transaction in which `beforeClaim` taps narrow it, the core's
+ * claim statement runs as they shaped it, and `afterClaim` taps record what it took.
+ */
+export async function claimWithHooks(
+  app: Docket,
+  internals: AppInternals,
+  params: { queue: string; limit: number; workerId: string; asyncCommit: boolean; keyCursor: unknown },
+): Promise<ClaimResult & { keyCursor: unknown }> {
+  const { hooks, jobs } = internals;
+  return app.sql.begin(async (tx) => {
+    const request = new ClaimRequest(tx, app, params.queue, params.workerId, params.limit, internals.jobColumns);
+    if (tapped(hooks.beforeClaim)) await hooks.beforeClaim.promise(request);
+    const shape = request.shape();
+    let rows: Record<string, any>[] = [];
+    if (shape.limit > 0) {
+      const fetch: ShapedFetch = {
+        queue: params.queue,
+        limit: shape.limit,
+        workerId: params.workerId,
+        asyncCommit: params.asyncCommit,
+        exclude: shape.exclude,
+        perKey: shape.perKey ? { ...shape.perKey, after: params.keyCursor } : null,
+      };
+      rows = await jobs.fetchShaped(tx, fetch);
+    }
+    const claimed: ClaimedJob[] = rows.map((row) => ({ job: toClaimedJob(row, params.queue, params.workerId), columns: pluginColumns(row, internals.jobColumns) }));
+    if (claimed.length > 0 && tapped(hooks.afterClaim)) await hooks.afterClaim.promise(claimed, request);
+    const keyCursor = shape.perKey ? nextCursor(params.keyCursor, claimed.map((c) => c.columns[shape.perKey!.column])) : params.keyCursor;
+    return {
+      jobs: claimed.map((c) => c.job),
+      shaped: shape.limit < params.limit || shape.exclude.length > 0 || shape.perKey !== null,
+      retryAt: shape.retryAt,
+      keyCursor,
+    };
+  });
+}
+
+class ClaimRequest implements ClaimContext {
+  #limit: number;
+  readonly #exclude = new Map<string, unknown[]>();
+  #perKey: { column: string; max: number } | null = null;
+  #retryAt: Date | null = null;
+
+  constructor(
+    readonly sql: postgres.TransactionSql,
+    readonly app: Docket,
+    readonly queue: string,
+    readonly workerId: string,
+    limit: number,
+    private readonly columns: ReadonlyArray<{ name: string }>,
+  ) {
+    this.#limit = limit;
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  limitTo(limit: number): void {
+    if (typeof limit !== 'number' || Number.isNaN(limit)) throw new InvalidOptionError(`claim.limitTo(limit): limit must be a number, got ${describe(limit)}.`);
+    this.#limit = Math.max(0, Math.min(this.#limit, Math.floor(limit)));
+  }
+
+  exclude(column: string, values: readonly unknown[]): void {
+    this.#assertColumn('exclude', column);
+    if (!Array.isArray(values)) throw new InvalidOptionError(`claim.exclude('${column}', values): values must be an array, got ${describe(values)}.`);
+    if (values.length === 0) return;
+    const list = this.#exclude.get(column);
+    if (list) list.push(...values);
+    else this.#exclude.set(column, [...values]);
+  }
+
+  perKey(column: string, max: number): void {
+    this.#assertColumn('perKey', column);
+    if (!Number.isInteger(max) || max < 1) throw new InvalidOptionError(`claim.perKey('${column}', max): max must be a positive integer, got ${describe(max)}.`);
+    if (this.#perKey && this.#perKey.column !== column) {
+      throw new InvalidOptionError(`claim.perKey: this claim is already capped per '${this.#perKey.column}'; one claim caps one column.`);
+    }
+    this.#perKey = { column, max: Math.min(max, this.#perKey?.max ?? max) };
+  }
+
+  retryAt(at: Date): void {
+    if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new InvalidOptionError(`claim.retryAt(at): at must be a valid Date, got ${describe(at)}.`);
+    if (this.#retryAt === null || at < this.#retryAt) this.#retryAt = at;
+  }
+
+  shape() {
+    return {
+      limit: this.#limit,
+      exclude: [...this.#exclude].map(([column, values]) => ({ column, values })),
+      perKey: this.#perKey,
+      retryAt: this.#retryAt,
+    };
+  }
+
+  #assertColumn(method: string, column: string): void {
+    if (!this.columns.some((c) => c.name === column)) {
+      throw new InvalidOptionError(
+        `claim.${method}('${column}', …): '${column}' is not a job column a plugin declared. Declare it with app.defineJobColumn() in the plugin's apply().`,
+      );
+    }
+  }
+}
+
+function pluginColumns(row: Record<string, any>, columns: ReadonlyArray<{ name: string }>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { name } of columns) out[name] = row[name] ?? null;
+  return out;
+}
+
+/**
+ * Where the next per-key claim starts: after the greatest key this claim took past the previous
+ * cursor, or, when it wrapped around, after the greatest key it took before the cursor.
+ */
+function nextCursor(previous: unknown, keys: readonly unknown[]): unknown {
+  let after: unknown = null;
+  let wrapped: unknown = null;
+  for (const key of keys) {
+    if (key === null || key === undefined) continue;
+    if (previous === null || previous === undefined || (key as any) > (previous as any)) {
+      if (after === null || (key as any) > (after as any)) after = key;
+    } else if (wrapped === null || (key as any) > (wrapped as any)) {
+      wrapped = key;
+    }
+  }
+  return wrapped ?? after ?? previous ?? null;
+}
