@@ -67,6 +67,11 @@ export class LogBuffer {
     return `${jobId}:${attempt}`;
   }
 
+  /** Whether this attempt logged anything this process still holds (what the settle hook needs to see). */
+  has(jobId: string, attempt: number): boolean {
+    return this.entries.has(LogBuffer.key(jobId, attempt));
+  }
+
   entry(job: RunningJob, rootId: string | null, parentId: string | null): Entry {
     const key = LogBuffer.key(job.id, job.attempt);
     let entry = this.entries.get(key);

@@ -26,6 +26,7 @@ import {
   type DocketPlugin,
   type JobRef,
   type RunningJob,
+  type Settlement,
   type SqlClient,
 } from '@docket/core';
 import { type Entry, LogBuffer } from './buffer.js';
@@ -286,8 +287,10 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
       });
 
       // What is left of an attempt is written with its outcome, in the completion transaction.
-      target.hooks.settle.tapPromise(PLUGIN_NAME, async (settlements, ctx) => {
-        const claims = await buf.claim(settlements.map((s) => ({ id: s.job.id, attempt: s.job.attempt })));
+      // Only attempts that logged: a job that wrote no line is settled without this plugin.
+      const logged = (s: Settlement) => buf.has(s.job.id, s.job.attempt);
+      target.hooks.settle.tapPromise({ name: PLUGIN_NAME, wants: logged }, async (settlements, ctx) => {
+        const claims = await buf.claim(settlements.filter(logged).map((s) => ({ id: s.job.id, attempt: s.job.attempt })));
         if (claims.length === 0) return settlements;
         const rows = claims.flatMap((c) => c.rows);
         if (rows.length > 0) await writeLines(ctx.sql, rows);

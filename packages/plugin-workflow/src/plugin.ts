@@ -114,7 +114,7 @@ export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
 
       app.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => engine.extendContext(ctx));
       // LATE: bookkeeping sees the outcomes other plugins settled on at the default stage.
-      app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE }, (settlements, ctx) => engine.settle(settlements, ctx));
+      app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE, wants: (s) => engine.wants(s) }, (settlements, ctx) => engine.settle(settlements, ctx));
       app.hooks.jobsDeleted.tapPromise(PLUGIN_NAME, async ({ sql, ids }) => {
         await db.prune(sql, { jobIds: ids });
       });
@@ -174,6 +174,26 @@ class Engine {
         },
       };
     }
+  }
+
+  /**
+   * Whether a settlement concerns this plugin (the cases `settle` acts on): an attempt that made
+   * subtasks, or a final outcome of a job with callbacks, a parent, a workflow step, or a
+   * cancellation (whose subtasks are cancelled too). Plain jobs are settled without the plugin.
+   */
+  wants(s: Settlement): boolean {
+    if (s.ctx && s.outcome.state === 'succeeded') {
+      const children = (s.ctx as unknown as Record<symbol, JobSpec[] | undefined>)[SUBTASKS];
+      if (children && children.length > 0) return true;
+    }
+    if (!FINAL.has(s.outcome.state)) return false;
+    const meta = s.job.meta;
+    return (
+      (Array.isArray(meta[META.callbacks]) && s.outcome.state !== 'cancelled') ||
+      Boolean(metaString(meta, META.parentId)) ||
+      (s.outcome.state === 'cancelled' && s.ctx === null) ||
+      (Boolean(metaString(meta, META.workflowId)) && typeof meta[META.workflowStep] === 'string')
+    );
   }
 
   async settle(settlements: Settlement[], ctx: SettleContext): Promise<Settlement[]> {
