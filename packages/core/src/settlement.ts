@@ -113,6 +113,8 @@ export class Settlements {
 
   private settledOf(batch: readonly Settlement[], written: readonly string[], finishedAt: Date): SettledJob[] {
     const all = written.length === batch.length;
+    // Nobody listens and nothing went stale: no list to build (the plain drain's case).
+    if (all && !tapped(this.hooks.afterSettle)) return [];
     const kept = all ? null : new Set(written);
     const settled: SettledJob[] = [];
     for (const s of batch) {
