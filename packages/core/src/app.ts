@@ -15,6 +15,7 @@ import {
   tapped,
   wrapPluginErrors,
 } from './hooks.js';
+import { Codec, type PayloadCodec } from './codec.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
 import { toJsonText } from './json.js';
@@ -90,6 +91,7 @@ export interface AppInternals {
   readonly queues: QueuesSql;
   readonly workers: WorkersSql;
   readonly notifier: Notifier;
+  readonly codec: Codec;
   /** Fires `settle` for settlements inside `tx`; collects afterCommit callbacks into `deferred`. */
   settle(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Array<() => unknown>): Promise<Settlement[]>;
   runDeferred(deferred: Array<() => unknown>): Promise<void>;
@@ -116,8 +118,14 @@ export class Docket implements AsyncDisposable {
   readonly logger: Logger;
   /** The NOTIFY channel of this schema. */
   readonly channel: string;
+  /**
+   * The payload codec, for plugins that keep job arguments or results in their own tables or read
+   * them with their own SQL: encode before storing, decode after reading (a no-op without a codec plugin).
+   */
+  readonly codec: PayloadCodec;
 
   readonly #hooks: CoreHooks;
+  readonly #codec: Codec;
   readonly #ownsPool: boolean;
   readonly #listenSql: postgres.Sql | null;
   readonly #ownsListenPool: boolean;
@@ -179,6 +187,7 @@ export class Docket implements AsyncDisposable {
     this.#hooks = createHooks();
     wrapPluginErrors(this.#hooks);
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
+    this.codec = this.#codec = new Codec(this.#hooks, this);
     this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
     this.#queues = new QueuesSql(this.schema, this.channel);
     this.#workers = new WorkersSql(this.schema);
@@ -225,6 +234,7 @@ export class Docket implements AsyncDisposable {
       queues: this.#queues,
       workers: this.#workers,
       notifier: this.#notifier,
+      codec: this.#codec,
       settle: (tx, settlements, workerId, deferred) => this.#fireSettle(tx, settlements, workerId, deferred),
       runDeferred: (deferred) => this.#runDeferred(deferred),
     };
@@ -324,7 +334,7 @@ export class Docket implements AsyncDisposable {
         }
       });
     }
-    const argsText = toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
+    const argsText = this.#codec.encodesArgs ? await this.#codec.argsText(toInsert) : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
     for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
     const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
     const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText, wantTimes);
@@ -366,7 +376,9 @@ export class Docket implements AsyncDisposable {
     const id = refId(ref);
     const [row] = await this.jobs.get(this.sql, id);
     if (!row) throw new JobNotFoundError(`No job with id ${id} in schema ${this.schemaName} (it may have been pruned).`, { details: { id } });
-    return toJobRecord(row) as JobRecord<A, R>;
+    const job = toJobRecord(row) as JobRecord<A, R>;
+    if (this.#codec.decodesJobs) await this.#codec.decodeRecords([job]);
+    return job;
   }
 
   /**
@@ -450,6 +462,7 @@ export class Docket implements AsyncDisposable {
       if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return null;
       const [full] = await this.jobs.get(tx, id);
       const job = toJobRecord(full!);
+      if (this.#codec.decodesJobs) await this.#codec.decodeRecords([job]);
       // The cancellation is already written: taps observe it but cannot change it.
       const outcome = { state: 'cancelled', error: null } as const;
       await this.#fireSettle(tx, [{ job, outcome: { ...outcome }, ctx: null }], null, deferred);
@@ -469,6 +482,7 @@ export class Docket implements AsyncDisposable {
    */
   async releaseWaitingJobs(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
     if (releases.length === 0) return [];
+    if (this.#codec.encodesResults) releases = await this.#codec.encodeReleases(releases);
     const rows = await this.jobs.releaseWaiting(
       ctx.sql,
       releases.map((r) => ({
@@ -480,6 +494,7 @@ export class Docket implements AsyncDisposable {
     );
     if (rows.length === 0) return [];
     const records = rows.map(toJobRecord);
+    if (this.#codec.decodesJobs) await this.#codec.decodeRecords(records);
     const settlements: Settlement[] = records.map((job) => ({ job, outcome: storedOutcome(job), ctx: null }));
     const deferred: Array<() => unknown> = [];
     // Released outcomes are already written: taps observe them (and may release further jobs) but cannot change them.
@@ -510,6 +525,7 @@ export class Docket implements AsyncDisposable {
       const records = (await this.jobs.getMany(tx, ids))
         .map(toJobRecord)
         .filter((job) => (FINISHED_STATES as readonly JobState[]).includes(job.state));
+      if (this.#codec.decodesJobs) await this.#codec.decodeRecords(records);
       for (let i = 0; i < records.length; i += IDS_PER_NOTIFY) {
         const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
         await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.channel), `s:${chunk.join(',')}`]);

@@ -71,11 +71,11 @@ export class Completer {
   }
 
   private async write(batch: Completion[]): Promise<void> {
-    const { hooks, jobs } = this.internals;
+    const { hooks, jobs, codec } = this.internals;
     let result: CompletionResult;
     let final: Completion[] = batch;
     if (!tapped(hooks.settle)) {
-      result = await jobs.complete(this.app.sql, this.workerId, batch.map(toInput));
+      result = await jobs.complete(this.app.sql, this.workerId, codec.encodesResults ? await codec.encodeOutcomes(batch.map(toInput)) : batch.map(toInput));
     } else {
       const deferred: Array<() => unknown> = [];
       ({ result, final } = await this.app.sql.begin((tx) => this.writeWithHooks(tx, batch, deferred)));
@@ -112,7 +112,8 @@ export class Completer {
     const settlements: Settlement[] = current.map((c) => ({ job: c.job, outcome: c.outcome, ctx: c.ctx }));
     const settled = await this.internals.settle(tx, settlements, this.workerId, deferred);
     const final = settled.map((s) => ({ job: s.job, outcome: s.outcome, ctx: s.ctx }));
-    const result = await this.internals.jobs.complete(tx, this.workerId, final.map(toInput));
+    const { codec } = this.internals;
+    const result = await this.internals.jobs.complete(tx, this.workerId, codec.encodesResults ? await codec.encodeOutcomes(final.map(toInput)) : final.map(toInput));
     return { result, final };
   }
 }
