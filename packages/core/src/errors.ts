@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   DOCKET_EXECUTOR_FAILED: 'A thread or process executor could not load or run the job (its jobsModule is missing or broken).',
   DOCKET_CLOSED: 'The app or worker was used after close()/stop().',
   DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
-  // A payload codec plugin's codes (@docket/plugin-encryption). Here until plugins can register
+  // The codes of the encryption payload codec plugin. Here until plugins can register
   // namespaced codes of their own; they describe stored data, so the core surfaces them unwrapped.
   DOCKET_ENCRYPTION_KEY_UNKNOWN: 'An encrypted payload names a key id the encryption plugin was not given; add that key to its `keys`.',
   DOCKET_ENCRYPTION_TAMPERED: 'An encrypted payload failed authentication: it was altered, or the key under its key id is not the one it was encrypted with.',
