@@ -17,8 +17,8 @@ test('never more than the cap running across two workers, and freed slots are ta
     running--;
   });
   const free = defineJob({ name: 'free', queue: 'free' }, async () => 'ok');
-  const refs = await app.pushMany(Array.from({ length: 20 }, () => work.withArgs({})));
-  const freeRefs = await app.pushMany(Array.from({ length: 10 }, () => free.withArgs({})));
+  const refs = await app.pushMany(Array.from({ length: 20 }, () => work));
+  const freeRefs = await app.pushMany(Array.from({ length: 10 }, () => free));
   // A poll every minute: only the wake-ups on freed capacity can finish 20 jobs in this test's time.
   const options = { jobs: [work, free], queues: { capped: { concurrency: 5, pollIntervalMs: 60_000 }, free: { concurrency: 5, pollIntervalMs: 60_000 } } };
   const workers = [new Worker(app, options), new Worker(app, options)];

@@ -13,6 +13,7 @@ import {
   tapped,
   wrapPluginErrors,
 } from './hooks.js';
+import { Codec, type PayloadCodec } from './codec.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
 import { toJsonText } from './json.js';
@@ -93,6 +94,7 @@ export interface AppInternals {
   readonly settlements: Settlements;
   /** The `jobs` columns plugins declared. */
   readonly jobColumns: readonly JobColumn[];
+  readonly codec: Codec;
 }
 
 export function internals(app: Docket): AppInternals {
@@ -116,8 +118,14 @@ export class Docket implements AsyncDisposable {
   readonly logger: Logger;
   /** The NOTIFY channel of this schema. */
   readonly channel: string;
+  /**
+   * The payload codec, for plugins that keep job arguments or results in their own tables or read
+   * them with their own SQL: encode before storing, decode after reading (a no-op without a codec plugin).
+   */
+  readonly codec: PayloadCodec;
 
   readonly #hooks: CoreHooks;
+  readonly #codec: Codec;
   readonly #ownsPool: boolean;
   readonly #listenSql: postgres.Sql | null;
   readonly #ownsListenPool: boolean;
@@ -180,8 +188,9 @@ export class Docket implements AsyncDisposable {
     this.#hooks = createHooks();
     skipUnwantedClaims(this.#hooks);
     wrapPluginErrors(this.#hooks);
-    this.#settlements = new Settlements(this, this.#hooks, () => this.jobs, this.logger);
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
+    this.codec = this.#codec = new Codec(this.#hooks, this);
+    this.#settlements = new Settlements(this, this.#hooks, this.#codec, () => this.jobs, this.logger);
     this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
     this.#queues = new QueuesSql(this.schema, this.channel);
     this.#workers = new WorkersSql(this.schema);
@@ -230,6 +239,7 @@ export class Docket implements AsyncDisposable {
       notifier: this.#notifier,
       settlements: this.#settlements,
       jobColumns: this.#columns,
+      codec: this.#codec,
     };
   }
 
@@ -327,7 +337,7 @@ export class Docket implements AsyncDisposable {
         }
       });
     }
-    const argsText = toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
+    const argsText = this.#codec.encodesArgs ? await this.#codec.argsText(toInsert) : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
     for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
     const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
     const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText, wantTimes);
@@ -369,7 +379,9 @@ export class Docket implements AsyncDisposable {
     const id = refId(ref);
     const [row] = await this.jobs.get(this.sql, id);
     if (!row) throw new JobNotFoundError(`No job with id ${id} in schema ${this.schemaName} (it may have been pruned).`, { details: { id } });
-    return toJobRecord(row) as JobRecord<A, R>;
+    const job = toJobRecord(row) as JobRecord<A, R>;
+    if (this.#codec.decodesJobs) await this.#codec.decodeRecords([job]);
+    return job;
   }
 
   /**

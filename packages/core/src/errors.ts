@@ -26,6 +26,11 @@ export const ERROR_CODES = {
   DOCKET_EXECUTOR_FAILED: 'A thread or process executor could not load or run the job (its jobsModule is missing or broken).',
   DOCKET_CLOSED: 'The app or worker was used after close()/stop().',
   DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
+  // The codes of the encryption payload codec plugin. Here until plugins can register
+  // namespaced codes of their own; they describe stored data, so the core surfaces them unwrapped.
+  DOCKET_ENCRYPTION_KEY_UNKNOWN: 'An encrypted payload names a key id the encryption plugin was not given; add that key to its `keys`.',
+  DOCKET_ENCRYPTION_TAMPERED: 'An encrypted payload failed authentication: it was altered, or the key under its key id is not the one it was encrypted with.',
+  DOCKET_ENCRYPTION_PLAINTEXT: 'A payload that should be encrypted is not (stored before the encryption plugin was installed, or written without it).',
 } as const;
 
 export type DocketErrorCode = keyof typeof ERROR_CODES;
@@ -80,6 +85,9 @@ export class PluginFailedError extends errorClass('DOCKET_PLUGIN_FAILED') {
 export class ExecutorFailedError extends errorClass('DOCKET_EXECUTOR_FAILED') {}
 export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
+export class EncryptionKeyUnknownError extends errorClass('DOCKET_ENCRYPTION_KEY_UNKNOWN') {}
+export class EncryptionTamperedError extends errorClass('DOCKET_ENCRYPTION_TAMPERED') {}
+export class EncryptionPlaintextError extends errorClass('DOCKET_ENCRYPTION_PLAINTEXT') {}
 
 export function isDocketError(error: unknown, code?: DocketErrorCode): error is DocketError {
   return error instanceof DocketError && (code === undefined || error.code === code);

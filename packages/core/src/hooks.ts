@@ -181,6 +181,11 @@ export interface JobsDeleted {
   readonly ids: readonly string[];
 }
 
+/** What a codec tap is given besides the values (see the codec hooks and `app.codec`). */
+export interface CodecContext {
+  readonly app: Docket;
+}
+
 export interface MigrateContext {
   readonly app: Docket;
   readonly sql: postgres.Sql;
@@ -240,6 +245,20 @@ export function createHooks() {
     resolvePrimary: new AsyncSeriesBailHook<[PrimaryQuery], PrimaryStatus | undefined>(['query'], 'resolvePrimary'),
     /** Every maintenance interval on every worker. Series. */
     maintenance: new AsyncSeriesHook<[MaintenanceContext]>(['ctx'], 'maintenance'),
+
+    /**
+     * The payload codec: job arguments and results on their way into the database (encode) and out
+     * of it (decode) — push, claim, completion, release, every read the core serves, and plugins'
+     * own tables through `app.codec`. Waterfall over a batch: a tap returns one value per value it
+     * was given, in order, as JSON. Never given null (null is stored as it is). Decoding runs on
+     * the worker's main thread before a job reaches its executor. Two codecs compose when each
+     * decode tap uses the mirror stage of its encode tap (encode at LATE, decode at EARLY). A codec's
+     * own DocketError (wrong key, tampered value) surfaces unwrapped. No transaction.
+     */
+    encodeArgs: new AsyncSeriesWaterfallHook<[unknown[], CodecContext]>(['values', 'ctx'], 'encodeArgs'),
+    decodeArgs: new AsyncSeriesWaterfallHook<[unknown[], CodecContext]>(['values', 'ctx'], 'decodeArgs'),
+    encodeResults: new AsyncSeriesWaterfallHook<[unknown[], CodecContext]>(['values', 'ctx'], 'encodeResults'),
+    decodeResults: new AsyncSeriesWaterfallHook<[unknown[], CodecContext]>(['values', 'ctx'], 'decodeResults'),
 
     /** Finished jobs deleted through app.deleteJobs, same transaction: plugins delete their rows that hang off them. Series. */
     jobsDeleted: new AsyncSeriesHook<[JobsDeleted]>(['deleted'], 'jobsDeleted'),

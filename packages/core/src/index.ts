@@ -54,7 +54,9 @@ export {
   type DocketEvent,
   type MigrateContext,
   type JobsDeleted,
+  type CodecContext,
 } from './hooks.js';
+export type { PayloadCodec } from './codec.js';
 export type { DocketPlugin, Migration } from './plugin.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { QueueRecord, ExecutorKind } from './sql/queues.js';

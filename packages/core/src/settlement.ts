@@ -3,6 +3,7 @@ import type { Docket, WaitingRelease } from './app.js';
 import { JobNotFoundError, PluginFailedError } from './errors.js';
 import { type CoreHooks, everyTapFilters, type Outcome, type SettleContext, type SettledJob, type Settlement, tapped, wanted } from './hooks.js';
 import { toJsonText } from './json.js';
+import type { Codec } from './codec.js';
 import type { Logger } from './logger.js';
 import { settledChannel } from './notifier.js';
 import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from './sql/jobs.js';
@@ -26,6 +27,7 @@ export class Settlements {
   constructor(
     private readonly app: Docket,
     private readonly hooks: CoreHooks,
+    private readonly codec: Codec,
     private readonly jobs: () => JobsSql,
     private readonly logger: Logger,
   ) {}
@@ -77,7 +79,7 @@ export class Settlements {
 
   /** No tap involved: one fenced statement writes the batch. */
   private async writePlain(sql: postgres.Sql | postgres.TransactionSql, batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[]): Promise<SettledJob[]> {
-    const result = await this.jobs().complete(sql, workerId, batch.map(toInput), wakeQueues);
+    const result = await this.jobs().complete(sql, workerId, await this.encoded(batch), wakeQueues);
     return this.settledOf(batch, result.written, result.finishedAt);
   }
 
@@ -107,8 +109,14 @@ export class Settlements {
     }
     for (const s of hooked) if (!locked.has(s.job.id)) this.warnStale(s);
     if (final.length === 0) return [];
-    const result = await jobs.complete(tx, workerId, final.map(toInput), wakeQueues);
+    const result = await jobs.complete(tx, workerId, await this.encoded(final), wakeQueues);
     return this.settledOf(final, result.written, result.finishedAt);
+  }
+
+  /** The write's input, results encoded when a codec is installed (taps saw them decoded). */
+  private encoded(batch: readonly Settlement[]): CompletionInput[] | Promise<CompletionInput[]> {
+    const inputs = batch.map(toInput);
+    return this.codec.encodesResults ? this.codec.encodeOutcomes(inputs) : inputs;
   }
 
   private settledOf(batch: readonly Settlement[], written: readonly string[], finishedAt: Date): SettledJob[] {
@@ -148,7 +156,9 @@ export class Settlements {
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
       if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return [];
       const [full] = await jobs.get(tx, id);
-      return this.observe(tx, [toJobRecord(full!)], null, deferred);
+      const job = toJobRecord(full!);
+      if (this.codec.decodesJobs) await this.codec.decodeRecords([job]);
+      return this.observe(tx, [job], null, deferred);
     });
     await this.runDeferred(deferred);
     this.announce(settled);
@@ -161,6 +171,7 @@ export class Settlements {
       const ids = [...new Set(await write(tx))];
       if (ids.length === 0) return [];
       const records = (await this.jobs().getMany(tx, ids)).map(toJobRecord).filter((job) => isFinished(job.state));
+      if (this.codec.decodesJobs) await this.codec.decodeRecords(records);
       for (let i = 0; i < records.length; i += IDS_PER_NOTIFY) {
         const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
         await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.app.channel), `s:${chunk.join(',')}`]);
@@ -179,6 +190,7 @@ export class Settlements {
    */
   async releaseWaiting(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
     if (releases.length === 0) return [];
+    if (this.codec.encodesResults) releases = await this.codec.encodeReleases(releases);
     const rows = await this.jobs().releaseWaiting(
       ctx.sql,
       releases.map((r) => ({
@@ -189,8 +201,10 @@ export class Settlements {
       })),
     );
     if (rows.length === 0) return [];
+    const records = rows.map(toJobRecord);
+    if (this.codec.decodesJobs) await this.codec.decodeRecords(records);
     const deferred: Deferred = [];
-    const settled = await this.observe(ctx.sql, rows.map(toJobRecord), ctx.workerId, deferred);
+    const settled = await this.observe(ctx.sql, records, ctx.workerId, deferred);
     ctx.afterCommit(async () => {
       await this.runDeferred(deferred);
       this.announce(settled);

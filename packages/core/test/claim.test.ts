@@ -115,7 +115,7 @@ describe('claim hooks', () => {
     shapedQueues.add('audited');
     let fail = true;
     recordClaimed = async (claimed, claim) => {
-      for (const c of claimed) await claim.sql.unsafe(`INSERT INTO ${h.app.schema}.test_claims VALUES ($1, $2)`, [c.job.id, c.columns.tenant]);
+      for (const c of claimed) await claim.sql.unsafe(`INSERT INTO ${h.app.schema}.test_claims VALUES ($1, $2)`, [c.job.id, c.columns.tenant as string]);
       if (fail) {
         fail = false;
         throw new Error('ledger full');

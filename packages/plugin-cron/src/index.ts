@@ -218,6 +218,22 @@ function validateSchedule(options: ScheduleOptions): Validated {
   };
 }
 
+/**
+ * Stored schedules hold their job's arguments as the app's payload codec encodes them (so an
+ * encryption plugin leaves no plaintext in `cron_schedules`); these turn them back.
+ */
+async function decodeArgs(app: Docket, rows: ScheduleRow[]): Promise<void> {
+  if (!app.codec.active || rows.length === 0) return;
+  const args = await app.codec.decodeArgs(rows.map((row) => row.args));
+  rows.forEach((row, i) => (row.args = args[i]));
+}
+
+async function storedArgs(app: Docket, invocation: JobInvocation): Promise<string> {
+  const text = toJsonText(invocation.args, `Arguments of job '${invocation.name}'`);
+  if (!app.codec.active) return text;
+  return JSON.stringify((await app.codec.encodeArgs([invocation.args]))[0] ?? null);
+}
+
 function toSchedule(row: ScheduleRow): CronSchedule {
   return {
     name: row.name,
@@ -302,7 +318,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
       timezone: s.timezone,
       jobName: s.invocation.name,
       queue: o.queue,
-      args: toJsonText(s.invocation.args, `Arguments of job '${s.invocation.name}'`),
+      args: await storedArgs(docket, s.invocation),
       priority: o.priority,
       maxAttempts: o.maxAttempts,
       limits: JSON.stringify(o.limits),
@@ -312,6 +328,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
       overlap: s.overlap,
       nextFireAt: timeAfter(s, now) ?? NEVER,
     });
+    await decodeArgs(docket, [row]);
     return toSchedule(row);
   }
 
@@ -324,7 +341,9 @@ export function cron(options: CronOptions = {}): CronPlugin {
 
   async function list(): Promise<CronSchedule[]> {
     const docket = bound('list');
-    return (await scheduleList(docket.sql, docket.schema)).map(toSchedule);
+    const rows = await scheduleList(docket.sql, docket.schema);
+    await decodeArgs(docket, rows);
+    return rows.map(toSchedule);
   }
 
   /** Decides every due time of one schedule in one transaction. */
@@ -337,6 +356,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
     await docket.sql.begin(async (tx) => {
       const row = await scheduleLockDue(tx, docket.schema, { name, lookaheadMs });
       if (!row) return; // another worker holds it, or it is no longer due
+      await decodeArgs(docket, [row]);
       const now = row.now;
       dbNow = now;
       const lateBound = new Date(now.getTime() - graceMs);

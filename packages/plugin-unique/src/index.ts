@@ -17,6 +17,7 @@ import {
   integerOption,
   rejectUnknownKeys,
   toJsonText,
+  type Docket,
   type DocketPlugin,
   type JobInsert,
 } from '@docket/core';
@@ -171,7 +172,7 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
           windows: mine.map((m) => (m.row.columns.unique_window instanceof Date ? m.row.columns.unique_window.toISOString() : null)),
         });
         // Debounce: the last push of a batch wins; only a pending holder is changed.
-        const debounced = new Map<string, { args: string; delayMs: number }>();
+        const debounced = new Map<string, { args: unknown; delayMs: number }>();
         mine.forEach(({ i, row, spec }, n) => {
           const holder = holders[n]!;
           if (holder.id === null) {
@@ -181,20 +182,27 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
           }
           resolved[i] = holder.id;
           if (spec.debounceMs !== null && holder.state === 'pending') {
-            debounced.set(holder.id, { args: toJsonText(row.args, `Arguments of job '${row.name}'`), delayMs: spec.debounceMs });
+            toJsonText(row.args, `Arguments of job '${row.name}'`);
+            debounced.set(holder.id, { args: row.args, delayMs: spec.debounceMs });
           }
         });
         if (debounced.size > 0) {
           const entries = [...debounced];
           await pendingJobsDebounce(sql, app.schema, {
             ids: entries.map(([id]) => id),
-            args: entries.map(([, d]) => d.args),
+            args: await storedArgs(app, entries.map(([, d]) => d.args)),
             delaysMs: entries.map(([, d]) => d.delayMs),
           });
         }
       });
     },
   };
+}
+
+/** The JSON texts to store as jobs' arguments: through the app's payload codec, as the core's own push does. */
+async function storedArgs(app: Docket, args: readonly unknown[]): Promise<string[]> {
+  const stored = app.codec.active ? await app.codec.encodeArgs(args) : args;
+  return stored.map((value) => JSON.stringify(value ?? null));
 }
 
 function mod(a: number, b: number): number {

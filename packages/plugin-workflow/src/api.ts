@@ -19,7 +19,7 @@ import { Flow, type FailurePolicy, type FlowKind } from './flows.js';
 import { type GraphFormat, renderWorkflow } from './graph.js';
 import { META } from './meta.js';
 import { announceRuns, NOTIFY_TOPIC, PLUGIN_NAME, runtimeOf } from './plugin.js';
-import { describeValue, fromSpec } from './spec.js';
+import { describeValue, fromSpec, sealSpecs } from './spec.js';
 
 declare const workflowResult: unique symbol;
 
@@ -104,6 +104,7 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
       roots.map((s) => fromSpec(s.spec, { [META.workflowId]: runId, [META.workflowStep]: s.key })),
       { tx },
     );
+    const stored = await sealSpecs(app, flow.steps.map((s) => s.spec));
     const jobOf = new Map<string, string>();
     refs.forEach((ref, i) => {
       if (ref.duplicate) {
@@ -118,7 +119,7 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
       steps: flow.steps.map((s, position) => ({
         key: s.key,
         position,
-        spec: JSON.stringify(s.spec),
+        spec: JSON.stringify(stored[position]),
         input: s.input,
         parents: s.after,
         blocking: s.after.length,
@@ -142,14 +143,18 @@ function stepState(row: Record<string, any>): StepState {
 export async function getWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<R> | RefInput): Promise<WorkflowRecord<R>> {
   const { db } = runtimeOf(app, 'getWorkflow');
   const id = refId(ref, 'getWorkflow');
-  return readRun<R>(app.sql, db, id);
+  return readRun<R>(app, db, id);
 }
 
-async function readRun<R>(sql: SqlClient, db: ReturnType<typeof runtimeOf>['db'], id: string): Promise<WorkflowRecord<R>> {
-  const [run] = await db.runGet(sql, { id });
+async function readRun<R>(app: Docket, db: ReturnType<typeof runtimeOf>['db'], id: string): Promise<WorkflowRecord<R>> {
+  const [run] = await db.runGet(app.sql, { id });
   // The closest core code: like a job that does not exist (or was pruned).
   if (!run) throw new JobNotFoundError(`No workflow run with id ${id} (it may have been pruned).`, { details: { workflowId: id } });
-  const rows = await db.stepsGet(sql, { runId: id });
+  const rows = await db.stepsGet(app.sql, { runId: id });
+  if (app.codec.active) {
+    const results = await app.codec.decodeResults(rows.map((r) => r.result));
+    rows.forEach((r, i) => (r.result = results[i]));
+  }
   const steps: WorkflowStepRecord[] = rows.map((r) => ({
     key: r.key,
     name: r.name,
@@ -220,7 +225,7 @@ export async function waitForWorkflow<R = unknown>(app: Docket, ref: WorkflowRef
     let pollDelay = 25;
     for (;;) {
       woken = false;
-      const record = await readRun<R>(app.sql, db, id);
+      const record = await readRun<R>(app, db, id);
       if (FINISHED.includes(record.state)) return record;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -270,7 +275,7 @@ export async function cancelWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<
       });
     }
   }
-  return readRun<R>(app.sql, db, id);
+  return readRun<R>(app, db, id);
 }
 
 /** The run's graph with each step's state, as Mermaid (default) or DOT. */

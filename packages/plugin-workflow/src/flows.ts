@@ -219,7 +219,9 @@ function addLink<A, R>(job: Pushable<A, R>, on: LinkSpec['on'], callback: Pushab
   if (callback === undefined || callback === null) throw new InvalidJobOptionError(`${what}(job, callback): callback is missing.`);
   const existing = invocation.options.meta[META.callbacks];
   const links = Array.isArray(existing) ? (existing as LinkSpec[]) : [];
-  const link: LinkSpec = { on, spec: toSpec(callback, `${what} callback`) };
+  // A callback always receives the job's result (or failure) as its arguments, so its bound
+  // arguments are not kept: the job's meta is stored as it is, outside any payload codec.
+  const link: LinkSpec = { on, spec: { ...toSpec(callback, `${what} callback`), args: null } };
   // Kept in the job's own meta: no table, no push hook; the job's final settle (which happens
   // once, fenced by the core) reads them from the settlement.
   return invocation.withMeta({ [META.callbacks]: [...links, link] });

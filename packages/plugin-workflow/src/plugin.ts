@@ -22,7 +22,7 @@ import {
 import { FAILURE_POLICIES, type FailurePolicy, type FailureInfo, type LinkSpec } from './flows.js';
 import { META, metaString } from './meta.js';
 import { MIGRATIONS } from './migrations.js';
-import { fromSpec, type JobSpec, toSpec } from './spec.js';
+import { fromSpec, type JobSpec, openSpecs, toSpec } from './spec.js';
 import { WorkflowSql } from './sql.js';
 
 export const PLUGIN_NAME = 'workflow';
@@ -170,7 +170,8 @@ class Engine {
         step,
         async parentResults<T extends Record<string, unknown>>(): Promise<T> {
           const rows = await db.stepParentResults(app.sql, { runId, key: step });
-          return Object.fromEntries(rows.map((r) => [r.key, r.result ?? null])) as T;
+          const results = await app.codec.decodeResults(rows.map((r) => r.result));
+          return Object.fromEntries(rows.map((r, i) => [r.key, results[i] ?? null])) as T;
         },
       };
     }
@@ -479,12 +480,15 @@ class Engine {
       }
     }
     if (missing.keys.length > 0) {
-      for (const row of await this.db.stepsResults(ctx.sql, missing)) parentResult.set(`${row.run_id}\u0000${row.key}`, row.result);
+      const rows = await this.db.stepsResults(ctx.sql, missing);
+      const stored = await ctx.app.codec.decodeResults(rows.map((row) => row.result));
+      rows.forEach((row, i) => parentResult.set(`${row.run_id}\u0000${row.key}`, stored[i]));
     }
     const resultOf = (run: string, key: string) => parentResult.get(`${run}\u0000${key}`) ?? null;
-    const invocations = ready.map((r) => {
+    const specs = await openSpecs(ctx.app, ready.map((r) => r.spec as JobSpec));
+    const invocations = ready.map((r, i) => {
       const meta = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
-      const spec = r.spec as JobSpec;
+      const spec = specs[i]!;
       if (r.input === 'previous') return fromSpec(spec, meta, { value: resultOf(r.run_id, r.parents[0]!) });
       if (r.input === 'list') return fromSpec(spec, meta, { value: r.parents.map((p) => resultOf(r.run_id, p)) });
       return fromSpec(spec, meta);

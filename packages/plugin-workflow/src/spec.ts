@@ -4,6 +4,7 @@
  * like any other push).
  */
 import {
+  type Docket,
   defineJob,
   InvalidJobOptionError,
   isJobDefinition,
@@ -61,6 +62,23 @@ export function toSpec(job: Pushable, what: string): JobSpec {
     meta: { ...options.meta },
     extensions: { ...options.extensions },
   };
+}
+
+/**
+ * Specs stored in the plugin's tables hold their arguments (and the definition's default
+ * arguments) as the app's payload codec encodes them, so an encryption plugin leaves no plaintext
+ * there; `openSpecs` turns them back before a spec is pushed (the push encodes them again).
+ */
+export async function sealSpecs(app: Docket, specs: readonly JobSpec[]): Promise<JobSpec[]> {
+  if (!app.codec.active) return specs.slice();
+  const coded = await app.codec.encodeArgs(specs.flatMap((s) => [s.args, s.defaultArgs]));
+  return specs.map((s, i) => ({ ...s, args: coded[2 * i] ?? null, defaultArgs: coded[2 * i + 1] ?? null }));
+}
+
+export async function openSpecs(app: Docket, specs: readonly JobSpec[]): Promise<JobSpec[]> {
+  if (!app.codec.active) return specs.slice();
+  const plain = await app.codec.decodeArgs(specs.flatMap((s) => [s.args, s.defaultArgs]));
+  return specs.map((s, i) => ({ ...s, args: plain[2 * i] ?? null, defaultArgs: plain[2 * i + 1] ?? null }));
 }
 
 const stubs = new Map<string, JobDefinition>();

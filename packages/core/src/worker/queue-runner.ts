@@ -222,6 +222,7 @@ export class QueueRunner {
     let timer: NodeJS.Timeout | undefined;
     let ctx: JobContext | null = null;
     try {
+      if (this.internals.codec.decodesArgs) await this.internals.codec.decodeJob(job);
       if (!definition) {
         throw new UnknownJobError(
           `No handler for job '${job.name}' on worker ${this.worker.id} (queue '${job.queue}'). Add its definition to the worker's \`jobs\`, or route it to a queue a worker with that job serves.`,
