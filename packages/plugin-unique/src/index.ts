@@ -20,7 +20,10 @@ import {
   type DocketPlugin,
   type JobInsert,
 } from '@docket/core';
+import { UniqueHolderGoneError, UniqueOptionsConflictError } from './errors.js';
 import { HOLDING_STATES, MIGRATIONS, clockRead, holdersFind, pendingJobsDebounce } from './sql.js';
+
+export { UNIQUE_ERRORS, UniqueHolderGoneError, UniqueOptionsConflictError } from './errors.js';
 
 export const PLUGIN_NAME = 'unique';
 const VERSION = '0.1.0';
@@ -82,7 +85,7 @@ export function uniqueKeySpec(key: unknown, options: UniqueKeyOptions = {}): Uni
   const throttleMs = period('throttleMs');
   const debounceMs = period('debounceMs');
   if (throttleMs !== null && debounceMs !== null) {
-    throw new InvalidJobOptionError(`${where}: use either throttleMs or debounceMs, not both (a throttled key keeps its first job; a debounced key keeps replacing it).`);
+    throw new UniqueOptionsConflictError(`${where}: use either throttleMs or debounceMs, not both (a throttled key keeps its first job; a debounced key keeps replacing it).`);
   }
   return Object.freeze({ key, throttleMs, debounceMs });
 }
@@ -94,7 +97,7 @@ Object.defineProperty(JobInvocation.prototype, 'withUniqueKey', {
   value: function withUniqueKey(this: JobInvocation, key: string, options?: UniqueKeyOptions) {
     const spec = uniqueKeySpec(key, options);
     if (spec.debounceMs !== null && (this.options.scheduledAt !== null || this.options.delayMs !== null)) {
-      throw new InvalidJobOptionError(debounceAndDelay(key));
+      throw new UniqueOptionsConflictError(debounceAndDelay(key));
     }
     return this.with(UNIQUE_EXTENSION, spec);
   },
@@ -152,7 +155,7 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
             row.columns.unique_window = new Date(t - mod(t, spec.throttleMs));
           }
           if (spec.debounceMs !== null) {
-            if (row.scheduledAt !== null || row.delayMs !== null) throw new InvalidJobOptionError(debounceAndDelay(spec.key));
+            if (row.scheduledAt !== null || row.delayMs !== null) throw new UniqueOptionsConflictError(debounceAndDelay(spec.key));
             row.delayMs = spec.debounceMs;
           }
         }
@@ -175,8 +178,9 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
         mine.forEach(({ i, row, spec }, n) => {
           const holder = holders[n]!;
           if (holder.id === null) {
-            throw new Error(
+            throw new UniqueHolderGoneError(
               `the job holding unique key '${spec.key}' finished and was deleted while this push ran, so there is no job to name; push again.`,
+              { details: { key: spec.key } },
             );
           }
           resolved[i] = holder.id;
