@@ -56,6 +56,7 @@ export type { QueueRecord, ExecutorKind } from './sql/queues.js';
 export type { PendingMigration } from './migrator.js';
 export { periodicBinding, periodicTask, type PeriodicBinding, type PeriodicTask, type PeriodicTaskOptions, type PeriodicRun } from './periodic.js';
 export { pluginBinding, type PluginBinding } from './plugin-binding.js';
+export { defaultApplicationName } from './application-name.js';
 export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginErrorClass } from './plugin-errors.js';
 export { type Logger, consoleLogger, silentLogger } from './logger.js';
 export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest } from './options.js';
