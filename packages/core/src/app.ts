@@ -305,8 +305,8 @@ export class Docket implements AsyncDisposable {
     }
     const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
-    if (!needsTransaction) return (await this.#pushIn(this.sql, rows, false)).refs as never;
-    const { refs, inserted } = await this.sql.begin((tx) => this.#pushIn(tx, rows, false));
+    // Without a hook that needs a transaction the push is one statement, committed when it returns.
+    const { refs, inserted } = needsTransaction ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false)) : await this.#pushIn(this.sql, rows, false);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
       this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
     }
