@@ -14,6 +14,7 @@ import {
   wrapPluginErrors,
 } from './hooks.js';
 import { Codec, type PayloadCodec } from './codec.js';
+import { applicationNameOption } from './application-name.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
 import { toJsonText } from './json.js';
@@ -47,9 +48,16 @@ export interface DocketOptions {
   maxConnections?: number;
   /** Where Docket logs; `false` for silence. Default: warnings and errors to stderr. */
   logger?: Logger | false;
+  /**
+   * The `application_name` of the connections Docket opens from a URL (the pool and a separate
+   * listen connection), as pg_stat_activity shows them. Default `docket:<host>-<pid>` (or
+   * PGAPPNAME when set). A name in the URL (`?application_name=`) wins; a pool you pass is yours
+   * and keeps its own.
+   */
+  applicationName?: string;
 }
 
-const OPTION_KEYS = ['connection', 'schema', 'plugins', 'listen', 'prepare', 'maxConnections', 'logger'] as const;
+const OPTION_KEYS = ['connection', 'schema', 'plugins', 'listen', 'prepare', 'maxConnections', 'logger', 'applicationName'] as const;
 
 export interface PushOptions {
   /** Push inside your postgres.js transaction: invisible until it commits, gone if it rolls back. */
@@ -153,11 +161,21 @@ export class Docket implements AsyncDisposable {
     this.#prepare = booleanOption('new Docket(options)', 'prepare', options.prepare, true);
     const maxConnections = integerOption('new Docket(options)', 'maxConnections', options.maxConnections, 10, { min: 1, max: 1000 });
     this.logger = options.logger === false ? silentLogger : (options.logger ?? consoleLogger());
+    const applicationName = applicationNameOption('new Docket(options)', options.applicationName);
+    const named = applicationName === undefined ? {} : { application_name: applicationName };
+    const opensFromUrl = typeof connection === 'string' || (typeof options.listen === 'object' && typeof options.listen?.connection === 'string');
+    if (options.applicationName !== undefined && !opensFromUrl) {
+      throw new InvalidOptionError(
+        'new Docket(options): `applicationName` names the connections Docket opens from a URL, but this app opens none (you passed your own postgres.js pool). ' +
+          'Set `connection: { application_name }` on your pool instead.',
+        { details: { option: 'applicationName' } },
+      );
+    }
 
     if (typeof connection === 'string') {
       // JIT compilation costs milliseconds per statement and never pays off for a queue's short
       // statements (PostgreSQL's default cost threshold trips on large batches).
-      this.sql = postgres(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {}, connection: { jit: 'off' } });
+      this.sql = postgres(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {}, connection: { jit: 'off', ...named } });
       this.#ownsPool = true;
     } else if (typeof connection === 'function' && typeof (connection as postgres.Sql).unsafe === 'function') {
       this.sql = connection;
@@ -179,7 +197,7 @@ export class Docket implements AsyncDisposable {
     } else if (typeof listen === 'object' && listen !== null && 'connection' in listen) {
       rejectUnknownKeys('new Docket(options).listen', listen, ['connection']);
       const c = listen.connection;
-      this.#listenSql = typeof c === 'string' ? postgres(c, { max: 1, onnotice: () => {} }) : c;
+      this.#listenSql = typeof c === 'string' ? postgres(c, { max: 1, onnotice: () => {}, connection: named }) : c;
       this.#ownsListenPool = typeof c === 'string';
     } else {
       throw new InvalidOptionError(`new Docket(options): \`listen\` must be true, false or { connection }, got ${describe(listen)}.`);
@@ -300,8 +318,8 @@ export class Docket implements AsyncDisposable {
     }
     const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
-    if (!needsTransaction) return (await this.#pushIn(this.sql, rows, false)).refs as never;
-    const { refs, inserted } = await this.sql.begin((tx) => this.#pushIn(tx, rows, false));
+    // Without a hook that needs a transaction the push is one statement, committed when it returns.
+    const { refs, inserted } = needsTransaction ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false)) : await this.#pushIn(this.sql, rows, false);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
       this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
     }

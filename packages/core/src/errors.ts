@@ -21,26 +21,33 @@ export const ERROR_CODES = {
   DOCKET_MIGRATIONS_PENDING: 'The database schema is behind the code; run app.migrate() (or `docket migrate`).',
   DOCKET_SCHEMA_TOO_NEW: 'The database holds migrations newer than this code knows; upgrade the code before running it.',
   DOCKET_MIGRATION_FAILED: 'A migration failed; it was rolled back and nothing after it ran.',
-  DOCKET_PLUGIN_INVALID: 'A plugin is not of the plugin shape, is registered twice, or needs a plugin that is not registered.',
+  DOCKET_PLUGIN_INVALID:
+    'A plugin is not of the plugin shape, is registered twice, or needs a plugin that is not registered; or a plugin value is used before it is registered with an app, or registered with a second app.',
   DOCKET_PLUGIN_FAILED: 'A plugin threw inside a hook; the error names the plugin and the hook.',
   DOCKET_EXECUTOR_FAILED: 'A thread or process executor could not load or run the job (its jobsModule is missing or broken).',
   DOCKET_CLOSED: 'The app or worker was used after close()/stop().',
   DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
   // The codes of the encryption payload codec plugin. Here until plugins can register
   // namespaced codes of their own; they describe stored data, so the core surfaces them unwrapped.
-  DOCKET_ENCRYPTION_KEY_UNKNOWN: 'An encrypted payload names a key id the encryption plugin was not given; add that key to its `keys`.',
-  DOCKET_ENCRYPTION_TAMPERED: 'An encrypted payload failed authentication: it was altered, or the key under its key id is not the one it was encrypted with.',
-  DOCKET_ENCRYPTION_PLAINTEXT: 'A payload that should be encrypted is not (stored before the encryption plugin was installed, or written without it).',
 } as const;
 
 export type DocketErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * A code a plugin declared with `definePluginErrors` (`DOCKET_<PLUGIN>_<WHAT>`). The `& {}` keeps
+ * the core's literal codes from being absorbed into the pattern, so editors still suggest them.
+ */
+export type PluginErrorCode = `DOCKET_${string}` & {};
+
+/** Any code a DocketError can carry: the core's catalogue or a plugin's. */
+export type AnyErrorCode = DocketErrorCode | PluginErrorCode;
+
 export class DocketError extends Error {
-  readonly code: DocketErrorCode;
+  readonly code: AnyErrorCode;
   /** Structured details for programs (the message is for people). */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: DocketErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(code: AnyErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.details = Object.freeze({ ...(options.details ?? {}) });
@@ -85,10 +92,8 @@ export class PluginFailedError extends errorClass('DOCKET_PLUGIN_FAILED') {
 export class ExecutorFailedError extends errorClass('DOCKET_EXECUTOR_FAILED') {}
 export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
-export class EncryptionKeyUnknownError extends errorClass('DOCKET_ENCRYPTION_KEY_UNKNOWN') {}
-export class EncryptionTamperedError extends errorClass('DOCKET_ENCRYPTION_TAMPERED') {}
-export class EncryptionPlaintextError extends errorClass('DOCKET_ENCRYPTION_PLAINTEXT') {}
 
-export function isDocketError(error: unknown, code?: DocketErrorCode): error is DocketError {
+/** Whether `error` is a DocketError (of `code`, when given: a core code or a plugin's). */
+export function isDocketError(error: unknown, code?: AnyErrorCode): error is DocketError {
   return error instanceof DocketError && (code === undefined || error.code === code);
 }

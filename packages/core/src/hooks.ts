@@ -204,7 +204,7 @@ export function createHooks() {
     resolvePushConflicts: new AsyncSeriesHook<[PushConflicts]>(['conflicts'], 'resolvePushConflicts'),
     /** After the INSERT, same transaction: plugin writes commit or roll back with the push. Series. */
     afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext]>(['jobs', 'ctx'], 'afterPush'),
-    /** After the push's own transaction committed (not fired for pushes in a caller's transaction). Parallel notification. */
+    /** After the push committed — its own transaction, or its one statement (not fired for pushes in a caller's transaction). Parallel notification. */
     pushCommitted: new AsyncParallelHook<[InsertedJob[]]>(['jobs'], 'pushCommitted'),
 
     /**

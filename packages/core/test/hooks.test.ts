@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, waitFor } from '@docket/testing';
 import {
@@ -7,13 +8,19 @@ import {
   DocketError,
   type DocketEvent,
   type DocketPlugin,
+  type InsertedJob,
   type JobContext,
+  type JobInsert,
   periodicBinding,
   periodicTask,
+  pluginBinding,
+  type RunningJob,
+  type Settlement,
   type SettledJob,
   Worker,
 } from '@docket/core';
-import { harness } from './helpers.js';
+import { createHooks } from '../src/hooks.js';
+import { harness, type Harness } from './helpers.js';
 
 declare module '@docket/core' {
   interface JobContextExtensions {
@@ -176,6 +183,31 @@ test('periodicBinding: one plugin value serves one app, and refuses to be used b
   } finally {
     await other.close();
     await h.close();
+  }
+});
+
+test('pluginBinding: a plugin value serves one app, and its methods refuse to run before it is registered', async () => {
+  const url = 'postgres://nobody@127.0.0.1:1/none';
+  const first = new Docket({ connection: url, logger: false });
+  const second = new Docket({ connection: url, logger: false });
+  try {
+    const binding = pluginBinding('test-bound', 'testBound');
+    assert.equal(binding.current, null);
+    assert.throws(
+      () => binding.app('lookup'),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /test-bound\.lookup\(\): the plugin is not registered with an app yet/.test(e.message) && e.details.reason === 'not-registered',
+    );
+    binding.bind(first);
+    assert.equal(binding.app('lookup'), first);
+    assert.equal(binding.current, first);
+    assert.throws(
+      () => binding.bind(second),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /call testBound\(\) again/.test(e.message) && e.details.reason === 'second-app',
+    );
+    assert.throws(() => binding.bind(first), /one plugin value serves one app/, 'applying twice to one app is refused too (it would tap every hook twice)');
+    assert.equal(binding.app(), first, 'still bound to the first app');
+  } finally {
+    await Promise.all([first.close(), second.close()]);
   }
 });
 
@@ -362,4 +394,219 @@ test('a job option no installed plugin reads is refused, and nothing is inserted
   } finally {
     await h.close();
   }
+});
+
+describe('every hook fires with its arguments', () => {
+  // A plugin that taps every hook of the bus generically (by the hook's kind, read from its
+  // constructor), records each call's arguments, and lets the test wait for a call. Its one
+  // specific job is to give resolvePushConflicts something to resolve: a unique key column.
+  const PLUGIN = 'test-recorder';
+  const calls = new Map<string, unknown[][]>();
+  const waiting: Array<{ hook: string; match: (args: any[]) => boolean; resolve: (args: any[]) => void }> = [];
+  const record = (hook: string, args: unknown[]) => {
+    calls.set(hook, [...(calls.get(hook) ?? []), args]);
+    for (const w of waiting.filter((w) => w.hook === hook && w.match(args))) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve(args);
+    }
+  };
+  /** The first call of `hook` (already made or to come) whose arguments pass `match`. */
+  const fired = (hook: string, match: (args: any[]) => boolean = () => true, timeoutMs = 10_000): Promise<any[]> => {
+    const past = calls.get(hook)?.find(match);
+    if (past) return Promise.resolve(past);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`hook '${hook}' did not fire (with matching arguments) within ${timeoutMs} ms`)), timeoutMs);
+      waiting.push({ hook, match, resolve: (args) => (clearTimeout(timer), resolve(args)) });
+    });
+  };
+
+  const recorder: DocketPlugin = {
+    name: PLUGIN,
+    migrations: [
+      {
+        version: 1,
+        name: 'key column',
+        up: ({ schema }) => `ALTER TABLE ${schema}.jobs ADD COLUMN rec_key text;
+          CREATE UNIQUE INDEX rec_key_idx ON ${schema}.jobs (rec_key) WHERE rec_key IS NOT NULL AND state IN ('pending', 'running')`,
+      },
+    ],
+    apply(app) {
+      for (const [name, hook] of Object.entries(app.hooks) as Array<[string, any]>) {
+        const kind: string = hook.constructor.name;
+        // A waterfall passes its value on; every other kind (a bail above all) answers nothing.
+        const answer = (args: unknown[]) => (kind.includes('Waterfall') ? args[0] : undefined);
+        if (kind.startsWith('Sync')) hook.tap(PLUGIN, (...args: unknown[]) => (record(name, args), answer(args)));
+        else hook.tapPromise(PLUGIN, async (...args: unknown[]) => (record(name, args), answer(args)));
+      }
+      app.defineJobColumn({ name: 'rec_key', type: 'text' });
+      app.defineJobOption('rec.key');
+      app.hooks.beforePush.tapPromise(`${PLUGIN}-key`, async (rows) => {
+        for (const row of rows) row.columns.rec_key = row.extensions['rec.key'] ?? null;
+        return rows;
+      });
+      app.hooks.resolvePushConflicts.tapPromise(`${PLUGIN}-key`, async ({ sql, skipped, resolved }) => {
+        for (const [i, { row }] of skipped.entries()) {
+          const [hit] = await sql.unsafe(`SELECT id::text AS id FROM ${app.schema}.jobs WHERE rec_key = $1 AND state IN ('pending', 'running')`, [
+            row.columns.rec_key as string,
+          ]);
+          resolved[i] = hit?.id;
+        }
+      });
+    },
+  };
+  const job = defineJob({ name: 'recorded', queue: 'recorded' }, async ({ n }: { n: number }) => n * 2);
+
+  let h: Harness;
+  let worker: Worker;
+  let ref: { id: string };
+  before(async () => {
+    h = await harness({ plugins: [recorder] });
+  });
+  after(() => h.close());
+
+  test('afterMigrate: (ctx) with the app, its pool and what was applied', async () => {
+    const [ctx] = await fired('afterMigrate');
+    assert.equal(ctx.app, h.app);
+    assert.equal(ctx.sql, h.app.sql);
+    assert.deepEqual(ctx.applied.map((m: { owner: string; version: number }) => `${m.owner}@${m.version}`), [`${PLUGIN}@1`]);
+  });
+
+  test('beforePush, afterPush: (rows | jobs, ctx) in the push transaction; pushCommitted: (jobs) after the commit', async () => {
+    ref = await h.app.push(job.withArgs({ n: 21 }).with('rec.key', 'k1'));
+    const [rows, before] = await fired('beforePush', ([rows]) => rows.some((r: JobInsert) => r.columns.rec_key === 'k1'));
+    assert.deepEqual(rows.map((r: JobInsert) => [r.name, r.queue, r.args]), [['recorded', 'recorded', { n: 21 }]]);
+    assert.equal(before.app, h.app);
+    assert.equal(before.callerTransaction, false);
+    const [jobs, afterCtx] = await fired('afterPush', ([jobs]) => jobs[0]?.id === ref.id);
+    assert.deepEqual(jobs.map((j: InsertedJob) => [j.id, j.name, j.queue, j.index]), [[ref.id, 'recorded', 'recorded', 0]]);
+    assert.ok(jobs[0].scheduledAt instanceof Date);
+    assert.equal(afterCtx.sql, before.sql, 'the same transaction as beforePush');
+    const [committed] = await fired('pushCommitted', ([jobs]) => jobs[0]?.id === ref.id);
+    assert.deepEqual(committed.map((j: InsertedJob) => j.id), [ref.id]);
+    const [visible] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE id = ${ref.id}`;
+    assert.equal(visible!.n, 1, 'committed: visible to another session');
+  });
+
+  test('resolvePushConflicts: (conflicts) with the rows a plugin index skipped', async () => {
+    const again = await h.app.push(job.withArgs({ n: 1 }).with('rec.key', 'k1'));
+    assert.deepEqual([again.id, again.duplicate], [ref.id, true]);
+    const [conflicts] = await fired('resolvePushConflicts');
+    assert.deepEqual(conflicts.skipped.map((s: { index: number; row: JobInsert }) => [s.index, s.row.columns.rec_key]), [[0, 'k1']]);
+    assert.deepEqual(conflicts.resolved, [ref.id]);
+  });
+
+  test('workerStarted, resolvePrimary, maintenance, jobsFetched, jobContext, jobStart, settle, afterSettle: a worker runs the job', async () => {
+    worker = await h.worker({ jobs: [job], queues: { recorded: {} }, maintenanceIntervalMs: 20 });
+    const [started] = await fired('workerStarted');
+    assert.equal(started, worker.view, 'hooks see the worker’s narrow view');
+    assert.equal(started.id, worker.id);
+    assert.deepEqual(started.queueNames, ['recorded']);
+    assert.equal('runners' in started || 'completer' in started, false, 'not the Worker class with its internals');
+    const [query] = await fired('resolvePrimary', ([q]) => q.workerId === worker.id);
+    assert.equal(query.app, h.app);
+    assert.ok(query.signal instanceof AbortSignal);
+    const [maintenance] = await fired('maintenance', ([m]) => m.worker === worker.view);
+    assert.equal(maintenance.app, h.app);
+    assert.deepEqual(maintenance.primary, { primary: true, term: null }, 'no tap answered resolvePrimary');
+    assert.ok(maintenance.signal instanceof AbortSignal && maintenance.tick >= 1);
+
+    const done = await h.app.waitForJob(ref, { timeoutMs: 10_000 });
+    assert.equal(done.result, 42);
+    // The recorder's claim taps declare no `wants`, so they shape every claim of the queue.
+    const [claimed, claimCtx] = await fired('afterClaim', ([c]) => c.some((x: { job: RunningJob }) => x.job.id === ref.id));
+    assert.deepEqual(claimed.find((x: { job: RunningJob }) => x.job.id === ref.id).columns, { rec_key: 'k1' });
+    const [beforeCtx] = await fired('beforeClaim', ([c]) => c === claimCtx);
+    assert.deepEqual([beforeCtx.queue, beforeCtx.workerId, beforeCtx.app], ['recorded', worker.id, h.app]);
+    assert.ok(beforeCtx.limit >= 1 && typeof beforeCtx.sql.unsafe === 'function');
+    const [fetched, fetchedBy] = await fired('jobsFetched', ([jobs]) => jobs.some((j: RunningJob) => j.id === ref.id));
+    assert.equal(fetchedBy, worker.view);
+    const running = fetched.find((j: RunningJob) => j.id === ref.id);
+    assert.deepEqual([running.name, running.args, running.attempt, running.workerId], ['recorded', { n: 21 }, 1, worker.id]);
+    const [ctx, contextWorker] = await fired('jobContext', ([c]) => c.job.id === ref.id);
+    assert.equal(contextWorker, worker.view);
+    assert.equal(ctx.app, h.app);
+    assert.equal(ctx.workerId, worker.id);
+    const [startCtx] = await fired('jobStart', ([c]) => c.job.id === ref.id);
+    assert.equal(startCtx, ctx, 'jobStart gets the context jobContext built');
+    const [settlements, settleCtx] = await fired('settle', ([s]) => s.some((x: Settlement) => x.job.id === ref.id));
+    const settlement = settlements.find((s: Settlement) => s.job.id === ref.id);
+    assert.deepEqual(settlement.outcome, { state: 'succeeded', result: 42 });
+    assert.equal(settlement.ctx, ctx);
+    assert.equal(settleCtx.app, h.app);
+    assert.equal(settleCtx.workerId, worker.id);
+    assert.equal(typeof settleCtx.afterCommit, 'function');
+    const [settled] = await fired('afterSettle', ([s]) => s.some((x: SettledJob) => x.job.id === ref.id));
+    const after = settled.find((s: SettledJob) => s.job.id === ref.id);
+    assert.deepEqual(after.outcome, { state: 'succeeded', result: 42 });
+    assert.ok(after.finishedAt instanceof Date);
+  });
+
+  test('event: (event) for app.emit; jobsDeleted: ({ sql, ids }) for app.deleteJobs; workerStopping: (worker)', async () => {
+    h.app.emit(PLUGIN, 'test.ping', { n: 1 });
+    const [event] = await fired('event', ([e]) => e.type === 'test.ping');
+    assert.deepEqual([event.source, event.payload], [PLUGIN, { n: 1 }]);
+    assert.ok(event.at instanceof Date);
+
+    assert.deepEqual(await h.app.deleteJobs([ref.id]), [ref.id]);
+    const [deleted] = await fired('jobsDeleted');
+    assert.deepEqual(deleted.ids, [ref.id]);
+    assert.equal(typeof deleted.sql.unsafe, 'function');
+
+    await worker.stop();
+    const [stopping] = await fired('workerStopping');
+    assert.equal(stopping, worker.view);
+  });
+
+  test('every hook on the bus fired in these tests', () => {
+    const silent = Object.keys(h.app.hooks).filter((hook) => !calls.has(hook));
+    assert.deepEqual(silent, [], 'a hook nobody proves fires; add a step that fires it (and check its arguments) above');
+  });
+});
+
+test('pushCommitted fires when it is the only push hook tapped (the push is one statement, committed when it returns)', async () => {
+  const committed: InsertedJob[][] = [];
+  let seen!: () => void;
+  let timer: NodeJS.Timeout | undefined;
+  const fired = new Promise<void>((resolve, reject) => {
+    seen = resolve;
+    timer = setTimeout(() => reject(new Error('pushCommitted did not fire within 10 s')), 10_000);
+  }).finally(() => clearTimeout(timer));
+  const plugin: DocketPlugin = {
+    name: 'test-committed',
+    apply(app) {
+      app.hooks.pushCommitted.tap('test-committed', (jobs) => {
+        committed.push(jobs);
+        seen();
+      });
+    },
+  };
+  const h = await harness({ plugins: [plugin] });
+  try {
+    const job = defineJob({ name: 'committed', queue: 'committed' }, async () => 1);
+    const refs = await h.app.pushMany([job, job]);
+    await fired;
+    assert.deepEqual(committed.map((jobs) => jobs.map((j) => j.id)), [refs.map((r) => r.id)]);
+    assert.ok(committed[0]!.every((j) => j.scheduledAt instanceof Date), 'with the times it needs');
+  } finally {
+    await h.close();
+  }
+});
+
+test('docs/ARCHITECTURE.md’s hook table names every hook of the bus, and no other, with its kind', () => {
+  const doc = readFileSync(new URL('../../../docs/ARCHITECTURE.md', import.meta.url), 'utf8');
+  const lines = doc.split('\n');
+  const header = lines.findIndex((line) => /^\| hook \| kind \|/.test(line));
+  assert.ok(header >= 0, 'the hook table starts with | hook | kind |');
+  const table: string[] = [];
+  for (let i = header + 2; i < lines.length && lines[i]!.startsWith('|'); i++) table.push(lines[i]!);
+  const documented = Object.fromEntries(
+    table.map((row) => {
+      const m = /^\| `(\w+)` \| (\w+) \|/.exec(row);
+      assert.ok(m, `a hook row reads | \`name\` | Kind | …: ${row}`);
+      return [m[1]!, `${m[2]}Hook`];
+    }),
+  );
+  const hooks = createHooks() as unknown as Record<string, { constructor: { name: string } }>;
+  const actual = Object.fromEntries(Object.keys(hooks).map((name) => [name, hooks[name]!.constructor.name]));
+  assert.deepEqual(documented, actual);
 });

@@ -5,13 +5,14 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { InvalidOptionError } from '@docket/core';
+import { CronExpressionError, CronTimezoneError } from './errors.js';
 
 export interface CronSpec {
   readonly expression: string;
   readonly timezone: string;
 }
 
-/** Throws DOCKET_INVALID_OPTION unless `timezone` is an IANA zone this runtime knows; returns its canonical name. */
+/** Throws unless `timezone` is an IANA zone this runtime knows (DOCKET_CRON_UNKNOWN_TIMEZONE; not a string: DOCKET_INVALID_OPTION); returns its canonical name. */
 export function checkTimezone(where: string, timezone: unknown): string {
   if (typeof timezone !== 'string' || timezone.trim() === '') {
     throw new InvalidOptionError(`${where}: \`timezone\` must be an IANA timezone name such as 'UTC' or 'Europe/Paris'.`, { details: { where, option: 'timezone' } });
@@ -19,24 +20,27 @@ export function checkTimezone(where: string, timezone: unknown): string {
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: timezone }).resolvedOptions().timeZone;
   } catch {
-    throw new InvalidOptionError(
+    throw new CronTimezoneError(
       `${where}: unknown timezone '${timezone}'. Use an IANA timezone name such as 'UTC', 'Europe/Paris' or 'America/New_York'.`,
       { details: { where, option: 'timezone', value: timezone } },
     );
   }
 }
 
-/** Throws DOCKET_INVALID_OPTION unless the expression parses and has a next time. */
+/** Throws DOCKET_CRON_INVALID_EXPRESSION unless the expression parses and has a next time (not a string: DOCKET_INVALID_OPTION). */
 export function checkExpression(where: string, spec: CronSpec): void {
-  if (typeof spec.expression !== 'string' || spec.expression.trim() === '') {
-    throw new InvalidOptionError(`${where}: \`cron\` must be a cron expression such as '*/5 * * * *' (or with seconds, '*/10 * * * * *').`, {
+  if (typeof spec.expression !== 'string') {
+    throw new InvalidOptionError(`${where}: \`cron\` must be a cron expression string such as '*/5 * * * *'.`, { details: { where, option: 'cron' } });
+  }
+  if (spec.expression.trim() === '') {
+    throw new CronExpressionError(`${where}: \`cron\` must be a cron expression such as '*/5 * * * *' (or with seconds, '*/10 * * * * *').`, {
       details: { where, option: 'cron' },
     });
   }
   try {
     CronExpressionParser.parse(spec.expression, { tz: spec.timezone, currentDate: new Date() }).next();
   } catch (error) {
-    throw new InvalidOptionError(
+    throw new CronExpressionError(
       `${where}: invalid cron expression '${spec.expression}' (${error instanceof Error ? error.message : String(error)}). ` +
         "Use five fields 'minute hour day-of-month month day-of-week', six with a leading seconds field, or an alias such as '@daily'.",
       { cause: error, details: { where, option: 'cron', value: spec.expression } },

@@ -17,13 +17,13 @@ import {
   Docket,
   InvalidOptionError,
   JobInvocation,
-  PluginInvalidError,
   booleanOption,
   defineJob,
   integerOption,
   isJobDefinition,
   oneOfOption,
   periodicTask,
+  pluginBinding,
   rejectUnknownKeys,
   toJsonText,
   type DocketPlugin,
@@ -33,6 +33,7 @@ import {
   type Pushable,
   type SqlClient,
 } from '@docket/core';
+export { CRON_ERRORS, CronExpressionError, CronTimezoneError } from './errors.js';
 import { checkExpression, checkTimezone, timeAfter, timeBefore, timesBetween, type CronSpec } from './expression.js';
 import {
   MIGRATIONS,
@@ -164,8 +165,9 @@ export interface CronMissedEvent {
 
 export interface CronPlugin extends DocketPlugin {
   /**
-   * Creates or updates a schedule (by name). Validated first: an invalid expression, an unknown
-   * timezone or a bad job throw DOCKET_INVALID_OPTION and nothing is stored. The schedule's cursor
+   * Creates or updates a schedule (by name). Validated first: an invalid expression
+   * (DOCKET_CRON_INVALID_EXPRESSION), an unknown timezone (DOCKET_CRON_UNKNOWN_TIMEZONE) or a bad
+   * option (DOCKET_INVALID_OPTION) throws and nothing is stored. The schedule's cursor
    * is kept when only the job or the policies change, and restarts from now when the expression or
    * the timezone changes.
    */
@@ -295,18 +297,13 @@ export function cron(options: CronOptions = {}): CronPlugin {
     throw new InvalidOptionError(`${where}: \`setup\` must be a function (cron) => Promise<void>.`, { details: { where, option: 'setup' } });
   }
 
-  let app: Docket | null = null;
+  const binding = pluginBinding(PLUGIN_NAME, 'cron');
   let task: PeriodicTask<CronRunResult> | null = null;
   let lastPrune = 0;
   const wakeTimers = new Set<NodeJS.Timeout>();
 
-  const bound = (what: string): Docket => {
-    if (!app) throw new PluginInvalidError(`cron.${what}() needs the plugin registered with an app first: new Docket({ plugins: [cronPlugin] }).`);
-    return app;
-  };
-
   async function schedule(input: ScheduleOptions, pushOptions: { tx?: SqlClient } = {}): Promise<CronSchedule> {
-    const docket = bound('schedule');
+    const docket = binding.app('schedule');
     rejectUnknownKeys('cron.schedule(options, { tx })', pushOptions, ['tx']);
     const s = validateSchedule(input);
     const sql = pushOptions.tx ?? docket.sql;
@@ -333,14 +330,14 @@ export function cron(options: CronOptions = {}): CronPlugin {
   }
 
   async function unschedule(name: string, pushOptions: { tx?: SqlClient } = {}): Promise<boolean> {
-    const docket = bound('unschedule');
+    const docket = binding.app('unschedule');
     rejectUnknownKeys('cron.unschedule(name, { tx })', pushOptions, ['tx']);
     if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new InvalidOptionError(`cron.unschedule(): \`name\` must be a schedule name, got ${JSON.stringify(name)}.`);
     return scheduleDelete(pushOptions.tx ?? docket.sql, docket.schema, name);
   }
 
   async function list(): Promise<CronSchedule[]> {
-    const docket = bound('list');
+    const docket = binding.app('list');
     const rows = await scheduleList(docket.sql, docket.schema);
     await decodeArgs(docket, rows);
     return rows.map(toSchedule);
@@ -455,10 +452,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
     migrations: MIGRATIONS,
 
     apply(docket: Docket) {
-      if (app !== null && app !== docket) {
-        throw new PluginInvalidError('This cron() plugin is already registered with another app; create one per app.');
-      }
-      app = docket;
+      binding.bind(docket);
       task = periodicTask(docket, { name: PLUGIN_NAME, intervalMs, primaryOnly: true, run: fire });
       docket.hooks.afterMigrate.tapPromise(PLUGIN_NAME, async () => {
         for (const s of declared) await schedule(s);
@@ -475,8 +469,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
     list,
 
     nextRun(opts) {
-      if (!task) throw new PluginInvalidError('cron.nextRun() needs the plugin registered with an app first.');
-      return task.nextRun(opts);
+      binding.app('nextRun');
+      return task!.nextRun(opts);
     },
   };
   return plugin;

@@ -2,18 +2,20 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Docket, DocketError, Worker, defineJob, type DocketEvent, type DocketPlugin } from '@docket/core';
 import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
-import { cron, PLUGIN_NAME, type CronMissedEvent, type CronOptions } from '../src/index.js';
+import { cron, CronExpressionError, CronTimezoneError, PLUGIN_NAME, type CronMissedEvent, type CronOptions } from '../src/index.js';
 
 const tick = defineJob({ name: 'tick', queue: 'cron-test' }, async (_: { label?: string }) => 'ticked');
 
-function isInvalidOption(pattern: RegExp) {
+function isError(code: string, pattern: RegExp) {
   return (e: unknown) => {
     assert.ok(e instanceof DocketError, `expected a DocketError, got ${String(e)}`);
-    assert.equal(e.code, 'DOCKET_INVALID_OPTION');
+    assert.equal(e.code, code);
     assert.match(e.message, pattern);
     return true;
   };
 }
+const isInvalidOption = (pattern: RegExp) => isError('DOCKET_INVALID_OPTION', pattern);
+const isInvalidExpression = (pattern: RegExp) => isError('DOCKET_CRON_INVALID_EXPRESSION', pattern);
 
 function eventLog() {
   const events: DocketEvent[] = [];
@@ -60,7 +62,7 @@ const slow = defineJob({ name: 'slow', queue: 'cron-test' }, async (_: Record<st
 test('options and schedules are validated; an invalid schedule stores nothing', async () => {
   assert.throws(() => cron({ intervalMS: 10 } as never), isInvalidOption(/did you mean `intervalMs`/));
   assert.throws(() => cron({ graceMs: -1 }), isInvalidOption(/graceMs/));
-  assert.throws(() => cron({ schedules: [{ name: 'a', cron: 'nope', job: tick }] }), isInvalidOption(/invalid cron expression 'nope'/));
+  assert.throws(() => cron({ schedules: [{ name: 'a', cron: 'nope', job: tick }] }), isInvalidExpression(/invalid cron expression 'nope'/));
   assert.throws(
     () => cron({ schedules: [{ name: 'a', cron: '* * * * *', job: tick }, { name: 'a', cron: '0 * * * *', job: tick }] }),
     isInvalidOption(/two schedules are named 'a'/),
@@ -70,19 +72,24 @@ test('options and schedules are validated; an invalid schedule stores nothing', 
   await using db = await createTestDatabase();
   const h = await setup(db);
   try {
+    const INVALID = 'DOCKET_INVALID_OPTION';
+    const EXPRESSION = 'DOCKET_CRON_INVALID_EXPRESSION';
     const bad = [
-      [{ name: 'x', cron: '61 * * * *', job: tick }, /invalid cron expression '61 \* \* \* \*'.*Constraint error/],
-      [{ name: 'x', cron: '* * * * * * *', job: tick }, /invalid cron expression/],
-      [{ name: 'x', cron: '0 0 30 2 *', job: tick }, /invalid cron expression/],
-      [{ name: 'x', cron: '   ', job: tick }, /`cron` must be a cron expression/],
-      [{ name: 'x', cron: '* * * * *', job: tick, timezone: 'Mars/Olympus_Mons' }, /unknown timezone 'Mars\/Olympus_Mons'/],
-      [{ name: 'x', cron: '* * * * *', job: tick, timeZone: 'UTC' }, /did you mean `timezone`/],
-      [{ name: 'x', cron: '* * * * *', job: tick, missed: 'runTwice' }, /`missed` must be one of 'skip', 'runOnce'/],
-      [{ name: 'x', cron: '* * * * *', job: tick.withDelay(1000) }, /cron decides when it runs/],
-      [{ name: 'x', cron: '* * * * *', job: () => undefined }, /`job` must be a job made with defineJob/],
-      [{ name: 'bad name!', cron: '* * * * *', job: tick }, /`name` must be/],
+      [{ name: 'x', cron: '61 * * * *', job: tick }, EXPRESSION, /invalid cron expression '61 \* \* \* \*'.*Constraint error/],
+      [{ name: 'x', cron: '* * * * * * *', job: tick }, EXPRESSION, /invalid cron expression/],
+      [{ name: 'x', cron: '0 0 30 2 *', job: tick }, EXPRESSION, /invalid cron expression/],
+      [{ name: 'x', cron: '   ', job: tick }, EXPRESSION, /`cron` must be a cron expression/],
+      [{ name: 'x', cron: 5, job: tick }, INVALID, /`cron` must be a cron expression string/],
+      [{ name: 'x', cron: '* * * * *', job: tick, timezone: 'Mars/Olympus_Mons' }, 'DOCKET_CRON_UNKNOWN_TIMEZONE', /unknown timezone 'Mars\/Olympus_Mons'/],
+      [{ name: 'x', cron: '* * * * *', job: tick, timeZone: 'UTC' }, INVALID, /did you mean `timezone`/],
+      [{ name: 'x', cron: '* * * * *', job: tick, missed: 'runTwice' }, INVALID, /`missed` must be one of 'skip', 'runOnce'/],
+      [{ name: 'x', cron: '* * * * *', job: tick.withDelay(1000) }, INVALID, /cron decides when it runs/],
+      [{ name: 'x', cron: '* * * * *', job: () => undefined }, INVALID, /`job` must be a job made with defineJob/],
+      [{ name: 'bad name!', cron: '* * * * *', job: tick }, INVALID, /`name` must be/],
     ] as const;
-    for (const [options, pattern] of bad) await assert.rejects(h.plugin.schedule(options as never), isInvalidOption(pattern));
+    for (const [options, code, pattern] of bad) await assert.rejects(h.plugin.schedule(options as never), isError(code, pattern));
+    await assert.rejects(h.plugin.schedule({ name: 'x', cron: 'nope', job: tick }), CronExpressionError, 'instanceof the plugin’s own class');
+    await assert.rejects(h.plugin.schedule({ name: 'x', cron: '* * * * *', timezone: 'Nowhere/Town', job: tick }), CronTimezoneError);
     await assert.rejects(h.plugin.schedule({ name: 'x', cron: '* * * * *', job: tick.withArgs({ label: 10n as never }) }), { code: 'DOCKET_ARGS_NOT_SERIALIZABLE' });
     assert.deepEqual(await h.plugin.list(), [], 'nothing was stored');
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM docket.cron_schedules`;
@@ -90,6 +97,16 @@ test('options and schedules are validated; an invalid schedule stores nothing', 
   } finally {
     await h.close();
   }
+});
+
+test('a cron() value serves one app and refuses use before it is registered (DOCKET_PLUGIN_INVALID)', async () => {
+  const plugin = cron();
+  await assert.rejects(plugin.list(), isError('DOCKET_PLUGIN_INVALID', /cron\.list\(\): the plugin is not registered with an app yet/));
+  assert.throws(() => plugin.nextRun(), isError('DOCKET_PLUGIN_INVALID', /cron\.nextRun\(\)/));
+  const url = 'postgres://nobody@127.0.0.1:1/none';
+  const first = new Docket({ connection: url, plugins: [plugin], logger: false });
+  assert.throws(() => new Docket({ connection: url, plugins: [plugin], logger: false }), isError('DOCKET_PLUGIN_INVALID', /one plugin value serves one app; call cron\(\) again/));
+  await first.close();
 });
 
 test('schedule, list, update and unschedule; the cursor moves only when the expression or timezone changes', async () => {

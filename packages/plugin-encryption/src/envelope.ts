@@ -9,7 +9,7 @@
  * authentication.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError } from '@docket/core';
+import { EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError } from './errors.js';
 import type { Keyring } from './keys.js';
 
 export const MARKER = 'docket.enc';

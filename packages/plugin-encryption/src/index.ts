@@ -62,3 +62,4 @@ export function encryption(options: EncryptionOptions): DocketPlugin {
 }
 
 export { MARKER as ENVELOPE_MARKER, type Envelope } from './envelope.js';
+export { ENCRYPTION_ERRORS, EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError } from './errors.js';

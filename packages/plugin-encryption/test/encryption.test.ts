@@ -13,9 +13,6 @@ import {
   defineJob,
   Docket,
   DocketError,
-  EncryptionKeyUnknownError,
-  EncryptionPlaintextError,
-  EncryptionTamperedError,
   type JobRecord,
   Worker,
 } from '@docket/core';
@@ -24,7 +21,7 @@ import '@docket/plugin-unique';
 import { unique } from '@docket/plugin-unique';
 import { chain, pushWorkflow, waitForWorkflow, workflow, workflows } from '@docket/plugin-workflow';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
-import { encryption, ENVELOPE_MARKER } from '../src/index.js';
+import { encryption, ENVELOPE_MARKER, EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError } from '../src/index.js';
 import { echo } from './fixtures/jobs.js';
 
 /** Every plaintext this file stores contains it (case-insensitively); the last test looks for it in every column. */

@@ -17,8 +17,8 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   InvalidOptionError,
-  PluginInvalidError,
   integerOption,
+  pluginBinding,
   rejectUnknownKeys,
   type Docket,
   type DocketPlugin,
@@ -108,7 +108,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
     );
   }
 
-  let app: Docket | null = null;
+  const binding = pluginBinding(PLUGIN_NAME, 'leadership');
   const leases = new Map<string, LocalLease>();
   let listening: Promise<(() => void) | null> | null = null;
   let running = 0;
@@ -187,10 +187,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
     renewIntervalMs,
 
     apply(docket: Docket) {
-      if (app !== null && app !== docket) {
-        throw new PluginInvalidError(`This leadership() plugin is already registered with another app; create one per app.`);
-      }
-      app = docket;
+      binding.bind(docket);
 
       docket.hooks.resolvePrimary.tapPromise(PLUGIN_NAME, ({ workerId }) => resolve(docket, workerId));
 
@@ -232,7 +229,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
     },
 
     current(): Promise<LeaseRecord | null> {
-      if (!app) throw new PluginInvalidError('leadership().current() needs the plugin registered with an app (new Docket({ plugins: [...] })).');
+      const app = binding.app('current');
       return leaseRead(app.sql, app.schema);
     },
   };

@@ -21,8 +21,8 @@ import {
   booleanOption,
   integerOption,
   oneOfOption,
+  pluginBinding,
   rejectUnknownKeys,
-  type Docket,
   type DocketPlugin,
   type JobRef,
   type RunningJob,
@@ -135,17 +135,12 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
     live: booleanOption(where, 'live', options.live, true),
   });
   const minRank = LOG_LEVELS.indexOf(settings.minLevel);
-  let app: Docket | null = null;
+  const binding = pluginBinding(PLUGIN_NAME, 'jobLogs');
   let buffer: LogBuffer | null = null;
-
-  const need = (what: string): Docket => {
-    if (!app) throw new InvalidOptionError(`${PLUGIN_NAME}.${what}: add the plugin to an app (new Docket({ plugins: [...] })) first.`);
-    return app;
-  };
 
   /** Insert, trim to `limit`, announce — all in the caller's transaction. */
   async function writeLines(sql: SqlClient, rows: LineRow[]): Promise<void> {
-    const target = app!;
+    const target = binding.app();
     const inserted = await linesInsert(sql, target.schema, rows);
     // A job can exceed the cap only with a line at seq ≥ limit, or lines of an earlier attempt.
     const over = new Set<string>();
@@ -167,7 +162,7 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
   }
 
   async function getLogs(ref: JobRef | { id: string } | string, readOptions: ReadOptions = {}): Promise<LogLine[]> {
-    const target = need('getLogs');
+    const target = binding.app('getLogs');
     rejectUnknownKeys(`${PLUGIN_NAME}.getLogs options`, readOptions, ['tree', 'limit']);
     const tree = booleanOption(`${PLUGIN_NAME}.getLogs`, 'tree', readOptions.tree, true);
     const limit = readOptions.limit === undefined ? null : integerOption(`${PLUGIN_NAME}.getLogs`, 'limit', readOptions.limit, 0, { min: 1 });
@@ -175,7 +170,7 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
   }
 
   async function followLogs(ref: JobRef | { id: string } | string, onLine: (line: LogLine) => unknown, followOptions: FollowOptions = {}): Promise<() => void> {
-    const target = need('followLogs');
+    const target = binding.app('followLogs');
     rejectUnknownKeys(`${PLUGIN_NAME}.followLogs options`, followOptions, ['tree', 'history']);
     if (typeof onLine !== 'function') throw new InvalidOptionError(`${PLUGIN_NAME}.followLogs: onLine must be a function.`);
     const id = refId(ref);
@@ -262,8 +257,7 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
     followLogs,
     flush: () => buffer?.flush(true) ?? Promise.resolve(),
     apply(target) {
-      if (app !== null) throw new InvalidOptionError(`The ${PLUGIN_NAME} plugin is already applied to an app; create one jobLogs() per app.`);
-      app = target;
+      binding.bind(target);
       const buf = (buffer = new LogBuffer(settings, (rows) => target.sql.begin((tx) => writeLines(tx, rows)) as Promise<void>, target.logger));
 
       target.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => {

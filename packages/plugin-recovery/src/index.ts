@@ -17,7 +17,10 @@ import {
   periodicBinding,
   rejectUnknownKeys,
 } from '@docket/core';
+import { PoisonJobError } from './errors.js';
 import { type LossReason, type LostJobRow, type LostJobUpdate, MIGRATIONS, deadWorkersDelete, lostJobsLock, lostJobsUpdate, recoveryCountsGet } from './sql.js';
+
+export { RECOVERY_ERRORS, PoisonJobError } from './errors.js';
 
 export const PLUGIN_NAME = 'recovery';
 export const PLUGIN_VERSION = '0.1.0';
@@ -204,8 +207,8 @@ function decide(row: LostJobRow, settings: Settings): { update: LostJobUpdate; j
   } else if (state === 'failed') {
     error = {
       attempt: row.attempt,
-      name: 'PoisonJobError',
-      code: lossCode(row.reason),
+      name: PoisonJobError.name,
+      code: 'DOCKET_RECOVERY_POISON_JOB' satisfies PoisonJobError['code'],
       message:
         `Poison job: ${why}. It was already recovered ${row.recovery_count} time(s) (maxRecoveries ${settings.maxRecoveries}), ` +
         `so ${PLUGIN_NAME} fails it instead of running it again. A job that keeps losing its worker usually crashes or blocks the process; ` +

@@ -91,6 +91,7 @@ test('a poison job that kills its worker process every time ends failed after ma
 
     assert.equal(failed.state, 'failed');
     assert.deepEqual(failed.errors.map((e) => e.name), ['WorkerLostError', 'WorkerLostError', 'PoisonJobError']);
+    assert.deepEqual(failed.errors.map((e) => e.code), ['DOCKET_WORKER_SHUTDOWN', 'DOCKET_WORKER_SHUTDOWN', 'DOCKET_RECOVERY_POISON_JOB']);
     assert.deepEqual(failed.errors.map((e) => e.attempt), [1, 2, 3]);
     assert.match(failed.errors[2]!.message, /Poison job: .*already recovered 2 time\(s\) \(maxRecoveries 2\)/);
     assert.equal(await count(h.db, `SELECT recovery_count FROM docket.jobs WHERE id = ${bad.id}`), 3);

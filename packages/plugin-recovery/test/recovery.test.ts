@@ -180,6 +180,7 @@ test('a lost job whose cancellation was requested ends cancelled; a job lost mor
     const failed = await waitPoison;
     assert.equal(failed.state, 'failed');
     assert.equal(failed.errors.at(-1)!.name, 'PoisonJobError');
+    assert.equal(failed.errors.at(-1)!.code, 'DOCKET_RECOVERY_POISON_JOB');
     assert.match(failed.errors.at(-1)!.message, /Poison job: worker crashed that ran attempt 3 has no heartbeat row.*already recovered 2 time\(s\) \(maxRecoveries 2\)/);
 
     assert.deepEqual(

@@ -16,11 +16,10 @@
  */
 import {
   InvalidOptionError,
-  PluginInvalidError,
   WaitTimeoutError,
   integerOption,
+  pluginBinding,
   rejectUnknownKeys,
-  type Docket,
   type DocketEvent,
   type DocketPlugin,
   type RunningJob,
@@ -41,8 +40,10 @@ import type {
   SucceededSignal,
 } from './types.js';
 import { decode, encodeEnqueued, encodeSignals } from './wire.js';
+import { SignalsNotListeningError } from './errors.js';
 
 export * from './types.js';
+export { SIGNALS_ERRORS, SignalsNotListeningError } from './errors.js';
 export { MAX_PAYLOAD_BYTES } from './wire.js';
 
 export const PLUGIN_NAME = 'signals';
@@ -107,7 +108,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   const broadcast = new Set(options.broadcast ?? []);
   broadcast.add('enqueued');
 
-  let app: Docket | null = null;
+  const binding = pluginBinding(PLUGIN_NAME, 'signals');
   const listeners = new Map<string, Set<Listener<any>>>();
   let listening: Promise<void> | null = null;
   let listenError: unknown = null;
@@ -124,7 +125,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   function reportListenerError(error: unknown, signal: AnySignal): void {
     try {
       if (options.onListenerError) options.onListenerError(error, signal);
-      else app?.logger.error(`${PLUGIN_NAME}: a listener for '${signal.type}' failed`, { error });
+      else binding.current?.logger.error(`${PLUGIN_NAME}: a listener for '${signal.type}' failed`, { error });
     } catch {
       // an error handler that throws has nobody left to tell
     }
@@ -159,11 +160,12 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   function flushOutbox(): void {
     const batch = outbox;
     outbox = [];
+    const app = binding.current;
     if (!app) return;
     const { payloads, tooBig } = encodeSignals(batch, topicBytes);
     for (const signal of tooBig) app.logger.warn(`${PLUGIN_NAME}: a '${signal.type}' signal is larger than a NOTIFY payload; not broadcast`);
     for (const payload of payloads) {
-      app.notify(SIGNALS_TOPIC, payload).catch((error) => app?.logger.warn(`${PLUGIN_NAME}: broadcasting signals failed (they are lost)`, { error }));
+      app.notify(SIGNALS_TOPIC, payload).catch((error) => app.logger.warn(`${PLUGIN_NAME}: broadcasting signals failed (they are lost)`, { error }));
     }
   }
 
@@ -180,30 +182,32 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     try {
       received = decode(payload);
     } catch (error) {
-      app?.logger.warn(`${PLUGIN_NAME}: ignored a malformed signals notification`, { error });
+      binding.current?.logger.warn(`${PLUGIN_NAME}: ignored a malformed signals notification`, { error });
       return;
     }
     for (const signal of received) deliver(signal);
   }
 
   async function ensureListening(type: string): Promise<void> {
-    listening ??= app!.listen(SIGNALS_TOPIC, onPayload).then(
+    listening ??= binding.app('on').listen(SIGNALS_TOPIC, onPayload).then(
       () => undefined,
       (error) => void (listenError = error),
     );
     await listening;
     // Without LISTEN only this process's own, non-broadcast signals can arrive.
     if (listenError && broadcast.has(type)) {
-      throw new InvalidOptionError(`${PLUGIN_NAME}: '${type}' signals arrive through LISTEN/NOTIFY, but this app was created with \`listen: false\`.`, {
-        cause: listenError,
-      });
+      throw new SignalsNotListeningError(
+        `${PLUGIN_NAME}: '${type}' signals arrive through LISTEN/NOTIFY, but this app was created with \`listen: false\`. ` +
+          'Create the app with `listen: true` (or `listen: { connection }`), or listen only to signals this process produces and does not broadcast.',
+        { cause: listenError, details: { type } },
+      );
     }
   }
 
   async function on(type: string, listener: Listener<any>): Promise<() => void> {
     if (typeof type !== 'string' || type.length === 0) throw new InvalidOptionError(`${PLUGIN_NAME}.on: the signal type must be a non-empty string, e.g. 'succeeded' or '*'.`);
     if (typeof listener !== 'function') throw new InvalidOptionError(`${PLUGIN_NAME}.on('${type}'): the listener must be a function.`);
-    if (!app) throw new InvalidOptionError(`${PLUGIN_NAME}: add the plugin to an app (new Docket({ plugins: [...] })) before listening.`);
+    binding.app('on');
     // Registered at once, so signals produced while the LISTEN is being set up are not missed.
     let set = listeners.get(type);
     if (!set) listeners.set(type, (set = new Set()));
@@ -247,8 +251,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     on: on as SignalsPlugin['on'],
     next: next as SignalsPlugin['next'],
     apply(target) {
-      if (app !== null) throw new PluginInvalidError(`The ${PLUGIN_NAME} plugin is already applied to an app; create one signals() per app.`);
-      app = target;
+      binding.bind(target);
       topicBytes = Buffer.byteLength(`x:${SIGNALS_TOPIC}:`);
 
       if (sendEnqueued) {

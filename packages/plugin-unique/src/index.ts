@@ -21,7 +21,10 @@ import {
   type DocketPlugin,
   type JobInsert,
 } from '@docket/core';
+import { UniqueHolderGoneError, UniqueOptionsConflictError } from './errors.js';
 import { HOLDING_STATES, MIGRATIONS, clockRead, holdersFind, pendingJobsDebounce } from './sql.js';
+
+export { UNIQUE_ERRORS, UniqueHolderGoneError, UniqueOptionsConflictError } from './errors.js';
 
 export const PLUGIN_NAME = 'unique';
 const VERSION = '0.1.0';
@@ -83,7 +86,7 @@ export function uniqueKeySpec(key: unknown, options: UniqueKeyOptions = {}): Uni
   const throttleMs = period('throttleMs');
   const debounceMs = period('debounceMs');
   if (throttleMs !== null && debounceMs !== null) {
-    throw new InvalidJobOptionError(`${where}: use either throttleMs or debounceMs, not both (a throttled key keeps its first job; a debounced key keeps replacing it).`);
+    throw new UniqueOptionsConflictError(`${where}: use either throttleMs or debounceMs, not both (a throttled key keeps its first job; a debounced key keeps replacing it).`);
   }
   return Object.freeze({ key, throttleMs, debounceMs });
 }
@@ -95,7 +98,7 @@ Object.defineProperty(JobInvocation.prototype, 'withUniqueKey', {
   value: function withUniqueKey(this: JobInvocation, key: string, options?: UniqueKeyOptions) {
     const spec = uniqueKeySpec(key, options);
     if (spec.debounceMs !== null && (this.options.scheduledAt !== null || this.options.delayMs !== null)) {
-      throw new InvalidJobOptionError(debounceAndDelay(key));
+      throw new UniqueOptionsConflictError(debounceAndDelay(key));
     }
     return this.with(UNIQUE_EXTENSION, spec);
   },
@@ -153,7 +156,7 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
             row.columns.unique_window = new Date(t - mod(t, spec.throttleMs));
           }
           if (spec.debounceMs !== null) {
-            if (row.scheduledAt !== null || row.delayMs !== null) throw new InvalidJobOptionError(debounceAndDelay(spec.key));
+            if (row.scheduledAt !== null || row.delayMs !== null) throw new UniqueOptionsConflictError(debounceAndDelay(spec.key));
             row.delayMs = spec.debounceMs;
           }
         }
@@ -176,8 +179,9 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
         mine.forEach(({ i, row, spec }, n) => {
           const holder = holders[n]!;
           if (holder.id === null) {
-            throw new Error(
+            throw new UniqueHolderGoneError(
               `the job holding unique key '${spec.key}' finished and was deleted while this push ran, so there is no job to name; push again.`,
+              { details: { key: spec.key } },
             );
           }
           resolved[i] = holder.id;

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '@docket/testing';
 import { DocketError, HOOK_STAGE, defineJob, type DocketPlugin } from '@docket/core';
-import { PLUGIN_NAME, unique, uniqueKeySpec } from '@docket/plugin-unique';
+import { PLUGIN_NAME, UniqueOptionsConflictError, unique, uniqueKeySpec } from '@docket/plugin-unique';
 import { deferred, harness, nextMessage, type Harness } from './helpers.js';
 
 const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
@@ -18,8 +18,8 @@ describe('options and builder', () => {
     assert.throws(() => job.invocation().withUniqueKey('k', { throttleMS: 5 } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `throttleMs`/.test((e as Error).message));
     assert.throws(() => job.invocation().withUniqueKey('k', { throttleMs: 0 }), code('DOCKET_INVALID_JOB_OPTION'));
     assert.throws(() => job.invocation().withUniqueKey('k', { debounceMs: 1.5 }), code('DOCKET_INVALID_JOB_OPTION'));
-    assert.throws(() => job.invocation().withUniqueKey('k', { throttleMs: 10, debounceMs: 10 }), code('DOCKET_INVALID_JOB_OPTION'));
-    assert.throws(() => job.withDelay(10).withUniqueKey('k', { debounceMs: 10 }), code('DOCKET_INVALID_JOB_OPTION'));
+    assert.throws(() => job.invocation().withUniqueKey('k', { throttleMs: 10, debounceMs: 10 }), code('DOCKET_UNIQUE_CONFLICTING_OPTIONS'));
+    assert.throws(() => job.withDelay(10).withUniqueKey('k', { debounceMs: 10 }), UniqueOptionsConflictError);
     assert.throws(() => unique({ strict: true } as never), code('DOCKET_INVALID_OPTION'));
     const inv = job.withArgs(undefined).withUniqueKey('k', { throttleMs: 1000 });
     assert.deepEqual(inv.options.extensions['unique.key'], { key: 'k', throttleMs: 1000, debounceMs: null });
@@ -213,7 +213,7 @@ describe('unique keys', () => {
 
     await assert.rejects(
       h.app.push(quick.withArgs({ v: 3 }).withUniqueKey('debounce-delay', { debounceMs: 10 }).withDelay(5)),
-      (e: unknown) => code('DOCKET_PLUGIN_FAILED')(e) && code('DOCKET_INVALID_JOB_OPTION')((e as Error).cause),
+      (e: unknown) => code('DOCKET_PLUGIN_FAILED')(e) && code('DOCKET_UNIQUE_CONFLICTING_OPTIONS')((e as Error).cause),
     );
   });
 

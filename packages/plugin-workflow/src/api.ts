@@ -4,7 +4,6 @@
  */
 import {
   type Docket,
-  InvalidJobOptionError,
   InvalidOptionError,
   integerOption,
   type JobError,
@@ -15,6 +14,7 @@ import {
   type SqlClient,
   WaitTimeoutError,
 } from '@docket/core';
+import { WorkflowDefinitionError, WorkflowNotFoundError, WorkflowStepDeduplicatedError } from './errors.js';
 import { Flow, type FailurePolicy, type FlowKind } from './flows.js';
 import { type GraphFormat, renderWorkflow } from './graph.js';
 import { META } from './meta.js';
@@ -95,7 +95,7 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
   if (!(flow instanceof Flow)) {
     throw new InvalidOptionError(`pushWorkflow(app, flow) takes a workflow(...), chain(...), group(...) or chord(...), got ${describeValue(flow)}.`);
   }
-  if (flow.steps.length === 0) throw new InvalidOptionError(`Workflow '${flow.name}' has no steps; add some with .step(key, job).`);
+  if (flow.steps.length === 0) throw new WorkflowDefinitionError(`Workflow '${flow.name}' has no steps; add some with .step(key, job).`);
   const onFailure = flow.onFailure ?? defaults.onFailure;
   const run = async (tx: SqlClient): Promise<WorkflowRef<R>> => {
     const runId = await db.runInsert(tx, { name: flow.name, kind: flow.kind, onFailure, steps: flow.steps.length });
@@ -108,7 +108,7 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
     const jobOf = new Map<string, string>();
     refs.forEach((ref, i) => {
       if (ref.duplicate) {
-        throw new InvalidJobOptionError(
+        throw new WorkflowStepDeduplicatedError(
           `Step '${roots[i]!.key}' of workflow '${flow.name}' was answered with existing job ${ref.id} by a plugin (deduplication); workflow steps need their own job. Remove the unique option from this step.`,
         );
       }
@@ -139,7 +139,7 @@ function stepState(row: Record<string, any>): StepState {
   return row.step_state as StepState;
 }
 
-/** The run with each step's state (and result), or a JobNotFoundError-like error when there is none. */
+/** The run with each step's state (and result); WorkflowNotFoundError when there is none. */
 export async function getWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<R> | RefInput): Promise<WorkflowRecord<R>> {
   const { db } = runtimeOf(app, 'getWorkflow');
   const id = refId(ref, 'getWorkflow');
@@ -148,8 +148,7 @@ export async function getWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<R> 
 
 async function readRun<R>(app: Docket, db: ReturnType<typeof runtimeOf>['db'], id: string): Promise<WorkflowRecord<R>> {
   const [run] = await db.runGet(app.sql, { id });
-  // The closest core code: like a job that does not exist (or was pruned).
-  if (!run) throw new JobNotFoundError(`No workflow run with id ${id} (it may have been pruned).`, { details: { workflowId: id } });
+  if (!run) throw new WorkflowNotFoundError(`No workflow run with id ${id} (it may have been pruned).`, { details: { workflowId: id } });
   const rows = await db.stepsGet(app.sql, { runId: id });
   if (app.codec.active) {
     const results = await app.codec.decodeResults(rows.map((r) => r.result));
@@ -266,7 +265,7 @@ export async function cancelWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<
     if (result.cancelled) await announceRuns(app, [{ id }], tx);
     return result;
   });
-  if (!outcome.found) throw new JobNotFoundError(`No workflow run with id ${id} to cancel.`, { details: { workflowId: id } });
+  if (!outcome.found) throw new WorkflowNotFoundError(`No workflow run with id ${id} to cancel (it may have been pruned).`, { details: { workflowId: id } });
   if (outcome.cancelled) {
     app.emit(PLUGIN_NAME, 'workflow.finished', { id, state: 'cancelled' });
     for (const jobId of outcome.jobIds) {

@@ -4,6 +4,7 @@
  * pushes the steps that can run at once.
  */
 import { InvalidJobOptionError, InvalidOptionError, type JobDefinition, type JobError, type JobInvocation, type Pushable } from '@docket/core';
+import { WorkflowDefinitionError } from './errors.js';
 import { META } from './meta.js';
 import { describeValue, type JobSpec, toInvocation, toSpec } from './spec.js';
 
@@ -70,7 +71,7 @@ export class Flow<R = unknown> {
 
 function checkName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 200) {
-    throw new InvalidOptionError(`A workflow name must be a string of 1 to 200 characters, got ${describeValue(name)}.`);
+    throw new WorkflowDefinitionError(`A workflow name must be a string of 1 to 200 characters, got ${describeValue(name)}.`);
   }
   return name;
 }
@@ -84,9 +85,9 @@ function checkPolicy(policy: unknown): FailurePolicy {
 
 function checkKey(key: unknown, taken: ReadonlySet<string>): string {
   if (typeof key !== 'string' || key.length === 0 || key.length > 200) {
-    throw new InvalidOptionError(`A workflow step key must be a string of 1 to 200 characters, got ${describeValue(key)}.`);
+    throw new WorkflowDefinitionError(`A workflow step key must be a string of 1 to 200 characters, got ${describeValue(key)}.`);
   }
-  if (taken.has(key)) throw new InvalidOptionError(`The workflow already has a step '${key}'; step keys must be unique.`);
+  if (taken.has(key)) throw new WorkflowDefinitionError(`The workflow already has a step '${key}'; step keys must be unique.`);
   return key;
 }
 
@@ -117,12 +118,12 @@ export class WorkflowBuilder<Results extends Record<string, unknown> = {}> exten
     if (!Array.isArray(after)) throw new InvalidOptionError(`step('${stepKey}'): \`after\` must be an array of step keys.`);
     for (const parent of after) {
       if (!taken.has(parent)) {
-        throw new InvalidOptionError(
+        throw new WorkflowDefinitionError(
           `step('${stepKey}') runs after '${String(parent)}', which is not a step declared before it. Declare steps after the steps they depend on.`,
         );
       }
     }
-    if (new Set(after).size !== after.length) throw new InvalidOptionError(`step('${stepKey}') names a parent twice in \`after\`.`);
+    if (new Set(after).size !== after.length) throw new WorkflowDefinitionError(`step('${stepKey}') names a parent twice in \`after\`.`);
     const step: FlowStep = { key: stepKey, spec: toSpec(job, `workflow step '${stepKey}'`), after: [...after], input: 'args' };
     return new WorkflowBuilder(this.kind, this.name, [...this.steps, step], this.onFailure) as never;
   }
@@ -179,7 +180,7 @@ export class GroupFlow<R extends readonly unknown[] = unknown[]> extends Flow<R>
 
 /** `group(a.withArgs(1), a.withArgs(2), b)`: run in parallel; the result lists their results in order. */
 export function group<T extends AnyStep[]>(...jobs: T): GroupFlow<GroupResults<T>> {
-  if (jobs.length === 0) throw new InvalidOptionError('group() needs at least one job.');
+  if (jobs.length === 0) throw new WorkflowDefinitionError('group() needs at least one job.');
   const steps: FlowStep[] = jobs.map((job, i) => ({ key: String(i), spec: toSpec(job, `group job ${i}`), after: [], input: 'args' }));
   return new GroupFlow('group', 'group', steps, undefined);
 }
@@ -189,7 +190,7 @@ export function group<T extends AnyStep[]>(...jobs: T): GroupFlow<GroupResults<T
  * the list of their results (in order) as its arguments. The chord's result is the callback's.
  */
 export function chord<G extends readonly unknown[], C extends AnyStep>(header: GroupFlow<G>, callback: C & Accepting<G, C>): Flow<StepResult<C>> {
-  if (!(header instanceof GroupFlow)) throw new InvalidOptionError('chord(header, callback): `header` must be a group(...).');
+  if (!(header instanceof GroupFlow)) throw new WorkflowDefinitionError('chord(header, callback): `header` must be a group(...).');
   const key = String(header.steps.length);
   const steps: FlowStep[] = [
     ...header.steps,

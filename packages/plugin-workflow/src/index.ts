@@ -6,6 +6,7 @@
  *   const run = await pushWorkflow(app, chain(fetchPage.withArgs({ url }), parse, store));
  *   const done = await waitForWorkflow(app, run); // done.result: store's result
  */
+export { WORKFLOW_ERRORS, WorkflowDefinitionError, WorkflowNotFoundError, WorkflowStepDeduplicatedError } from './errors.js';
 export { workflows, PLUGIN_NAME, PLUGIN_VERSION, NOTIFY_TOPIC, type WorkflowPlugin, type WorkflowPluginOptions, type SubtaskFailurePolicy, type WorkflowStepContext } from './plugin.js';
 export {
   workflow,

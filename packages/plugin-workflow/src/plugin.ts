@@ -9,6 +9,7 @@ import {
   type DocketPlugin,
   HOOK_STAGE,
   InvalidOptionError,
+  PluginInvalidError,
   type JobContext,
   type JobError,
   type JobInvocation,
@@ -56,7 +57,7 @@ const runtimes = new WeakMap<Docket, Runtime>();
 export function runtimeOf(app: Docket, what: string): Runtime {
   const runtime = runtimes.get(app);
   if (!runtime) {
-    throw new InvalidOptionError(
+    throw new PluginInvalidError(
       `${what} needs the workflow plugin on this app: new Docket({ connection, plugins: [workflows()] }) (and app.migrate() once).`,
     );
   }

@@ -116,8 +116,8 @@ describe('chains, groups, chords and callbacks', () => {
 
   test('flows refuse what cannot work at build time', () => {
     const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
-    assert.throws(() => group(), code('DOCKET_INVALID_OPTION'));
-    assert.throws(() => chord(chain(inc.withArgs(1)) as unknown as GroupFlow<number[]>, sum), code('DOCKET_INVALID_OPTION'));
+    assert.throws(() => group(), code('DOCKET_WORKFLOW_INVALID_FLOW'));
+    assert.throws(() => chord(chain(inc.withArgs(1)) as unknown as GroupFlow<number[]>, sum), code('DOCKET_WORKFLOW_INVALID_FLOW'));
     assert.throws(() => chain(inc.withArgs(1), {} as never), code('DOCKET_INVALID_JOB_OPTION'));
     assert.throws(() => link(inc.withArgs(1), null as never), code('DOCKET_INVALID_JOB_OPTION'));
   });

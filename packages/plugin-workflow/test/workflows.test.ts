@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { defineJob, DocketError, type JobContext } from '@docket/core';
+import { defineJob, Docket, DocketError, type DocketPlugin, type JobContext } from '@docket/core';
 import { waitFor } from '@docket/testing';
 import {
   cancelWorkflow,
@@ -10,6 +10,10 @@ import {
   renderWorkflow,
   waitForWorkflow,
   workflow,
+  workflows,
+  WorkflowDefinitionError,
+  WorkflowNotFoundError,
+  WorkflowStepDeduplicatedError,
   type WorkflowBuilder,
 } from '../src/index.js';
 import { type Harness, harness } from './helpers.js';
@@ -228,8 +232,12 @@ describe('workflows', () => {
 
   test('invalid workflows are refused when they are built', () => {
     const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
-    assert.throws(() => workflow('w').step('a', node.withArgs({ key: 'a' })).step('a' as never, node.withArgs({ key: 'a' })), code('DOCKET_INVALID_OPTION'));
-    assert.throws(() => workflow('w').step('a', node.withArgs({ key: 'a' }), { after: ['ghost' as never] }), /not a step declared before it/);
+    assert.throws(() => workflow('w').step('a', node.withArgs({ key: 'a' })).step('a' as never, node.withArgs({ key: 'a' })), code('DOCKET_WORKFLOW_INVALID_FLOW'));
+    assert.throws(
+      () => workflow('w').step('a', node.withArgs({ key: 'a' }), { after: ['ghost' as never] }),
+      (e: unknown) => e instanceof WorkflowDefinitionError && /not a step declared before it/.test(e.message),
+    );
+    assert.throws(() => workflow(''), code('DOCKET_WORKFLOW_INVALID_FLOW'));
     assert.throws(() => workflow('w').step('a', node.withArgs({ key: 'a' }), { afterr: [] } as never), /did you mean `after`/);
     assert.throws(() => workflow('w', { onFailure: 'explode' as never }), code('DOCKET_INVALID_OPTION'));
     assert.throws(() => workflow('w').step('a', node.withArgs({ key: 1n as never })), code('DOCKET_ARGS_NOT_SERIALIZABLE'));
@@ -245,8 +253,40 @@ describe('workflows', () => {
     await h.app.deleteJobs(jobIds.slice(0, 1));
     assert.equal((await getWorkflow(h.app, done)).steps.length, 2, 'kept while one of its jobs remains');
     await h.app.deleteJobs(jobIds.slice(1));
-    await assert.rejects(getWorkflow(h.app, done), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_JOB_NOT_FOUND');
+    await assert.rejects(getWorkflow(h.app, done), (e: unknown) => e instanceof WorkflowNotFoundError && e.code === 'DOCKET_WORKFLOW_NOT_FOUND');
+    await assert.rejects(cancelWorkflow(h.app, done), WorkflowNotFoundError);
     const [left] = await h.db.sql`SELECT count(*)::int AS n FROM docket.workflow_steps WHERE run_id = ${done.id}`;
     assert.equal(left!.n, 0);
   });
+});
+
+test('a step a deduplicating plugin answers with an existing job is refused, and the run is not stored; an app without the plugin is refused', async () => {
+  const dedupe: DocketPlugin = {
+    name: 'test-dedupe',
+    apply(app) {
+      app.defineJobOption('sameAs');
+      app.hooks.beforePush.tapPromise('test-dedupe', async (rows) => {
+        for (const row of rows) if (typeof row.extensions.sameAs === 'string') row.duplicateOf = row.extensions.sameAs;
+        return rows;
+      });
+    },
+  };
+  const h = await harness({ app: { plugins: [workflows(), dedupe] } });
+  const bare = new Docket({ connection: h.db.url, logger: false });
+  try {
+    const existing = await h.app.push(node.withArgs({ key: 'existing' }));
+    await assert.rejects(
+      pushWorkflow(h.app, workflow('dedupe').step('a', node.withArgs({ key: 'a' }).with('sameAs', existing.id))),
+      (e: unknown) => e instanceof WorkflowStepDeduplicatedError && e.code === 'DOCKET_WORKFLOW_STEP_DEDUPLICATED' && /Step 'a' of workflow 'dedupe'/.test(e.message),
+    );
+    const [{ n }] = await h.db.sql`SELECT count(*)::int AS n FROM docket.workflow_runs`;
+    assert.equal(n, 0, 'the run rolled back with the push');
+    await assert.rejects(
+      pushWorkflow(bare, workflow('w').step('a', node.withArgs({ key: 'a' }))),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /needs the workflow plugin on this app/.test(e.message),
+    );
+  } finally {
+    await bare.close();
+    await h.close();
+  }
 });
