@@ -329,8 +329,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
 
   /** Decides every due time of one schedule in one transaction. */
   async function fireSchedule(docket: Docket, name: string, run: PeriodicRun, totals: { fired: number; skipped: number; missed: number }) {
-    const workerId = run.maintenance.worker.id;
-    const term = run.maintenance.primary.term;
+    const workerId = run.worker.id;
+    const term = run.primary.term;
     const events: Array<[string, unknown]> = [];
     const wakes: Array<{ queue: string; at: Date }> = [];
     let dbNow: Date | null = null;

@@ -108,7 +108,7 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     name: PLUGIN_NAME,
     intervalMs: settings.intervalMs,
     primaryOnly: settings.primaryOnly,
-    run: ({ app, maintenance, signal }) => sweep(app, settings, maintenance.worker.id, signal),
+    run: ({ app, worker, signal }) => sweep(app, settings, worker.id, signal),
   });
 
   return {
