@@ -5,7 +5,7 @@
  *
  *   const app = new Docket({ connection, plugins: [recovery({ deadAfterMs: 30_000 })] });
  *
- * Built only on the public API of @docket/core: `periodicTask` on the maintenance tick, its own
+ * Built only on the public API of @docket/core: a `periodicTask` (its own loop on each worker), its own
  * SQL (src/sql.ts), `app.settleJobs` for the jobs it ends, `app.wake` and `app.emit`.
  */
 import {
