@@ -238,12 +238,14 @@ export function createHooks() {
     /** Worker stopping (after fetching stopped, jobs drained). Series. */
     workerStopping: new AsyncSeriesHook<[WorkerView]>(['worker'], 'workerStopping'),
     /**
-     * Each maintenance tick, before `maintenance`. Bail: the first tap that answers decides whether
-     * this worker holds the primary role (an election plugin answers here; untapped, every worker is
-     * primary with term null, and correctness must never rest on the answer).
+     * Each maintenance tick, before `maintenance`, and before each run of a `primaryOnly` periodic
+     * task: fired through `worker.resolvePrimary()`, which shares one call among concurrent askers.
+     * Bail: the first tap that answers decides whether this worker holds the primary role (an
+     * election plugin answers here; untapped, every worker is primary with term null, and
+     * correctness must never rest on the answer).
      */
     resolvePrimary: new AsyncSeriesBailHook<[PrimaryQuery], PrimaryStatus | undefined>(['query'], 'resolvePrimary'),
-    /** Every maintenance interval on every worker. Series. */
+    /** Every maintenance interval on every worker. Series. (Periodic tasks run apart, on loops of their own.) */
     maintenance: new AsyncSeriesHook<[MaintenanceContext]>(['ctx'], 'maintenance'),
 
     /**

@@ -1,11 +1,20 @@
+import { performance } from 'node:perf_hooks';
 import type { Docket } from './app.js';
-import { PluginInvalidError } from './errors.js';
-import type { MaintenanceContext } from './hooks.js';
+import type { PrimaryStatus } from './hooks.js';
 import { integerOption, booleanOption, rejectUnknownKeys } from './options.js';
+import type { Worker } from './worker/worker.js';
+import type { WorkerView } from './types.js';
+import { pluginBinding } from './plugin-binding.js';
 
 export interface PeriodicRun {
   readonly app: Docket;
-  readonly maintenance: MaintenanceContext;
+  /** The worker this run is on. */
+  readonly worker: WorkerView;
+  /**
+   * The primary-role answer the run was decided on: with `primaryOnly`, asked of the election just
+   * before the run (`worker.resolvePrimary()`); otherwise the worker's latest answer.
+   */
+  readonly primary: PrimaryStatus;
   /** Aborted when the worker stops: long runs should check it between batches. */
   readonly signal: AbortSignal;
 }
@@ -13,7 +22,7 @@ export interface PeriodicRun {
 export interface PeriodicTaskOptions<R> {
   /** Name used for events (`<name>.finished`) and tap names; usually the plugin's name. */
   name: string;
-  /** Minimum time between two runs on one worker. */
+  /** Minimum time between the starts of two runs on one worker. */
   intervalMs: number;
   /** Skip the run on workers that are not primary (when an election plugin answers). Default true. */
   primaryOnly?: boolean;
@@ -27,54 +36,83 @@ export interface PeriodicTask<R> {
   readonly runs: number;
 }
 
+/** What a worker's loop needs of a task. */
+interface LoopedTask {
+  readonly name: string;
+  readonly intervalMs: number;
+  readonly primaryOnly: boolean;
+  /** A run is in flight on some worker of this process: the task never overlaps itself. */
+  busy: boolean;
+  /** Runs once, with events; never throws. */
+  execute(run: PeriodicRun): Promise<void>;
+}
+
+/** The periodic tasks of one app, and how to start a task on each of its running workers. */
+interface AppPeriodic {
+  readonly tasks: Set<LoopedTask>;
+  readonly startOnWorkers: Set<(task: LoopedTask) => void>;
+}
+
+const periodicByApp = new WeakMap<Docket, AppPeriodic>();
+
+function periodicOf(app: Docket): AppPeriodic {
+  let periodic = periodicByApp.get(app);
+  if (!periodic) {
+    periodic = { tasks: new Set(), startOnWorkers: new Set() };
+    periodicByApp.set(app, periodic);
+  }
+  return periodic;
+}
+
 /**
- * The skeleton shared by periodic plugins: runs on the maintenance tick of every worker at most
- * every `intervalMs`, only on the primary worker when `primaryOnly`, never
- * overlapping itself, stopped with the worker; emits `<name>.started|finished|failed` events and
- * lets tests wait for a run instead of sleeping.
+ * The skeleton shared by periodic plugins. Each running worker gives the task a loop of its own
+ * (its own timer, apart from the maintenance tick and from other tasks, so a slow run delays only
+ * this task): it runs at most every `intervalMs` on that worker, only on the primary worker when
+ * `primaryOnly`, never overlapping itself on this process, and ends with the worker's `stop()`.
+ * Emits `<name>.started|finished|failed` events and lets tests wait for a run instead of sleeping.
  */
 export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): PeriodicTask<R> {
   rejectUnknownKeys(`periodicTask('${options.name}')`, options, ['name', 'intervalMs', 'primaryOnly', 'run']);
   const intervalMs = integerOption(`periodicTask('${options.name}')`, 'intervalMs', options.intervalMs, 1000, { min: 1 });
   const primaryOnly = booleanOption(`periodicTask('${options.name}')`, 'primaryOnly', options.primaryOnly, true);
-  const lastRun = new WeakMap<object, number>();
-  let running = false;
+  const { name } = options;
   let runs = 0;
   let waiters: Array<{ resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
 
-  app.hooks.maintenance.tapPromise(options.name, async (maintenance) => {
-    if (running) return;
-    if (primaryOnly && !maintenance.primary.primary) return;
-    const now = Date.now();
-    const last = lastRun.get(maintenance.worker) ?? 0;
-    if (now - last < intervalMs) return;
-    lastRun.set(maintenance.worker, now);
-    running = true;
-    const started = Date.now();
-    app.emit(options.name, `${options.name}.started`, { workerId: maintenance.worker.id });
-    try {
-      const result = await options.run({ app, maintenance, signal: maintenance.signal });
-      runs++;
-      app.emit(options.name, `${options.name}.finished`, { workerId: maintenance.worker.id, durationMs: Date.now() - started, result });
-      const w = waiters;
-      waiters = [];
-      for (const { resolve } of w) resolve(result);
-    } catch (error) {
-      app.logger.error(`periodic task '${options.name}' failed`, { error });
-      app.emit(options.name, `${options.name}.failed`, { workerId: maintenance.worker.id, error });
-    } finally {
-      running = false;
-    }
-  });
+  const task: LoopedTask = {
+    name,
+    intervalMs,
+    primaryOnly,
+    busy: false,
+    async execute(run) {
+      const workerId = run.worker.id;
+      const started = Date.now();
+      app.emit(name, `${name}.started`, { workerId });
+      try {
+        const result = await options.run(run);
+        runs++;
+        app.emit(name, `${name}.finished`, { workerId, durationMs: Date.now() - started, result });
+        const w = waiters;
+        waiters = [];
+        for (const { resolve } of w) resolve(result);
+      } catch (error) {
+        app.logger.error(`periodic task '${name}' failed`, { error });
+        app.emit(name, `${name}.failed`, { workerId, error });
+      }
+    },
+  };
+  const periodic = periodicOf(app);
+  periodic.tasks.add(task);
+  for (const start of periodic.startOnWorkers) start(task);
 
   return {
-    name: options.name,
+    name,
     get runs() {
       return runs;
     },
     nextRun({ timeoutMs = 30_000 } = {}) {
       return new Promise<R>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`periodic task '${options.name}' did not run within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(() => reject(new Error(`periodic task '${name}' did not run within ${timeoutMs} ms`)), timeoutMs);
         waiters.push({
           resolve: (r) => {
             clearTimeout(timer);
@@ -83,6 +121,101 @@ export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): P
           reject,
         });
       });
+    },
+  };
+}
+
+/** One task's loop on one worker. */
+class PeriodicLoop {
+  private timer: NodeJS.Timeout | null = null;
+  private turning: Promise<void> | null = null;
+  private stopped = false;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly task: LoopedTask,
+    private readonly worker: Worker,
+  ) {
+    // The first turn comes at once, as the first maintenance tick of a worker used to run it.
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.turning = this.turn()
+        .catch((error) => {
+          // Not expected (a run's own failure is caught and reported by `execute`).
+          this.worker.app.logger.error(`periodic task '${this.task.name}': its loop failed`, { error, worker: this.worker.id });
+          return this.task.intervalMs;
+        })
+        .then((nextInMs) => {
+          this.turning = null;
+          this.schedule(nextInMs);
+        });
+    }, delayMs);
+  }
+
+  /** Runs the task if it may now; answers how long until the next turn. */
+  private async turn(): Promise<number> {
+    const { task, worker } = this;
+    // Not now (running on another worker of this process, or this worker is not primary): look
+    // again after a maintenance interval, so a worker that becomes primary runs a task it has not
+    // run yet about when its tick would have, not a whole intervalMs later.
+    const notNowMs = Math.min(task.intervalMs, worker.maintenanceIntervalMs);
+    if (task.busy) return notNowMs;
+    let primary = worker.primary;
+    if (task.primaryOnly) {
+      // Asked now rather than read from the last tick, so a worker paused past its lease's renewal
+      // renews (and may learn it lost) before it acts, even while its tick is held up.
+      try {
+        primary = await worker.resolvePrimary();
+      } catch (error) {
+        worker.app.logger.error(`periodic task '${task.name}': asking the election failed; it asks again`, { error, worker: worker.id });
+        return notNowMs;
+      }
+      if (!primary.primary) return notNowMs;
+    }
+    if (this.stopped || task.busy) return notNowMs;
+    const startedAt = performance.now();
+    task.busy = true;
+    try {
+      await task.execute({ app: worker.app, worker: worker.view, primary, signal: this.abort.signal });
+    } finally {
+      task.busy = false;
+    }
+    return Math.max(0, startedAt + task.intervalMs - performance.now());
+  }
+
+  /** No further turn; a run in flight sees its signal abort. Resolves once that run returned. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.abort.abort();
+    return this.turning ?? Promise.resolve();
+  }
+}
+
+export interface PeriodicLoops {
+  /** Ends every loop of the worker; resolves once the runs in flight returned. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Internal, for `Worker`: once the worker runs, gives every periodic task of its app (including
+ * tasks made later) a loop on it. The worker calls `stop()` first thing when it stops.
+ */
+export function startPeriodicTasks(worker: Worker): PeriodicLoops {
+  const periodic = periodicOf(worker.app);
+  const loops: PeriodicLoop[] = [];
+  const start = (task: LoopedTask) => void loops.push(new PeriodicLoop(task, worker));
+  for (const task of periodic.tasks) start(task);
+  periodic.startOnWorkers.add(start);
+  return {
+    async stop() {
+      periodic.startOnWorkers.delete(start);
+      await Promise.all(loops.map((loop) => loop.stop()));
     },
   };
 }
@@ -101,15 +234,15 @@ export interface PeriodicBinding<R> {
  * `factory` names the function that makes the plugin, for the message.
  */
 export function periodicBinding<R>(factory: string, options: PeriodicTaskOptions<R>): PeriodicBinding<R> {
-  let bound: { app: Docket; task: PeriodicTask<R> } | null = null;
+  const binding = pluginBinding(options.name, factory);
+  let task: PeriodicTask<R> | null = null;
   return {
     apply(app) {
-      if (bound) throw new PluginInvalidError(`${options.name}: one plugin value serves one app; call ${factory}() again for another app.`);
-      bound = { app, task: periodicTask(app, options) };
+      binding.bind(app);
+      task = periodicTask(app, options);
     },
     bound() {
-      if (!bound) throw new PluginInvalidError(`${options.name}: the plugin is not registered with an app yet (pass it in \`plugins\`).`);
-      return bound;
+      return { app: binding.app(), task: task! };
     },
   };
 }

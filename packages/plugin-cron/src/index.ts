@@ -7,8 +7,8 @@
  *   await schedules.schedule({ name: 'nightly-report', cron: '0 3 * * *', timezone: 'Europe/Paris', job: report.withArgs({ kind: 'daily' }) });
  *
  * Schedules live in the database (`cron_schedules`), so any worker can fire them. The firing runs
- * as a `periodicTask` on the maintenance tick, so with an election plugin only the primary worker
- * does it; without one every worker tries. Either way each scheduled time fires at most once: the
+ * as a `periodicTask` with `primaryOnly` (on its own loop on each worker, asking the election just
+ * before each run), so with an election plugin only the primary worker does it; without one every worker tries. Either way each scheduled time fires at most once: the
  * decision for a time is a row keyed (schedule, fire_at) in `cron_fires`, inserted in the same
  * transaction as the job it pushes, so two workers that both believe they are primary cannot both
  * push it.
@@ -86,11 +86,11 @@ export interface ScheduleOptions {
 const SCHEDULE_KEYS = ['name', 'cron', 'job', 'timezone', 'missed', 'overlap'] as const;
 
 export interface CronOptions {
-  /** How often the primary worker looks for due times (at most once per maintenance tick). Default 500 ms. */
+  /** How often the primary worker looks for due times (a worker that is not primary asks again every maintenance interval). Default 500 ms. */
   intervalMs?: number;
   /**
    * Times are decided (and their jobs pushed, scheduled at the exact time) up to this long ahead,
-   * so a schedule fires on time even when the tick is slower than the schedule. Default 2000 ms.
+   * so a schedule fires on time even when a firing run comes later than the schedule. Default 2000 ms.
    */
   lookaheadMs?: number;
   /** A time that no worker fired within this long after it is missed (see `missed`). Default 60000 ms. */
@@ -345,8 +345,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
 
   /** Decides every due time of one schedule in one transaction. */
   async function fireSchedule(docket: Docket, name: string, run: PeriodicRun, totals: { fired: number; skipped: number; missed: number }) {
-    const workerId = run.maintenance.worker.id;
-    const term = run.maintenance.primary.term;
+    const workerId = run.worker.id;
+    const term = run.primary.term;
     const events: Array<[string, unknown]> = [];
     const wakes: Array<{ queue: string; at: Date }> = [];
     let dbNow: Date | null = null;

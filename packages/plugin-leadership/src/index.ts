@@ -2,10 +2,11 @@
  * @docket/plugin-leadership — decentralised leader election among running workers.
  *
  * Every worker competes for one lease row in the database (an expiry on the database clock and a
- * fencing term that grows with each new holder). The lease is taken or renewed on the worker's
- * maintenance tick, inside the core's `resolvePrimary` hook, so the answer that tick's
- * `maintenance` taps (and `periodicTask`s with `primaryOnly`) see is never older than the renewal
- * it came from. Gains and losses are published as `leadership.gained` / `leadership.lost` events.
+ * fencing term that grows with each new holder). The lease is taken or renewed inside the core's
+ * `resolvePrimary` hook, which a worker fires at the start of each maintenance tick and before each
+ * run of a `periodicTask` with `primaryOnly` (on that task's own loop), so the answer the tick's
+ * `maintenance` taps and those runs act on is never older than the renewal it came from. Gains and
+ * losses are published as `leadership.gained` / `leadership.lost` events.
  *
  *   const app = new Docket({ connection, plugins: [leadership({ leaseMs: 30_000 })] });
  *
@@ -36,7 +37,8 @@ export interface LeadershipOptions {
   /** How long a lease lasts after each renewal (database clock). Default 30000 ms. */
   leaseMs?: number;
   /**
-   * How often the leader renews (on the first maintenance tick after this much time), and how often
+   * How often the leader renews (when the worker next asks `resolvePrimary` after this much time: its
+   * maintenance tick or a primaryOnly periodic run), and how often
    * followers try to take a lease they cannot see expire. Must be shorter than `leaseMs`. Default
    * 10000 ms.
    */
@@ -73,7 +75,7 @@ export type { LeaseRecord };
 export interface LeadershipPlugin extends DocketPlugin {
   readonly leaseMs: number;
   readonly renewIntervalMs: number;
-  /** This process's latest answer for a worker (what its last maintenance tick saw). */
+  /** This process's latest answer for a worker (what its last `resolvePrimary` saw). */
   status(workerId: string): PrimaryStatus;
   /** The lease as the database holds it now (null before any worker took it). */
   current(): Promise<LeaseRecord | null>;
@@ -138,7 +140,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
     const now = performance.now();
     // Between renewals the answer comes from memory: the lease is ours until `validUntil`, and the
     // renewal is due well before that. A worker that was paused past `renewDueAt` renews (and may
-    // learn it lost) before this tick's maintenance work runs.
+    // learn it lost) before the work that asked (a maintenance tick, a primaryOnly periodic run) runs.
     if (lease.leader ? now < lease.renewDueAt : now < lease.nextAttemptAt) return answer(lease);
 
     const sent = performance.now();

@@ -5,7 +5,7 @@
  *
  *   const app = new Docket({ connection, plugins: [recovery({ deadAfterMs: 30_000 })] });
  *
- * Built only on the public API of @docket/core: `periodicTask` on the maintenance tick, its own
+ * Built only on the public API of @docket/core: a `periodicTask` (its own loop on each worker), its own
  * SQL (src/sql.ts), `app.settleJobs` for the jobs it ends, `app.wake` and `app.emit`.
  */
 import {
@@ -111,7 +111,7 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     name: PLUGIN_NAME,
     intervalMs: settings.intervalMs,
     primaryOnly: settings.primaryOnly,
-    run: ({ app, maintenance, signal }) => sweep(app, settings, maintenance.worker.id, signal),
+    run: ({ app, worker, signal }) => sweep(app, settings, worker.id, signal),
   });
 
   return {

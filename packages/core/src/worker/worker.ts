@@ -10,6 +10,7 @@ import { createExecutor } from '../executors/index.js';
 import type { PrimaryStatus, MaintenanceContext } from '../hooks.js';
 import { assertQueueName } from '../identifiers.js';
 import { isJobDefinition, type JobDefinition } from '../job-definition.js';
+import { startPeriodicTasks, type PeriodicLoops } from '../periodic.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, JobError, RunningJob, WorkerView } from '../types.js';
@@ -97,6 +98,8 @@ export class Worker {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private maintenanceTimer: NodeJS.Timeout | null = null;
   private maintenanceRunning: Promise<void> | null = null;
+  private periodicLoops: PeriodicLoops | null = null;
+  private primaryAsked: Promise<PrimaryStatus> | null = null;
   private tick = 0;
   private readonly lifetime = new AbortController();
   private signalHandler: (() => void) | null = null;
@@ -140,7 +143,7 @@ export class Worker {
     return this.phase === 'running';
   }
 
-  /** The primary-role answer of the latest maintenance tick. */
+  /** The latest primary-role answer (of a maintenance tick or of `resolvePrimary()`). */
   get primary(): PrimaryStatus {
     return this.primaryStatus;
   }
@@ -224,6 +227,7 @@ export class Worker {
       for (const runner of this.runners.values()) runner.start();
       this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
       this.maintenanceTimer = setInterval(() => void this.maintenance(), this.maintenanceIntervalMs);
+      this.periodicLoops = startPeriodicTasks(this);
       if (this.options.handleSignals) this.installSignalHandlers();
       void this.maintenance();
     } catch (error) {
@@ -258,9 +262,7 @@ export class Worker {
       const { hooks } = this.internals;
       try {
         const tick = ++this.tick;
-        if (tapped(hooks.resolvePrimary)) {
-          this.primaryStatus = (await hooks.resolvePrimary.promise({ app: this.app, workerId: this.id, signal: this.signal })) ?? { primary: true, term: null };
-        }
+        if (tapped(hooks.resolvePrimary)) await this.resolvePrimary();
         if (tapped(hooks.maintenance) && this.phase === 'running') {
           const ctx: MaintenanceContext = { app: this.app, worker: this.view, primary: this.primaryStatus, signal: this.signal, tick };
           await hooks.maintenance.promise(ctx);
@@ -272,6 +274,22 @@ export class Worker {
       }
     })();
     return this.maintenanceRunning;
+  }
+
+  /**
+   * Asks the election now (the `resolvePrimary` hook) and keeps the answer as `primary`; a call
+   * while an answer is on its way shares it. Each maintenance tick starts with it, and a
+   * `primaryOnly` periodic task calls it before each run, so neither acts on an answer older than
+   * the election's latest renewal. Untapped, answers primary (term null) without a call.
+   */
+  resolvePrimary(): Promise<PrimaryStatus> {
+    const { hooks } = this.internals;
+    if (!tapped(hooks.resolvePrimary)) return Promise.resolve(this.primaryStatus);
+    this.primaryAsked ??= hooks.resolvePrimary
+      .promise({ app: this.app, workerId: this.id, signal: this.signal })
+      .then((answer) => (this.primaryStatus = answer ?? { primary: true, term: null }))
+      .finally(() => (this.primaryAsked = null));
+    return this.primaryAsked;
   }
 
   private cancelLocal(id: string): void {
@@ -366,6 +384,7 @@ export class Worker {
     this.phase = 'stopping';
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.maintenanceTimer) clearInterval(this.maintenanceTimer);
+    const periodicStopped = this.periodicLoops?.stop();
     const unstarted: string[] = [];
     for (const runner of this.runners.values()) unstarted.push(...runner.stopFetching());
     if (unstarted.length > 0) this.giveBack(unstarted, null);
@@ -379,6 +398,7 @@ export class Worker {
       await Promise.all(runners.map((r) => r.abortAll(reason)));
     }
     await this.maintenanceRunning;
+    await periodicStopped;
     this.lifetime.abort();
     await this.completer.drain();
     await Promise.all(this.pendingGiveBacks);
