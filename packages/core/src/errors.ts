@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   DOCKET_EXECUTOR_FAILED: 'A thread or process executor could not load or run the job (its jobsModule is missing or broken).',
   DOCKET_CLOSED: 'The app or worker was used after close()/stop().',
   DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
+  DOCKET_JOB_STATE: 'The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run).',
 } as const;
 
 export type DocketErrorCode = keyof typeof ERROR_CODES;
@@ -80,6 +81,7 @@ export class PluginFailedError extends errorClass('DOCKET_PLUGIN_FAILED') {
 export class ExecutorFailedError extends errorClass('DOCKET_EXECUTOR_FAILED') {}
 export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
+export class JobStateError extends errorClass('DOCKET_JOB_STATE') {}
 
 export function isDocketError(error: unknown, code?: DocketErrorCode): error is DocketError {
   return error instanceof DocketError && (code === undefined || error.code === code);
