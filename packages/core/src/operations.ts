@@ -46,7 +46,7 @@ export interface CountJobsOptions {
   state?: JobState | readonly JobState[];
   /**
    * A finished (queue, state) group with more jobs than this is estimated from the table's
-   * statistics instead of counted (0–1,000,000). Default 10,000.
+   * statistics instead of counted (0–1,000,000). Default 1,000.
    */
   exactLimit?: number;
 }
@@ -136,7 +136,7 @@ export class Operations {
     rejectUnknownKeys(where, options, COUNT_KEYS);
     const queues = listOption(where, 'queue', options.queue, assertQueueName);
     const states = listOption(where, 'state', options.state, (s) => oneOfOption(where, 'state', s, JOB_STATES, 'pending')) ?? JOB_STATES;
-    const exactLimit = integerOption(where, 'exactLimit', options.exactLimit, 10_000, { min: 0, max: 1_000_000 });
+    const exactLimit = integerOption(where, 'exactLimit', options.exactLimit, 1000, { min: 0, max: 1_000_000 });
     const rows = await jobsCount(this.app.sql, this.app.schema, { schemaName: this.app.schemaName, states, queues, exactLimit });
     return rows.map((r) => ({ queue: r.queue, state: r.state, count: Number(r.count), exact: r.exact }));
   }

@@ -184,7 +184,8 @@ export function jobsCount(
                FROM pg_class c WHERE c.oid = '${jobs}'::regclass) AS n
       FROM pg_stats_ext e CROSS JOIN LATERAL generate_subscripts(e.most_common_vals, 1) AS i
       WHERE e.statistics_schemaname = ${p.add(params.schemaName, 'text')} AND e.statistics_name = 'jobs_queue_state_stats' AND NOT e.inherited)`);
-    ctes.push(`finished AS (${parts.join('\n UNION ALL\n ')})`);
+    // Materialized: each capped count runs once (the filter on it below would otherwise run it again).
+    ctes.push(`finished AS MATERIALIZED (${parts.join('\n UNION ALL\n ')})`);
   }
   const selects: string[] = [];
   if (finished.length > 0) {
