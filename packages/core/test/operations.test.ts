@@ -193,9 +193,11 @@ describe('operations: retry and re-run', () => {
       if (++calls === 1) throw new Error('first attempt breaks');
       return 'second attempt works';
     });
+    // Pushed before the worker starts, so that its first fetch finds it (a notification that
+    // arrives while a fetch is in flight can be lost: see the queue runner's `drained`).
+    const ref = await h.app.push(flaky);
     // Polls once an hour: only the retry's notification can wake the worker in time.
     await h.worker({ jobs: [flaky], queues: { 'retry-q': { pollIntervalMs: 3_600_000 } } });
-    const ref = await h.app.push(flaky);
     const failed = await h.app.waitForJob(ref, { timeoutMs: 10_000 });
     assert.equal(failed.state, 'failed');
     assert.equal(failed.attempt, 1);
