@@ -155,7 +155,7 @@ export class Operations {
         { details: { id, state: row.previous_state, expected: RETRYABLE_STATES } },
       );
     }
-    return this.app.getJob(id);
+    return toJobRecord(row);
   }
 
   /**

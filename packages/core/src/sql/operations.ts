@@ -212,24 +212,25 @@ export function jobsCount(
  * Puts one failed or cancelled job back to `pending`, runnable now, with at least one more attempt
  * allowed (`max_attempts` is raised to `attempt + 1` when spent); its attempt count and error
  * history stay. Wakes workers with `p:<queue>` on commit. Returns the job's state before the call
- * and whether it was retried (no row: no such job).
+ * and, when it was retried, the job as the retry left it (no row: no such job). The row is
+ * returned by the statement itself: a notified worker may claim the job before a second read.
  */
 export function jobRetry(
   sql: SqlClient,
   schema: string,
   params: { channel: string; id: string },
-): Promise<Array<{ previous_state: JobState; retried: boolean }>> {
+): Promise<Array<{ previous_state: JobState; retried: boolean } & Record<string, any>>> {
   return run(
     sql,
     `WITH target AS (SELECT id, state AS previous_state FROM ${schema}.jobs WHERE id = $1::bigint FOR UPDATE),
      upd AS (
        UPDATE ${schema}.jobs j SET ${RETRY_SET}
        FROM target t WHERE j.id = t.id AND j.state IN ('failed', 'cancelled')
-       RETURNING j.id, j.queue
+       RETURNING j.*
      ),
      note AS (SELECT pg_notify('${params.channel}', 'p:' || u.queue) FROM upd u)
-     SELECT t.previous_state, (u.id IS NOT NULL) AS retried
-     FROM target t LEFT JOIN upd u ON u.id = t.id CROSS JOIN (SELECT count(*) FROM note) n`,
+     SELECT t.previous_state, (r.id IS NOT NULL) AS retried, r.*
+     FROM target t LEFT JOIN (SELECT ${ALL_COLUMNS} FROM upd) r ON r.id = t.id::text CROSS JOIN (SELECT count(*) FROM note) n`,
     [params.id],
   );
 }
