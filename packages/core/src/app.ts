@@ -22,6 +22,7 @@ import { consoleLogger, type Logger, silentLogger } from './logger.js';
 import { CORE_MIGRATIONS } from './migrations/core.js';
 import { Migrator, type PendingMigration } from './migrator.js';
 import { Notifier, settledChannel } from './notifier.js';
+import { type CountJobsOptions, type JobCount, type JobPage, type ListJobsOptions, type ListWorkersOptions, Operations, type RerunOptions, type RetryJobsFilter, type WorkerInfo } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
@@ -613,6 +614,46 @@ export class Docket implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Operations (operations.ts): for command lines, dashboards and metrics exporters
+
+  #operations: Operations | undefined;
+
+  get #ops(): Operations {
+    this.#assertOpen();
+    return (this.#operations ??= new Operations(this));
+  }
+
+  /** One page of jobs by queue, name, state and creation time, newest (or oldest) first; pass `nextCursor` back for the next page. */
+  async listJobs(options: ListJobsOptions = {}): Promise<JobPage> {
+    return this.#ops.listJobs(options);
+  }
+
+  /** Jobs per (queue, state): exact for pending, running and waiting; large finished groups may be estimates (`exact: false`). */
+  async countJobs(options: CountJobsOptions = {}): Promise<JobCount[]> {
+    return this.#ops.countJobs(options);
+  }
+
+  /** Puts a failed or cancelled job back to pending with one more attempt allowed, keeping its attempts and errors. */
+  async retryJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
+    return (await this.#ops.retryJob(refId(ref))) as JobRecord<A, R>;
+  }
+
+  /** Retries every failed (or, when asked, cancelled) job matching the filter; returns their ids. */
+  async retryJobs(filter: RetryJobsFilter): Promise<string[]> {
+    return this.#ops.retryJobs(filter);
+  }
+
+  /** Pushes a succeeded job again as a new job (`meta.rerunOf` names the original); returns the new job's reference. */
+  async rerunJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput, options: RerunOptions = {}): Promise<JobRef<A, R>> {
+    return (await this.#ops.rerunJob(refId(ref), options)) as JobRef<A, R>;
+  }
+
+  /** Workers with a live heartbeat row: host, pid, queues, start, heartbeat age and the jobs each runs now. */
+  async listWorkers(options: ListWorkersOptions = {}): Promise<WorkerInfo[]> {
+    return this.#ops.listWorkers(options);
   }
 }
 

@@ -27,8 +27,7 @@ export const ERROR_CODES = {
   DOCKET_EXECUTOR_FAILED: 'A thread or process executor could not load or run the job (its jobsModule is missing or broken).',
   DOCKET_CLOSED: 'The app or worker was used after close()/stop().',
   DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
-  // The codes of the encryption payload codec plugin. Here until plugins can register
-  // namespaced codes of their own; they describe stored data, so the core surfaces them unwrapped.
+  DOCKET_JOB_STATE: 'The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run).',
 } as const;
 
 export type DocketErrorCode = keyof typeof ERROR_CODES;
@@ -92,6 +91,7 @@ export class PluginFailedError extends errorClass('DOCKET_PLUGIN_FAILED') {
 export class ExecutorFailedError extends errorClass('DOCKET_EXECUTOR_FAILED') {}
 export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
+export class JobStateError extends errorClass('DOCKET_JOB_STATE') {}
 
 /** Whether `error` is a DocketError (of `code`, when given: a core code or a plugin's). */
 export function isDocketError(error: unknown, code?: AnyErrorCode): error is DocketError {

@@ -3,6 +3,19 @@
  * worker and its executors. Everything a plugin may use is exported here (and only here).
  */
 export { Docket, type DocketOptions, type PushOptions, type WaitOptions, type QueueOptions, type WaitingRelease } from './app.js';
+export {
+  RERUN_OF_META_KEY,
+  type JobFilter,
+  type ListJobsOptions,
+  type JobPage,
+  type CountJobsOptions,
+  type JobCount,
+  type RetryJobsFilter,
+  type RetryableState,
+  type RerunOptions,
+  type ListWorkersOptions,
+  type WorkerInfo,
+} from './operations.js';
 export { Worker, type WorkerOptions, type WorkerQueueOptions } from './worker/worker.js';
 export {
   defineJob,

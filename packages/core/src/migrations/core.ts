@@ -58,4 +58,20 @@ export const CORE_MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX jobs_running_idx ON ${schema}.jobs (worker_id) WHERE state = 'running';
     `,
   },
+  {
+    version: 2,
+    name: 'listing index and (queue, state) statistics for the operations API',
+    up: ({ schema }) => `
+      -- Listing and counting jobs that the fetch and running indexes do not hold (docs/ARCHITECTURE.md,
+      -- "Operations API"): one (state, queue, name) run per key, ordered by creation, so a page is a few
+      -- short index ranges however long the history. Partial: a push or a claim never writes to it;
+      -- a job enters it once, when it finishes (or is held waiting). IF NOT EXISTS: on a large table,
+      -- create it first with CREATE INDEX CONCURRENTLY (same definition) to avoid blocking writes.
+      CREATE INDEX IF NOT EXISTS jobs_listing_idx ON ${schema}.jobs (state, queue, name, created_at, id)
+        WHERE state IN ('waiting', 'succeeded', 'failed', 'cancelled');
+      -- The most common (queue, state) pairs with their frequencies, kept by ANALYZE (autovacuum runs it
+      -- at 2% of changed rows): what countJobs estimates large finished groups from. No cost on writes.
+      CREATE STATISTICS IF NOT EXISTS ${schema}.jobs_queue_state_stats (mcv) ON queue, state FROM ${schema}.jobs;
+    `,
+  },
 ]);

@@ -12,7 +12,7 @@ export interface JobColumn {
 
 const RUNNING_COLUMNS = `id::text AS id, name, queue, args, errors, attempt, max_attempts, priority, limits, meta,
   scheduled_at, created_at, started_at, worker_id`;
-const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at`;
+export const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at`;
 
 /**
  * "Still running, for this worker" for statements that find their rows by primary key. Written so
@@ -552,7 +552,7 @@ export class JobsSql {
  * chunk. `items` is a SELECT of one text column `v`; `per` items fit whatever their length
  * (ids: at most 20 characters; queue names: at most 128, plus '@' and a time for t:).
  */
-function notifyChunks(channel: string, prefix: string, items: string, per: number): string {
+export function notifyChunks(channel: string, prefix: string, items: string, per: number): string {
   return `SELECT pg_notify('${channel}', '${prefix}' || string_agg(v, ','))
         FROM (SELECT v, (row_number() OVER () - 1) / ${per} AS chunk FROM (${items}) i) c GROUP BY chunk`;
 }
