@@ -149,6 +149,25 @@ describe('claim hooks', () => {
     opensAt = 0;
   });
 
+  test('a wake-up that arrives while a claim is in flight is not lost when the claim comes back short', async () => {
+    const job = defineJob({ name: 'racing', queue: 'racing' }, async () => 'ok');
+    shapedQueues.add('racing');
+    let late: Promise<{ id: string }> | null = null;
+    recordClaimed = null;
+    shape = (claim) => {
+      if (late) return;
+      // During the first claim (which takes nothing): a job is pushed and committed by another
+      // connection, and its p: notification reaches this worker before the claim returns.
+      claim.limitTo(0);
+      late = claim.app.push(job);
+      return late.then(() => new Promise((resolve) => setTimeout(resolve, 200)));
+    };
+    // Polls once a minute: only the wake-up can start the job within the test's time.
+    await h.worker({ jobs: [job], queues: { racing: { concurrency: 1, pollIntervalMs: 60_000 } } });
+    while (!late) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await h.app.waitForJob(await late, { timeoutMs: 10_000 })).state, 'succeeded');
+  });
+
   test('a tap that names an undeclared column or a bad value fails the claim with a coded error, and nothing is lost', async () => {
     const job = defineJob({ name: 'misused', queue: 'misused' }, async () => 'ok');
     shapedQueues.add('misused');

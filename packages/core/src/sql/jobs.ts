@@ -340,7 +340,9 @@ export class JobsSql {
     };
     // $1 queue, $2 limit, $3 worker, then one array per excluded column, then per-key max and cursor.
     const excludeSql = excluded.map((name, i) => `AND (j.${name} IS NULL OR j.${name} <> ALL($${4 + i}::${type(name)}[]))`).join(' ');
-    const runnable = `j.state = 'pending' AND j.queue = $1 AND j.scheduled_at <= now() ${excludeSql}`;
+    // statement_timestamp(), not now(): this statement runs in a transaction that taps began
+    // earlier, and jobs that became due since then are due now.
+    const runnable = `j.state = 'pending' AND j.queue = $1 AND j.scheduled_at <= statement_timestamp() ${excludeSql}`;
     const pausedTest = `NOT EXISTS (SELECT 1 FROM ${schema}.queues q WHERE q.name = $1 AND q.paused)`;
     let candidates: string;
     if (keyColumn === null) {
@@ -396,7 +398,7 @@ export class JobsSql {
     return `
       WITH next AS (${candidates})
       UPDATE ${schema}.jobs j
-      SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $3, cancel_requested_at = NULL
+      SET state = 'running', attempt = j.attempt + 1, started_at = statement_timestamp(), worker_id = $3, cancel_requested_at = NULL
       WHERE j.id = ANY(ARRAY(SELECT id FROM next))${asyncCommit ? ASYNC_COMMIT : ''}
       RETURNING j.id::text AS id, j.name, j.args, NULLIF(j.errors, '[]'::jsonb) AS errors, j.attempt, j.max_attempts, j.priority,
         NULLIF(j.limits, '{}'::jsonb) AS limits, NULLIF(j.meta, '{}'::jsonb) AS meta,

@@ -64,9 +64,12 @@ export class QueueRunner {
 
   /** A notification said this queue has runnable jobs (or a poll fired). */
   wake(): void {
+    this.wakes++;
     this.drained = false;
     this.pump();
   }
+  /** Counts wake-ups: one that arrives while a claim is in flight must not be lost when it comes back short. */
+  private wakes = 0;
 
   /**
    * Outcomes were written: if fetching paused for the completion backlog, it may go on; if a
@@ -153,9 +156,12 @@ export class QueueRunner {
   private async fetch(limit: number): Promise<void> {
     this.fetching = true;
     const pauses = this.pauses;
+    const wakes = this.wakes;
     try {
       const jobs = claimShaped(this.internals, this.settings.name) ? await this.claimShaped(limit) : await this.claimPlain(limit);
-      if (jobs.length < limit) this.drained = true;
+      // Short: the queue is drained, unless a wake-up came in meanwhile (its jobs may have been
+      // committed after this claim's snapshot).
+      if (jobs.length < limit && wakes === this.wakes) this.drained = true;
       if (jobs.length === 0) return;
       if (jobs.length > 1) jobs.sort(byPriorityThenAge);
       if (this.stopping || pauses !== this.pauses) {
@@ -171,8 +177,9 @@ export class QueueRunner {
       this.drained = true;
     } finally {
       this.fetching = false;
+      // Also after a short or empty claim: a wake-up that came in meanwhile claims again now.
+      this.pump();
     }
-    this.pump();
   }
 
   /** The core's one claim statement (no plugin shapes this queue's claims). */
