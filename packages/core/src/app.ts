@@ -1,18 +1,6 @@
 import postgres from 'postgres';
 import { ClosedError, InvalidJobOptionError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
-import {
-  type CoreHooks,
-  createHooks,
-  type DocketEvent,
-  type DocketHooks,
-  type InsertedJob,
-  type JobInsert,
-  type PushContext,
-  type SettleContext,
-  skipUnwantedClaims,
-  tapped,
-  wrapPluginErrors,
-} from './hooks.js';
+import { type CoreHooks, createHooks, type DocketHooks, type PushContext, type SettleContext, skipUnwantedClaims, tapped, wrapPluginErrors } from './hooks.js';
 import { Codec, type PayloadCodec } from './codec.js';
 import { applicationNameOption } from './application-name.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
@@ -29,7 +17,7 @@ import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/j
 import { Settlements } from './settlement.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
 import { WorkersSql } from './sql/workers.js';
-import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState } from './types.js';
+import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState, type DocketEvent, type InsertedJob, type JobInsert } from './types.js';
 
 export interface DocketOptions {
   /** A connection URL, or your own postgres.js instance (Docket then never ends it). */
@@ -359,7 +347,7 @@ export class Docket implements AsyncDisposable {
     const argsText = this.#codec.encodesArgs ? await this.#codec.argsText(toInsert) : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
     for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
     const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
-    const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, toInsert, argsText, wantTimes);
+    const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, { rows: toInsert, argsText, withTimes: wantTimes });
     const inserted: InsertedJob[] = [];
     const skipped: Array<{ index: number; row: JobInsert }> = [];
     for (const [position, r] of result.entries()) {
@@ -396,7 +384,7 @@ export class Docket implements AsyncDisposable {
   async getJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
     this.#assertOpen();
     const id = refId(ref);
-    const [row] = await this.jobs.get(this.sql, id);
+    const [row] = await this.jobs.getOne(this.sql, { id });
     if (!row) throw new JobNotFoundError(`No job with id ${id} in schema ${this.schemaName} (it may have been pruned).`, { details: { id } });
     const job = toJobRecord(row) as JobRecord<A, R>;
     if (this.#codec.decodesJobs) await this.#codec.decodeRecords([job]);
@@ -505,7 +493,7 @@ export class Docket implements AsyncDisposable {
     this.#assertOpen();
     if (ids.length === 0) return [];
     const run = async (tx: postgres.TransactionSql | postgres.Sql) => {
-      const deleted = (await this.jobs.deleteFinished(tx, ids)).map((r) => r.id);
+      const deleted = (await this.jobs.deleteFinished(tx, { ids })).map((r) => r.id);
       if (deleted.length > 0 && tapped(this.#hooks.jobsDeleted)) {
         await this.#hooks.jobsDeleted.promise({ sql: tx as postgres.TransactionSql, ids: deleted });
       }
@@ -555,8 +543,8 @@ export class Docket implements AsyncDisposable {
   async #setPaused(name: string, paused: boolean): Promise<QueueRecord> {
     this.#assertOpen();
     assertQueueName(name);
-    await this.#queues.ensure(this.sql, [name]);
-    return (await this.#queues.setPaused(this.sql, name, paused))!;
+    await this.#queues.ensure(this.sql, { names: [name] });
+    return (await this.#queues.setPaused(this.sql, { name, paused }))!;
   }
 
   listQueues(): Promise<QueueRecord[]> {

@@ -13,10 +13,10 @@
  */
 import type { Docket, WaitingRelease } from './app.js';
 import { DocketError, PluginFailedError } from './errors.js';
-import { type CodecContext, type CoreHooks, type JobInsert, tapped } from './hooks.js';
+import { type CodecContext, type CoreHooks, tapped } from './hooks.js';
 import { toJsonText } from './json.js';
 import type { CompletionInput } from './sql/jobs.js';
-import type { JobRecord, RunningJob } from './types.js';
+import type { JobRecord, RunningJob, JobInsert } from './types.js';
 
 /**
  * `app.codec`: the codec service for plugins that store payloads in their own tables (a job spec

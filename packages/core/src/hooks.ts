@@ -2,44 +2,9 @@ import tapable from 'tapable';
 import type postgres from 'postgres';
 import type { Docket } from './app.js';
 import { PluginFailedError } from './errors.js';
-import type { JobContext, JobError, JobLimits, JobRecord, RunningJob } from './types.js';
-import type { WorkerView } from './types.js';
+import type { ClaimedJob, DocketEvent, InsertedJob, JobContext, JobInsert, PrimaryStatus, RunningJob, SettledJob, Settlement, WorkerView } from './types.js';
 
 const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
-
-/** A row about to be inserted into `jobs`; `beforePush` taps may change any field. */
-export interface JobInsert {
-  queue: string;
-  name: string;
-  args: unknown;
-  priority: number;
-  maxAttempts: number;
-  /** Absolute run time, or null for "now + delayMs" on the database clock. */
-  scheduledAt: Date | null;
-  delayMs: number | null;
-  limits: JobLimits;
-  meta: Record<string, unknown>;
-  /** Plugin options from `JobInvocation.with(key, value)`; not stored by the core. */
-  extensions: Record<string, unknown>;
-  /** Values for extra `jobs` columns plugins declared with `app.defineJobColumn`. */
-  columns: Record<string, unknown>;
-  /**
-   * Set by a `beforePush` tap that decided this push duplicates an existing job (throttling,
-   * debouncing): the row is not inserted and the push answers with a reference to that job.
-   */
-  duplicateOf?: string;
-}
-
-export interface InsertedJob {
-  id: string;
-  name: string;
-  queue: string;
-  priority: number;
-  scheduledAt: Date;
-  /** Position of the row in the push (0 for `push`). */
-  index: number;
-  row: JobInsert;
-}
 
 export interface PushContext {
   /** The transaction of the push: the caller's `{ tx }`, or one the core opened because a hook needs it. */
@@ -57,22 +22,6 @@ export interface PushConflicts {
   readonly resolved: Array<string | undefined>;
 }
 
-/** How an attempt ended, before it is written. `settle` taps may replace it. */
-export type Outcome =
-  | { state: 'succeeded'; result: unknown }
-  | { state: 'failed'; error: JobError }
-  | { state: 'retry'; error: JobError; retryAt: Date }
-  | { state: 'cancelled'; error: JobError | null }
-  /** Handler done but the job stays open until a plugin calls `app.releaseWaitingJobs`. */
-  | { state: 'waiting'; result: unknown };
-
-export interface Settlement {
-  readonly job: RunningJob;
-  outcome: Outcome;
-  /** The handler's context when the outcome comes from an attempt on this worker. */
-  readonly ctx: JobContext | null;
-}
-
 export interface SettleContext {
   /** The completion transaction: plugin writes here commit or roll back with the outcome. */
   readonly sql: postgres.TransactionSql;
@@ -80,12 +29,6 @@ export interface SettleContext {
   readonly workerId: string | null;
   /** Run `fn` once this transaction has committed (never if it rolls back). */
   afterCommit(fn: () => void | Promise<void>): void;
-}
-
-export interface SettledJob {
-  readonly job: RunningJob;
-  readonly outcome: Outcome;
-  readonly finishedAt: Date;
 }
 
 /**
@@ -121,12 +64,6 @@ export interface ClaimContext {
   retryAt(at: Date): void;
 }
 
-/** A job a shaped claim took, with the plugin columns of its row (for usage counters, leases). */
-export interface ClaimedJob {
-  readonly job: RunningJob;
-  readonly columns: Readonly<Record<string, unknown>>;
-}
-
 /** What a tap of `beforeClaim`/`afterClaim` may say about which claims it shapes. */
 export interface ClaimTapOptions {
   /**
@@ -152,13 +89,6 @@ export interface PrimaryQuery {
   readonly signal: AbortSignal;
 }
 
-export interface PrimaryStatus {
-  /** Whether this worker holds the primary role this tick (does the work only one worker should do). */
-  readonly primary: boolean;
-  /** A fencing token that grows with every new term (null when nothing elects). */
-  readonly term: string | null;
-}
-
 export interface MaintenanceContext {
   readonly app: Docket;
   readonly worker: WorkerView;
@@ -166,14 +96,6 @@ export interface MaintenanceContext {
   /** Aborted when the worker stops. */
   readonly signal: AbortSignal;
   readonly tick: number;
-}
-
-export interface DocketEvent<T extends string = string, P = unknown> {
-  readonly type: T;
-  readonly payload: P;
-  /** Name of the plugin (or 'core') that emitted it. */
-  readonly source: string;
-  readonly at: Date;
 }
 
 export interface JobsDeleted {

@@ -67,7 +67,7 @@ export class Migrator {
             { cause: error, details: { ...step } },
           );
         }
-        await this.ledger.record(tx, step.owner, step.version, step.name);
+        await this.ledger.record(tx, { owner: step.owner, version: step.version, name: step.name });
       }
       return todo;
     }) as Promise<PendingMigration[]>;

@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Docket } from './app.js';
-import type { PrimaryStatus } from './hooks.js';
+
 import { integerOption, booleanOption, rejectUnknownKeys } from './options.js';
 import type { Worker } from './worker/worker.js';
-import type { WorkerView } from './types.js';
+import type { WorkerView, PrimaryStatus } from './types.js';
 import { pluginBinding } from './plugin-binding.js';
 
 export interface PeriodicRun {

@@ -1,13 +1,13 @@
 import type postgres from 'postgres';
 import type { Docket, WaitingRelease } from './app.js';
 import { JobNotFoundError, PluginFailedError } from './errors.js';
-import { type CoreHooks, everyTapFilters, type Outcome, type SettleContext, type SettledJob, type Settlement, tapped, wanted } from './hooks.js';
+import { type CoreHooks, everyTapFilters, type SettleContext, tapped, wanted } from './hooks.js';
 import { toJsonText } from './json.js';
 import type { Codec } from './codec.js';
 import type { Logger } from './logger.js';
 import { settledChannel } from './notifier.js';
 import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from './sql/jobs.js';
-import { FINISHED_STATES, type JobError, type JobRecord, type JobState } from './types.js';
+import { FINISHED_STATES, type JobError, type JobRecord, type JobState, type Outcome, type SettledJob, type Settlement } from './types.js';
 
 type Deferred = Array<() => unknown>;
 
@@ -79,7 +79,7 @@ export class Settlements {
 
   /** No tap involved: one fenced statement writes the batch. */
   private async writePlain(sql: postgres.Sql | postgres.TransactionSql, batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[]): Promise<SettledJob[]> {
-    const result = await this.jobs().complete(sql, workerId, await this.encoded(batch), wakeQueues);
+    const result = await this.jobs().complete(sql, { workerId, items: await this.encoded(batch), wakeQueues });
     return this.settledOf(batch, result.written, result.finishedAt);
   }
 
@@ -96,7 +96,7 @@ export class Settlements {
     deferred: Deferred,
   ): Promise<SettledJob[]> {
     const jobs = this.jobs();
-    const locked = new Set((await jobs.lockRunning(tx, workerId, hooked.map((s) => s.job))).map((l) => l.id));
+    const locked = new Set((await jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) })).map((l) => l.id));
     const current = hooked.filter((s) => locked.has(s.job.id));
     const fired = current.length === 0 ? current : await this.fire(tx, current.map((s) => ({ ...s })), workerId, deferred);
     // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
@@ -109,7 +109,7 @@ export class Settlements {
     }
     for (const s of hooked) if (!locked.has(s.job.id)) this.warnStale(s);
     if (final.length === 0) return [];
-    const result = await jobs.complete(tx, workerId, await this.encoded(final), wakeQueues);
+    const result = await jobs.complete(tx, { workerId, items: await this.encoded(final), wakeQueues });
     return this.settledOf(final, result.written, result.finishedAt);
   }
 
@@ -146,16 +146,16 @@ export class Settlements {
   async cancel(id: string): Promise<void> {
     const jobs = this.jobs();
     if (!tapped(this.hooks.settle) && !tapped(this.hooks.afterSettle)) {
-      const [row] = await jobs.cancel(this.app.sql, id);
+      const [row] = await jobs.cancel(this.app.sql, { id });
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
       return;
     }
     const deferred: Deferred = [];
     const settled = await this.app.sql.begin(async (tx) => {
-      const [row] = await jobs.cancel(tx, id);
+      const [row] = await jobs.cancel(tx, { id });
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
       if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return [];
-      const [full] = await jobs.get(tx, id);
+      const [full] = await jobs.getOne(tx, { id });
       const job = toJobRecord(full!);
       if (this.codec.decodesJobs) await this.codec.decodeRecords([job]);
       return this.observe(tx, [job], null, deferred);
@@ -170,7 +170,7 @@ export class Settlements {
     const settled = await this.app.sql.begin(async (tx) => {
       const ids = [...new Set(await write(tx))];
       if (ids.length === 0) return [];
-      const records = (await this.jobs().getMany(tx, ids)).map(toJobRecord).filter((job) => isFinished(job.state));
+      const records = (await this.jobs().getMany(tx, { ids })).map(toJobRecord).filter((job) => isFinished(job.state));
       if (this.codec.decodesJobs) await this.codec.decodeRecords(records);
       for (let i = 0; i < records.length; i += IDS_PER_NOTIFY) {
         const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
@@ -191,15 +191,14 @@ export class Settlements {
   async releaseWaiting(ctx: SettleContext, releases: readonly WaitingRelease[]): Promise<string[]> {
     if (releases.length === 0) return [];
     if (this.codec.encodesResults) releases = await this.codec.encodeReleases(releases);
-    const rows = await this.jobs().releaseWaiting(
-      ctx.sql,
-      releases.map((r) => ({
+    const rows = await this.jobs().releaseWaiting(ctx.sql, {
+      items: releases.map((r) => ({
         id: r.id,
         state: r.state,
         result: r.result === undefined ? null : toJsonText(r.result, `Result of job ${r.id}`),
         error: r.error ? JSON.stringify(r.error) : null,
       })),
-    );
+    });
     if (rows.length === 0) return [];
     const records = rows.map(toJobRecord);
     if (this.codec.decodesJobs) await this.codec.decodeRecords(records);

@@ -100,3 +100,83 @@ export interface WorkerView {
   /** Jobs running now on this worker, over all its queues. */
   readonly activeJobs: number;
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the hooks carry (the hooks and their contexts are in hooks.ts)
+
+/** A row about to be inserted into `jobs`; `beforePush` taps may change any field. */
+export interface JobInsert {
+  queue: string;
+  name: string;
+  args: unknown;
+  priority: number;
+  maxAttempts: number;
+  /** Absolute run time, or null for "now + delayMs" on the database clock. */
+  scheduledAt: Date | null;
+  delayMs: number | null;
+  limits: JobLimits;
+  meta: Record<string, unknown>;
+  /** Plugin options from `JobInvocation.with(key, value)`; not stored by the core. */
+  extensions: Record<string, unknown>;
+  /** Values for extra `jobs` columns plugins declared with `app.defineJobColumn`. */
+  columns: Record<string, unknown>;
+  /**
+   * Set by a `beforePush` tap that decided this push duplicates an existing job (throttling,
+   * debouncing): the row is not inserted and the push answers with a reference to that job.
+   */
+  duplicateOf?: string;
+}
+
+export interface InsertedJob {
+  id: string;
+  name: string;
+  queue: string;
+  priority: number;
+  scheduledAt: Date;
+  /** Position of the row in the push (0 for `push`). */
+  index: number;
+  row: JobInsert;
+}
+
+/** How an attempt ended, before it is written. `settle` taps may replace it. */
+export type Outcome =
+  | { state: 'succeeded'; result: unknown }
+  | { state: 'failed'; error: JobError }
+  | { state: 'retry'; error: JobError; retryAt: Date }
+  | { state: 'cancelled'; error: JobError | null }
+  /** Handler done but the job stays open until a plugin calls `app.releaseWaitingJobs`. */
+  | { state: 'waiting'; result: unknown };
+
+export interface Settlement {
+  readonly job: RunningJob;
+  outcome: Outcome;
+  /** The handler's context when the outcome comes from an attempt on this worker. */
+  readonly ctx: JobContext | null;
+}
+
+export interface SettledJob {
+  readonly job: RunningJob;
+  readonly outcome: Outcome;
+  readonly finishedAt: Date;
+}
+
+/** A job a shaped claim took, with the plugin columns of its row (for usage counters, leases). */
+export interface ClaimedJob {
+  readonly job: RunningJob;
+  readonly columns: Readonly<Record<string, unknown>>;
+}
+
+export interface PrimaryStatus {
+  /** Whether this worker holds the primary role this tick (does the work only one worker should do). */
+  readonly primary: boolean;
+  /** A fencing token that grows with every new term (null when nothing elects). */
+  readonly term: string | null;
+}
+
+export interface DocketEvent<T extends string = string, P = unknown> {
+  readonly type: T;
+  readonly payload: P;
+  /** Name of the plugin (or 'core') that emitted it. */
+  readonly source: string;
+  readonly at: Date;
+}

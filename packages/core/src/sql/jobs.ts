@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
-import type { JobInsert, Outcome } from '../hooks.js';
-import type { JobError, JobRecord, JobState, RunningJob, SqlClient } from '../types.js';
+
+import type { JobError, JobRecord, JobState, RunningJob, SqlClient, JobInsert, Outcome } from '../types.js';
 import { settledChannel } from '../notifier.js';
 
 /** An extra `jobs` column a plugin added in its migration and fills in `beforePush`. */
@@ -32,7 +32,7 @@ const ASYNC_COMMIT = `
         AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL`;
 
 /** A claim as `beforeClaim` taps shaped it (see ClaimContext). */
-export interface ShapedFetch {
+export interface ShapedClaim {
   queue: string;
   limit: number;
   workerId: string;
@@ -93,8 +93,10 @@ export function toJobRecord(row: Record<string, any>): JobRecord {
 }
 
 /**
- * Every statement the core runs against `jobs`. Text is built once per app (schema and plugin
- * columns are fixed after construction) so postgres.js can prepare each statement once.
+ * Every statement the core runs against `jobs`, each a verb on the noun taking `(sql, params)` —
+ * the shape of the plugins' `sql.ts` functions. A class rather than free functions because the
+ * text is built once per app (schema and plugin columns are fixed after construction), so
+ * postgres.js prepares each statement once.
  */
 export class JobsSql {
   private readonly insertText: string;
@@ -244,12 +246,12 @@ export class JobsSql {
   }
 
 
-  /** Inserts rows (already validated; args/limits/meta as JSON text) in one statement. */
   /**
    * Inserts rows (already validated; args as JSON text) in one statement. `withTimes`: report each
    * inserted job's run time (hooks want it); otherwise `scheduled_at` in the result is approximate.
    */
-  async insert(sql: SqlClient, rows: readonly JobInsert[], jsonArgs: readonly string[], withTimes = true): Promise<InsertResultRow[]> {
+  async insert(sql: SqlClient, params: { rows: readonly JobInsert[]; argsText: readonly string[]; withTimes: boolean }): Promise<InsertResultRow[]> {
+    const { rows, argsText: jsonArgs, withTimes } = params;
     if (rows.length === 1) return this.insertOne(sql, rows[0]!, jsonArgs[0]!);
     const n = rows.length;
     // Array literals and JSON arrays built here: queue and job names are validated (letters, digits
@@ -273,12 +275,12 @@ export class JobsSql {
         extra[c]![i] = columnValue(row.columns[this.columns[c]!.name]);
       }
     }
-    const params = [
+    const values = [
       quotedArray(queue), quotedArray(name), `[${jsonArgs.join(',')}]`, `{${priority.join(',')}}`, `{${maxAttempts.join(',')}}`,
       scheduledAt ? `{${scheduledAt.join(',')}}` : '{}', delay ? `{${delay.join(',')}}` : '{}',
       limits ? `[${limits.join(',')}]` : '[]', meta ? `[${meta.join(',')}]` : '[]', ...extra, withTimes,
     ];
-    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, params);
+    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, values);
     const { ids, inserted, scheduled } = result!;
     const out: InsertResultRow[] = new Array(n);
     const now = new Date();
@@ -307,8 +309,8 @@ export class JobsSql {
    * Claims up to `limit` runnable jobs of one queue for `workerId`. `asyncCommit`: the claim's
    * commit does not wait for the WAL flush (see ASYNC_COMMIT).
    */
-  fetch(sql: SqlClient, queue: string, limit: number, workerId: string, asyncCommit: boolean): Promise<Record<string, any>[]> {
-    return this.run(sql, asyncCommit ? this.fetchAsyncText : this.fetchText, [queue, limit, workerId]);
+  claim(sql: SqlClient, params: { queue: string; limit: number; workerId: string; asyncCommit: boolean }): Promise<Record<string, any>[]> {
+    return this.run(sql, params.asyncCommit ? this.fetchAsyncText : this.fetchText, [params.queue, params.limit, params.workerId]);
   }
 
   /**
@@ -316,7 +318,7 @@ export class JobsSql {
    * jobs whose plugin column holds an excluded value, and, with `perKey`, taking at most `max` jobs
    * per value of a plugin column, round-robin from `perKey.after`. Returns the plugin columns too.
    */
-  fetchShaped(sql: SqlClient, params: ShapedFetch): Promise<Record<string, any>[]> {
+  claimShaped(sql: SqlClient, params: ShapedClaim): Promise<Record<string, any>[]> {
     const { exclude, perKey } = params;
     const shape = `${params.asyncCommit}|${exclude.map((e) => e.column).join(',')}|${perKey ? perKey.column : ''}`;
     let text = this.shapedTexts.get(shape);
@@ -411,7 +413,8 @@ export class JobsSql {
    * Writes many outcomes in one statement. Returns the ids that were still this worker's attempt
    * (all of them unless some were recovered, cancelled or released meanwhile) and the finish time.
    */
-  async complete(sql: SqlClient, workerId: string, items: readonly CompletionInput[], wakeQueues: readonly string[] = []): Promise<CompletionResult> {
+  async complete(sql: SqlClient, params: { workerId: string; items: readonly CompletionInput[]; wakeQueues?: readonly string[] }): Promise<CompletionResult> {
+    const { workerId, items, wakeQueues = [] } = params;
     const fence = fenceParams(items);
     let outcomes: string | null = null;
     for (const { id, outcome } of items) {
@@ -434,7 +437,8 @@ export class JobsSql {
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
-  lockRunning(sql: SqlClient, workerId: string, jobs: readonly Attempted[]): Promise<Array<{ id: string }>> {
+  lockRunning(sql: SqlClient, params: { workerId: string; jobs: readonly Attempted[] }): Promise<Array<{ id: string }>> {
+    const { workerId, jobs } = params;
     const fence = fenceParams(jobs);
     return this.run(
       sql,
@@ -447,19 +451,20 @@ export class JobsSql {
     );
   }
 
-  get(sql: SqlClient, id: string): Promise<Record<string, any>[]> {
-    return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = $1`, [id]);
+  getOne(sql: SqlClient, params: { id: string }): Promise<Record<string, any>[]> {
+    return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = $1`, [params.id]);
   }
 
-  getMany(sql: SqlClient, ids: readonly string[]): Promise<Record<string, any>[]> {
-    return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[])`, [ids]);
+  getMany(sql: SqlClient, params: { ids: readonly string[] }): Promise<Record<string, any>[]> {
+    return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[])`, [params.ids]);
   }
 
   /**
    * Cancels a job: pending and waiting jobs end `cancelled` at once; a running job is marked so its
    * worker aborts the handler. Returns the job's state before and after.
    */
-  cancel(sql: SqlClient, id: string): Promise<Array<{ previous_state: JobState; state: JobState }>> {
+  cancel(sql: SqlClient, params: { id: string }): Promise<Array<{ previous_state: JobState; state: JobState }>> {
+    const { id } = params;
     return this.run(
       sql,
       `WITH target AS (SELECT id, state AS previous_state FROM ${this.schema}.jobs WHERE id = $1 FOR UPDATE),
@@ -483,7 +488,8 @@ export class JobsSql {
   }
 
   /** The earliest run time of a pending job of `queue` that is not due yet (null when none). */
-  async nextDue(sql: SqlClient, queue: string): Promise<Date | null> {
+  async nextDue(sql: SqlClient, params: { queue: string }): Promise<Date | null> {
+    const { queue } = params;
     const [row] = await this.run<{ at: Date | null }>(
       sql,
       `SELECT min(scheduled_at) AS at FROM ${this.schema}.jobs WHERE state = 'pending' AND queue = $1 AND scheduled_at > now()`,
@@ -493,7 +499,8 @@ export class JobsSql {
   }
 
   /** Running jobs of this worker whose cancellation was requested (for workers that do not LISTEN). */
-  cancelRequested(sql: SqlClient, workerId: string): Promise<Array<{ id: string }>> {
+  listCancelRequested(sql: SqlClient, params: { workerId: string }): Promise<Array<{ id: string }>> {
+    const { workerId } = params;
     return this.run(
       sql,
       `SELECT id::text AS id FROM ${this.schema}.jobs WHERE state = 'running' AND worker_id = $1 AND cancel_requested_at IS NOT NULL`,
@@ -505,7 +512,8 @@ export class JobsSql {
    * Gives claimed-but-unfinished jobs back (worker shutdown): they return to `pending` without
    * spending the attempt; `error`, when given, records why the attempt was interrupted.
    */
-  release(sql: SqlClient, workerId: string, ids: readonly string[], error: JobError | null): Promise<unknown[]> {
+  release(sql: SqlClient, params: { workerId: string; ids: readonly string[]; error: JobError | null }): Promise<unknown[]> {
+    const { workerId, ids, error } = params;
     return this.run(
       sql,
       `WITH upd AS (
@@ -519,7 +527,8 @@ export class JobsSql {
     );
   }
 
-  deleteFinished(sql: SqlClient, ids: readonly string[]): Promise<Array<{ id: string }>> {
+  deleteFinished(sql: SqlClient, params: { ids: readonly string[] }): Promise<Array<{ id: string }>> {
+    const { ids } = params;
     return this.run(
       sql,
       `DELETE FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[]) AND state IN ('succeeded', 'failed', 'cancelled') RETURNING id::text AS id`,
@@ -530,8 +539,9 @@ export class JobsSql {
   /** Moves held (`waiting`) jobs to their final state; returns the rows it changed. */
   releaseWaiting(
     sql: SqlClient,
-    items: ReadonlyArray<{ id: string; state: 'succeeded' | 'failed' | 'cancelled'; result: string | null; error: string | null }>,
+    params: { items: ReadonlyArray<{ id: string; state: 'succeeded' | 'failed' | 'cancelled'; result: string | null; error: string | null }> },
   ): Promise<Record<string, any>[]> {
+    const { items } = params;
     return this.run(
       sql,
       `WITH input AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS u(id, state, result, error)),

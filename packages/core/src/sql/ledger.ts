@@ -27,7 +27,7 @@ export class LedgerSql {
     return sql.unsafe(`SELECT owner, version FROM ${this.schema}.migrations`) as never;
   }
 
-  record(sql: postgres.TransactionSql, owner: string, version: number, name: string) {
-    return sql.unsafe(`INSERT INTO ${this.schema}.migrations (owner, version, name) VALUES ($1, $2, $3)`, [owner, version, name]);
+  record(sql: postgres.TransactionSql, params: { owner: string; version: number; name: string }) {
+    return sql.unsafe(`INSERT INTO ${this.schema}.migrations (owner, version, name) VALUES ($1, $2, $3)`, [params.owner, params.version, params.name]);
   }
 }

@@ -47,14 +47,16 @@ export class QueuesSql {
   }
 
   /** Inserts the queue with defaults when it does not exist; never changes an existing one. */
-  async ensure(sql: SqlClient, names: readonly string[]): Promise<void> {
+  async ensure(sql: SqlClient, params: { names: readonly string[] }): Promise<void> {
+    const { names } = params;
     await (sql as postgres.Sql).unsafe(
       `INSERT INTO ${this.schema}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
       [names as string[]],
     );
   }
 
-  async setPaused(sql: SqlClient, name: string, paused: boolean): Promise<QueueRecord | undefined> {
+  async setPaused(sql: SqlClient, params: { name: string; paused: boolean }): Promise<QueueRecord | undefined> {
+    const { name, paused } = params;
     const [row] = await (sql as postgres.Sql).unsafe(
       `WITH upd AS (UPDATE ${this.schema}.queues SET paused = $2, updated_at = now() WHERE name = $1 RETURNING *),
        note AS (SELECT pg_notify('${this.channel}', CASE WHEN $2 THEN 'q:' ELSE 'p:' END || name) FROM upd)
@@ -64,7 +66,8 @@ export class QueuesSql {
     return row ? toQueue(row) : undefined;
   }
 
-  async list(sql: SqlClient, names?: readonly string[]): Promise<QueueRecord[]> {
+  async list(sql: SqlClient, params: { names?: readonly string[] } = {}): Promise<QueueRecord[]> {
+    const { names } = params;
     const rows = names
       ? await (sql as postgres.Sql).unsafe(`SELECT * FROM ${this.schema}.queues WHERE name = ANY($1::text[]) ORDER BY name`, [names as string[]])
       : await (sql as postgres.Sql).unsafe(`SELECT * FROM ${this.schema}.queues ORDER BY name`);

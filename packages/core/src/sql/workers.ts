@@ -22,7 +22,7 @@ export class WorkersSql {
     );
   }
 
-  async remove(sql: SqlClient, id: string): Promise<void> {
-    await (sql as postgres.Sql).unsafe(`DELETE FROM ${this.schema}.workers WHERE id = $1`, [id]);
+  async remove(sql: SqlClient, params: { id: string }): Promise<void> {
+    await (sql as postgres.Sql).unsafe(`DELETE FROM ${this.schema}.workers WHERE id = $1`, [params.id]);
   }
 }

@@ -1,10 +1,10 @@
 import type postgres from 'postgres';
 import type { AppInternals, Docket } from '../app.js';
 import { InvalidOptionError } from '../errors.js';
-import { type ClaimContext, type ClaimedJob, tapped, wanted } from '../hooks.js';
+import { type ClaimContext, tapped, wanted } from '../hooks.js';
 import { describe } from '../options.js';
-import { type ShapedFetch, toClaimedJob } from '../sql/jobs.js';
-import type { RunningJob } from '../types.js';
+import { type ShapedClaim, toClaimedJob } from '../sql/jobs.js';
+import type { RunningJob, ClaimedJob } from '../types.js';
 
 /** What one claim of a queue runner brought back. */
 export interface ClaimResult {
@@ -37,7 +37,7 @@ export async function claimWithHooks(
     const shape = request.shape();
     let rows: Record<string, any>[] = [];
     if (shape.limit > 0) {
-      const fetch: ShapedFetch = {
+      const fetch: ShapedClaim = {
         queue: params.queue,
         limit: shape.limit,
         workerId: params.workerId,
@@ -45,7 +45,7 @@ export async function claimWithHooks(
         exclude: shape.exclude,
         perKey: shape.perKey ? { ...shape.perKey, after: params.keyCursor } : null,
       };
-      rows = await jobs.fetchShaped(tx, fetch);
+      rows = await jobs.claimShaped(tx, fetch);
     }
     const claimed: ClaimedJob[] = rows.map((row) => ({ job: toClaimedJob(row, params.queue, params.workerId), columns: pluginColumns(row, internals.jobColumns) }));
     if (claimed.length > 0 && tapped(hooks.afterClaim)) await hooks.afterClaim.promise(claimed, request);

@@ -1,4 +1,5 @@
-import type { Settlement } from '../hooks.js';
+
+import type { Settlement } from '../types.js';
 import type { Logger } from '../logger.js';
 import type { Settlements } from '../settlement.js';
 

@@ -1,9 +1,9 @@
 import { DocketError, JobCancelledError, ResultNotSerializableError, UnknownJobError, WorkerShutdownError } from '../errors.js';
-import type { Outcome } from '../hooks.js';
+
 import type { JobDefinition } from '../job-definition.js';
 import { toJsonText } from '../json.js';
 import { isRetryable, retryDelayMs } from '../retry.js';
-import type { JobError, RunningJob } from '../types.js';
+import type { JobError, RunningJob, Outcome } from '../types.js';
 
 export function toJobError(error: unknown, attempt: number): JobError {
   const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : `Non-error thrown: ${safeString(error)}`);

@@ -1,4 +1,4 @@
-import { type Settlement, tapped } from '../hooks.js';
+import { tapped } from '../hooks.js';
 import type { Docket } from '../app.js';
 import type { AppInternals } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
@@ -6,7 +6,7 @@ import type { Executor } from '../executors/executor.js';
 import type { JobDefinition } from '../job-definition.js';
 import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
-import type { JobContext, RunningJob } from '../types.js';
+import type { JobContext, RunningJob, Settlement } from '../types.js';
 import { AttemptAbort } from './attempt-abort.js';
 import { claimShaped, claimWithHooks } from './claim.js';
 import type { Completer } from './completer.js';
@@ -121,7 +121,7 @@ export class QueueRunner {
   async armNextDue(): Promise<void> {
     if (this.stopping) return;
     try {
-      const at = await this.internals.jobs.nextDue(this.app.sql, this.settings.name);
+      const at = await this.internals.jobs.nextDue(this.app.sql, { queue: this.settings.name });
       if (at) this.wakeAt(at.getTime());
     } catch (error) {
       this.app.logger.warn(`finding the next due job of queue '${this.settings.name}' failed; polling covers it`, { error });
@@ -165,7 +165,7 @@ export class QueueRunner {
       if (jobs.length === 0) return;
       if (jobs.length > 1) jobs.sort(byPriorityThenAge);
       if (this.stopping || pauses !== this.pauses) {
-        await this.internals.jobs.release(this.app.sql, this.worker.id, jobs.map((j) => j.id), null);
+        await this.internals.jobs.release(this.app.sql, { workerId: this.worker.id, ids: jobs.map((j) => j.id), error: null });
         return;
       }
       this.buffer.push(...jobs);
@@ -184,7 +184,7 @@ export class QueueRunner {
 
   /** The core's one claim statement (no plugin shapes this queue's claims). */
   private async claimPlain(limit: number): Promise<RunningJob[]> {
-    const rows = await this.internals.jobs.fetch(this.app.sql, this.settings.name, limit, this.worker.id, this.worker.asyncClaims);
+    const rows = await this.internals.jobs.claim(this.app.sql, { queue: this.settings.name, limit, workerId: this.worker.id, asyncCommit: this.worker.asyncClaims });
     const jobs = new Array<RunningJob>(rows.length);
     for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i]!, this.settings.name, this.worker.id);
     return jobs;

@@ -7,13 +7,13 @@ import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError 
 import { AsyncExecutor } from '../executors/async.js';
 import type { Executor, ExecutorSettings } from '../executors/executor.js';
 import { createExecutor } from '../executors/index.js';
-import type { PrimaryStatus, MaintenanceContext } from '../hooks.js';
+import type { MaintenanceContext } from '../hooks.js';
 import { assertQueueName } from '../identifiers.js';
 import { isJobDefinition, type JobDefinition } from '../job-definition.js';
 import { startPeriodicTasks, type PeriodicLoops } from '../periodic.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
 import type { ExecutorKind } from '../sql/queues.js';
-import type { JobContext, JobError, RunningJob, WorkerView } from '../types.js';
+import type { JobContext, JobError, PrimaryStatus, RunningJob, WorkerView } from '../types.js';
 import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
 
@@ -167,8 +167,8 @@ export class Worker {
     try {
       await this.app.assertMigrated();
       const { queues, workers, notifier, hooks } = this.internals;
-      await queues.ensure(this.app.sql, this.queueNames);
-      const declared = new Map((await queues.list(this.app.sql, this.queueNames)).map((q) => [q.name, q]));
+      await queues.ensure(this.app.sql, { names: this.queueNames });
+      const declared = new Map((await queues.list(this.app.sql, { names: this.queueNames })).map((q) => [q.name, q]));
       const jobsModule = this.options.jobsModule === undefined ? null : String(this.options.jobsModule);
       const hardStopGraceMs = this.options.hardStopGraceMs ?? 1000;
       this.completer = new Completer(
@@ -249,7 +249,7 @@ export class Worker {
       await this.internals.workers.beat(this.app.sql, this.workerRow());
       // Without LISTEN, cancellation requests are found here instead of by notification.
       if (!this.internals.notifier.enabled && this.activeJobs > 0) {
-        for (const { id } of await this.internals.jobs.cancelRequested(this.app.sql, this.id)) this.cancelLocal(id);
+        for (const { id } of await this.internals.jobs.listCancelRequested(this.app.sql, { workerId: this.id })) this.cancelLocal(id);
       }
     } catch (error) {
       this.app.logger.error('heartbeat failed', { error, worker: this.id });
@@ -299,7 +299,7 @@ export class Worker {
   /** Returns claimed jobs to `pending` without spending their attempt (shutdown). */
   giveBack(ids: string[], error: JobError | null): void {
     this.pendingGiveBacks.push(
-      this.internals.jobs.release(this.app.sql, this.id, ids, error).then(
+      this.internals.jobs.release(this.app.sql, { workerId: this.id, ids, error }).then(
         () => undefined,
         (e) => this.app.logger.error('returning jobs to the queue failed (they stay running until a stale-heartbeat sweep requeues them)', { error: e, jobs: ids }),
       ),
@@ -315,7 +315,7 @@ export class Worker {
   async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
     const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
-      const locked = await this.internals.jobs.lockRunning(tx, this.id, [job]);
+      const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
       const result = await executor.run(definition, job, atomicCtx, abort);
@@ -406,7 +406,7 @@ export class Worker {
     if (tapped(hooks.workerStopping)) await hooks.workerStopping.promise(this.view).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
-    await workers.remove(this.app.sql, this.id).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
+    await workers.remove(this.app.sql, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
     if (this.signalHandler) {
       process.off('SIGTERM', this.signalHandler);
       process.off('SIGINT', this.signalHandler);
