@@ -5,8 +5,9 @@
  * running). Configurations: `none`, each plugin alone, `all`, and `logs-used` (every job writes two
  * log lines: the cost of the feature in use, not a tax). Each round runs every configuration once,
  * starting one further along the list each round, so load from other processes on the machine
- * falls on all of them alike (after one uncounted warm-up drain). Reported: jobs/s per configuration (median over rounds) and its
- * ratio to `none` of the same run.
+ * falls on all of them alike (after an uncounted warm-up drain). Reported: jobs/s per configuration
+ * (median over rounds) and its ratio to `none` of the same run; CPU per job of this process and of
+ * the drain's PostgreSQL backends, and the ratio of CPU per job, which shared-machine load moves less.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench plugins-drain -- --rounds 3
  *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX
@@ -187,14 +188,21 @@ try {
       );
     }
   }
-  const base = samples.has('none') ? median(samples.get('none')!.map((s) => s.rate)) : NaN;
-  console.log(`\nmedian over ${rounds} round(s); ratio: median jobs/s over none's median in this run`);
-  console.log(`${'configuration'.padEnd(13)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  rounds (jobs/s)`);
+  // Wall time on a shared machine swings with other processes' load; CPU per job (this process and
+  // the drain's backends) swings much less, so its ratio is printed beside as a cross-check.
+  const cpuPerJob = (list: Sample[]) => median(list.map((s) => s.nodeUs + s.pgUs));
+  const none = samples.get('none');
+  const baseRate = none ? median(none.map((s) => s.rate)) : NaN;
+  const baseCpu = none ? cpuPerJob(none) : NaN;
+  console.log(`\nmedian over ${rounds} round(s); ratio: median jobs/s over none's median in this run; cpu ratio: none's CPU per job over this one's`);
+  console.log(
+    `${'configuration'.padEnd(13)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  rounds (jobs/s)`,
+  );
   for (const [name, list] of samples) {
     const rate = median(list.map((s) => s.rate));
     console.log(
-      `${name.padEnd(13)} ${fmt(rate, 0).padStart(7)}  ${fmt(rate / base, 2).padStart(5)}  ${fmt(median(list.map((s) => s.nodeUs)), 1).padStart(11)}  ` +
-        `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
+      `${name.padEnd(13)} ${fmt(rate, 0).padStart(7)}  ${fmt(rate / baseRate, 2).padStart(5)}  ${fmt(median(list.map((s) => s.nodeUs)), 1).padStart(11)}  ` +
+        `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
     );
   }
 } finally {
