@@ -2,7 +2,7 @@
  * CPU time of the PostgreSQL backends serving one database, read from /proc (Linux, server on this
  * machine). Counting only these backends keeps other databases' sessions on a shared server (other
  * engineers' test runs) out of the figure; the server's own background processes (WAL writer,
- * checkpointer) are left out too.
+ * checkpointer, autovacuum workers, which come and go at random) are left out too.
  */
 import { readFileSync } from 'node:fs';
 import type postgres from 'postgres';
@@ -11,7 +11,7 @@ const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 /** CPU seconds (user + system) of each backend of `sql`'s database, by pid; empty when /proc does not show them. */
 export async function backendCpu(sql: postgres.Sql): Promise<Map<number, number>> {
-  const rows = await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database()`;
+  const rows = await sql<{ pid: number }[]>`select pid from pg_stat_activity where datname = current_database() and backend_type = 'client backend'`;
   const out = new Map<number, number>();
   for (const { pid } of rows) {
     try {
