@@ -7,7 +7,8 @@
  * starting one further along the list each round, so load from other processes on the machine
  * falls on all of them alike (after an uncounted warm-up drain). Reported: jobs/s per configuration
  * (median over rounds) and its ratio to `none` of the same run; CPU per job of this process and of
- * the drain's PostgreSQL backends, and the ratio of CPU per job, which shared-machine load moves less.
+ * the drain's PostgreSQL backends, and the ratio of CPU per job, which shared-machine load moves less;
+ * shared-buffer accesses per job of the drain's database, which it does not move at all.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench plugins-drain -- --rounds 3
  *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX
@@ -29,6 +30,7 @@ import { signals } from '@docket/plugin-signals';
 import { unique } from '@docket/plugin-unique';
 import { workflows } from '@docket/plugin-workflow';
 import { backendCpu, backendCpuSpent } from './backend-cpu.js';
+import { bufferAccesses } from './buffer-accesses.js';
 import { nowUs } from './clock.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer } from './db.js';
 import { fmt, median } from './stats.js';
@@ -94,6 +96,8 @@ interface Sample {
   nodeUs: number;
   /** CPU of the backends of the drain's database per job, µs. */
   pgUs: number;
+  /** Shared-buffer accesses of the drain's database per job (counted, not timed). */
+  blocks: number;
 }
 
 async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
@@ -115,11 +119,14 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
   const config = CONFIGS[name]!;
   const db = `plugins_drain_${process.pid}_${name.replace(/\W/g, '_')}`;
   const url = await createDatabase(server, db);
+  // One app pushes and is closed, so the server's counters of the push are reported before the
+  // drain starts; a second app (plugins applied the same way) runs the worker.
+  const producer = new Docket({ connection: url, plugins: config.plugins() });
   const plugins = config.plugins();
   const app = new Docket({ connection: url, plugins });
   const check = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await app.migrate();
+    await producer.migrate();
     let done = 0;
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -130,13 +137,20 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
       }
       if (++done === jobs) finish();
     });
+    for (let i = 0; i < jobs; i += 20_000) {
+      await producer.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
+    }
+    await producer.close();
+    const maintenance = postgres(url, { max: 1, onnotice: () => {} });
+    await maintenance`vacuum analyze docket.jobs`;
+    await maintenance.end({ timeout: 5 });
+    // Counted from here: every session so far has closed and reported. The worker app's migrate
+    // (it finds every migration applied) and LISTEN fall in the drain's count: a few hundred blocks.
+    const blocks0 = await bufferAccesses(check);
+    await app.migrate(); // finds every migration applied; as a worker process starts
     const events = plugins.find((p) => p.name === 'signals') as ReturnType<typeof signals> | undefined;
     // As an application would: someone listens for failures (none happen here).
     if (events) await events.on('failed', () => {});
-    for (let i = 0; i < jobs; i += 20_000) {
-      await app.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
-    }
-    await check`vacuum analyze docket.jobs`;
     const worker = new Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
     const pg0 = await backendCpu(check);
     const cpu0 = process.cpuUsage();
@@ -150,8 +164,11 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     const cpu = process.cpuUsage(cpu0);
     const pgS = backendCpuSpent(pg0, await backendCpu(check));
     await worker.stop();
-    return { rate: jobs / wallS, nodeUs: ((cpu.user + cpu.system) / jobs), pgUs: (pgS / jobs) * 1e6 };
+    await app.close();
+    const blocks = (await bufferAccesses(check)) - blocks0;
+    return { rate: jobs / wallS, nodeUs: (cpu.user + cpu.system) / jobs, pgUs: (pgS / jobs) * 1e6, blocks: blocks / jobs };
   } finally {
+    await producer.close();
     await app.close();
     await check.end({ timeout: 5 });
     await dropDatabase(server, db);
@@ -184,7 +201,7 @@ try {
       const s = await drain(server, name, r, jobs);
       samples.get(name)!.push(s);
       console.log(
-        `round ${r}  ${name.padEnd(11)} ${fmt(s.rate, 0).padStart(7)} jobs/s  node ${fmt(s.nodeUs, 1)} µs/job  postgres ${fmt(s.pgUs, 1)} µs/job`,
+        `round ${r}  ${name.padEnd(11)} ${fmt(s.rate, 0).padStart(7)} jobs/s  node ${fmt(s.nodeUs, 1)} µs/job  postgres ${fmt(s.pgUs, 1)} µs/job  ${fmt(s.blocks, 1)} blocks/job`,
       );
     }
   }
@@ -196,13 +213,13 @@ try {
   const baseCpu = none ? cpuPerJob(none) : NaN;
   console.log(`\nmedian over ${rounds} round(s); ratio: median jobs/s over none's median in this run; cpu ratio: none's CPU per job over this one's`);
   console.log(
-    `${'configuration'.padEnd(13)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  rounds (jobs/s)`,
+    `${'configuration'.padEnd(13)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  ${'blocks/job'.padStart(10)}  rounds (jobs/s)`,
   );
   for (const [name, list] of samples) {
     const rate = median(list.map((s) => s.rate));
     console.log(
       `${name.padEnd(13)} ${fmt(rate, 0).padStart(7)}  ${fmt(rate / baseRate, 2).padStart(5)}  ${fmt(median(list.map((s) => s.nodeUs)), 1).padStart(11)}  ` +
-        `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
+        `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${fmt(median(list.map((s) => s.blocks)), 1).padStart(10)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
     );
   }
 } finally {
