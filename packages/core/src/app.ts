@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { ClosedError, InvalidJobOptionError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
-import { type CoreHooks, createHooks, type DocketHooks, type PushContext, type SettleContext, skipUnwantedClaims, tapped, wrapPluginErrors } from './hooks.js';
+import { type CoreHooks, createHooks, type DocketHooks, type PushContext, type SettleContext, skipUnwanted, tapped, wrapPluginErrors } from './hooks.js';
 import { Codec, type PayloadCodec } from './codec.js';
 import { applicationNameOption } from './application-name.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
@@ -193,7 +193,7 @@ export class Docket implements AsyncDisposable {
     }
 
     this.#hooks = createHooks();
-    skipUnwantedClaims(this.#hooks);
+    skipUnwanted(this.#hooks);
     wrapPluginErrors(this.#hooks);
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
     this.codec = this.#codec = new Codec(this.#hooks, this);

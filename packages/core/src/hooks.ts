@@ -73,6 +73,12 @@ export interface ClaimTapOptions {
   wants?: (queue: string) => boolean;
 }
 
+/** What a tap of `jobStart` may say about which jobs it serves. */
+export interface JobTapOptions {
+  /** Whether this tap serves `job` (called per job, must be cheap and sync). Default: every job. */
+  wants?: (job: RunningJob) => boolean;
+}
+
 /** What a tap of `settle` may say about which settlements it needs. */
 export interface SettleTapOptions {
   /**
@@ -142,8 +148,11 @@ export function createHooks() {
     jobsFetched: new AsyncParallelHook<[RunningJob[], WorkerView]>(['jobs', 'worker'], 'jobsFetched'),
     /** Building the handler's context. Sync: taps add their fields to ctx (see JobContextExtensions). */
     jobContext: new SyncHook<[JobContext, WorkerView]>(['ctx', 'worker'], 'jobContext'),
-    /** Right before the handler runs. Series; a throw fails the attempt. */
-    jobStart: new AsyncSeriesHook<[JobContext]>(['ctx'], 'jobStart'),
+    /**
+     * Right before the handler runs. Series; a throw fails the attempt. A tap's `wants(job)` limits
+     * it to the jobs it serves; when no tap wants a job, the core does not await the hook for it.
+     */
+    jobStart: new AsyncSeriesHook<[JobContext], JobTapOptions>(['ctx'], 'jobStart'),
     /**
      * Jobs settling, inside the transaction that writes the outcome, batched. Waterfall: for attempts
      * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
@@ -203,24 +212,26 @@ export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K
 export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
 
 /**
- * Claim taps run only for the queues their `wants` accepts: a tap that does not want a queue is
- * skipped (its plugin is not called at all for that queue's claims).
+ * Taps of the claim hooks and `jobStart` run only for what their `wants` accepts (a queue, a job):
+ * a tap that does not want it is skipped — its plugin is not called at all. (`settle` taps see
+ * the whole batch the core writes in its transaction, and pick their own settlements from it.)
  */
-export function skipUnwantedClaims(hooks: CoreHooks): void {
-  const queueOf: Record<string, (args: unknown[]) => string> = {
+export function skipUnwanted(hooks: CoreHooks): void {
+  const subjectOf: Record<string, (args: unknown[]) => unknown> = {
     beforeClaim: (args) => (args[0] as ClaimContext).queue,
     afterClaim: (args) => (args[1] as ClaimContext).queue,
+    jobStart: (args) => (args[0] as JobContext).job,
   };
-  for (const [hookName, queue] of Object.entries(queueOf)) {
+  for (const [hookName, subject] of Object.entries(subjectOf)) {
     (hooks[hookName as keyof CoreHooks] as unknown as tapable.Hook<unknown[], unknown>).intercept({
-      register(tap: tapable.FullTap & ClaimTapOptions) {
+      register(tap: tapable.FullTap & { wants?: (subject: unknown) => boolean }) {
         const wants = tap.wants;
         if (typeof wants !== 'function') return tap;
         const original = tap.fn as (...args: unknown[]) => unknown;
         tap.fn =
           tap.type === 'async'
-            ? (...args: unknown[]) => (wants(queue(args)) ? original(...args) : (args[args.length - 1] as () => void)())
-            : (...args: unknown[]) => (wants(queue(args)) ? original(...args) : tap.type === 'promise' ? Promise.resolve() : undefined);
+            ? (...args: unknown[]) => (wants(subject(args)) ? original(...args) : (args[args.length - 1] as () => void)())
+            : (...args: unknown[]) => (wants(subject(args)) ? original(...args) : tap.type === 'promise' ? Promise.resolve() : undefined);
         return tap;
       },
     });

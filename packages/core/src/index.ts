@@ -62,6 +62,7 @@ export {
   type ClaimContext,
   type ClaimTapOptions,
   type SettleTapOptions,
+  type JobTapOptions,
   type SettleContext,
   type PrimaryQuery,
   type MaintenanceContext,

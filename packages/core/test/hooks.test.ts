@@ -609,3 +609,24 @@ test('docs/ARCHITECTURE.md’s hook table names every hook of the bus, and no ot
   const actual = Object.fromEntries(Object.keys(hooks).map((name) => [name, hooks[name]!.constructor.name]));
   assert.deepEqual(documented, actual);
 });
+
+test('a jobStart tap with `wants` is called only for the jobs it wants', async () => {
+  const seen: string[] = [];
+  const picky: DocketPlugin = {
+    name: 'test-picky',
+    apply(app) {
+      app.hooks.jobStart.tapPromise({ name: 'test-picky', wants: (job) => job.name === 'wanted' }, async (ctx) => void seen.push(ctx.job.name));
+    },
+  };
+  const h = await harness({ plugins: [picky] });
+  try {
+    const wantedJob = defineJob({ name: 'wanted', queue: 'picky' }, async () => 1);
+    const other = defineJob({ name: 'other', queue: 'picky' }, async () => 2);
+    await h.worker({ jobs: [wantedJob, other], queues: { picky: {} } });
+    const refs = await h.app.pushMany([other, wantedJob, other]);
+    for (const ref of refs) assert.equal((await h.app.waitForJob(ref, { timeoutMs: 10_000 })).state, 'succeeded');
+    assert.deepEqual(seen, ['wanted']);
+  } finally {
+    await h.close();
+  }
+});

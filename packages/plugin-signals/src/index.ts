@@ -269,7 +269,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
         });
       }
 
-      target.hooks.jobStart.tap(PLUGIN_NAME, (ctx) => {
+      target.hooks.jobStart.tap({ name: PLUGIN_NAME, wants: () => wanted('executing') }, (ctx) => {
         if (wanted('executing')) produce({ type: 'executing', at: new Date(), job: summary(ctx.job), workerId: ctx.workerId });
       });
 

@@ -1,4 +1,4 @@
-import { tapped } from '../hooks.js';
+import { tapped, wanted } from '../hooks.js';
 import type { Docket } from '../app.js';
 import type { AppInternals } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
@@ -253,7 +253,7 @@ export class QueueRunner {
           timeoutMs,
         );
       }
-      if (tapped(hooks.jobStart)) await hooks.jobStart.promise(ctx);
+      if (tapped(hooks.jobStart) && wanted(hooks.jobStart, job)) await hooks.jobStart.promise(ctx);
       if (definition.atomic && this.executor.kind === 'async') {
         await this.worker.runAtomic(definition, job, ctx, abort, this.executor);
         return;
