@@ -290,7 +290,7 @@ export class Docket implements AsyncDisposable {
   /** Pushes many jobs in one statement (one round trip), all or none. */
   async pushMany<J extends Pushable>(jobs: readonly J[], options: PushOptions = {}): Promise<Array<JobRef<J extends Pushable<infer A, infer R> ? A : never, J extends Pushable<infer A, infer R> ? R : never>>> {
     this.#assertOpen();
-    rejectUnknownKeys('push options', options, ['tx']);
+    rejectUnknownKeys('push()/pushMany() options', options, ['tx']);
     if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
     if (jobs.length === 0) return [];
     const rows = jobs.map((job) => toInsertRow(toInvocation(job)));
@@ -397,9 +397,9 @@ export class Docket implements AsyncDisposable {
    */
   async waitForJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput, options: WaitOptions = {}): Promise<JobRecord<A, R>> {
     this.#assertOpen();
-    rejectUnknownKeys('waitForJob options', options, ['timeoutMs', 'signal']);
+    rejectUnknownKeys('waitForJob(ref, options)', options, ['timeoutMs', 'signal']);
     const id = refId(ref);
-    const timeoutMs = options.timeoutMs === undefined ? undefined : integerOption('waitForJob', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
+    const timeoutMs = options.timeoutMs === undefined ? undefined : integerOption('waitForJob(ref, options)', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     const listening = this.#notifier.enabled;
     if (listening) {

@@ -13,6 +13,9 @@ test('options are validated', () => {
   assert.throws(() => jobLogs({ minLevel: 'verbose' as never }), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => jobLogs({ forward: 'yes' as never }), code('DOCKET_INVALID_OPTION'));
   assert.equal(jobLogs().name, PLUGIN_NAME);
+  // The message names the function the user called (jobLogs, getLogs), not the plugin's name.
+  assert.throws(() => jobLogs({ limt: 5 } as never), /Unknown option `limt` in jobLogs\(options\); did you mean `limit`\? Known options: /);
+  assert.throws(() => jobLogs().getLogs('1', { tre: true } as never), /in getLogs\(ref, options\); did you mean `tree`\?/);
 });
 
 test('notices name each attempt’s last line and stay under the NOTIFY limit', () => {
