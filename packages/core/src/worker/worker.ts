@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type postgres from 'postgres';
 import { type AppInternals, type Docket, internals } from '../app.js';
+import { explainDriverError } from '../driver-errors.js';
 import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError } from '../errors.js';
 import { AsyncExecutor } from '../executors/async.js';
 import type { Executor, ExecutorSettings } from '../executors/executor.js';
@@ -253,7 +254,7 @@ export class Worker {
       this.lifetime.abort();
       for (const off of this.unsubscribe) off();
       await Promise.all(this.executors.map((e) => e.close().catch(() => undefined)));
-      throw error;
+      throw await explainDriverError(error, this.app);
     }
   }
 
