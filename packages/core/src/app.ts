@@ -77,7 +77,11 @@ export interface WaitOptions {
 }
 
 export interface QueueOptions {
-  /** Default concurrency for workers that do not set their own. */
+  /**
+   * A per-worker default, not a global cap: how many of the queue's jobs run at once on each worker
+   * that serves the queue without setting its own `concurrency` (ten such workers run up to ten
+   * times this many). A cap over all workers is a flow-control plugin's job (the claim hooks).
+   */
   concurrency?: number;
   executor?: ExecutorKind;
   /** How often idle workers poll when no notification arrives. Default 1000 ms. */
