@@ -169,3 +169,33 @@ test('handleSignals: false installs no listener; a worker stopped by stop() remo
     await app.close();
   }
 });
+
+test('an abandoned async handler: its job is back in the queue at once, the worker warns, and its database calls fail once the app is closed', { timeout: 30_000 }, async () => {
+  const warnings: string[] = [];
+  const logger = { ...recordingLogger(), warn: (m: string) => void warnings.push(m) };
+  const app = new Docket({ connection: h.db.url, logger });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  let lateQuery: Promise<unknown> | null = null;
+  const stubborn = defineJob({ name: 'stubborn', queue: 'abandon' }, async () => {
+    started();
+    await released; // ignores ctx.signal
+    lateQuery = app.sql`SELECT 1`;
+    await lateQuery.catch(() => undefined);
+  });
+  const worker = new Worker(app, { jobs: [stubborn], queues: { abandon: {} }, hardStopGraceMs: 50, handleSignals: false });
+  await worker.start();
+  const ref = await app.push(stubborn);
+  await running;
+  await worker.stop({ timeoutMs: 0 });
+  assert.equal((await app.getJob(ref)).state, 'pending', 'back in the queue although the handler still runs');
+  assert.ok(warnings.some((w) => /1 handler ignored ctx\.signal for hardStopGraceMs and was abandoned/.test(w)), warnings.join('\n'));
+  await app.cancelJob(ref);
+  await app.close();
+  release();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(lateQuery, 'the abandoned handler ran on after the stop');
+  await assert.rejects(lateQuery!, (e: unknown) => (e as { code?: string }).code === 'CONNECTION_ENDED');
+});
