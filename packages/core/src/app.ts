@@ -2,6 +2,7 @@ import postgres from 'postgres';
 import { ClosedError, InvalidJobOptionError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
 import { type CoreHooks, createHooks, type DocketHooks, type PushContext, type SettleContext, skipUnwanted, tapped, wrapPluginErrors } from './hooks.js';
 import { Codec, type PayloadCodec } from './codec.js';
+import { explainDriverErrorsOf, invalidUrlError } from './driver-errors.js';
 import { applicationNameOption } from './application-name.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
@@ -44,9 +45,25 @@ export interface DocketOptions {
    * and keeps its own.
    */
   applicationName?: string;
+  /**
+   * How long opening a connection may take, to the end of PostgreSQL's startup handshake, before
+   * the call fails with DOCKET_CONNECTION_FAILED (`details.reason: 'timeout'`): an address that
+   * accepts TCP but is not PostgreSQL fails in seconds instead of hanging. For the connections
+   * Docket opens from a URL. Default 10000 ms.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * PostgreSQL's `statement_timeout` for the pool Docket opens from a URL; 0 (default) leaves the
+   * server's setting. It applies to every statement on the pool — Docket's own, plugins', and your
+   * handlers' `ctx.sql` — except migrations, which lift it (a migration may build an index on a
+   * large table, or wait for another process's migration). Keep it above your longest statement.
+   */
+  statementTimeoutMs?: number;
 }
 
-const OPTION_KEYS = ['connection', 'schema', 'plugins', 'listen', 'prepare', 'maxConnections', 'logger', 'applicationName'] as const;
+const OPTION_KEYS = [
+  'connection', 'schema', 'plugins', 'listen', 'prepare', 'maxConnections', 'logger', 'applicationName', 'connectTimeoutMs', 'statementTimeoutMs',
+] as const;
 
 export interface PushOptions {
   /** Push inside your postgres.js transaction: invisible until it commits, gone if it rolls back. */
@@ -60,7 +77,11 @@ export interface WaitOptions {
 }
 
 export interface QueueOptions {
-  /** Default concurrency for workers that do not set their own. */
+  /**
+   * A per-worker default, not a global cap: how many of the queue's jobs run at once on each worker
+   * that serves the queue without setting its own `concurrency` (ten such workers run up to ten
+   * times this many). A cap over all workers is a flow-control plugin's job (the claim hooks).
+   */
   concurrency?: number;
   executor?: ExecutorKind;
   /** How often idle workers poll when no notification arrives. Default 1000 ms. */
@@ -153,6 +174,19 @@ export class Docket implements AsyncDisposable {
     const applicationName = applicationNameOption('new Docket(options)', options.applicationName);
     const named = applicationName === undefined ? {} : { application_name: applicationName };
     const opensFromUrl = typeof connection === 'string' || (typeof options.listen === 'object' && typeof options.listen?.connection === 'string');
+    const connectTimeoutMs = integerOption('new Docket(options)', 'connectTimeoutMs', options.connectTimeoutMs, 10_000, { min: 100, max: 600_000 });
+    const statementTimeoutMs = integerOption('new Docket(options)', 'statementTimeoutMs', options.statementTimeoutMs, 0, { min: 0, max: 2_147_483_647 });
+    for (const [option, applies, advice] of [
+      ['connectTimeoutMs', opensFromUrl, 'Set `connect_timeout` (seconds) on your pool instead.'],
+      ['statementTimeoutMs', typeof connection === 'string', 'Set `connection: { statement_timeout }` on your pool instead.'],
+    ] as const) {
+      if (options[option] !== undefined && !applies) {
+        throw new InvalidOptionError(`new Docket(options): \`${option}\` applies to the pool Docket opens from a URL, but you passed your own postgres.js pool. ${advice}`, {
+          details: { option },
+        });
+      }
+    }
+    const timeouts = { connect_timeout: connectTimeoutMs / 1000 };
     if (options.applicationName !== undefined && !opensFromUrl) {
       throw new InvalidOptionError(
         'new Docket(options): `applicationName` names the connections Docket opens from a URL, but this app opens none (you passed your own postgres.js pool). ' +
@@ -164,7 +198,8 @@ export class Docket implements AsyncDisposable {
     if (typeof connection === 'string') {
       // JIT compilation costs milliseconds per statement and never pays off for a queue's short
       // statements (PostgreSQL's default cost threshold trips on large batches).
-      this.sql = postgres(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {}, connection: { jit: 'off', ...named } });
+      const statementTimeout = statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {};
+      this.sql = openPool(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {}, ...timeouts, connection: { jit: 'off', ...named, ...statementTimeout } });
       this.#ownsPool = true;
     } else if (typeof connection === 'function' && typeof (connection as postgres.Sql).unsafe === 'function') {
       this.sql = connection;
@@ -186,7 +221,7 @@ export class Docket implements AsyncDisposable {
     } else if (typeof listen === 'object' && listen !== null && 'connection' in listen) {
       rejectUnknownKeys('new Docket(options).listen', listen, ['connection']);
       const c = listen.connection;
-      this.#listenSql = typeof c === 'string' ? postgres(c, { max: 1, onnotice: () => {}, connection: named }) : c;
+      this.#listenSql = typeof c === 'string' ? openPool(c, { max: 1, onnotice: () => {}, ...timeouts, connection: named }) : c;
       this.#ownsListenPool = typeof c === 'string';
     } else {
       throw new InvalidOptionError(`new Docket(options): \`listen\` must be true, false or { connection }, got ${describe(listen)}.`);
@@ -290,7 +325,7 @@ export class Docket implements AsyncDisposable {
   /** Pushes many jobs in one statement (one round trip), all or none. */
   async pushMany<J extends Pushable>(jobs: readonly J[], options: PushOptions = {}): Promise<Array<JobRef<J extends Pushable<infer A, infer R> ? A : never, J extends Pushable<infer A, infer R> ? R : never>>> {
     this.#assertOpen();
-    rejectUnknownKeys('push options', options, ['tx']);
+    rejectUnknownKeys('push()/pushMany() options', options, ['tx']);
     if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
     if (jobs.length === 0) return [];
     const rows = jobs.map((job) => toInsertRow(toInvocation(job)));
@@ -397,9 +432,9 @@ export class Docket implements AsyncDisposable {
    */
   async waitForJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput, options: WaitOptions = {}): Promise<JobRecord<A, R>> {
     this.#assertOpen();
-    rejectUnknownKeys('waitForJob options', options, ['timeoutMs', 'signal']);
+    rejectUnknownKeys('waitForJob(ref, options)', options, ['timeoutMs', 'signal']);
     const id = refId(ref);
-    const timeoutMs = options.timeoutMs === undefined ? undefined : integerOption('waitForJob', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
+    const timeoutMs = options.timeoutMs === undefined ? undefined : integerOption('waitForJob(ref, options)', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     const listening = this.#notifier.enabled;
     if (listening) {
@@ -642,6 +677,23 @@ export class Docket implements AsyncDisposable {
   /** Workers with a live heartbeat row: host, pid, queues, start, heartbeat age and the jobs each runs now. */
   async listWorkers(options: ListWorkersOptions = {}): Promise<WorkerInfo[]> {
     return this.#ops.listWorkers(options);
+  }
+}
+
+// Every public method that reaches the database explains the driver's connection and missing-table
+// errors (DOCKET_CONNECTION_FAILED, DOCKET_MIGRATIONS_PENDING): see driver-errors.ts.
+explainDriverErrorsOf(Docket.prototype, [
+  'migrate', 'pendingMigrations', 'assertMigrated', 'push', 'pushMany', 'getJob', 'waitForJob', 'cancelJob', 'settleJobs', 'deleteJobs',
+  'wake', 'declareQueue', 'pauseQueue', 'resumeQueue', 'listQueues', 'notify', 'listen',
+  'listJobs', 'countJobs', 'retryJob', 'retryJobs', 'rerunJob', 'listWorkers',
+]);
+
+/** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */
+function openPool(url: string, options: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql {
+  try {
+    return postgres(url, options);
+  } catch (error) {
+    throw invalidUrlError(error);
   }
 }
 

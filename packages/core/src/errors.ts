@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   DOCKET_LIMIT_EXCEEDED: 'A job ran over its time or memory limit and was stopped.',
   DOCKET_JOB_CANCELLED: 'The job was cancelled while it ran (the reason of its aborted ctx.signal).',
   DOCKET_WORKER_SHUTDOWN: 'The worker stopped before the job finished (the reason of its aborted ctx.signal).',
+  DOCKET_CONNECTION_FAILED:
+    'Docket could not connect to PostgreSQL: the server refused or did not answer in time, the host is unknown, the user or password is wrong, the database does not exist, or the URL is malformed. `details.reason` says which; the driver error is the `cause`.',
   DOCKET_MIGRATIONS_PENDING: 'The database schema is behind the code; run app.migrate() (or `docket migrate`).',
   DOCKET_SCHEMA_TOO_NEW: 'The database holds migrations newer than this code knows; upgrade the code before running it.',
   DOCKET_MIGRATION_FAILED: 'A migration failed; it was rolled back and nothing after it ran.',
@@ -80,6 +82,7 @@ export class UnknownJobError extends errorClass('DOCKET_UNKNOWN_JOB') {}
 export class LimitExceededError extends errorClass('DOCKET_LIMIT_EXCEEDED') {}
 export class JobCancelledError extends errorClass('DOCKET_JOB_CANCELLED') {}
 export class WorkerShutdownError extends errorClass('DOCKET_WORKER_SHUTDOWN') {}
+export class ConnectionFailedError extends errorClass('DOCKET_CONNECTION_FAILED') {}
 export class MigrationsPendingError extends errorClass('DOCKET_MIGRATIONS_PENDING') {}
 export class SchemaTooNewError extends errorClass('DOCKET_SCHEMA_TOO_NEW') {}
 export class MigrationFailedError extends errorClass('DOCKET_MIGRATION_FAILED') {}

@@ -167,7 +167,7 @@ export type ResultOf<J> = J extends JobDefinition<never, infer R> ? R : J extend
 export type Pushable<A = any, R = any> = JobInvocation<A, R> | JobDefinition<A, R>;
 
 export function defineJob<A = void, R = unknown>(options: JobOptions<A>, handler: JobHandler<A, R>): JobDefinition<A, R> {
-  rejectUnknownKeys('defineJob options', options, JOB_OPTION_KEYS);
+  rejectUnknownKeys('defineJob(options, handler)', options, JOB_OPTION_KEYS);
   const where = `job '${String(options.name)}'`;
   const name = assertJobName(options.name);
   if (typeof handler !== 'function') {

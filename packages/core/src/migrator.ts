@@ -54,6 +54,9 @@ export class Migrator {
 
   async migrate(sql: postgres.Sql): Promise<PendingMigration[]> {
     return sql.begin(async (tx) => {
+      // A migration may build an index on a large table or wait here for another process's
+      // migration: an app's statementTimeoutMs is for queue statements, not for these.
+      await tx.unsafe('SET LOCAL statement_timeout = 0');
       await this.ledger.lock(tx);
       await this.ledger.bootstrap(tx);
       const todo = this.plan(await this.ledger.applied(tx));

@@ -191,7 +191,7 @@ export class Operations {
    * the new job goes without them.
    */
   async rerunJob(id: string, options: RerunOptions = {}): Promise<JobRef> {
-    rejectUnknownKeys('rerunJob options', options, ['tx']);
+    rejectUnknownKeys('rerunJob(ref, options)', options, ['tx']);
     const job = await this.app.getJob(id);
     if (job.state !== 'succeeded') {
       throw new JobStateError(

@@ -41,10 +41,10 @@ export function rejectUnknownKeys(where: string, value: object | undefined, know
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue;
     const hint = suggest(key, known);
-    throw new InvalidOptionError(
-      `Unknown option \`${key}\` in ${where}${hint ? `; did you mean \`${hint}\`?` : ''}. Known options: ${known.join(', ')}.`,
-      { details: { where, key, suggestion: hint } },
-    );
+    // Each clause ends with its own mark, so a suggestion's "?" is never followed by a ".".
+    const advice = hint ? `did you mean \`${hint}\`?` : known.length === 0 ? `${where} takes no options.` : `known options: ${known.join(', ')}.`;
+    const rest = hint && known.length > 1 ? ` Known options: ${known.join(', ')}.` : '';
+    throw new InvalidOptionError(`Unknown option \`${key}\` in ${where}; ${advice}${rest}`, { details: { where, key, suggestion: hint } });
   }
 }
 
@@ -91,7 +91,7 @@ export function oneOfOption<T extends string>(where: string, name: string, value
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     const hint = typeof value === 'string' ? suggest(value, allowed) : undefined;
     throw new InvalidOptionError(
-      `${where}: \`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}${hint ? `; did you mean '${hint}'?` : ''}.`,
+      `${where}: \`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}${hint ? `; did you mean '${hint}'?` : '.'}`,
       { details: { where, option: name } },
     );
   }

@@ -23,11 +23,11 @@ import {
 } from '@docket/core';
 import { runnerExecArgv, runnerUrl } from '../src/executors/pool.js';
 import { ProcessExecutor } from '../src/executors/process.js';
-import { collectJobs, deserializeError, jobsModuleUrl, serializeError } from '../src/executors/runner.js';
+import { collectJobs, deserializeError, deserializeThrown, jobsModuleUrl, serializeError } from '../src/executors/runner.js';
 import { ThreadExecutor } from '../src/executors/thread.js';
 import { AttemptAbort } from '../src/worker/attempt-abort.js';
 import * as fixtures from './fixtures/executor-jobs.js';
-import { add, boom, crash, hang, hog, inspectContext, spin, unsendable } from './fixtures/executor-jobs.js';
+import { add, boom, crash, hang, hog, inspectContext, spin, throwValue, unsendable } from './fixtures/executor-jobs.js';
 
 const JOBS_MODULE = new URL('./fixtures/executor-jobs.ts', import.meta.url);
 const WAIT = { timeoutMs: 30_000 };
@@ -115,6 +115,22 @@ describe('on a worker', () => {
       for (const error of job.errors) {
         assert.equal(error.code, 'DOCKET_LIMIT_EXCEEDED');
         assert.match(error.message, /time limit of 300 ms/);
+      }
+      await runAdd(queue);
+    });
+  }
+
+  for (const { queue, kind } of EXECUTORS) {
+    test(`${kind}: a thrown string or number is recorded as what it is (NonError, the value as message, no stack) and reaches retry predicates unchanged`, async () => {
+      for (const [value, text] of [['just a string', 'just a string'], [42, '42'], [null, 'null']] as const) {
+        const job = await app.waitForJob(await app.push(throwValue.withArgs({ value }).withQueue(queue)), WAIT);
+        assert.equal(job.state, 'failed');
+        assert.equal(job.attempt, value === null ? 3 : 1, 'noRetry saw the string/number itself (null is retried until attempts run out)');
+        const [error] = job.errors;
+        assert.equal(error!.name, 'NonError');
+        assert.equal(error!.message, text);
+        assert.equal(error!.stack, undefined, 'no stack made up by Docket');
+        assert.equal(error!.code, undefined);
       }
       await runAdd(queue);
     });
@@ -310,8 +326,12 @@ describe('the runner helpers', () => {
     assert.equal((limit as LimitExceededError).code, 'DOCKET_LIMIT_EXCEEDED');
     assert.deepEqual({ ...(limit as LimitExceededError).details }, { limit: 'timeoutMs', value: 5 });
 
-    assert.equal(deserializeError(serializeError('plain string')).message, 'plain string');
-    assert.match(deserializeError(serializeError({ not: 'an error' })).message, /^Non-error thrown: \{"not":"an error"\}/);
+    // A value that is not an Error crosses as itself; its description says NonError, without a stack.
+    assert.equal(deserializeThrown(serializeError('plain string')), 'plain string');
+    assert.deepEqual(deserializeThrown(serializeError({ not: 'an error' })), { not: 'an error' });
+    assert.deepEqual(serializeError({ not: 'an error' }), { name: 'NonError', message: '{"not":"an error"}', thrown: { value: { not: 'an error' } } });
+    assert.equal(deserializeThrown(serializeError(Symbol('s'))), 'Symbol(s)', 'a value that cannot be cloned crosses as its text');
+    assert.ok(deserializeThrown(serializeError(new Error('e'))) instanceof Error);
   });
 
   test('jobsModule: URLs pass through, paths become file URLs', () => {

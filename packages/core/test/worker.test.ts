@@ -290,3 +290,29 @@ test('a worker refuses to start while migrations are pending', async () => {
     await db.drop();
   }
 });
+
+test('a worker whose jobs include a job of a queue it does not serve starts with a warning naming the job and the queue', async () => {
+  const db = await createTestDatabase();
+  const warnings: string[] = [];
+  const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+  const app = new Docket({ connection: db.url, logger });
+  try {
+    const served = defineJob({ name: 'served', queue: 'default' }, async () => 1);
+    const emails = defineJob({ name: 'emails.send', queue: 'emails' }, async () => 1);
+    const worker = new Worker(app, { jobs: [served, emails], queues: { default: {} }, handleSignals: false });
+    await worker.start();
+    await worker.stop();
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /job 'emails\.send' is on queue 'emails', which this worker does not serve \(it serves 'default'\)/);
+    assert.match(warnings[0]!, /Add the queue to `queues`, or drop the job from `jobs`\./);
+
+    warnings.length = 0;
+    const both = new Worker(app, { jobs: [served, emails], queues: { default: {}, emails: {} }, handleSignals: false });
+    await both.start();
+    await both.stop();
+    assert.deepEqual(warnings, [], 'no warning when every job’s queue is served');
+  } finally {
+    await app.close();
+    await db.drop();
+  }
+});

@@ -9,7 +9,7 @@
  * completion, getJob/waitForJob, and plugins' own tables through `app.codec`. Queue, name, meta,
  * errors and plugin options stay plaintext (see README).
  */
-import { booleanOption, type Docket, type DocketPlugin, HOOK_STAGE, InvalidOptionError, rejectUnknownKeys } from '@docket/core';
+import { booleanOption, type Docket, type DocketPlugin, HOOK_STAGE, InvalidOptionError, pluginBinding, rejectUnknownKeys } from '@docket/core';
 import { type PayloadKind, open, seal } from './envelope.js';
 import { keyring } from './keys.js';
 
@@ -45,10 +45,13 @@ export function encryption(options: EncryptionOptions): DocketPlugin {
   const sealAll = (kind: PayloadKind) => async (values: unknown[]) => values.map((value) => seal(ring, kind, value));
   const openAll = (kind: PayloadKind) => async (values: unknown[]) => values.map((value) => open(ring, kind, value, allowPlaintext));
 
+  const binding = pluginBinding(PLUGIN_NAME, 'encryption');
   return {
     name: PLUGIN_NAME,
     version: VERSION,
     apply(app: Docket) {
+      // No per-app state here; tied to one app anyway: one rule for every plugin value.
+      binding.bind(app);
       // Encryption is the last thing done to a payload on its way in and the first on its way out,
       // so another codec (compression, say) at the default stage composes with it.
       const last = { name: PLUGIN_NAME, stage: HOOK_STAGE.LAST };

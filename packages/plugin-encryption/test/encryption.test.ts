@@ -291,3 +291,13 @@ test('no text, json or jsonb column of any table (core, cron, workflow, unique) 
 
   assert.deepEqual(await plaintextHits(app.sql, 'docket'), []);
 });
+
+test('one encryption() value serves one app: a second app is refused with DOCKET_PLUGIN_INVALID', async () => {
+  const plugin = encryption({ keys: { k1: K1 }, currentKeyId: 'k1' });
+  await using first = new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false });
+  assert.ok(first);
+  assert.throws(
+    () => new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false }),
+    (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /call encryption\(\) again/.test(e.message),
+  );
+});

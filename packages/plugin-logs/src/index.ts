@@ -124,7 +124,7 @@ export interface JobLogsPlugin extends DocketPlugin {
 }
 
 export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
-  const where = `${PLUGIN_NAME}(options)`;
+  const where = 'jobLogs(options)';
   rejectUnknownKeys(where, options, OPTION_KEYS);
   const settings = Object.freeze({
     limit: integerOption(where, 'limit', options.limit, 1000, { min: 1, max: 10_000_000 }),
@@ -163,19 +163,19 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
 
   async function getLogs(ref: JobRef | { id: string } | string, readOptions: ReadOptions = {}): Promise<LogLine[]> {
     const target = binding.app('getLogs');
-    rejectUnknownKeys(`${PLUGIN_NAME}.getLogs options`, readOptions, ['tree', 'limit']);
-    const tree = booleanOption(`${PLUGIN_NAME}.getLogs`, 'tree', readOptions.tree, true);
-    const limit = readOptions.limit === undefined ? null : integerOption(`${PLUGIN_NAME}.getLogs`, 'limit', readOptions.limit, 0, { min: 1 });
+    rejectUnknownKeys('getLogs(ref, options)', readOptions, ['tree', 'limit']);
+    const tree = booleanOption('getLogs(ref, options)', 'tree', readOptions.tree, true);
+    const limit = readOptions.limit === undefined ? null : integerOption('getLogs(ref, options)', 'limit', readOptions.limit, 0, { min: 1 });
     return linesRead(target.sql, target.schema, { jobId: refId(ref), tree, limit });
   }
 
   async function followLogs(ref: JobRef | { id: string } | string, onLine: (line: LogLine) => unknown, followOptions: FollowOptions = {}): Promise<() => void> {
     const target = binding.app('followLogs');
-    rejectUnknownKeys(`${PLUGIN_NAME}.followLogs options`, followOptions, ['tree', 'history']);
-    if (typeof onLine !== 'function') throw new InvalidOptionError(`${PLUGIN_NAME}.followLogs: onLine must be a function.`);
+    rejectUnknownKeys('followLogs(ref, onLine, options)', followOptions, ['tree', 'history']);
+    if (typeof onLine !== 'function') throw new InvalidOptionError('followLogs(ref, onLine, options): `onLine` must be a function.');
     const id = refId(ref);
-    const tree = booleanOption(`${PLUGIN_NAME}.followLogs`, 'tree', followOptions.tree, true);
-    const history = booleanOption(`${PLUGIN_NAME}.followLogs`, 'history', followOptions.history, true);
+    const tree = booleanOption('followLogs(ref, onLine, options)', 'tree', followOptions.tree, true);
+    const history = booleanOption('followLogs(ref, onLine, options)', 'history', followOptions.history, true);
     const matches = (n: Notice) => n.jobId === id || (tree && (n.rootId === id || n.parentId === id));
     let stopped = false;
     const emit = (line: LogLine) => {

@@ -7,12 +7,18 @@ import { deferred, harness, type Harness } from './helpers.js';
 
 const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
 
-test('options are validated', () => {
+test('options are validated', async () => {
   assert.throws(() => jobLogs({ limt: 5 } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `limit`/.test((e as Error).message));
   assert.throws(() => jobLogs({ limit: 0 }), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => jobLogs({ minLevel: 'verbose' as never }), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => jobLogs({ forward: 'yes' as never }), code('DOCKET_INVALID_OPTION'));
   assert.equal(jobLogs().name, PLUGIN_NAME);
+  // The message names the function the user called (jobLogs, getLogs), not the plugin's name.
+  assert.throws(() => jobLogs({ limt: 5 } as never), /Unknown option `limt` in jobLogs\(options\); did you mean `limit`\? Known options: /);
+  const logs = jobLogs();
+  await using app = new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [logs], logger: false });
+  assert.ok(app);
+  await assert.rejects(logs.getLogs('1', { tre: true } as never), /in getLogs\(ref, options\); did you mean `tree`\?/);
 });
 
 test('notices name each attempt’s last line and stay under the NOTIFY limit', () => {

@@ -223,8 +223,8 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   }
 
   async function next(type: string, nextOptions: NextOptions<any> = {}): Promise<AnySignal> {
-    rejectUnknownKeys(`${PLUGIN_NAME}.next options`, nextOptions, ['filter', 'timeoutMs']);
-    const timeoutMs = nextOptions.timeoutMs === undefined ? undefined : integerOption(`${PLUGIN_NAME}.next`, 'timeoutMs', nextOptions.timeoutMs, 0, { min: 0 });
+    rejectUnknownKeys(`${PLUGIN_NAME}.next(type, options)`, nextOptions, ['filter', 'timeoutMs']);
+    const timeoutMs = nextOptions.timeoutMs === undefined ? undefined : integerOption(`${PLUGIN_NAME}.next(type, options)`, 'timeoutMs', nextOptions.timeoutMs, 0, { min: 0 });
     let resolveNext!: (signal: AnySignal) => void;
     const arrived = new Promise<AnySignal>((resolve) => (resolveNext = resolve));
     const off = await on(type, (signal: AnySignal) => {

@@ -15,6 +15,7 @@ import {
   InvalidJobOptionError,
   JobInvocation,
   integerOption,
+  pluginBinding,
   rejectUnknownKeys,
   toJsonText,
   type Docket,
@@ -135,11 +136,15 @@ export interface UniquePlugin extends DocketPlugin {
 /** The plugin. It has no options (yet); unknown keys are rejected. */
 export function unique(options: UniqueOptions = {}): UniquePlugin {
   rejectUnknownKeys(`${PLUGIN_NAME}(options)`, options, []);
+  // The value holds no per-app state today; it is tied to one app anyway so that every plugin
+  // follows one rule (call the factory once per app) and may gain state without a breaking change.
+  const binding = pluginBinding(PLUGIN_NAME, 'unique');
   return {
     name: PLUGIN_NAME,
     version: VERSION,
     migrations: MIGRATIONS,
     apply(app) {
+      binding.bind(app);
       app.defineJobOption(UNIQUE_EXTENSION);
       app.defineJobColumn({ name: 'unique_key', type: 'text' });
       app.defineJobColumn({ name: 'unique_window', type: 'timestamptz' });

@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '@docket/testing';
-import { DocketError, HOOK_STAGE, defineJob, type DocketPlugin } from '@docket/core';
+import { Docket, DocketError, HOOK_STAGE, defineJob, type DocketPlugin } from '@docket/core';
 import { PLUGIN_NAME, UniqueOptionsConflictError, unique, uniqueKeySpec } from '@docket/plugin-unique';
 import { deferred, harness, nextMessage, type Harness } from './helpers.js';
 
@@ -264,4 +264,15 @@ describe('across processes', () => {
       await h.close();
     }
   });
+});
+
+test('one unique() value serves one app: a second app is refused with DOCKET_PLUGIN_INVALID; it takes no options', async () => {
+  const plugin = unique();
+  await using first = new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false });
+  assert.ok(first);
+  assert.throws(
+    () => new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false }),
+    (e: unknown) => code('DOCKET_PLUGIN_INVALID')(e) && /one plugin value serves one app; call unique\(\) again/.test((e as Error).message),
+  );
+  assert.throws(() => unique({ x: 1 } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /in unique\(options\); unique\(options\) takes no options\.$/.test((e as Error).message));
 });

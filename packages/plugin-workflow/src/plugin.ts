@@ -10,6 +10,7 @@ import {
   HOOK_STAGE,
   InvalidOptionError,
   PluginInvalidError,
+  pluginBinding,
   type JobContext,
   type JobError,
   type JobInvocation,
@@ -97,18 +98,22 @@ type FinalState = 'succeeded' | 'failed' | 'cancelled';
  * `new Docket({ connection, plugins: [workflows()] })`.
  */
 export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
-  const where = `${PLUGIN_NAME}(options)`;
+  const where = 'workflows(options)';
   rejectUnknownKeys(where, options, OPTION_KEYS);
   const resolved = Object.freeze({
     onFailure: oneOfOption<FailurePolicy>(where, 'onFailure', options.onFailure, FAILURE_POLICIES, 'fail-fast'),
     subtaskFailure: oneOfOption<SubtaskFailurePolicy>(where, 'subtaskFailure', options.subtaskFailure, ['fail-parent', 'ignore'], 'fail-parent'),
   });
+  // Per-app state lives in `runtimes` (by app), so the value could serve two apps; it is refused
+  // anyway so that every plugin follows one rule: call the factory once per app.
+  const binding = pluginBinding(PLUGIN_NAME, 'workflows');
   return {
     name: PLUGIN_NAME,
     version: PLUGIN_VERSION,
     migrations: MIGRATIONS,
     options: resolved,
     apply(app: Docket) {
+      binding.bind(app);
       const db = new WorkflowSql(app);
       runtimes.set(app, { db, options: resolved });
       const engine = new Engine(app, db, resolved);

@@ -290,3 +290,17 @@ test('a step a deduplicating plugin answers with an existing job is refused, and
     await h.close();
   }
 });
+
+test('one workflows() value serves one app: a second app is refused with DOCKET_PLUGIN_INVALID; its options name workflows(options)', async () => {
+  const plugin = workflows();
+  await using first = new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false });
+  assert.ok(first);
+  assert.throws(
+    () => new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false }),
+    (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /one plugin value serves one app; call workflows\(\) again/.test(e.message),
+  );
+  assert.throws(
+    () => workflows({ onFailur: 'continue' } as never),
+    (e: unknown) => e instanceof DocketError && /^Unknown option `onFailur` in workflows\(options\); did you mean `onFailure`\? Known options: onFailure, subtaskFailure\.$/.test(e.message),
+  );
+});

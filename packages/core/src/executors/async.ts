@@ -11,6 +11,9 @@ import type { Executor, ExecutorSettings } from './executor.js';
 export class AsyncExecutor implements Executor {
   readonly kind = 'async';
 
+  /** Handlers whose attempt the hard stop ended and whose promise has not settled yet (their code may still run). */
+  abandoned = 0;
+
   constructor(private readonly settings: ExecutorSettings) {}
 
   run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
@@ -22,12 +25,18 @@ export class AsyncExecutor implements Executor {
     }
     return new Promise((resolve, reject) => {
       let hardStop: NodeJS.Timeout | undefined;
+      let abandoned = false;
       abort.onAbort((reason) => {
-        hardStop = setTimeout(() => reject(reason), this.settings.hardStopGraceMs);
+        hardStop = setTimeout(() => {
+          abandoned = true;
+          this.abandoned++;
+          reject(reason);
+        }, this.settings.hardStopGraceMs);
       });
       attempt.then(
         (value) => {
           clearTimeout(hardStop);
+          if (abandoned) this.abandoned--;
           abort.onAbort(null);
           // A handler that returns normally after an abort still ends with the abort reason.
           if (abort.aborted) reject(abort.reason);
@@ -35,6 +44,7 @@ export class AsyncExecutor implements Executor {
         },
         (error) => {
           clearTimeout(hardStop);
+          if (abandoned) this.abandoned--;
           abort.onAbort(null);
           reject(abort.aborted ? abort.reason : error);
         },

@@ -30,7 +30,7 @@ import type { JobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
 import type { AttemptAbort } from '../worker/attempt-abort.js';
 import type { Executor, ExecutorSettings } from './executor.js';
-import { type ChildMessage, deserializeError, jobsModuleUrl, type ParentMessage, serializeError } from './runner.js';
+import { type ChildMessage, deserializeError, deserializeThrown, jobsModuleUrl, type ParentMessage, serializeError } from './runner.js';
 
 /**
  * The runner module next to this one: `runner.ts` when this file runs from source (under tsx or
@@ -168,7 +168,7 @@ export abstract class PooledExecutor implements Executor {
             this.retire(runner);
           } else if (message.type === 'done' && message.id === id) {
             if (message.ok) finish(() => resolve(message.result));
-            else finish(() => reject(deserializeError(message.error)));
+            else finish(() => reject(deserializeThrown(message.error)));
             this.release(runner);
           }
         },

@@ -23,6 +23,7 @@ import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as errors from '../errors.js';
 import { isJobDefinition, type JobDefinition } from '../job-definition.js';
+import { describeThrown, NON_ERROR_NAME } from '../thrown.js';
 import type { JobContext, RunningJob } from '../types.js';
 
 /** Key of the thread's `workerData` that marks it as a runner. */
@@ -36,6 +37,8 @@ export interface SerializedError {
   stack?: string;
   code?: string;
   details?: Record<string, unknown>;
+  /** Set when the handler threw a value that is not an Error: that value (or its text, when it cannot be cloned). */
+  thrown?: { value: unknown };
 }
 
 export interface RunMessage {
@@ -62,31 +65,31 @@ export type ChildMessage =
 // -------------------------------------------------------------------------------------------------
 // Errors across the boundary
 
-function safeString(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
-
-/** A structured-clone-safe description of a thrown value. */
+/**
+ * A structured-clone-safe description of a thrown value. A value that is not an Error crosses as
+ * itself when it can be cloned (`thrown`), so the worker records and matches it as the handler threw
+ * it (see thrown.ts), never as an Error with the runner's stack.
+ */
 export function serializeError(error: unknown): SerializedError {
-  if (error instanceof Error || (error !== null && typeof error === 'object' && typeof (error as Error).message === 'string')) {
-    const e = error as Error & { code?: unknown; details?: unknown };
-    const out: SerializedError = { name: String(e.name ?? 'Error'), message: e.message };
-    if (typeof e.stack === 'string') out.stack = e.stack;
-    if (typeof e.code === 'string' || typeof e.code === 'number') out.code = String(e.code);
-    if (e instanceof errors.DocketError) {
-      try {
-        out.details = structuredClone({ ...e.details });
-      } catch {
-        // Details that cannot be cloned are dropped; name, message and code still cross.
-      }
+  const description = describeThrown(error);
+  const out: SerializedError = { name: description.name, message: description.message };
+  if (description.stack !== undefined) out.stack = description.stack;
+  if (description.code !== undefined) out.code = description.code;
+  if (error instanceof errors.DocketError) {
+    try {
+      out.details = structuredClone({ ...error.details });
+    } catch {
+      // Details that cannot be cloned are dropped; name, message and code still cross.
     }
-    return out;
   }
-  return { name: 'Error', message: typeof error === 'string' ? error : `Non-error thrown: ${safeString(error)}` };
+  if (!(error instanceof Error) && description.name === NON_ERROR_NAME) {
+    try {
+      out.thrown = { value: structuredClone(error) };
+    } catch {
+      out.thrown = { value: description.message };
+    }
+  }
+  return out;
 }
 
 type DocketErrorClass = new (message: string, options?: { details?: Record<string, unknown> }) => errors.DocketError;
@@ -104,6 +107,11 @@ function docketErrorClass(code: string | undefined): DocketErrorClass | undefine
     }
   }
   return classesByCode.get(code);
+}
+
+/** What the handler threw, as the worker sees it: a non-Error value as itself, an error rebuilt by `deserializeError`. */
+export function deserializeThrown(e: SerializedError): unknown {
+  return e.thrown ? e.thrown.value : deserializeError(e);
 }
 
 /** Rebuilds a serialized error: Docket's errors as their class, others as an Error with the same name. */

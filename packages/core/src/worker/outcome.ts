@@ -1,25 +1,18 @@
-import { DocketError, JobCancelledError, ResultNotSerializableError, UnknownJobError, WorkerShutdownError } from '../errors.js';
+import { JobCancelledError, ResultNotSerializableError, UnknownJobError, WorkerShutdownError } from '../errors.js';
 
 import type { JobDefinition } from '../job-definition.js';
 import { toJsonText } from '../json.js';
+import { describeThrown } from '../thrown.js';
 import { isRetryable, retryDelayMs } from '../retry.js';
 import type { JobError, RunningJob, Outcome } from '../types.js';
 
+/** A thrown value as a job's error record (a non-Error throw as what it is: see thrown.ts). */
 export function toJobError(error: unknown, attempt: number): JobError {
-  const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : `Non-error thrown: ${safeString(error)}`);
-  const out: JobError = { attempt, name: e.name, message: e.message, at: new Date().toISOString() };
-  const code = e instanceof DocketError ? e.code : (e as { code?: unknown }).code;
-  if (typeof code === 'string' || typeof code === 'number') out.code = String(code);
-  if (e.stack) out.stack = e.stack;
+  const { name, message, code, stack } = describeThrown(error);
+  const out: JobError = { attempt, name, message, at: new Date().toISOString() };
+  if (code !== undefined) out.code = code;
+  if (stack !== undefined) out.stack = stack;
   return out;
-}
-
-function safeString(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }
 
 /** The outcome of an attempt that returned `result`. */

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type postgres from 'postgres';
 import { type AppInternals, type Docket, internals } from '../app.js';
+import { explainDriverError } from '../driver-errors.js';
 import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError } from '../errors.js';
 import { AsyncExecutor } from '../executors/async.js';
 import type { Executor, ExecutorSettings } from '../executors/executor.js';
@@ -16,6 +17,7 @@ import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, JobError, PrimaryStatus, RunningJob, WorkerView } from '../types.js';
 import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
+import { registerForSignals, type SignalParticipant, type StopSignal } from './process-signals.js';
 
 import { successOutcome } from './outcome.js';
 import { QueueRunner, type QueueSettings } from './queue-runner.js';
@@ -51,9 +53,20 @@ export interface WorkerOptions {
   maintenanceIntervalMs?: number;
   /** Default timeout of `stop()`. Default 30000 ms. */
   shutdownTimeoutMs?: number;
-  /** How long an aborted async handler may take to return before it is abandoned. Default 1000 ms. */
+  /**
+   * How long an aborted async handler may take to return before it is abandoned: its attempt ends
+   * (the job goes back to the queue, or fails on a time limit) although its code may still run — a
+   * promise cannot be killed. Default 1000 ms.
+   */
   hardStopGraceMs?: number;
-  /** Stop gracefully on SIGTERM/SIGINT (a second signal aborts running jobs at once). Default false. */
+  /**
+   * Answer SIGINT/SIGTERM as a long-running worker should. Default true. The first signal stops
+   * gracefully (running jobs get up to `shutdownTimeoutMs`), the second aborts running jobs (they go
+   * back to the queue), the third exits at once. After a clean stop the process exits with code 0 —
+   * unless another listener of the signal is installed in the process (yours, a test runner's, or
+   * another worker's still stopping), which then owns it. Set `false` when your code owns the
+   * process's signals.
+   */
   handleSignals?: boolean;
   /** Module (path or URL) exporting the job definitions; needed by 'thread' and 'process' executors. */
   jobsModule?: string | URL;
@@ -102,7 +115,7 @@ export class Worker {
   private primaryAsked: Promise<PrimaryStatus> | null = null;
   private tick = 0;
   private readonly lifetime = new AbortController();
-  private signalHandler: (() => void) | null = null;
+  private releaseSignals: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
   private primaryStatus: PrimaryStatus = { primary: true, term: null };
 
@@ -132,12 +145,14 @@ export class Worker {
     integerOption(where, 'shutdownTimeoutMs', options.shutdownTimeoutMs, 30_000, { min: 0 });
     integerOption(where, 'hardStopGraceMs', options.hardStopGraceMs, 1000, { min: 0, max: 600_000 });
     integerOption(where, 'completionBatchSize', options.completionBatchSize, 500, { min: 1, max: 500 });
-    booleanOption(where, 'handleSignals', options.handleSignals, false);
+    this.handleSignals = booleanOption(where, 'handleSignals', options.handleSignals, true);
     this.asyncClaims = oneOfOption(where, 'claimCommit', options.claimCommit, ['async', 'sync'], 'async') === 'async';
   }
 
   /** Claims commit without waiting for the WAL flush (`claimCommit: 'async'`). */
   readonly asyncClaims: boolean;
+  /** SIGINT/SIGTERM stop this worker (option `handleSignals`, default true). */
+  readonly handleSignals: boolean;
 
   get running(): boolean {
     return this.phase === 'running';
@@ -199,6 +214,7 @@ export class Worker {
         this.executors.push(executor);
         this.runners.set(name, new QueueRunner(settings, this, this.app, this.internals, this.definitions, executor, this.completer));
       }
+      this.warnUnservedJobs();
 
       await workers.beat(this.app.sql, this.workerRow());
       if (notifier.enabled) {
@@ -228,14 +244,17 @@ export class Worker {
       this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatIntervalMs);
       this.maintenanceTimer = setInterval(() => void this.maintenance(), this.maintenanceIntervalMs);
       this.periodicLoops = startPeriodicTasks(this);
-      if (this.options.handleSignals) this.installSignalHandlers();
+      if (this.handleSignals) {
+        const participant: SignalParticipant = { logger: this.app.logger, signalled: (count, signal) => this.onStopSignal(count, signal) };
+        this.releaseSignals = registerForSignals(participant);
+      }
       void this.maintenance();
     } catch (error) {
       this.phase = 'stopped';
       this.lifetime.abort();
       for (const off of this.unsubscribe) off();
       await Promise.all(this.executors.map((e) => e.close().catch(() => undefined)));
-      throw error;
+      throw await explainDriverError(error, this.app);
     }
   }
 
@@ -337,19 +356,45 @@ export class Worker {
   /** What hooks and plugins see of this worker. */
   readonly view: WorkerView = createView(this);
 
-  private installSignalHandlers(): void {
-    let signals = 0;
-    this.signalHandler = () => {
-      signals++;
-      if (signals === 1) {
-        this.app.logger.info(`worker ${this.id}: stopping gracefully (send the signal again to abort running jobs)`);
-        void this.stop();
-      } else {
-        void this.stop({ timeoutMs: 0 });
+  /**
+   * A job whose queue this worker does not serve runs here only when pushed to a served queue
+   * (withQueue); listing it usually means a queue is missing from `queues`, so say so at start.
+   */
+  private warnUnservedJobs(): void {
+    const unserved = [...this.definitions.values()].filter((job) => !this.runners.has(job.defaults.queue));
+    if (unserved.length === 0) return;
+    const served = this.queueNames.map((q) => `'${q}'`).join(', ');
+    this.app.logger.warn(
+      `worker ${this.id}: ${unserved.map((job) => `job '${job.jobName}' is on queue '${job.defaults.queue}'`).join(', ')}, which this worker does not serve ` +
+        `(it serves ${served}); it runs ${unserved.length === 1 ? 'that job' : 'those jobs'} only when pushed to a queue it serves (withQueue). ` +
+        'Add the queue to `queues`, or drop the job from `jobs`.',
+      { worker: this.id, jobs: unserved.map((job) => ({ job: job.jobName, queue: job.defaults.queue })) },
+    );
+  }
+
+  /** How this worker answers the nth SIGINT/SIGTERM (process-signals.ts counts them for the process). */
+  private onStopSignal(count: number, signal: StopSignal): Promise<void> | void {
+    const again = signal === 'SIGINT' ? 'press Ctrl-C again' : 'send SIGTERM again';
+    const running = this.activeJobs;
+    const jobs = (n: number) => `${n} running job${n === 1 ? '' : 's'}`;
+    const log = this.app.logger;
+    if (count === 1) {
+      const timeoutMs = this.options.shutdownTimeoutMs ?? 30_000;
+      if (running === 0) log.info(`worker ${this.id}: ${signal}: stopping (no job running)`);
+      else log.warn(`worker ${this.id}: ${signal}: stopping: waiting for ${jobs(running)}, up to ${seconds(timeoutMs)}; ${again} to abort ${running === 1 ? 'it' : 'them'} (they go back to the queue)`);
+      return this.stop();
+    }
+    if (count === 2) {
+      if (running > 0) {
+        log.warn(
+          `worker ${this.id}: ${signal} again: aborting ${jobs(running)}; ${running === 1 ? 'it goes' : 'they go'} back to the queue ` +
+            `(a handler that ignores ctx.signal is abandoned after ${seconds(this.options.hardStopGraceMs ?? 1000)}); ${again} to exit at once`,
+        );
       }
-    };
-    process.on('SIGTERM', this.signalHandler);
-    process.on('SIGINT', this.signalHandler);
+      void this.stop({ timeoutMs: 0 });
+      return;
+    }
+    if (running > 0) log.warn(`worker ${this.id}: ${signal} a third time: exiting at once; ${jobs(running)} stay running until a stale-heartbeat sweep requeues them`);
   }
 
   /**
@@ -396,6 +441,14 @@ export class Worker {
     if (!finished) {
       const reason = new WorkerShutdownError(`Worker ${this.id} stopped before the job finished; it goes back to the queue.`);
       await Promise.all(runners.map((r) => r.abortAll(reason)));
+      const abandoned = this.executors.reduce((n, e) => n + (e instanceof AsyncExecutor ? e.abandoned : 0), 0);
+      if (abandoned > 0) {
+        this.app.logger.warn(
+          `worker ${this.id}: ${abandoned} handler${abandoned === 1 ? '' : 's'} ignored ctx.signal for hardStopGraceMs and ${abandoned === 1 ? 'was' : 'were'} abandoned: ` +
+            'the jobs are back in the queue, but that code may still be running in this process (a promise cannot be killed); ' +
+            'its database calls fail once the app is closed. Make handlers honour ctx.signal.',
+        );
+      }
     }
     await this.maintenanceRunning;
     await periodicStopped;
@@ -407,10 +460,7 @@ export class Worker {
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
     await workers.remove(this.app.sql, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
-    if (this.signalHandler) {
-      process.off('SIGTERM', this.signalHandler);
-      process.off('SIGINT', this.signalHandler);
-    }
+    this.releaseSignals?.();
     this.phase = 'stopped';
     this.resolveStopped();
   }
@@ -441,4 +491,8 @@ function createView(worker: Worker): WorkerView {
       return worker.activeJobs;
     },
   });
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
