@@ -149,7 +149,7 @@ describe('operations: listJobs over a time range whose ids and creation times di
             `${JSON.stringify(range)}: an out-of-order job is on the other side of the range's edge from the job before it`,
           );
           for (const order of ['newest', 'oldest'] as const) {
-            const listed = await allPages(h.app, { ...range, state, order, limit: 7 });
+            const listed = await allPages(h.app, { ...range, state, order, limit: 20 });
             const label = `${JSON.stringify(range)} ${state ?? 'every state'} ${order}, ${analysed ? 'analysed' : 'no statistics'}`;
             assert.deepEqual(listed.map((j) => j.id), sortedByCreation(expected, order).map((j) => j.id), label);
           }
@@ -171,7 +171,7 @@ describe('operations: paging while jobs arrive and change state', () => {
     const present = new Set([...first, ...second].map((r) => r.id));
     let round = 0;
     const listed = await allPages(h.app, { limit: 4 }, async () => {
-      // A new job arrives, and an older one finishes (it moves from the fetch index to the listing index).
+      // A new job arrives, and an older one finishes (it leaves the fetch index; the listing reads it by primary key).
       await h.app.push(noop);
       const moving = [...present][round++ % present.size]!;
       await h.db.sql`UPDATE docket.jobs SET state = 'succeeded', finished_at = now() WHERE id = ${moving}`;
@@ -183,6 +183,61 @@ describe('operations: paging while jobs arrive and change state', () => {
     const oldest = (await allPages(h.app, { order: 'oldest', limit: 6 }, async () => void (await h.app.push(other)))).map((j) => j.id);
     assert.equal(new Set(oldest).size, oldest.length, 'no duplicate, oldest first');
     for (const id of present) assert.ok(oldest.includes(id), `job ${id} is listed oldest first`);
+  });
+
+  test('with every filter and in both orders, jobs that matched throughout are listed once, and no other job but new ones oldest first', async () => {
+    type Row = { id: string; queue: string; name: string; state: JobState; created_at: Date };
+    const snapshot = async () => new Map((await h.db.sql<Row[]>`SELECT id::text, queue, name, state, created_at FROM docket.jobs`).map((r) => [r.id, r]));
+    const [{ now: seededBy }] = await h.db.sql<[{ now: Date }]>`SELECT now() - interval '1 minute' AS now`;
+    type Filter = NonNullable<Parameters<Docket['listJobs']>[0]>;
+    const list = <T,>(v: T | readonly T[] | undefined): readonly T[] | null => (v === undefined ? null : Array.isArray(v) ? v : [v as T]);
+    const matches = (r: Row, f: Filter) =>
+      (!list(f.queue) || list(f.queue)!.includes(r.queue)) &&
+      (!list(f.name) || list(f.name)!.includes(r.name)) &&
+      (!list(f.state) || list(f.state)!.includes(r.state)) &&
+      (!f.createdSince || r.created_at >= f.createdSince) &&
+      (!f.createdBefore || r.created_at < f.createdBefore);
+    const filters: Filter[] = [
+      {},
+      { queue: 'ops-b' },
+      { name: 'ops.noop', state: ['pending', 'succeeded'] },
+      // Read from the fetch and attention indexes: a job moving from pending to failed changes stream.
+      { state: ['pending', 'failed'] },
+      { queue: 'ops-a', state: ['pending', 'failed', 'cancelled'] },
+      { createdSince: seededBy },
+    ];
+    for (const order of ['newest', 'oldest'] as const) {
+      for (const filter of filters) {
+        const seed = await h.app.pushMany(Array.from({ length: 20 }, (_, i) => (i % 3 === 0 ? other : noop)));
+        // A closed range, fixed before the page walk: what it holds at the start is all it can hold.
+        const [{ now }] = await h.db.sql<[{ now: Date }]>`SELECT now()`;
+        const cases: Filter[] = [filter, ...(filter.createdSince ? [{ ...filter, createdBefore: new Date(now.getTime() + 1) }] : [])];
+        for (const f of cases) {
+          const start = await snapshot();
+          let round = 0;
+          const listed = await allPages(h.app, { ...f, order, limit: 10 }, async () => {
+            // A new job arrives, and one of the seed leaves pending: for succeeded or failed.
+            await h.app.push(round % 2 === 0 ? noop : other);
+            const moving = seed[round % seed.length]!.id;
+            await h.db.sql`UPDATE docket.jobs SET state = ${round++ % 2 === 0 ? 'failed' : 'succeeded'}, finished_at = now()
+              WHERE id = ${moving} AND state = 'pending'`;
+          });
+          const end = await snapshot();
+          const label = `${JSON.stringify(f)}, ${order} first`;
+          const ids = listed.map((j) => j.id);
+          assert.equal(new Set(ids).size, ids.length, `${label}: no duplicate`);
+          for (const [id, r] of start) {
+            if (matches(r, f) && matches(end.get(id)!, f)) assert.ok(ids.includes(id), `${label}: job ${id} matched throughout and is listed`);
+          }
+          for (const id of ids) {
+            const was = start.get(id);
+            if (was) assert.ok(matches(was, f) || matches(end.get(id)!, f), `${label}: job ${id} matched at some point`);
+            else assert.ok(order === 'oldest' && !f.createdBefore && matches(end.get(id)!, f), `${label}: new job ${id} only at the end, oldest first`);
+          }
+          assert.ok(listed.length > 0 && round > 2, `${label}: several pages were read while jobs changed`);
+        }
+      }
+    }
   });
 });
 
@@ -237,6 +292,21 @@ describe('operations: countJobs', () => {
     // ANALYZE read every row of this small table: the estimate is the count, up to the scaling by pages.
     assert.ok(Math.abs(estimated!.count - 400) <= 40, `estimate ${estimated!.count} is near 400`);
     assert.deepEqual(await h.app.countJobs({ queue: 'count-big' }), [{ queue: 'count-big', state: 'succeeded', count: 400, exact: true }]);
+
+    // Succeeded jobs have no index: a group the statistics do not put over the limit (here one they
+    // have never seen) is counted by the pass over the table, next to the estimated one.
+    const small = await h.app.pushMany(Array.from({ length: 5 }, () => noop.withQueue('count-small')));
+    await h.db.sql`UPDATE docket.jobs SET state = 'succeeded', finished_at = now() WHERE id = ANY(${small.map((r) => r.id)}::bigint[])`;
+    const succeeded = await h.app.countJobs({ state: 'succeeded', exactLimit: 50 });
+    assert.deepEqual(
+      // count-run's jobs, released by the test before, may still be finishing.
+      succeeded.filter((c) => c.queue !== 'count-run').map((c) => [c.queue, c.exact ? c.count : 'estimated']),
+      [['count-big', 'estimated'], ['count-small', 5], ['ops-b', 7]],
+    );
+    assert.deepEqual(await h.app.countJobs({ queue: ['count-small', 'count-big'], state: 'succeeded', exactLimit: 50 }).then((r) => r.map((c) => c.queue)), [
+      'count-big',
+      'count-small',
+    ]);
   });
 });
 

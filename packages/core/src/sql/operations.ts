@@ -273,14 +273,17 @@ export function jobsCount(
       SELECT e.queue, greatest(round(e.n)::bigint, ${cap} + 1) AS n FROM estimates e
       WHERE e.state = 'succeeded' AND e.n > ${cap}${queues ? ` AND e.queue = ANY(${queues})` : ''})`);
     const rest = `<> ALL(ARRAY(SELECT queue FROM succeeded_estimated))`;
+    ctes.push(`succeeded_counted AS MATERIALIZED (
+      SELECT j.queue, count(*) AS n FROM ${jobs} j
+      WHERE j.state = 'succeeded' AND j.queue ${rest}${queues ? ` AND j.queue = ANY(${queues})` : ''}
+      GROUP BY j.queue)`);
     selects.push(`SELECT s.queue, 'succeeded' AS state, s.n::text AS count, false AS exact FROM succeeded_estimated s`);
-    // With queues given, the pass runs only if one of them is not estimated (a condition without a
-    // column: the planner tests it once, before the scan).
-    selects.push(`SELECT j.queue, 'succeeded' AS state, count(*)::text AS count, true AS exact FROM ${jobs} j
-      WHERE j.state = 'succeeded' AND j.queue ${rest}${
-        queues ? ` AND j.queue = ANY(${queues}) AND EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})` : ''
-      }
-      GROUP BY j.queue`);
+    // With queues given, the pass runs only if one of them is not estimated: a condition without a
+    // column is tested once, above the scan of the materialized pass, which then never starts (not
+    // even its parallel workers).
+    selects.push(`SELECT c.queue, 'succeeded' AS state, c.n::text AS count, true AS exact FROM succeeded_counted c${
+      queues ? ` WHERE EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})` : ''
+    }`);
   }
   for (const s of counted) {
     selects.push(`SELECT j.queue, ${state(s)} AS state, count(*)::text AS count, true AS exact FROM ${jobs} j
