@@ -5,8 +5,12 @@
  * prints p50/p99 per call. Nothing here asserts a time.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench ops-pages
- *   options: --jobs N (1000000), --pending N (1000), --queues N (8), --names N (6), --samples N (200), --limit N (50)
+ *   options: --jobs N (1000000), --pending N (1000), --queues N (8), --names N (6), --samples N (200),
+ *            --limit N (50), --budget-ms N (10000: a figure stops sampling after this long, at 20 calls or more)
  *
+ * One job in 1,000 goes to `queue-rare`, the others are spread over the common queues: a filter
+ * on the rare queue is the slow case of a listing that walks the primary key (see ARCHITECTURE.md,
+ * "Operations API"), and a queue with no job at all is its bound (the walk reads every job).
  * The deep page starts from the cursor reached by walking the listing in pages of 1,000, halfway
  * through the matching jobs or 100,000 jobs deep, whichever comes first.
  */
@@ -27,6 +31,7 @@ const queues = arg('--queues', 8);
 const names = arg('--names', 6);
 const samples = arg('--samples', 200);
 const limit = arg('--limit', 50);
+const budgetMs = arg('--budget-ms', 10_000);
 const DAY_MS = 86_400_000;
 /** The history spans 30 days before now, one job every 30 days / N. */
 const SPAN_DAYS = 30;
@@ -48,7 +53,7 @@ async function fill(url: string): Promise<void> {
   // mixed so that no queue or name has a state of its own.
   await sql.unsafe(
     `INSERT INTO docket.jobs (queue, name, state, args, attempt, max_attempts, errors, scheduled_at, created_at, started_at, finished_at)
-     SELECT 'queue-' || (i % $2), 'job.' || ((i / $2) % $3),
+     SELECT CASE WHEN i % 1000 = 500 THEN 'queue-rare' ELSE 'queue-' || (i % $2) END, 'job.' || ((i / $2) % $3),
             CASE WHEN h < 97 THEN 'succeeded' WHEN h < 99 THEN 'failed' ELSE 'cancelled' END,
             jsonb_build_object('i', i), 1, 1,
             CASE WHEN h BETWEEN 97 AND 98 THEN '[{"attempt":1,"name":"Error","message":"boom"}]'::jsonb ELSE '[]'::jsonb END,
@@ -66,15 +71,16 @@ async function fill(url: string): Promise<void> {
   await sql.end();
 }
 
-async function timed(run: () => Promise<unknown>): Promise<{ p50: number; p99: number }> {
+async function timed(run: () => Promise<unknown>): Promise<{ p50: number; p99: number; n: number }> {
   await run(); // warm: the first call plans and reads the catalogues
   const ms: number[] = [];
-  for (let i = 0; i < samples; i++) {
+  const since = nowUs();
+  for (let i = 0; i < samples && (i < 20 || nowUs() - since < budgetMs * 1000); i++) {
     const t0 = nowUs();
     await run();
     ms.push((nowUs() - t0) / 1000);
   }
-  return { p50: percentile(ms, 50), p99: percentile(ms, 99) };
+  return { p50: percentile(ms, 50), p99: percentile(ms, 99), n: ms.length };
 }
 
 /** The cursor halfway through the listing (at most 100,000 jobs deep), walking pages of 1,000. */
@@ -118,14 +124,21 @@ try {
   const filters: Array<[string, Record<string, unknown>]> = [
     ['no filter', {}],
     ['queue', { queue: 'queue-3' }],
+    ['rare queue (0.1%)', { queue: 'queue-rare' }],
+    ['rare queue, succeeded', { queue: 'queue-rare', state: 'succeeded' }],
+    ['rare queue, failed', { queue: 'queue-rare', state: 'failed' }],
+    ['queue with no job', { queue: 'queue-none' }],
     ['state failed', { state: 'failed' }],
     ['state succeeded', { state: 'succeeded' }],
     ['name', { name: 'job.2' }],
     ['one day', { createdSince: new Date(middle), createdBefore: new Date(middle + DAY_MS) }],
+    ['last 7 days', { createdSince: new Date(Date.now() - 7 * DAY_MS) }],
+    ['before the last 3 days', { createdBefore: new Date(Date.now() - 3 * DAY_MS) }],
+    ['one day, rare queue', { queue: 'queue-rare', createdSince: new Date(middle), createdBefore: new Date(middle + DAY_MS) }],
     ['queue + state + name', { queue: 'queue-3', state: 'failed', name: 'job.2' }],
   ];
-  console.log(`\nlistJobs, pages of ${limit}, ${samples} calls each (ms)`);
-  console.log(`${'filter'.padEnd(22)} ${'order'.padEnd(7)} ${'matching'.padStart(9)}   first p50   p99    deep p50   p99`);
+  console.log(`\nlistJobs, pages of ${limit}, up to ${samples} calls each (fewer past ${budgetMs} ms; the count is printed) (ms)`);
+  console.log(`${'filter'.padEnd(24)} ${'order'.padEnd(7)} ${'matching'.padStart(9)}   first p50   p99 (n)      deep p50   p99 (n)`);
   for (const [label, filter] of filters) {
     const matching = await matchingOf(filter);
     for (const order of ['newest', 'oldest'] as const) {
@@ -133,7 +146,8 @@ try {
       const cursor = await deepCursor(app, { ...filter, order }, matching);
       const deep = await timed(() => app.listJobs({ ...filter, order, limit, cursor }));
       console.log(
-        `${label.padEnd(22)} ${order.padEnd(7)} ${fmt(matching, 0).padStart(9)}   ${fmt(first.p50).padStart(9)} ${fmt(first.p99).padStart(5)}   ${fmt(deep.p50).padStart(8)} ${fmt(deep.p99).padStart(5)}`,
+        `${label.padEnd(24)} ${order.padEnd(7)} ${fmt(matching, 0).padStart(9)}   ${fmt(first.p50).padStart(9)} ${fmt(first.p99).padStart(5)} (${first.n})`.padEnd(68) +
+          `${fmt(deep.p50).padStart(8)} ${fmt(deep.p99).padStart(5)} (${deep.n})`,
       );
     }
   }
@@ -142,6 +156,9 @@ try {
     ['every queue and state', {}],
     ['one queue', { queue: 'queue-3' }],
     ['failed, every queue', { state: 'failed' }],
+    ['all but succeeded', { state: ['pending', 'running', 'waiting', 'failed', 'cancelled'] }],
+    ['succeeded, one queue', { queue: 'queue-3', state: 'succeeded' }],
+    ['succeeded, rare queue', { queue: 'queue-rare', state: 'succeeded' }],
     ['exactLimit 10,000', { exactLimit: 10_000 }],
   ] as const) {
     const t = await timed(() => app.countJobs(options));

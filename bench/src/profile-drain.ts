@@ -6,7 +6,7 @@
  * CPU profiles of one phase (open them in Chrome DevTools).
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench profile-drain -- --jobs 100000
- *   options: --rounds N, --no-bare, --history N, --single N, --cpu-prof F, --cpu-prof-push F, --cpu-prof-single F
+ *   options: --rounds N, --no-bare, --history N, --single N, --without-ops-indexes, --cpu-prof F, --cpu-prof-push F, --cpu-prof-single F
  *
  * Also runs the bare loop (limits/bare.ts) on the same server for the same N, so the two rows
  * read side by side. Linux only (/proc).
@@ -29,6 +29,11 @@ const rounds = Number(arg('--rounds', '1'));
 const skipBare = argv.includes('--no-bare');
 /** `--history N`: N finished jobs of the same queue in the table before the drain (as the bench's history drain). */
 const history = Number(arg('--history', '0'));
+/**
+ * `--without-ops-indexes`: drop what core migration 2 adds for the operations API (its indexes and
+ * statistics) right after migrating, so that runs with and without it can alternate.
+ */
+const withoutOpsIndexes = argv.includes('--without-ops-indexes');
 /** `--single N`: also N single pushes one after another (default 2000). */
 const singles = Number(arg('--single', '2000'));
 /** `--cpu-prof FILE`: a V8 CPU profile of this process during the Docket drain only (open it in Chrome DevTools). */
@@ -111,6 +116,12 @@ async function docketRound(server: Server, round: number): Promise<void> {
   const core = (await loadDocket()) as any;
   const app = new core.Docket({ connection: url });
   await app.migrate();
+  if (withoutOpsIndexes) {
+    const ddl = postgres(url, { max: 1, onnotice: () => {} });
+    await ddl`DROP INDEX docket.jobs_attention_idx, docket.jobs_created_brin`;
+    await ddl`DROP STATISTICS docket.jobs_queue_state_stats`;
+    await ddl.end();
+  }
   let done = 0;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));

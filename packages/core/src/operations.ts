@@ -12,7 +12,7 @@ import { assertJobName, assertQueueName } from './identifiers.js';
 import { defineJob, type Pushable } from './job-definition.js';
 import { describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { toJobRecord } from './sql/jobs.js';
-import { jobRetry, jobsCount, jobsList, jobsRetry, type JobsFilter, type ListingKey, workersList } from './sql/operations.js';
+import { type IdBounds, jobRetry, jobsCount, jobsCreatedIdBounds, jobsList, jobsRetry, type JobsFilter, workersList } from './sql/operations.js';
 import { JOB_STATES, type JobRecord, type JobRef, type JobState } from './types.js';
 
 /** Which jobs: every field narrows, a list means any of its values; no field means every job. */
@@ -27,7 +27,7 @@ export interface JobFilter {
 }
 
 export interface ListJobsOptions extends JobFilter {
-  /** Creation order: `'newest'` first (default) or `'oldest'` first. */
+  /** Creation (id) order: `'newest'` first (default) or `'oldest'` first. */
   order?: 'newest' | 'oldest';
   /** Jobs per page, 1–1000. Default 50. */
   limit?: number;
@@ -112,21 +112,30 @@ type Host = Pick<Docket, 'sql' | 'schema' | 'schemaName' | 'channel' | 'getJob' 
 export class Operations {
   constructor(private readonly app: Host) {}
 
-  /** One page of jobs matching `options`, in creation order; see `JobPage.nextCursor`. */
+  /**
+   * One page of jobs matching `options`, in creation order (id order: ids are drawn at insert, so
+   * jobs pushed concurrently may be a few microseconds out of `createdAt` order); see `JobPage.nextCursor`.
+   */
   async listJobs(options: ListJobsOptions = {}): Promise<JobPage> {
     const where = 'listJobs(options)';
     rejectUnknownKeys(where, options, LIST_KEYS);
     const filter = jobFilter(where, options, JOB_STATES);
     const order = oneOfOption(where, 'order', options.order, ['newest', 'oldest'] as const, 'newest');
     const limit = integerOption(where, 'limit', options.limit, 50, { min: 1, max: 1000 });
-    const after = options.cursor === undefined || options.cursor === null ? null : decodeCursor(where, options.cursor);
+    const cursor = options.cursor === undefined || options.cursor === null ? null : decodeCursor(where, options.cursor);
+    // A time range is read as the ids it holds: found on the first page, then carried by the cursor.
+    let bounds: IdBounds | null = null;
+    if (filter.createdSince || filter.createdBefore) {
+      bounds = cursor?.bounds ?? (await jobsCreatedIdBounds(this.app.sql, this.app.schema, { schemaName: this.app.schemaName, ...filter }));
+      if (!bounds) return { jobs: [], nextCursor: null };
+    }
     // One row more than the page tells whether another page follows.
-    const rows = await jobsList(this.app.sql, this.app.schema, { filter, order, after, limit: limit + 1 });
+    const rows = await jobsList(this.app.sql, this.app.schema, { filter, order, after: cursor?.id ?? null, bounds, limit: limit + 1 });
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
       jobs: page.map(toJobRecord),
-      nextCursor: rows.length > limit && last ? encodeCursor({ createdUs: last.created_us, id: last.id }) : null,
+      nextCursor: rows.length > limit && last ? encodeCursor({ id: last.id, bounds }) : null,
     };
   }
 
@@ -276,19 +285,28 @@ function dateOption(where: string, name: string, value: unknown): Date | null {
   return value;
 }
 
-// The cursor is the last job's creation time (in microseconds, the database's precision) and id,
-// the key pages are ordered by; encoded so that callers treat it as opaque.
-function encodeCursor(key: ListingKey): string {
-  return Buffer.from(`${key.createdUs}:${key.id}`).toString('base64url');
+/** Where a listing goes on: after the job `id`, inside the time range's ids when it has one. */
+interface Cursor {
+  id: string;
+  bounds: IdBounds | null;
 }
 
-function decodeCursor(where: string, cursor: unknown): ListingKey {
+// The cursor is the last job's id, the key pages are ordered by, and the bounds of the time range's
+// ids (`lo`/`hi`, either empty when the range is open on that side) so that the next page does not
+// look them up again; encoded so that callers treat it as opaque.
+function encodeCursor(cursor: Cursor): string {
+  const bounds = cursor.bounds ? `:${cursor.bounds.lo ?? ''}:${cursor.bounds.hi ?? ''}` : '';
+  return Buffer.from(`${cursor.id}${bounds}`).toString('base64url');
+}
+
+function decodeCursor(where: string, cursor: unknown): Cursor {
   const text = typeof cursor === 'string' ? Buffer.from(cursor, 'base64url').toString() : '';
-  const match = /^(-?\d{1,19}):(\d{1,19})$/.exec(text);
+  const match = /^(\d{1,19})(?::(\d{0,19}):(\d{0,19}))?$/.exec(text);
   if (!match) {
     throw new InvalidOptionError(`${where}: \`cursor\` ${describe(cursor)} is not a cursor from listJobs(); pass a page's nextCursor as it is, or omit it for the first page.`, {
       details: { where, option: 'cursor' },
     });
   }
-  return { createdUs: match[1]!, id: match[2]! };
+  const bounds = match[2] === undefined ? null : { lo: match[2] || null, hi: match[3] || null };
+  return { id: match[1]!, bounds };
 }

@@ -38,21 +38,17 @@ async function allPages(app: Docket, options: Parameters<Docket['listJobs']>[0],
   throw new Error('listing did not end');
 }
 
-const key = (j: JobRecord) => [j.createdAt.getTime(), BigInt(j.id)] as const;
+/** The listing order: creation order is id order (ids are drawn from a sequence at insert). */
 function sortedByCreation(jobs: JobRecord[], order: 'newest' | 'oldest'): JobRecord[] {
   const sign = order === 'newest' ? -1 : 1;
-  return [...jobs].sort((a, b) => {
-    const [ta, ia] = key(a);
-    const [tb, ib] = key(b);
-    return sign * (ta !== tb ? ta - tb : ia < ib ? -1 : ia > ib ? 1 : 0);
-  });
+  return [...jobs].sort((a, b) => sign * (BigInt(a.id) < BigInt(b.id) ? -1 : BigInt(a.id) > BigInt(b.id) ? 1 : 0));
 }
 
 describe('operations: listJobs', () => {
   let h: Harness;
-  // 40 jobs: two queues, two names, every state but running, creation times one minute apart.
+  // 40 jobs: two queues, two names, every state, creation times one minute apart.
   const start = new Date('2030-01-01T00:00:00Z');
-  const states: JobState[] = ['pending', 'waiting', 'succeeded', 'failed', 'cancelled'];
+  const states: JobState[] = ['pending', 'waiting', 'succeeded', 'failed', 'cancelled', 'running'];
   let seeded: JobRecord[] = [];
 
   before(async () => {
@@ -77,8 +73,15 @@ describe('operations: listJobs', () => {
         { createdSince: new Date(start.getTime() + 10 * 60_000), createdBefore: new Date(start.getTime() + 20 * 60_000) },
         (j) => j.createdAt.getTime() >= start.getTime() + 10 * 60_000 && j.createdAt.getTime() < start.getTime() + 20 * 60_000,
       ],
+      ['since only', { createdSince: new Date(start.getTime() + 25 * 60_000) }, (j) => j.createdAt.getTime() >= start.getTime() + 25 * 60_000],
+      ['before only', { createdBefore: new Date(start.getTime() + 7 * 60_000 + 1) }, (j) => j.createdAt.getTime() <= start.getTime() + 7 * 60_000],
       ['all together', { queue: 'ops-a', name: 'ops.noop', state: 'succeeded', createdSince: new Date(start.getTime() + 5 * 60_000) }, (j) =>
         j.queue === 'ops-a' && j.state === 'succeeded' && j.createdAt.getTime() >= start.getTime() + 5 * 60_000],
+      // Without succeeded, each state is read from its own index (attention, fetch, running) and merged.
+      ['states by their indexes', { state: ['pending', 'running', 'waiting', 'failed', 'cancelled'] }, (j) => j.state !== 'succeeded'],
+      ['attention state and name', { state: ['failed', 'cancelled'], name: 'ops.noop' }, (j) => (j.state === 'failed' || j.state === 'cancelled') && j.name === 'ops.noop'],
+      ['running and time range', { state: ['running', 'waiting'], createdSince: new Date(start.getTime() + 12 * 60_000), createdBefore: new Date(start.getTime() + 33 * 60_000) }, (j) =>
+        (j.state === 'running' || j.state === 'waiting') && j.createdAt.getTime() >= start.getTime() + 12 * 60_000 && j.createdAt.getTime() < start.getTime() + 33 * 60_000],
     ];
     for (const [label, filter, matches] of cases) {
       const expected = seeded.filter(matches);
@@ -98,6 +101,61 @@ describe('operations: listJobs', () => {
     assert.equal(typeof page.nextCursor, 'string');
     const none = await h.app.listJobs({ queue: 'nobody-pushes-here' });
     assert.deepEqual(none, { jobs: [], nextCursor: null });
+    const before = await h.app.listJobs({ createdBefore: new Date(start.getTime() - 1) });
+    assert.deepEqual(before, { jobs: [], nextCursor: null }, 'a time range with no job');
+  });
+});
+
+describe('operations: listJobs over a time range whose ids and creation times disagree', () => {
+  let h: Harness;
+  const start = new Date('2031-06-01T00:00:00Z');
+  let seeded: JobRecord[] = [];
+
+  before(async () => {
+    h = await harness();
+    // 300 jobs whose creation times run with their ids except that every tenth is an hour earlier
+    // than its neighbours (a push whose transaction began long before it drew its id): bounds
+    // found by bisection on ids would leave those out or cut the range short.
+    const refs = await h.app.pushMany(Array.from({ length: 300 }, (_, i) => (i % 3 === 0 ? other : noop).withMeta({ i })));
+    const states: JobState[] = ['succeeded', 'succeeded', 'failed', 'succeeded', 'cancelled', 'pending'];
+    for (const [i, ref] of refs.entries()) {
+      await age(h, ref.id, states[i % states.length]!, new Date(start.getTime() + i * 60_000 - (i % 10 === 5 ? 3_600_000 : 0)));
+    }
+    seeded = await Promise.all(refs.map((r) => h.app.getJob(r)));
+  });
+  after(() => h.close());
+
+  test('every job created in the range is listed, and only those, with and without statistics', async () => {
+    const at = (minutes: number) => new Date(start.getTime() + minutes * 60_000);
+    // Narrow ranges (read through the BRIN index) and wide ones (by walking the primary key once
+    // the statistics say they hold most jobs), open on either side.
+    const ranges: Array<{ createdSince?: Date; createdBefore?: Date }> = [
+      { createdSince: at(100), createdBefore: at(130) },
+      { createdSince: at(3), createdBefore: at(280) },
+      { createdSince: at(250) },
+      { createdSince: at(-30) },
+      { createdBefore: at(40) },
+      { createdBefore: at(290) },
+    ];
+    const inRange = (j: JobRecord, r: (typeof ranges)[number]) =>
+      (!r.createdSince || j.createdAt >= r.createdSince) && (!r.createdBefore || j.createdAt < r.createdBefore);
+    for (const analysed of [false, true]) {
+      if (analysed) await h.db.sql`ANALYZE docket.jobs`;
+      for (const range of ranges) {
+        for (const state of [undefined, ['failed', 'cancelled', 'pending'] as JobState[]]) {
+          const expected = seeded.filter((j) => inRange(j, range) && (!state || state.includes(j.state)));
+          assert.ok(
+            seeded.some((j, i) => i % 10 === 5 && inRange(j, range) !== inRange(seeded[i - 1]!, range)),
+            `${JSON.stringify(range)}: an out-of-order job is on the other side of the range's edge from the job before it`,
+          );
+          for (const order of ['newest', 'oldest'] as const) {
+            const listed = await allPages(h.app, { ...range, state, order, limit: 20 });
+            const label = `${JSON.stringify(range)} ${state ?? 'every state'} ${order}, ${analysed ? 'analysed' : 'no statistics'}`;
+            assert.deepEqual(listed.map((j) => j.id), sortedByCreation(expected, order).map((j) => j.id), label);
+          }
+        }
+      }
+    }
   });
 });
 
@@ -107,13 +165,13 @@ describe('operations: paging while jobs arrive and change state', () => {
   after(() => h.close());
 
   test('no job is shown twice or skipped; jobs pushed meanwhile are not mixed into a newest-first listing', async () => {
-    // One pushMany: 25 jobs with the same creation time, so pages are cut between equal times (the id decides).
+    // One pushMany: 25 jobs with the same creation time; pages are cut by id alone.
     const first = await h.app.pushMany(Array.from({ length: 25 }, () => noop));
     const second = await h.app.pushMany(Array.from({ length: 25 }, () => other));
     const present = new Set([...first, ...second].map((r) => r.id));
     let round = 0;
     const listed = await allPages(h.app, { limit: 4 }, async () => {
-      // A new job arrives, and an older one finishes (it moves from the fetch index to the listing index).
+      // A new job arrives, and an older one finishes (it leaves the fetch index; the listing reads it by primary key).
       await h.app.push(noop);
       const moving = [...present][round++ % present.size]!;
       await h.db.sql`UPDATE docket.jobs SET state = 'succeeded', finished_at = now() WHERE id = ${moving}`;
@@ -125,6 +183,61 @@ describe('operations: paging while jobs arrive and change state', () => {
     const oldest = (await allPages(h.app, { order: 'oldest', limit: 6 }, async () => void (await h.app.push(other)))).map((j) => j.id);
     assert.equal(new Set(oldest).size, oldest.length, 'no duplicate, oldest first');
     for (const id of present) assert.ok(oldest.includes(id), `job ${id} is listed oldest first`);
+  });
+
+  test('with every filter and in both orders, jobs that matched throughout are listed once, and no other job but new ones oldest first', async () => {
+    type Row = { id: string; queue: string; name: string; state: JobState; created_at: Date };
+    const snapshot = async () => new Map((await h.db.sql<Row[]>`SELECT id::text, queue, name, state, created_at FROM docket.jobs`).map((r) => [r.id, r]));
+    const [{ now: seededBy }] = await h.db.sql<[{ now: Date }]>`SELECT now() - interval '1 minute' AS now`;
+    type Filter = NonNullable<Parameters<Docket['listJobs']>[0]>;
+    const list = <T,>(v: T | readonly T[] | undefined): readonly T[] | null => (v === undefined ? null : Array.isArray(v) ? v : [v as T]);
+    const matches = (r: Row, f: Filter) =>
+      (!list(f.queue) || list(f.queue)!.includes(r.queue)) &&
+      (!list(f.name) || list(f.name)!.includes(r.name)) &&
+      (!list(f.state) || list(f.state)!.includes(r.state)) &&
+      (!f.createdSince || r.created_at >= f.createdSince) &&
+      (!f.createdBefore || r.created_at < f.createdBefore);
+    const filters: Filter[] = [
+      {},
+      { queue: 'ops-b' },
+      { name: 'ops.noop', state: ['pending', 'succeeded'] },
+      // Read from the fetch and attention indexes: a job moving from pending to failed changes stream.
+      { state: ['pending', 'failed'] },
+      { queue: 'ops-a', state: ['pending', 'failed', 'cancelled'] },
+      { createdSince: seededBy },
+    ];
+    for (const order of ['newest', 'oldest'] as const) {
+      for (const filter of filters) {
+        const seed = await h.app.pushMany(Array.from({ length: 20 }, (_, i) => (i % 3 === 0 ? other : noop)));
+        // A closed range, fixed before the page walk: what it holds at the start is all it can hold.
+        const [{ now }] = await h.db.sql<[{ now: Date }]>`SELECT now()`;
+        const cases: Filter[] = [filter, ...(filter.createdSince ? [{ ...filter, createdBefore: new Date(now.getTime() + 1) }] : [])];
+        for (const f of cases) {
+          const start = await snapshot();
+          let round = 0;
+          const listed = await allPages(h.app, { ...f, order, limit: 10 }, async () => {
+            // A new job arrives, and one of the seed leaves pending: for succeeded or failed.
+            await h.app.push(round % 2 === 0 ? noop : other);
+            const moving = seed[round % seed.length]!.id;
+            await h.db.sql`UPDATE docket.jobs SET state = ${round++ % 2 === 0 ? 'failed' : 'succeeded'}, finished_at = now()
+              WHERE id = ${moving} AND state = 'pending'`;
+          });
+          const end = await snapshot();
+          const label = `${JSON.stringify(f)}, ${order} first`;
+          const ids = listed.map((j) => j.id);
+          assert.equal(new Set(ids).size, ids.length, `${label}: no duplicate`);
+          for (const [id, r] of start) {
+            if (matches(r, f) && matches(end.get(id)!, f)) assert.ok(ids.includes(id), `${label}: job ${id} matched throughout and is listed`);
+          }
+          for (const id of ids) {
+            const was = start.get(id);
+            if (was) assert.ok(matches(was, f) || matches(end.get(id)!, f), `${label}: job ${id} matched at some point`);
+            else assert.ok(order === 'oldest' && !f.createdBefore && matches(end.get(id)!, f), `${label}: new job ${id} only at the end, oldest first`);
+          }
+          assert.ok(listed.length > 0 && round > 2, `${label}: several pages were read while jobs changed`);
+        }
+      }
+    }
   });
 });
 
@@ -179,6 +292,21 @@ describe('operations: countJobs', () => {
     // ANALYZE read every row of this small table: the estimate is the count, up to the scaling by pages.
     assert.ok(Math.abs(estimated!.count - 400) <= 40, `estimate ${estimated!.count} is near 400`);
     assert.deepEqual(await h.app.countJobs({ queue: 'count-big' }), [{ queue: 'count-big', state: 'succeeded', count: 400, exact: true }]);
+
+    // Succeeded jobs have no index: a group the statistics do not put over the limit (here one they
+    // have never seen) is counted by the pass over the table, next to the estimated one.
+    const small = await h.app.pushMany(Array.from({ length: 5 }, () => noop.withQueue('count-small')));
+    await h.db.sql`UPDATE docket.jobs SET state = 'succeeded', finished_at = now() WHERE id = ANY(${small.map((r) => r.id)}::bigint[])`;
+    const succeeded = await h.app.countJobs({ state: 'succeeded', exactLimit: 50 });
+    assert.deepEqual(
+      // count-run's jobs, released by the test before, may still be finishing.
+      succeeded.filter((c) => c.queue !== 'count-run').map((c) => [c.queue, c.exact ? c.count : 'estimated']),
+      [['count-big', 'estimated'], ['count-small', 5], ['ops-b', 7]],
+    );
+    assert.deepEqual(await h.app.countJobs({ queue: ['count-small', 'count-big'], state: 'succeeded', exactLimit: 50 }).then((r) => r.map((c) => c.queue)), [
+      'count-big',
+      'count-small',
+    ]);
   });
 });
 

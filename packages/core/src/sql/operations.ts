@@ -7,13 +7,16 @@
  * to pushes and claims.
  */
 import type postgres from 'postgres';
-import type { JobState, SqlClient } from '../types.js';
+import { JOB_STATES, type JobState, type SqlClient } from '../types.js';
 import { ALL_COLUMNS, notifyChunks, QUEUES_PER_NOTIFY } from './jobs.js';
 
-/** The states `jobs_listing_idx` holds (its predicate, core migration 2). */
-export const LISTING_INDEX_STATES: readonly JobState[] = ['waiting', 'succeeded', 'failed', 'cancelled'];
+/**
+ * The states `jobs_attention_idx` holds (its predicate, core migration 2): the ones operators look
+ * at, rare next to `succeeded`, which no index of the operations API holds.
+ */
+export const ATTENTION_STATES: readonly JobState[] = ['waiting', 'failed', 'cancelled'];
 /** `state IN (…)`: with it, a statement whose state is a parameter can still use the index. */
-const LISTING_PREDICATE = `state IN (${LISTING_INDEX_STATES.map((s) => `'${s}'`).join(', ')})`;
+const ATTENTION_PREDICATE = `state IN (${ATTENTION_STATES.map((s) => `'${s}'`).join(', ')})`;
 
 export interface JobsFilter {
   /** Non-empty; members of JOB_STATES only (spliced into the text). */
@@ -24,10 +27,13 @@ export interface JobsFilter {
   createdBefore: Date | null;
 }
 
-/** A position in a listing: the creation time (microseconds since the epoch) and id of the last job shown. */
-export interface ListingKey {
-  createdUs: string;
-  id: string;
+/**
+ * The ids a time range can hold: the lowest id of a job created at or after `createdSince` (null:
+ * no lower bound) and the highest of one created before `createdBefore` (null: no upper bound).
+ */
+export interface IdBounds {
+  lo: string | null;
+  hi: string | null;
 }
 
 /** Collects parameter values and hands out their placeholders. */
@@ -46,7 +52,7 @@ function run<T>(sql: SqlClient, text: string, params: readonly unknown[]): Promi
 const state = (s: JobState) => `'${s}'`;
 
 /** The time-range conditions on `j.created_at`, for the filters that are set. */
-function createdRange(p: Params, filter: JobsFilter): string {
+function createdRange(p: Params, filter: Pick<JobsFilter, 'createdSince' | 'createdBefore'>): string {
   let text = '';
   if (filter.createdSince) text += ` AND j.created_at >= ${p.add(filter.createdSince, 'timestamptz')}`;
   if (filter.createdBefore) text += ` AND j.created_at < ${p.add(filter.createdBefore, 'timestamptz')}`;
@@ -54,12 +60,57 @@ function createdRange(p: Params, filter: JobsFilter): string {
 }
 
 /**
- * The distinct (queue, name) keys of one state in `jobs_listing_idx`, each found with one index
+ * The ids of the jobs created in the filter's time range, for `jobsList` to read that range of the
+ * primary key alone; null when no job was created in it. Exact: the bounds are the lowest and
+ * highest id among the jobs whose `created_at` is in range (ids are not in `created_at` order across
+ * concurrent pushes, so a bound found by bisection could cut one off). Read the cheaper way:
+ * through `jobs_created_brin` (only the block ranges whose creation times overlap the range) when
+ * the column's statistics say the range holds less than half the jobs, or else by walking the
+ * primary key from either end to the first job inside it (which reads only the jobs outside it).
+ */
+export async function jobsCreatedIdBounds(
+  sql: SqlClient,
+  schema: string,
+  params: { schemaName: string; createdSince: Date | null; createdBefore: Date | null },
+): Promise<IdBounds | null> {
+  const { createdSince, createdBefore } = params;
+  const p = new Params();
+  const inRange = `true${createdRange(p, { createdSince, createdBefore })}`;
+  const below = (t: Date | null) => (t ? `(SELECT count(*) FROM unnest(h.b) t WHERE t < ${p.add(t, 'timestamptz')})` : null);
+  const jobs = `${schema}.jobs`;
+  const [row] = await run<{ lo: string | null; hi: string | null }>(
+    sql,
+    `WITH histogram AS (
+       SELECT s.histogram_bounds::text::timestamptz[] AS b FROM pg_stats s
+       WHERE s.schemaname = ${p.add(params.schemaName, 'text')} AND s.tablename = 'jobs' AND s.attname = 'created_at'
+     ),
+     share AS (  -- the share of jobs in range by the histogram (null without statistics)
+       SELECT (${below(createdBefore) ?? 'cardinality(h.b) - 1'} - ${below(createdSince) ?? '0'})::float8
+              / greatest(cardinality(h.b) - 1, 1) AS inside
+       FROM histogram h
+     ),
+     brin AS MATERIALIZED (
+       -- id + 0: min() and max() of the bare column would walk the primary key instead.
+       SELECT min(j.id + 0) AS lo, max(j.id + 0) AS hi FROM ${jobs} j WHERE ${inRange}
+     )
+     SELECT lo::text, hi::text FROM brin WHERE coalesce((SELECT inside FROM share), 0) < 0.5
+     UNION ALL
+     SELECT (SELECT j.id FROM ${jobs} j WHERE ${inRange} ORDER BY j.id LIMIT 1)::text,
+            (SELECT j.id FROM ${jobs} j WHERE ${inRange} ORDER BY j.id DESC LIMIT 1)::text
+     WHERE coalesce((SELECT inside FROM share), 0) >= 0.5`,
+    p.values,
+  );
+  if (!row || row.lo === null) return null;
+  return { lo: createdSince ? row.lo : null, hi: createdBefore ? row.hi : null };
+}
+
+/**
+ * The distinct (queue, name) keys of one state in `jobs_attention_idx`, each found with one index
  * probe (a loose index scan: the step jumps past every row of the previous key), so the cost grows
  * with the number of keys, not of jobs. With queues given, names are looked up inside each queue;
  * with queues and names given, the keys are their product and no probe is needed.
  */
-function listingKeys(p: Params, schema: string, s: JobState, queues: string | null, names: string | null): string {
+function attentionKeys(p: Params, schema: string, s: JobState, queues: string | null, names: string | null): string {
   if (queues && names) return `SELECT q.queue, n.name FROM unnest(${queues}) q(queue) CROSS JOIN unnest(${names}) n(name)`;
   const jobs = `${schema}.jobs`;
   if (queues) {
@@ -77,53 +128,68 @@ function listingKeys(p: Params, schema: string, s: JobState, queues: string | nu
 }
 
 /**
- * One page of jobs in creation order ((created_at, id), newest or oldest first), after `after`.
- * States held by `jobs_listing_idx` are read as one short index range per (state, queue, name)
- * key, each already in page order; `pending` and `running` come from the fetch and running
- * indexes (their size is the backlog, not the history) and are sorted. The page is the first
- * `limit` keys of all of these, then its rows are read by primary key.
+ * One page of jobs in id order (the order they were created in; newest first is id descending),
+ * after the id `after`, inside `bounds` (from `jobsCreatedIdBounds` when the filter has a time
+ * range; the `created_at` test stays, since ids and creation times can disagree at the edges).
+ *
+ * With `succeeded` among the states, the page is one walk of the primary key that tests every
+ * filter on each row until the page is full: no index holds succeeded jobs, and they are most of
+ * what the walk meets, so it reads about `limit` divided by the share of jobs that match. Without
+ * it, every state comes from its own index: the attention states as one short range of
+ * `jobs_attention_idx` per (state, queue, name) key, already in id order, `pending` and `running`
+ * from the fetch and running indexes (their size is the backlog, not the history), sorted; the page
+ * is the first `limit` ids of all of these, then its rows are read by primary key.
  */
 export function jobsList(
   sql: SqlClient,
   schema: string,
-  params: { filter: JobsFilter; order: 'newest' | 'oldest'; after: ListingKey | null; limit: number },
+  params: { filter: JobsFilter; order: 'newest' | 'oldest'; after: string | null; bounds: IdBounds | null; limit: number },
 ): Promise<Array<Record<string, any>>> {
-  const { filter, order, after, limit } = params;
+  const { filter, order, after, bounds, limit } = params;
   const p = new Params();
+  const jobs = `${schema}.jobs`;
   const dir = order === 'newest' ? 'DESC' : 'ASC';
   const queues = filter.queues ? p.add(filter.queues, 'text[]') : null;
   const names = filter.names ? p.add(filter.names, 'text[]') : null;
-  const range = createdRange(p, filter);
-  const position = after
-    ? ` AND (j.created_at, j.id) ${order === 'newest' ? '<' : '>'} ` +
-      `(timestamptz 'epoch' + ${p.add(after.createdUs, 'bigint')} * interval '1 microsecond', ${p.add(after.id, 'bigint')})`
-    : '';
   const n = p.add(limit, 'int');
-  const sortKey = `j.created_at ${dir}, j.id ${dir}`;
-  const indexed = filter.states.filter((s) => LISTING_INDEX_STATES.includes(s));
-  const others = filter.states.filter((s) => !LISTING_INDEX_STATES.includes(s));
+  const range =
+    createdRange(p, filter) +
+    (bounds?.lo ? ` AND j.id >= ${p.add(bounds.lo, 'bigint')}` : '') +
+    (bounds?.hi ? ` AND j.id <= ${p.add(bounds.hi, 'bigint')}` : '') +
+    (after ? ` AND j.id ${order === 'newest' ? '<' : '>'} ${p.add(after, 'bigint')}` : '');
+  const byName = names ? ` AND j.name = ANY(${names})` : '';
+  const byQueue = queues ? ` AND j.queue = ANY(${queues})` : '';
+
+  if (filter.states.includes('succeeded')) {
+    const every = JOB_STATES.every((s) => filter.states.includes(s));
+    const text = `
+      SELECT ${ALL_COLUMNS} FROM ${jobs} j
+      WHERE ${every ? 'true' : `j.state IN (${filter.states.map(state).join(', ')})`}${byQueue}${byName}${range}
+      ORDER BY j.id ${dir} LIMIT ${n}`;
+    return run(sql, text, p.values);
+  }
+
+  const attention = filter.states.filter((s) => ATTENTION_STATES.includes(s));
+  const others = filter.states.filter((s) => !ATTENTION_STATES.includes(s));
   const recursive = !(queues && names);
-  const ctes = indexed.map((s) => `keys_${s} AS (${listingKeys(p, schema, s, queues, names)})`);
+  const ctes = attention.map((s) => `keys_${s} AS (${attentionKeys(p, schema, s, queues, names)})`);
   const streams = [
-    ...indexed.map(
-      (s) => `SELECT r.created_at, r.id FROM keys_${s} k CROSS JOIN LATERAL
-                (SELECT j.created_at, j.id FROM ${schema}.jobs j
-                 WHERE j.state = ${state(s)} AND j.queue = k.queue AND j.name = k.name${range}${position}
-                 ORDER BY ${sortKey} LIMIT ${n}) r
+    ...attention.map(
+      (s) => `SELECT r.id FROM keys_${s} k CROSS JOIN LATERAL
+                (SELECT j.id FROM ${jobs} j
+                 WHERE j.state = ${state(s)} AND j.queue = k.queue AND j.name = k.name${range}
+                 ORDER BY j.id ${dir} LIMIT ${n}) r
               ${names && !queues ? `WHERE k.name = ANY(${names})` : ''}`,
     ),
     ...others.map(
-      (s) => `(SELECT j.created_at, j.id FROM ${schema}.jobs j
-               WHERE j.state = ${state(s)}${queues ? ` AND j.queue = ANY(${queues})` : ''}${names ? ` AND j.name = ANY(${names})` : ''}${range}${position}
-               ORDER BY ${sortKey} LIMIT ${n})`,
+      (s) => `(SELECT j.id FROM ${jobs} j WHERE j.state = ${state(s)}${byQueue}${byName}${range} ORDER BY j.id ${dir} LIMIT ${n})`,
     ),
   ];
   const text = `
     WITH ${recursive && ctes.length > 0 ? 'RECURSIVE ' : ''}${[...ctes, `streams AS (${streams.join('\n UNION ALL\n ')})`].join(',\n')},
-    page AS (SELECT j.id FROM streams j ORDER BY ${sortKey} LIMIT ${n})
-    SELECT ${ALL_COLUMNS}, (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us
-    FROM ${schema}.jobs j WHERE j.id = ANY(ARRAY(SELECT id FROM page))
-    ORDER BY ${sortKey}`;
+    page AS (SELECT j.id FROM streams j ORDER BY j.id ${dir} LIMIT ${n})
+    SELECT ${ALL_COLUMNS} FROM ${jobs} j WHERE j.id = ANY(ARRAY(SELECT id FROM page))
+    ORDER BY j.id ${dir}`;
   return run(sql, text, p.values);
 }
 
@@ -136,11 +202,15 @@ export interface JobsCountRow {
 
 /**
  * Jobs per (queue, state). `pending`, `running` and `waiting` are counted (their partial indexes
- * hold only them). A finished (state, queue) group is counted up to `exactLimit` rows in
- * `jobs_listing_idx`; past that it is estimated from the (queue, state) statistics ANALYZE keeps
+ * hold only them). A failed or cancelled (state, queue) group is counted up to `exactLimit` rows in
+ * `jobs_attention_idx`; past that it is estimated from the (queue, state) statistics ANALYZE keeps
  * (`jobs_queue_state_stats`), never below what was counted, or counted in full when the statistics
  * do not know the pair (the table was never analysed, or the pair is too rare for the sample).
- * Groups without a job are left out.
+ * Succeeded jobs are in no index: a group the statistics put over `exactLimit` is estimated without
+ * reading it, and every other succeeded group (small, too rare for the sample, or the table not
+ * analysed) is counted by one pass over the table shared by all of them, which is skipped when
+ * queues are given and the statistics put each of them over `exactLimit`. Groups without a job
+ * are left out.
  */
 export function jobsCount(
   sql: SqlClient,
@@ -150,13 +220,28 @@ export function jobsCount(
   const p = new Params();
   const queues = params.queues ? p.add(params.queues, 'text[]') : null;
   const jobs = `${schema}.jobs`;
-  const finished: JobState[] = params.states.filter((s) => s === 'succeeded' || s === 'failed' || s === 'cancelled');
-  const counted = params.states.filter((s) => !finished.includes(s));
+  const capped: JobState[] = params.states.filter((s) => s === 'failed' || s === 'cancelled');
+  const succeeded = params.states.includes('succeeded');
+  const counted = params.states.filter((s) => s === 'pending' || s === 'running' || s === 'waiting');
   const ctes: string[] = [];
-  const parts: string[] = [];
-  const cap = finished.length > 0 ? p.add(params.exactLimit, 'bigint') : '';
-  if (finished.length > 0) {
-    for (const s of finished) {
+  const selects: string[] = [];
+  const cap = capped.length > 0 || succeeded ? p.add(params.exactLimit, 'bigint') : '';
+  if (capped.length > 0 || succeeded) {
+    // The statistics' row count scaled to the table's current size, as the planner does.
+    ctes.push(`estimates AS (
+      SELECT e.most_common_vals[i][array_position(e.attnames, 'queue')] AS queue,
+             e.most_common_vals[i][array_position(e.attnames, 'state')] AS state,
+             e.most_common_freqs[i] * (
+               SELECT CASE WHEN c.reltuples < 0 THEN NULL
+                           WHEN c.relpages = 0 THEN c.reltuples
+                           ELSE c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8) END
+               FROM pg_class c WHERE c.oid = '${jobs}'::regclass) AS n
+      FROM pg_stats_ext e CROSS JOIN LATERAL generate_subscripts(e.most_common_vals, 1) AS i
+      WHERE e.statistics_schemaname = ${p.add(params.schemaName, 'text')} AND e.statistics_name = 'jobs_queue_state_stats' AND NOT e.inherited)`);
+  }
+  if (capped.length > 0) {
+    const parts: string[] = [];
+    for (const s of capped) {
       // The queues of this state: given, or found by a loose index scan (one probe per queue).
       ctes.push(
         queues
@@ -173,35 +258,38 @@ export function jobsCount(
          FROM queues_${s} g`,
       );
     }
-    // The statistics' row count scaled to the table's current size, as the planner does.
-    ctes.push(`estimates AS (
-      SELECT e.most_common_vals[i][array_position(e.attnames, 'queue')] AS queue,
-             e.most_common_vals[i][array_position(e.attnames, 'state')] AS state,
-             e.most_common_freqs[i] * (
-               SELECT CASE WHEN c.reltuples < 0 THEN NULL
-                           WHEN c.relpages = 0 THEN c.reltuples
-                           ELSE c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8) END
-               FROM pg_class c WHERE c.oid = '${jobs}'::regclass) AS n
-      FROM pg_stats_ext e CROSS JOIN LATERAL generate_subscripts(e.most_common_vals, 1) AS i
-      WHERE e.statistics_schemaname = ${p.add(params.schemaName, 'text')} AND e.statistics_name = 'jobs_queue_state_stats' AND NOT e.inherited)`);
     // Materialized: each capped count runs once (the filter on it below would otherwise run it again).
     ctes.push(`finished AS MATERIALIZED (${parts.join('\n UNION ALL\n ')})`);
-  }
-  const selects: string[] = [];
-  if (finished.length > 0) {
     selects.push(`SELECT f.queue, f.state,
         (CASE WHEN f.capped <= ${cap} THEN f.capped
               WHEN e.n IS NOT NULL THEN greatest(round(e.n)::bigint, f.capped)
-              ELSE (SELECT count(*) FROM ${jobs} j WHERE j.${LISTING_PREDICATE} AND j.state = f.state AND j.queue = f.queue) END)::text AS count,
+              ELSE (SELECT count(*) FROM ${jobs} j WHERE j.${ATTENTION_PREDICATE} AND j.state = f.state AND j.queue = f.queue) END)::text AS count,
         (f.capped <= ${cap} OR e.n IS NULL) AS exact
       FROM finished f LEFT JOIN estimates e ON e.queue = f.queue AND e.state = f.state
       WHERE f.capped > 0`);
+  }
+  if (succeeded) {
+    ctes.push(`succeeded_estimated AS MATERIALIZED (
+      SELECT e.queue, greatest(round(e.n)::bigint, ${cap} + 1) AS n FROM estimates e
+      WHERE e.state = 'succeeded' AND e.n > ${cap}${queues ? ` AND e.queue = ANY(${queues})` : ''})`);
+    const rest = `<> ALL(ARRAY(SELECT queue FROM succeeded_estimated))`;
+    ctes.push(`succeeded_counted AS MATERIALIZED (
+      SELECT j.queue, count(*) AS n FROM ${jobs} j
+      WHERE j.state = 'succeeded' AND j.queue ${rest}${queues ? ` AND j.queue = ANY(${queues})` : ''}
+      GROUP BY j.queue)`);
+    selects.push(`SELECT s.queue, 'succeeded' AS state, s.n::text AS count, false AS exact FROM succeeded_estimated s`);
+    // With queues given, the pass runs only if one of them is not estimated: a condition without a
+    // column is tested once, above the scan of the materialized pass, which then never starts (not
+    // even its parallel workers).
+    selects.push(`SELECT c.queue, 'succeeded' AS state, c.n::text AS count, true AS exact FROM succeeded_counted c${
+      queues ? ` WHERE EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})` : ''
+    }`);
   }
   for (const s of counted) {
     selects.push(`SELECT j.queue, ${state(s)} AS state, count(*)::text AS count, true AS exact FROM ${jobs} j
       WHERE j.state = ${state(s)}${queues ? ` AND j.queue = ANY(${queues})` : ''} GROUP BY j.queue`);
   }
-  const order = `ARRAY[${['pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'].map((s) => `'${s}'`).join(', ')}]`;
+  const order = `ARRAY[${JOB_STATES.map((s) => `'${s}'`).join(', ')}]`;
   const text = `
     ${ctes.length > 0 ? `WITH RECURSIVE ${ctes.join(',\n')}` : ''}
     SELECT * FROM (${selects.join('\n UNION ALL\n ')}) r ORDER BY r.queue, array_position(${order}, r.state)`;
@@ -242,6 +330,7 @@ const RETRY_SET = `state = 'pending', max_attempts = greatest(j.max_attempts, j.
  * Retries up to `batchSize` jobs that match the filter (states: failed and/or cancelled) and
  * finished before `finishedBefore` (null: the statement's own start, which it returns for the next
  * batches, so a job that fails again while the caller loops is not retried twice by one call).
+ * Served by `jobs_attention_idx`.
  */
 export async function jobsRetry(
   sql: SqlClient,
