@@ -212,6 +212,9 @@ export interface JobsCountRow {
  * queues are given and the statistics put each of them over `exactLimit`. Groups without a job
  * are left out.
  */
+/** Above this many rows (as the statistics last saw the table), an unfiltered count makes no full pass. */
+export const EXACT_PASS_MAX_ROWS = 100_000;
+
 export function jobsCount(
   sql: SqlClient,
   schema: string,
@@ -281,8 +284,13 @@ export function jobsCount(
     // With queues given, the pass runs only if one of them is not estimated: a condition without a
     // column is tested once, above the scan of the materialized pass, which then never starts (not
     // even its parallel workers).
+    // Without queues named, the pass runs only on a small table: on a long history an unfiltered
+    // count (a dashboard's refresh) must not read every row, so succeeded groups too small for the
+    // statistics are left out there (named queues are always counted).
     selects.push(`SELECT c.queue, 'succeeded' AS state, c.n::text AS count, true AS exact FROM succeeded_counted c${
-      queues ? ` WHERE EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})` : ''
+      queues
+        ? ` WHERE EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})`
+        : ` WHERE (SELECT pc.reltuples FROM pg_class pc WHERE pc.oid = '${jobs}'::regclass) < ${EXACT_PASS_MAX_ROWS}`
     }`);
   }
   for (const s of counted) {
