@@ -34,13 +34,17 @@ function packageProblems(dir: string, manifest: Manifest, has: (file: string) =>
   const scripts = manifest.scripts ?? {};
   for (const name of REQUIRED_SCRIPTS) if (!scripts[name]) problems.push(`has no "${name}" script`);
   if (scripts.build && !scripts.build.startsWith(EMPTY_DIST)) problems.push(`"build" does not start from an empty dist: begin it with ${EMPTY_DIST}`);
-  if (scripts.test && scripts.test !== `pnpm -w test ${dir}/`) problems.push(`"test" should run its own tests through the root runner: "pnpm -w test ${dir}/"`);
-  if (scripts.typecheck && scripts.typecheck !== 'tsc -p tsconfig.json --noEmit') problems.push(`"typecheck" should be "tsc -p tsconfig.json --noEmit"`);
+  if (scripts.test && scripts.test !== `pnpm -w test ${dir}/`)
+    problems.push(`"test" should run its own tests through the root runner: "pnpm -w test ${dir}/"`);
+  if (scripts.typecheck && scripts.typecheck !== 'tsc -p tsconfig.json --noEmit')
+    problems.push(`"typecheck" should be "tsc -p tsconfig.json --noEmit"`);
 
   const isPlugin = manifest.name !== CORE && (Boolean(manifest.peerDependencies?.[CORE]) || /\/plugin-/.test(dir));
   if (isPlugin) {
-    if (manifest.peerDependencies?.[CORE] !== PEER_RANGE) problems.push(`a plugin declares ${CORE} as a peer dependency "${PEER_RANGE}" (found ${JSON.stringify(manifest.peerDependencies?.[CORE])})`);
-    if (manifest.dependencies?.[CORE]) problems.push(`a plugin must not depend on ${CORE} directly (two copies of the core): make it a peer dependency`);
+    if (manifest.peerDependencies?.[CORE] !== PEER_RANGE)
+      problems.push(`a plugin declares ${CORE} as a peer dependency "${PEER_RANGE}" (found ${JSON.stringify(manifest.peerDependencies?.[CORE])})`);
+    if (manifest.dependencies?.[CORE])
+      problems.push(`a plugin must not depend on ${CORE} directly (two copies of the core): make it a peer dependency`);
   }
 
   if (manifest.private === true) return problems;
@@ -72,7 +76,9 @@ function main(): number {
     console.error(`[workspace-check] ${report.length} problem(s) in ${count} packages:\n  ${report.join('\n  ')}`);
     return 1;
   }
-  console.log(`[workspace-check] ${count} packages: scripts ${REQUIRED_SCRIPTS.join(', ')} everywhere; licenses, changelogs and peer ranges in order`);
+  console.log(
+    `[workspace-check] ${count} packages: scripts ${REQUIRED_SCRIPTS.join(', ')} everywhere; licenses, changelogs and peer ranges in order`,
+  );
   return 0;
 }
 
