@@ -27,9 +27,13 @@ import type { JobRecord, RunningJob, JobInsert } from './types.js';
 export interface PayloadCodec {
   /** Whether any plugin installed a codec (tapped one of the codec hooks). */
   readonly active: boolean;
+  /** Job arguments as they are stored, one per argument value. */
   encodeArgs(values: readonly unknown[]): Promise<unknown[]>;
+  /** Stored job arguments as handlers see them, one per stored value. */
   decodeArgs(values: readonly unknown[]): Promise<unknown[]>;
+  /** Job results as they are stored, one per result value. */
   encodeResults(values: readonly unknown[]): Promise<unknown[]>;
+  /** Stored job results as callers see them, one per stored value. */
   decodeResults(values: readonly unknown[]): Promise<unknown[]>;
 }
 

@@ -19,6 +19,10 @@ export function assertSchemaName(schema: unknown): string {
   return schema;
 }
 
+/**
+ * Returns `queue` when it is a valid queue name: 1–128 letters, digits or `_ - . :`.
+ * @throws {@link InvalidQueueNameError} otherwise, with an example of a valid name.
+ */
 export function assertQueueName(queue: unknown): string {
   if (typeof queue !== 'string' || !QUEUE_PATTERN.test(queue)) {
     throw new InvalidQueueNameError(
@@ -29,6 +33,10 @@ export function assertQueueName(queue: unknown): string {
   return queue;
 }
 
+/**
+ * Returns `name` when it is a valid job name: 1–200 letters, digits or `_ - . : /`.
+ * @throws {@link InvalidJobNameError} otherwise, with an example of a valid name.
+ */
 export function assertJobName(name: unknown): string {
   if (typeof name !== 'string' || !JOB_NAME_PATTERN.test(name)) {
     throw new InvalidJobNameError(

@@ -1,7 +1,16 @@
+/**
+ * Where Docket and its plugins write what happens (the app's `logger` option; `app.logger`).
+ * `fields` carries structured context, such as `{ error }` or a job id; pass your own logger to send
+ * both to your logging library.
+ */
 export interface Logger {
+  /** Detail for whoever debugs a job or Docket itself (each failed attempt, say). */
   debug(message: string, fields?: Record<string, unknown>): void;
+  /** Something worth knowing happened (a worker stopping gracefully on a signal). */
   info(message: string, fields?: Record<string, unknown>): void;
+  /** Something unexpected that Docket handled (an outcome not written because the job was recovered meanwhile). */
   warn(message: string, fields?: Record<string, unknown>): void;
+  /** Something failed in the background, where no caller can be told (a heartbeat, a hook after commit, a maintenance tick). */
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
@@ -18,4 +27,5 @@ export function consoleLogger(level: (typeof LEVELS)[number] = (process.env.DOCK
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
 
+/** A logger that drops everything (what `logger: false` gives). */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

@@ -8,6 +8,7 @@ export interface MigrationSet {
   readonly migrations: readonly Migration[];
 }
 
+/** A migration the database does not have yet, as `app.pendingMigrations()` lists it. */
 export interface PendingMigration {
   owner: string;
   version: number;

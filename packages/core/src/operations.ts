@@ -35,12 +35,14 @@ export interface ListJobsOptions extends JobFilter {
   cursor?: string | null;
 }
 
+/** One page of `app.listJobs()`. */
 export interface JobPage {
   jobs: JobRecord[];
   /** Pass as `cursor` for the next page; null when this page is the last. */
   nextCursor: string | null;
 }
 
+/** Which jobs `app.countJobs()` counts: by queue and state, each one value or several. */
 export interface CountJobsOptions {
   queue?: string | readonly string[];
   state?: JobState | readonly JobState[];
@@ -51,6 +53,7 @@ export interface CountJobsOptions {
   exactLimit?: number;
 }
 
+/** The number of jobs in one (queue, state) group, one row of `app.countJobs()`. */
 export interface JobCount {
   queue: string;
   state: JobState;
@@ -59,6 +62,7 @@ export interface JobCount {
   exact: boolean;
 }
 
+/** Which jobs `app.retryJobs()` puts back to pending; the fields given must all match. */
 export interface RetryJobsFilter {
   queue?: string | readonly string[];
   name?: string | readonly string[];
@@ -68,18 +72,22 @@ export interface RetryJobsFilter {
   createdBefore?: Date;
 }
 
+/** The states a job can be retried from. */
 export type RetryableState = 'failed' | 'cancelled';
 
+/** Options of `app.rerunJob()`. */
 export interface RerunOptions {
   /** Push the new job inside your postgres.js transaction. */
   tx?: postgres.TransactionSql | postgres.Sql;
 }
 
+/** Which workers `app.listWorkers()` lists. */
 export interface ListWorkersOptions {
   /** Only workers that serve this queue. */
   queue?: string;
 }
 
+/** A worker with a live heartbeat, one row of `app.listWorkers()`. */
 export interface WorkerInfo {
   id: string;
   hostname: string;

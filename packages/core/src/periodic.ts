@@ -6,6 +6,7 @@ import type { Worker } from './worker/worker.js';
 import type { WorkerView, PrimaryStatus } from './types.js';
 import { pluginBinding } from './plugin-binding.js';
 
+/** What one run of a periodic task is given. */
 export interface PeriodicRun {
   readonly app: Docket;
   /** The worker this run is on. */
@@ -19,6 +20,7 @@ export interface PeriodicRun {
   readonly signal: AbortSignal;
 }
 
+/** The options of {@link periodicTask}. */
 export interface PeriodicTaskOptions<R> {
   /** Name used for events (`<name>.finished`) and tap names; usually the plugin's name. */
   name: string;
@@ -26,13 +28,16 @@ export interface PeriodicTaskOptions<R> {
   intervalMs: number;
   /** Skip the run on workers that are not primary (when an election plugin answers). Default true. */
   primaryOnly?: boolean;
+  /** The work of one run. A throw is logged and emitted as `<name>.failed`; the next run happens as planned. */
   run(ctx: PeriodicRun): Promise<R>;
 }
 
+/** A periodic task made by {@link periodicTask}. */
 export interface PeriodicTask<R> {
   readonly name: string;
   /** Resolves with the result of the next run that finishes on this process (for tests and tooling). */
   nextRun(options?: { timeoutMs?: number }): Promise<R>;
+  /** Runs that finished on this process so far. */
   readonly runs: number;
 }
 
@@ -220,6 +225,7 @@ export function startPeriodicTasks(worker: Worker): PeriodicLoops {
   };
 }
 
+/** A periodic plugin value tied to the one app it is applied to; made by {@link periodicBinding}. */
 export interface PeriodicBinding<R> {
   /** For the plugin's `apply`: creates the task on this app. A plugin value serves one app. */
   apply(app: Docket): void;

@@ -6,6 +6,7 @@ import { describe } from './options.js';
 export interface Migration {
   readonly version: number;
   readonly name: string;
+  /** The SQL of the change, run once in the migration's transaction; qualify every table with `ctx.schema`. */
   up(ctx: { schema: string }): string;
 }
 
@@ -20,6 +21,7 @@ export interface DocketPlugin {
   /** Names of plugins that must be registered before this one. */
   readonly dependencies?: readonly string[];
   readonly migrations?: readonly Migration[];
+  /** Called once by the `Docket` constructor, in the order of its `plugins` option: tap `app.hooks` here. */
   apply(app: Docket): void;
 }
 

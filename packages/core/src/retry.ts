@@ -1,10 +1,15 @@
 import { InvalidJobOptionError } from './errors.js';
 import { describe, rejectUnknownKeys } from './options.js';
 
+/** A class of errors, for `retryOn` and `noRetry`: matched with `instanceof`, subclasses included. */
 export type ErrorClass = abstract new (...args: never[]) => Error;
 /** Errors a rule applies to: error classes (matched with instanceof) or a predicate. */
 export type ErrorMatcher = readonly ErrorClass[] | ((error: unknown) => boolean);
 
+/**
+ * How a failed attempt is retried (a job definition's `retry` option): the delay before the next
+ * attempt and which errors are worth another one. The number of attempts is `maxAttempts`.
+ */
 export interface RetryOptions {
   /** 'exponential' (default, with jitter), 'fixed', or a function of the attempt (1-based) and error giving the delay in ms. */
   backoff?: 'exponential' | 'fixed' | ((attempt: number, error: unknown) => number);

@@ -1,8 +1,13 @@
 import type postgres from 'postgres';
 import type { SqlClient } from '../types.js';
 
+/**
+ * Where a queue's handlers run: `async` in the worker's own event loop (the default), `thread` in
+ * worker threads, `process` in child processes (the last two can stop a job at its time or memory limit).
+ */
 export type ExecutorKind = 'async' | 'thread' | 'process';
 
+/** A queue's stored settings, as `app.declareQueue()`, `app.pauseQueue()` and `app.listQueues()` return them. */
 export interface QueueRecord {
   name: string;
   concurrency: number | null;
