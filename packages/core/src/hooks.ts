@@ -6,6 +6,7 @@ import type { ClaimedJob, DocketEvent, InsertedJob, JobContext, JobInsert, Prima
 
 const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
 
+/** What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app. */
 export interface PushContext {
   /** The transaction of the push: the caller's `{ tx }`, or one the core opened because a hook needs it. */
   sql: postgres.TransactionSql | postgres.Sql;
@@ -22,6 +23,7 @@ export interface PushConflicts {
   readonly resolved: Array<string | undefined>;
 }
 
+/** What `settle` taps get besides the settlements: the completion transaction and after-commit work. */
 export interface SettleContext {
   /** The completion transaction: plugin writes here commit or roll back with the outcome. */
   readonly sql: postgres.TransactionSql;
@@ -89,12 +91,14 @@ export interface SettleTapOptions {
   wants?: (settlement: Settlement) => boolean;
 }
 
+/** What `resolvePrimary` taps are asked about: which worker wants to know whether it is primary. */
 export interface PrimaryQuery {
   readonly app: Docket;
   readonly workerId: string;
   readonly signal: AbortSignal;
 }
 
+/** What `maintenance` taps get on each tick of a worker. */
 export interface MaintenanceContext {
   readonly app: Docket;
   readonly worker: WorkerView;
@@ -104,6 +108,7 @@ export interface MaintenanceContext {
   readonly tick: number;
 }
 
+/** What `jobsDeleted` taps get: the transaction that deleted finished jobs and their ids. */
 export interface JobsDeleted {
   readonly sql: postgres.TransactionSql;
   readonly ids: readonly string[];
@@ -114,6 +119,7 @@ export interface CodecContext {
   readonly app: Docket;
 }
 
+/** What `afterMigrate` taps get: the app, its pool and the migrations applied by this call. */
 export interface MigrateContext {
   readonly app: Docket;
   readonly sql: postgres.Sql;
@@ -203,9 +209,11 @@ export function createHooks() {
   } as const;
 }
 
+/** The hook bus as the core holds it (callable). @internal */
 export type CoreHooks = ReturnType<typeof createHooks>;
 /** What plugins see of a hook: they can tap and intercept, never call. */
 export type TapOnly<H> = Omit<H, 'call' | 'callAsync' | 'promise'>;
+/** The hook bus as plugins see it on `app.hooks`: every hook, tap-only. */
 export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K]> };
 
 /** Ordering stages for taps that must run before or after the default (tapable's `stage`). */

@@ -80,7 +80,7 @@ export { pluginBinding, type PluginBinding } from './plugin-binding.js';
 export { defaultApplicationName } from './application-name.js';
 export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginErrorClass } from './plugin-errors.js';
 export { type Logger, consoleLogger, silentLogger } from './logger.js';
-export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest } from './options.js';
+export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest, type IntegerRule } from './options.js';
 export { assertQueueName, assertJobName, assertSchemaName, quoteIdent } from './identifiers.js';
 export { toJsonText } from './json.js';
 export * from './errors.js';

@@ -19,6 +19,7 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** The candidate closest to `word` (a likely typo of it), or undefined when none is close. */
 export function suggest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
@@ -58,6 +59,7 @@ export function describe(value: unknown): string {
   return String(value);
 }
 
+/** The range an integer option must fall in. */
 export interface IntegerRule {
   min?: number;
   max?: number;
@@ -76,6 +78,7 @@ export function integerOption(where: string, name: string, value: unknown, fallb
   return value;
 }
 
+/** Reads a boolean option (`fallback` when undefined); anything else is DOCKET_INVALID_OPTION naming `where` and `name`. */
 export function booleanOption(where: string, name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') {
@@ -86,6 +89,7 @@ export function booleanOption(where: string, name: string, value: unknown, fallb
   return value;
 }
 
+/** Reads an option that must be one of `allowed` (`fallback` when undefined), with a suggestion for a near miss. */
 export function oneOfOption<T extends string>(where: string, name: string, value: unknown, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {

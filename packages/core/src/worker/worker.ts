@@ -29,6 +29,7 @@ class StaleAttemptError extends Error {
   }
 }
 
+/** How one worker serves one queue (`new Worker(app, { queues: { name: options } })`). */
 export interface WorkerQueueOptions {
   /** Jobs of this queue run at once on this worker. Default: the queue's declared concurrency, else 10. */
   concurrency?: number;
@@ -40,6 +41,7 @@ export interface WorkerQueueOptions {
   prefetch?: number;
 }
 
+/** Options of `new Worker(app, options)`: the jobs it can run, the queues it serves, and its timings. */
 export interface WorkerOptions {
   /** The job definitions this worker can run. */
   jobs: ReadonlyArray<JobDefinition<any, any>>;
@@ -175,6 +177,7 @@ export class Worker {
     return n;
   }
 
+  /** Checks migrations, registers the worker, starts its queues, heartbeat and maintenance; resolves once it is running. */
   async start(): Promise<void> {
     if (this.phase !== 'new') throw new WorkerStateError(`Worker ${this.id} was already started; create a new Worker to start again.`);
     if (this.app.closed) throw new ClosedError('Cannot start a worker on a closed app.');
@@ -329,7 +332,7 @@ export class Worker {
   /**
    * Runs an atomic job: the handler's writes (through ctx.sql) and the job's completion commit in
    * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
-   * outside it.
+   * outside it. @internal (called by the queue runner)
    */
   async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
     const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
