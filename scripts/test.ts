@@ -33,7 +33,7 @@ import {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_ROOTS = ['packages', 'examples'];
 const CONCURRENCY = 2;
-const NODE_FLAGS = ['--import', 'tsx', '--conditions=docket-source'];
+const NODE_FLAGS = ['--import', 'tsx'];
 
 const log = (message: string) => console.log(`[docket test] ${message}`);
 const toPosix = (p: string) => p.split(sep).join('/');
