@@ -28,6 +28,12 @@ export {
   type Pushable,
   type ArgsOf,
   type ResultOf,
+  type ArgsInput,
+  type DefaultArgs,
+  type ArgsRequired,
+  type ArgsRequiredMessage,
+  type InvocationOf,
+  type JsonHandlerCheck,
 } from './job-definition.js';
 export type { RetryOptions, ErrorMatcher, ErrorClass } from './retry.js';
 export {
@@ -81,5 +87,5 @@ export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginE
 export { type Logger, consoleLogger, silentLogger } from './logger.js';
 export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest } from './options.js';
 export { assertQueueName, assertJobName, assertSchemaName, quoteIdent } from './identifiers.js';
-export { toJsonText } from './json.js';
+export { toJsonText, type Json, type JsonObject, type JsonCompatible, type JsonPayload, type NotJson } from './json.js';
 export * from './errors.js';

@@ -21,6 +21,12 @@ export interface DocketPlugin {
   readonly dependencies?: readonly string[];
   readonly migrations?: readonly Migration[];
   apply(app: Docket): void;
+  /**
+   * Never set. A function has `name` and an `apply` (Function.prototype.apply) too, so without
+   * this a plugin factory passed uncalled (`plugins: [workflows]`) would type-check; its `call`
+   * does not fit `never`. (At run time validatePlugins refuses it and names the fix.)
+   */
+  readonly call?: never;
 }
 
 const PLUGIN_NAME = /^[a-z0-9@][a-z0-9@/._-]{0,99}$/;
