@@ -58,6 +58,9 @@ export {
   type SettledJob,
   type PrimaryStatus,
   type DocketEvent,
+  type DocketEventMap,
+  type AnyDocketEvent,
+  type DocketEventType,
 } from './types.js';
 export {
   HOOK_STAGE,
@@ -80,7 +83,18 @@ export type { DocketPlugin, Migration } from './plugin.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { QueueRecord, ExecutorKind } from './sql/queues.js';
 export type { PendingMigration } from './migrator.js';
-export { periodicBinding, periodicTask, type PeriodicBinding, type PeriodicTask, type PeriodicTaskOptions, type PeriodicRun } from './periodic.js';
+export {
+  periodicBinding,
+  periodicTask,
+  type PeriodicBinding,
+  type PeriodicTask,
+  type PeriodicTaskOptions,
+  type PeriodicRun,
+  type PeriodicEvents,
+  type PeriodicStartedEvent,
+  type PeriodicFinishedEvent,
+  type PeriodicFailedEvent,
+} from './periodic.js';
 export { pluginBinding, type PluginBinding } from './plugin-binding.js';
 export { defaultApplicationName } from './application-name.js';
 export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginErrorClass } from './plugin-errors.js';
