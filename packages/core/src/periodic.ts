@@ -45,7 +45,7 @@ export interface PeriodicFailedEvent {
 
 /**
  * The events `periodicTask` emits for a task named `Name`, to declare with the plugin's others:
- * `declare module '@docket/core' { interface DocketEventMap extends PeriodicEvents<'cron'> {} }`.
+ * `declare module '@docket/core' { interface DocketEventMap extends PeriodicEvents<'reports'> {} }`.
  */
 export type PeriodicEvents<Name extends string, R = unknown> = { readonly [K in `${Name}.started`]: PeriodicStartedEvent } & {
   readonly [K in `${Name}.finished`]: PeriodicFinishedEvent<R>;

@@ -178,7 +178,7 @@ export interface PrimaryStatus {
  * `emit` checks the payload and a tap of the `event` hook narrows by `type`:
  *
  *   declare module '@docket/core' {
- *     interface DocketEventMap { 'cron.fired': CronFiredEvent }
+ *     interface DocketEventMap { 'reports.ready': ReportReady }
  *   }
  *
  * A type nobody declared does not compile in `emit`, nor in listeners typed by this map (the
