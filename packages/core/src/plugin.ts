@@ -23,7 +23,7 @@ export interface DocketPlugin {
   apply(app: Docket): void;
   /**
    * Never set. A function has `name` and an `apply` (Function.prototype.apply) too, so without
-   * this a plugin factory passed uncalled (`plugins: [workflows]`) would type-check; its `call`
+   * this a plugin factory passed uncalled (`plugins: [myPlugin]`) would type-check; its `call`
    * does not fit `never`. (At run time validatePlugins refuses it and names the fix.)
    */
   readonly call?: never;
