@@ -1,10 +1,10 @@
 /**
  * Applies @docket/core's migrations to the template database, when the core provides them.
  *
- *   node --import tsx --conditions=docket-source scripts/lib-migrate-template.ts <database-url>
+ *   node --import tsx scripts/lib-migrate-template.ts <database-url>
  *
- * Runs in its own process so that @docket/core resolves exactly as it does in the tests (the
- * `docket-source` condition, i.e. packages/core/src). The root package does not depend on
+ * Runs in its own process so that @docket/core resolves exactly as it does in the tests (in the
+ * workspace, its `exports` name packages/core/src). The root package does not depend on
  * @docket/core, so it is resolved from the core package itself (a package self-reference).
  * Exits 0 with a note when the core has no `Docket` class with `migrate()` yet; any error raised
  * by the core itself fails (exit 1).

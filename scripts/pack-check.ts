@@ -11,8 +11,10 @@
  * `npm install <tarballs>` and nothing else, and a plain `.mjs` script runs in it with `node`
  * (no tsx, no custom conditions) against a fresh, empty database in DATABASE_URL.
  *
- * Along the way it checks that the packed manifests hold no `workspace:` ranges, that every
- * `exports` target (and its `types`) exists in the installed package, that `@docket/...` resolves
+ * In the workspace a package's `exports` name its TypeScript source (so code run with tsx needs
+ * no build); `publishConfig` replaces them with `dist/` when it is packed. Along the way it checks
+ * that the packed manifests hold no `workspace:` ranges, that every `exports`, `main`, `types` and
+ * `bin` target exists in the installed package and none is source, that `@docket/...` resolves
  * inside the temporary project, and that the project's node_modules holds nothing beyond the
  * closure of the packages' declared dependencies.
  *
@@ -165,6 +167,7 @@ interface Manifest {
   exports?: unknown;
   main?: string;
   types?: string;
+  bin?: string | Record<string, string>;
   dependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
@@ -186,11 +189,13 @@ function exportTargets(manifest: Manifest): Array<{ where: string; target: strin
   walk(manifest.exports, 'exports');
   if (manifest.main) out.push({ where: 'main', target: manifest.main });
   if (manifest.types) out.push({ where: 'types', target: manifest.types });
+  const bin = typeof manifest.bin === 'string' ? { [manifest.name]: manifest.bin } : (manifest.bin ?? {});
+  for (const [name, target] of Object.entries(bin)) out.push({ where: `bin.${name}`, target });
   return out;
 }
 
-/** Workspace-only conditions (they point at src/, which is not packed). */
-const WORKSPACE_CONDITIONS = new Set(['docket-source']);
+/** TypeScript source (not a declaration file): what the workspace manifest names, never the packed one. */
+const isSource = (target: string) => /\.[cm]?ts$/.test(target) && !/\.d\.[cm]?ts$/.test(target);
 
 async function checkInstalledPackage(projectDir: string, manifest: Manifest): Promise<void> {
   const dir = join(projectDir, 'node_modules', ...manifest.name.split('/'));
@@ -202,7 +207,9 @@ async function checkInstalledPackage(projectDir: string, manifest: Manifest): Pr
     }
   }
   for (const { where, target } of exportTargets(installed)) {
-    if (where.split('.').some((part) => WORKSPACE_CONDITIONS.has(part))) continue;
+    if (isSource(target)) {
+      throw new PackCheckError(`${manifest.name}: the packed ${where} points at the source ${target}; publishConfig must name the build (dist/).`);
+    }
     if (target.includes('*')) continue;
     if (!existsSync(join(dir, target))) {
       throw new PackCheckError(`${manifest.name}: ${where} points at ${target}, which is not in the packed package (is it in "files", and was the package built?).`);

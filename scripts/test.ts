@@ -7,9 +7,11 @@
  * 2. Creates the template database `docket_template` and applies @docket/core's migrations to it
  *    (when the core provides them), so each createTestDatabase() is a cheap clone and test files
  *    run in parallel, each in its own databases.
- * 3. Runs `node --test` over packages/* /test/**\/*.test.ts and examples/* /test/**\/*.test.ts.
+ * 3. Runs `node --test` over packages/* /test/**\/*.test.ts and examples/* /test/**\/*.test.ts,
+ *    reported by scripts/test-reporter.mjs (a line per file, failures in full, a summary line).
  *    A filter keeps the files under that path (when it exists) or whose path contains it;
- *    arguments starting with `-` are passed to `node --test` (e.g. --test-name-pattern=isolated).
+ *    arguments starting with `-` are passed to `node --test` (e.g. --test-name-pattern=isolated,
+ *    or --test-reporter=spec to see every test and all output as it comes).
  * 4. Stops the server (also on SIGINT/SIGTERM) and exits with the runner's exit code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 // The root package does not depend on @docket/testing; import its source directly (tsx runs it).
 import {
   ADMIN_URL_ENV,
@@ -33,7 +35,8 @@ import {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_ROOTS = ['packages', 'examples'];
 const CONCURRENCY = 2;
-const NODE_FLAGS = ['--import', 'tsx', '--conditions=docket-source'];
+const NODE_FLAGS = ['--import', 'tsx'];
+const REPORTER = pathToFileURL(join(root, 'scripts', 'test-reporter.mjs')).href;
 
 const log = (message: string) => console.log(`[docket test] ${message}`);
 const toPosix = (p: string) => p.split(sep).join('/');
@@ -157,9 +160,10 @@ async function main(): Promise<number> {
     await withAdmin(server.adminUrl, (admin) => admin`alter database ${admin(template)} with is_template true allow_connections false`);
 
     log(`${files.length} test file${files.length === 1 ? '' : 's'}, concurrency ${CONCURRENCY}`);
+    const reporter = passthrough.some((a) => a.startsWith('--test-reporter')) ? [] : [`--test-reporter=${REPORTER}`, '--test-reporter-destination=stdout'];
     const tests = run(
       process.execPath,
-      [...NODE_FLAGS, '--test', `--test-concurrency=${CONCURRENCY}`, ...passthrough, ...files],
+      [...NODE_FLAGS, '--test', `--test-concurrency=${CONCURRENCY}`, ...reporter, ...passthrough, ...files],
       {
         ...process.env,
         [ADMIN_URL_ENV]: server.adminUrl,

@@ -47,7 +47,7 @@ export class WorkerProcess {
 
   constructor(entry: string, env: Record<string, string>) {
     this.child = fork(entry, [], {
-      execArgv: ['--conditions=docket-source', '--import', 'tsx'],
+      execArgv: ['--import', 'tsx'],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -18,7 +18,7 @@ import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/j
 import { Settlements } from './settlement.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
 import { WorkersSql } from './sql/workers.js';
-import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState, type DocketEvent, type InsertedJob, type JobInsert } from './types.js';
+import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState, type DocketEvent, type DocketEventMap, type DocketEventType, type InsertedJob, type JobInsert } from './types.js';
 
 export interface DocketOptions {
   /** A connection URL, or your own postgres.js instance (Docket then never ends it). */
@@ -590,10 +590,13 @@ export class Docket implements AsyncDisposable {
   // ---------------------------------------------------------------------------------------------
   // Plugin services
 
-  /** Publishes a plugin event on the `event` hook (for listeners such as the signals plugin). */
-  emit<P>(source: string, type: string, payload: P): void {
+  /**
+   * Publishes a plugin event on the `event` hook (for listeners such as the signals plugin). The
+   * type must be declared in `DocketEventMap` (module augmentation), with its payload.
+   */
+  emit<T extends DocketEventType>(source: string, type: T, payload: DocketEventMap[T]): void {
     if (!tapped(this.#hooks.event)) return;
-    const event: DocketEvent<string, P> = { type, payload, source, at: new Date() };
+    const event = { type, payload, source, at: new Date() } as DocketEvent;
     this.#hooks.event.promise(event).catch((error) => this.logger.error('event hook failed', { error, type }));
   }
 

@@ -28,6 +28,12 @@ export {
   type Pushable,
   type ArgsOf,
   type ResultOf,
+  type ArgsInput,
+  type DefaultArgs,
+  type ArgsRequired,
+  type ArgsRequiredMessage,
+  type InvocationOf,
+  type JsonHandlerCheck,
 } from './job-definition.js';
 export type { RetryOptions, ErrorMatcher, ErrorClass } from './retry.js';
 export {
@@ -52,6 +58,9 @@ export {
   type SettledJob,
   type PrimaryStatus,
   type DocketEvent,
+  type DocketEventMap,
+  type AnyDocketEvent,
+  type DocketEventType,
 } from './types.js';
 export {
   HOOK_STAGE,
@@ -75,12 +84,23 @@ export type { DocketPlugin, Migration } from './plugin.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { QueueRecord, ExecutorKind } from './sql/queues.js';
 export type { PendingMigration } from './migrator.js';
-export { periodicBinding, periodicTask, type PeriodicBinding, type PeriodicTask, type PeriodicTaskOptions, type PeriodicRun } from './periodic.js';
+export {
+  periodicBinding,
+  periodicTask,
+  type PeriodicBinding,
+  type PeriodicTask,
+  type PeriodicTaskOptions,
+  type PeriodicRun,
+  type PeriodicEvents,
+  type PeriodicStartedEvent,
+  type PeriodicFinishedEvent,
+  type PeriodicFailedEvent,
+} from './periodic.js';
 export { pluginBinding, type PluginBinding } from './plugin-binding.js';
 export { defaultApplicationName } from './application-name.js';
 export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginErrorClass } from './plugin-errors.js';
 export { type Logger, consoleLogger, silentLogger } from './logger.js';
 export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest, type IntegerRule } from './options.js';
 export { assertQueueName, assertJobName, assertSchemaName, quoteIdent } from './identifiers.js';
-export { toJsonText } from './json.js';
+export { toJsonText, type Json, type JsonObject, type JsonCompatible, type JsonPayload, type NotJson } from './json.js';
 export * from './errors.js';

@@ -1,12 +1,13 @@
 import { InvalidJobOptionError } from './errors.js';
 import { assertJobName, assertQueueName } from './identifiers.js';
+import type { JsonPayload } from './json.js';
 import { describe, rejectUnknownKeys } from './options.js';
 import { type RetryOptions, validateRetry } from './retry.js';
 import type { JobContext, JobLimits, RunningJob } from './types.js';
 
 export type JobHandler<A, R> = (args: A, ctx: JobContext<A>) => Promise<R> | R;
 
-export interface JobOptions<A> {
+export interface JobOptions<A, D extends DefaultArgs<A> | undefined = DefaultArgs<A> | undefined> {
   /** Unique name workers find the handler by. */
   name: string;
   queue?: string;
@@ -14,8 +15,8 @@ export interface JobOptions<A> {
   priority?: number;
   /** Attempts in all, the first included. Default 1 (no retry). */
   maxAttempts?: number;
-  /** Default arguments, merged under the arguments of each push. */
-  args?: Partial<A>;
+  /** Default arguments, merged under the arguments of each push: their keys are optional in `withArgs`. */
+  args?: D;
   limits?: JobLimits;
   retry?: RetryOptions;
   /** Run the handler in a transaction (`ctx.sql`) that commits together with the job's completion. */
@@ -63,12 +64,13 @@ function checkMeta(where: string, meta: unknown): Record<string, unknown> {
 
 /**
  * A job with its arguments and push options bound: what `push` takes. Every `with*` returns a new
- * invocation. Plugins may add builders to the prototype (with module augmentation for the types)
- * that call `with(key, value)`.
+ * invocation (typed `this`, so an invocation still waiting for its arguments stays marked as such
+ * through a chain of builders). Plugins may add builders to the prototype (with module
+ * augmentation for the types, returning `this`) that call `with(key, value)`.
  */
 export class JobInvocation<A = unknown, R = unknown> {
   constructor(
-    readonly definition: JobDefinition<A, R>,
+    readonly definition: JobDefinition<A, R, any>,
     readonly args: A,
     readonly options: InvocationOptions,
   ) {
@@ -79,50 +81,51 @@ export class JobInvocation<A = unknown, R = unknown> {
     return this.definition.jobName;
   }
 
-  protected copy(changes: Partial<InvocationOptions>, args: A = this.args): JobInvocation<A, R> {
-    return new JobInvocation(this.definition, args, { ...this.options, ...changes });
+  protected copy(changes: Partial<InvocationOptions>): this {
+    return new JobInvocation(this.definition, this.args, { ...this.options, ...changes }) as this;
   }
 
+  /** Binds the arguments, merged over the definition's defaults (the definition's own `withArgs` types the defaulted keys optional). */
   withArgs(args: A): JobInvocation<A, R> {
-    return this.copy({}, mergeArgs(this.definition.defaults.args, args));
+    return new JobInvocation(this.definition, mergeArgs(this.definition.defaults.args, args), this.options);
   }
-  withPriority(priority: number): JobInvocation<A, R> {
+  withPriority(priority: number): this {
     return this.copy({ priority: checkInteger('priority', priority, -1_000_000, 1_000_000) });
   }
-  withMaxAttempts(maxAttempts: number): JobInvocation<A, R> {
+  withMaxAttempts(maxAttempts: number): this {
     return this.copy({ maxAttempts: checkInteger('maxAttempts', maxAttempts, 1, 1_000_000) });
   }
   /** Run at or after `at`, never before. */
-  withScheduledAt(at: Date): JobInvocation<A, R> {
+  withScheduledAt(at: Date): this {
     if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
       throw new InvalidJobOptionError(`scheduledAt must be a valid Date, got ${describe(at)}.`);
     }
     return this.copy({ scheduledAt: at, delayMs: null });
   }
   /** Run no sooner than `ms` after the push (measured on the database clock). */
-  withDelay(ms: number): JobInvocation<A, R> {
+  withDelay(ms: number): this {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
       throw new InvalidJobOptionError(`delay must be a number of milliseconds ≥ 0, got ${describe(ms)}.`);
     }
     return this.copy({ delayMs: ms, scheduledAt: null });
   }
-  withQueue(queue: string): JobInvocation<A, R> {
+  withQueue(queue: string): this {
     return this.copy({ queue: assertQueueName(queue) });
   }
-  withLimits(limits: JobLimits): JobInvocation<A, R> {
+  withLimits(limits: JobLimits): this {
     return this.copy({ limits: { ...this.options.limits, ...checkLimits('withLimits', limits) } });
   }
   /** Merge into the job's `meta` (stored with the job, visible to plugins and handlers). */
-  withMeta(meta: Record<string, unknown>): JobInvocation<A, R> {
+  withMeta(meta: Record<string, unknown>): this {
     return this.copy({ meta: { ...this.options.meta, ...checkMeta('withMeta', meta) } });
   }
   /** Set a plugin option (namespaced by the plugin, e.g. 'unique.key'); read by that plugin's `beforePush`. */
-  with(key: string, value: unknown): JobInvocation<A, R> {
+  with(key: string, value: unknown): this {
     return this.copy({ extensions: { ...this.options.extensions, [key]: value } });
   }
 }
 
-function mergeArgs<A>(defaults: Partial<A> | undefined, args: A): A {
+function mergeArgs<A>(defaults: unknown, args: A): A {
   if (defaults === undefined) return args;
   if (args === null || typeof args !== 'object' || Array.isArray(args)) return args;
   return { ...defaults, ...args } as A;
@@ -132,41 +135,96 @@ export interface JobDefinitionDefaults<A> {
   readonly queue: string;
   readonly priority: number;
   readonly maxAttempts: number;
-  readonly args: Partial<A> | undefined;
+  readonly args: DefaultArgs<A> | undefined;
   readonly limits: Readonly<JobLimits>;
   readonly meta: Readonly<Record<string, unknown>>;
 }
 
 /**
- * A job: still a plain async function (calling it runs the handler now, in this process, with no
- * queue), plus the builders that make a `JobInvocation` to push.
+ * Nothing when the handler's arguments and result are JSON (`JsonPayload`); otherwise a property
+ * the handler lacks, named for what is wrong and typed with the offending parts marked
+ * `not JSON: …`, so that the compiler's error points at them. (A constraint `A extends
+ * JsonPayload<A>` would be circular.)
  */
-export interface JobDefinition<A = unknown, R = unknown> {
-  (args: A): Promise<R>;
+export type JsonHandlerCheck<A, R> = [A] extends [JsonPayload<A>]
+  ? [R] extends [JsonPayload<R>]
+    ? unknown
+    : { readonly resultNotJson: JsonPayload<R> }
+  : { readonly argumentsNotJson: JsonPayload<A> };
+
+/** What `args` in `defineJob`'s options may hold: some of the arguments' keys. */
+export type DefaultArgs<A> = A extends object ? Partial<A> : never;
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/** The arguments a push gives when the definition has defaults `D`: the keys `D` holds become optional. */
+export type ArgsInput<A, D> = [D] extends [undefined]
+  ? A
+  : A extends object
+    ? Simplify<Omit<A, keyof D & keyof A> & Partial<Pick<A, keyof D & keyof A>>>
+    : A;
+
+declare const argsRequired: unique symbol;
+
+/** The message a push of a job that still needs its arguments fails to compile with. */
+export type ArgsRequiredMessage = 'this job needs arguments: push job.withArgs({ … })';
+
+/**
+ * Whether a job taking `I` can be pushed with no arguments: `undefined` when it can (its arguments
+ * are void, optional, or all have defaults), the message when it cannot. `any` stays `any`, so
+ * `JobDefinition<any, any>` (a worker's list of jobs) accepts every definition.
+ */
+export type ArgsRequired<I> = 0 extends 1 & I ? any : undefined extends I ? undefined : {} extends I ? undefined : ArgsRequiredMessage;
+
+/** An invocation made from a definition without `withArgs`: marked when the job needs arguments, so `push` refuses it. */
+export type InvocationOf<A, R, I> = ArgsRequired<I> extends undefined ? JobInvocation<A, R> : JobInvocation<A, R> & { readonly [argsRequired]: ArgsRequiredMessage };
+
+/**
+ * A job: still a plain async function (calling it runs the handler now, in this process, with no
+ * queue), plus the builders that make a `JobInvocation` to push. `A` is what the handler
+ * receives, `R` what it returns, `I` what a push gives (`A` with the defaulted keys optional).
+ */
+export interface JobDefinition<A = unknown, R = unknown, I = A> {
+  (args: I): Promise<R>;
   readonly jobName: string;
   readonly handler: JobHandler<A, R>;
   readonly defaults: JobDefinitionDefaults<A>;
   readonly retry: RetryOptions;
   readonly atomic: boolean;
+  /** Type-level only: set when the job cannot be pushed without `withArgs` (see `Pushable`). */
+  readonly [argsRequired]?: ArgsRequired<I>;
   /** An invocation with the default arguments (for jobs whose arguments all have defaults). */
-  invocation(): JobInvocation<A, R>;
-  withArgs(args: A): JobInvocation<A, R>;
-  withPriority(priority: number): JobInvocation<A, R>;
-  withMaxAttempts(maxAttempts: number): JobInvocation<A, R>;
-  withScheduledAt(at: Date): JobInvocation<A, R>;
-  withDelay(ms: number): JobInvocation<A, R>;
-  withQueue(queue: string): JobInvocation<A, R>;
-  withLimits(limits: JobLimits): JobInvocation<A, R>;
-  withMeta(meta: Record<string, unknown>): JobInvocation<A, R>;
-  with(key: string, value: unknown): JobInvocation<A, R>;
+  invocation(): InvocationOf<A, R, I>;
+  withArgs(args: I): JobInvocation<A, R>;
+  withPriority(priority: number): InvocationOf<A, R, I>;
+  withMaxAttempts(maxAttempts: number): InvocationOf<A, R, I>;
+  withScheduledAt(at: Date): InvocationOf<A, R, I>;
+  withDelay(ms: number): InvocationOf<A, R, I>;
+  withQueue(queue: string): InvocationOf<A, R, I>;
+  withLimits(limits: JobLimits): InvocationOf<A, R, I>;
+  withMeta(meta: Record<string, unknown>): InvocationOf<A, R, I>;
+  with(key: string, value: unknown): InvocationOf<A, R, I>;
 }
 
-export type ArgsOf<J> = J extends JobDefinition<infer A, unknown> ? A : J extends JobInvocation<infer A, unknown> ? A : never;
-export type ResultOf<J> = J extends JobDefinition<never, infer R> ? R : J extends JobInvocation<never, infer R> ? R : never;
-/** What `push` accepts: an invocation, or a definition whose default arguments suffice. */
-export type Pushable<A = any, R = any> = JobInvocation<A, R> | JobDefinition<A, R>;
+export type ArgsOf<J> = J extends JobDefinition<infer A, unknown, any> ? A : J extends JobInvocation<infer A, unknown> ? A : never;
+export type ResultOf<J> = J extends JobDefinition<any, infer R, any> ? R : J extends JobInvocation<any, infer R> ? R : never;
 
-export function defineJob<A = void, R = unknown>(options: JobOptions<A>, handler: JobHandler<A, R>): JobDefinition<A, R> {
+/**
+ * What `push` accepts: an invocation with its arguments, or a definition (or an invocation made
+ * from one without `withArgs`) whose arguments are void, optional or all defaulted. Pushing a job
+ * that needs arguments without them fails to compile with `ArgsRequiredMessage`.
+ */
+export type Pushable<A = any, R = any> = (JobInvocation<A, R> | JobDefinition<A, R, any>) & { readonly [argsRequired]?: undefined };
+
+/**
+ * Defines a job. Its arguments (`A`, from the handler's parameter) and result (`R`) must be JSON
+ * (`JsonCompatible`): a Date, Map, BigInt or function in them fails to compile. Default `args`
+ * in the options make those keys optional when pushing.
+ */
+export function defineJob<A = void, R = unknown, D extends DefaultArgs<A> | undefined = undefined>(
+  options: JobOptions<A, D>,
+  handler: JobHandler<A, R> & JsonHandlerCheck<A, R>,
+): JobDefinition<A, R, ArgsInput<A, D>> {
   rejectUnknownKeys('defineJob(options, handler)', options, JOB_OPTION_KEYS);
   const where = `job '${String(options.name)}'`;
   const name = assertJobName(options.name);
@@ -177,13 +235,13 @@ export function defineJob<A = void, R = unknown>(options: JobOptions<A>, handler
     queue: assertQueueName(options.queue ?? 'default'),
     priority: options.priority === undefined ? 0 : checkInteger(`${where}: priority`, options.priority, -1_000_000, 1_000_000),
     maxAttempts: options.maxAttempts === undefined ? 1 : checkInteger(`${where}: maxAttempts`, options.maxAttempts, 1, 1_000_000),
-    args: options.args,
+    args: options.args as DefaultArgs<A> | undefined,
     limits: Object.freeze(checkLimits(where, options.limits)),
     meta: Object.freeze(options.meta === undefined ? {} : { ...checkMeta(`${where}: meta`, options.meta) }),
   });
   const retry = Object.freeze(validateRetry(where, options.retry));
 
-  const run = (async (args: A) => handler(mergeArgs(defaults.args, args), localContext(name, args))) as JobDefinition<A, R>;
+  const run = (async (args: A) => handler(mergeArgs(defaults.args, args), localContext(name, args))) as unknown as JobDefinition<A, R, ArgsInput<A, D>>;
   const base = (): JobInvocation<A, R> =>
     new JobInvocation<A, R>(run, (defaults.args ?? {}) as A, {
       queue: defaults.queue,
@@ -215,7 +273,7 @@ export function defineJob<A = void, R = unknown>(options: JobOptions<A>, handler
   return Object.freeze(run);
 }
 
-export function isJobDefinition(value: unknown): value is JobDefinition {
+export function isJobDefinition(value: unknown): value is JobDefinition<unknown, unknown, any> {
   return typeof value === 'function' && typeof (value as { jobName?: unknown }).jobName === 'string' && 'handler' in value;
 }
 

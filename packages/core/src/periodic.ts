@@ -32,6 +32,28 @@ export interface PeriodicTaskOptions<R> {
   run(ctx: PeriodicRun): Promise<R>;
 }
 
+/** The payloads of a periodic task's events. */
+export interface PeriodicStartedEvent {
+  readonly workerId: string;
+}
+export interface PeriodicFinishedEvent<R = unknown> {
+  readonly workerId: string;
+  readonly durationMs: number;
+  readonly result: R;
+}
+export interface PeriodicFailedEvent {
+  readonly workerId: string;
+  readonly error: unknown;
+}
+
+/**
+ * The events `periodicTask` emits for a task named `Name`, to declare with the plugin's others:
+ * `declare module '@docket/core' { interface DocketEventMap extends PeriodicEvents<'reports'> {} }`.
+ */
+export type PeriodicEvents<Name extends string, R = unknown> = { readonly [K in `${Name}.started`]: PeriodicStartedEvent } & {
+  readonly [K in `${Name}.finished`]: PeriodicFinishedEvent<R>;
+} & { readonly [K in `${Name}.failed`]: PeriodicFailedEvent };
+
 /** A periodic task made by {@link periodicTask}. */
 export interface PeriodicTask<R> {
   readonly name: string;
@@ -81,6 +103,8 @@ export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): P
   const intervalMs = integerOption(`periodicTask('${options.name}')`, 'intervalMs', options.intervalMs, 1000, { min: 1 });
   const primaryOnly = booleanOption(`periodicTask('${options.name}')`, 'primaryOnly', options.primaryOnly, true);
   const { name } = options;
+  // The task's events are declared by its plugin (PeriodicEvents<name>), not known here.
+  const emit = app.emit.bind(app) as (source: string, type: string, payload: PeriodicStartedEvent | PeriodicFinishedEvent<R> | PeriodicFailedEvent) => void;
   let runs = 0;
   let waiters: Array<{ resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
 
@@ -92,17 +116,17 @@ export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): P
     async execute(run) {
       const workerId = run.worker.id;
       const started = Date.now();
-      app.emit(name, `${name}.started`, { workerId });
+      emit(name, `${name}.started`, { workerId });
       try {
         const result = await options.run(run);
         runs++;
-        app.emit(name, `${name}.finished`, { workerId, durationMs: Date.now() - started, result });
+        emit(name, `${name}.finished`, { workerId, durationMs: Date.now() - started, result });
         const w = waiters;
         waiters = [];
         for (const { resolve } of w) resolve(result);
       } catch (error) {
         app.logger.error(`periodic task '${name}' failed`, { error });
-        app.emit(name, `${name}.failed`, { workerId, error });
+        emit(name, `${name}.failed`, { workerId, error });
       }
     },
   };

@@ -23,6 +23,12 @@ export interface DocketPlugin {
   readonly migrations?: readonly Migration[];
   /** Called once by the `Docket` constructor, in the order of its `plugins` option: tap `app.hooks` here. */
   apply(app: Docket): void;
+  /**
+   * Never set. A function has `name` and an `apply` (Function.prototype.apply) too, so without
+   * this a plugin factory passed uncalled (`plugins: [myPlugin]`) would type-check; its `call`
+   * does not fit `never`. (At run time validatePlugins refuses it and names the fix.)
+   */
+  readonly call?: never;
 }
 
 const PLUGIN_NAME = /^[a-z0-9@][a-z0-9@/._-]{0,99}$/;

@@ -173,10 +173,38 @@ export interface PrimaryStatus {
   readonly term: string | null;
 }
 
-export interface DocketEvent<T extends string = string, P = unknown> {
-  readonly type: T;
-  readonly payload: P;
-  /** Name of the plugin (or 'core') that emitted it. */
+/**
+ * The events plugins publish with `app.emit`, by type. Each plugin declares its own, so that
+ * `emit` checks the payload and a tap of the `event` hook narrows by `type`:
+ *
+ *   declare module '@docket/core' {
+ *     interface DocketEventMap { 'reports.ready': ReportReady }
+ *   }
+ *
+ * A type nobody declared does not compile in `emit`, nor in listeners typed by this map (the
+ * signals plugin's `on`).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface DocketEventMap {}
+
+/** Any event, declared or not: for a consumer that handles every type (and reads `payload` as unknown). */
+export interface AnyDocketEvent {
+  readonly type: string;
+  readonly payload: unknown;
   readonly source: string;
   readonly at: Date;
 }
+
+/** A declared event type. */
+export type DocketEventType = keyof DocketEventMap & string;
+
+/** An event as the `event` hook carries it; `DocketEvent` alone is any declared event, narrowed by `type`. */
+export type DocketEvent<T extends DocketEventType = DocketEventType> = {
+  [K in T]: {
+    readonly type: K;
+    readonly payload: DocketEventMap[K];
+    /** Name of the plugin (or 'core') that emitted it. */
+    readonly source: string;
+    readonly at: Date;
+  };
+}[T];

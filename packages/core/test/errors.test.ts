@@ -31,7 +31,7 @@ function errorClasses(module: Record<string, unknown>): ErrorClass[] {
   );
 }
 
-/** Each plugin package's public entry (its source: tests run with the docket-source condition), found by directory, not by name. */
+/** Each plugin package's public entry (its source, which is what the workspace resolves to), found by directory, not by name. */
 async function pluginPackages(): Promise<Array<{ dir: string; module: Record<string, unknown> }>> {
   const out = [];
   for (const entry of readdirSync(join(root, 'packages'), { withFileTypes: true })) {

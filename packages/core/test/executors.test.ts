@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { threadId } from 'node:worker_threads';
-import { createTestDatabase, type TestDatabase, waitFor } from '@docket/testing';
+import { createTestDatabase, expectOutput, type TestDatabase, waitFor } from '@docket/testing';
 import {
   defineJob,
   Docket,
@@ -138,8 +138,10 @@ describe('on a worker', () => {
 
   for (const { queue, kind } of REMOTE) {
     test(`${kind}: the memory limit stops a job that allocates without end, with DOCKET_LIMIT_EXCEEDED`, async () => {
-      const ref = await app.push(hog.withQueue(queue).withLimits({ memoryMb: 64 }));
-      const job = await app.waitForJob(ref, WAIT);
+      // A child process that runs out of heap prints V8's fatal-error report on the stderr it shares with us.
+      const job = await expectOutput(`the ${kind} runner's report of its heap running out (memory-limit test)`, async () =>
+        app.waitForJob(await app.push(hog.withQueue(queue).withLimits({ memoryMb: 64 })), WAIT),
+      );
       assert.equal(job.state, 'failed');
       assert.equal(job.errors.length, 1);
       assert.equal(job.errors[0]!.code, 'DOCKET_LIMIT_EXCEEDED');

@@ -7,6 +7,7 @@ import {
   Docket,
   DocketError,
   type DocketEvent,
+  type PeriodicEvents,
   type DocketPlugin,
   type InsertedJob,
   type JobContext,
@@ -19,6 +20,12 @@ import {
   type SettledJob,
   Worker,
 } from '@docket/core';
+
+declare module '@docket/core' {
+  interface DocketEventMap extends PeriodicEvents<'test-ticker'> {
+    'test.ping': { n: number };
+  }
+}
 import { createHooks } from '../src/hooks.js';
 import { harness, type Harness } from './helpers.js';
 

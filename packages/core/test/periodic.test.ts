@@ -3,7 +3,12 @@ import { once } from 'node:events';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTestDatabase, deferred, type TestDatabase } from '@docket/testing';
-import { Docket, Worker, defineJob, periodicTask, type DocketPlugin, type PrimaryStatus } from '@docket/core';
+import { Docket, Worker, defineJob, periodicTask, type DocketPlugin, type PeriodicEvents, type PrimaryStatus } from '@docket/core';
+
+declare module '@docket/core' {
+  // The tasks these tests start.
+  interface DocketEventMap extends PeriodicEvents<'slow' | 'fast' | 'flaky' | 'only' | 'everywhere' | 'exclusive' | 'fresh' | 'long'> {}
+}
 
 const QUEUE = 'periodic-test';
 const noop = defineJob({ name: 'noop', queue: QUEUE }, async () => undefined);

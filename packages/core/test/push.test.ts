@@ -41,10 +41,38 @@ describe('push', () => {
 
   test('default args are merged under pushed args', async () => {
     const job = defineJob({ name: 'defaults', args: { a: 1, b: 2 } }, async (args: { a: number; b: number }) => args.a + args.b);
-    const ref = await h.app.push(job.withArgs({ a: 1, b: 5 } as never));
+    const ref = await h.app.push(job.withArgs({ b: 5 })); // keys with defaults are optional
     assert.deepEqual((await h.app.getJob(ref)).args, { a: 1, b: 5 });
     const ref2 = await h.app.push(job);
     assert.deepEqual((await h.app.getJob(ref2)).args, { a: 1, b: 2 });
+  });
+
+  test('arguments are JSON: undefined in an array is refused, an undefined property is left out, a Date (refused by the types) arrives as its ISO string', async () => {
+    const anyArgs = defineJob({ name: 'any-args' }, async (args: unknown) => args);
+    const [before] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
+    await assert.rejects(h.app.push(anyArgs.withArgs({ list: [1, undefined, 3] })), (error: unknown) => {
+      assertCode('DOCKET_ARGS_NOT_SERIALIZABLE')(error);
+      assert.match((error as Error).message, /\$\.list\[1\] is undefined/);
+      return true;
+    });
+    await assert.rejects(h.app.push(anyArgs.withArgs({ deep: { list: [undefined] } })), assertCode('DOCKET_ARGS_NOT_SERIALIZABLE'));
+    const [afterRefused] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
+    assert.equal(afterRefused!.n, before!.n, 'nothing inserted');
+
+    const optional = await h.app.push(anyArgs.withArgs({ name: 'a', note: undefined }));
+    assert.deepEqual((await h.app.getJob(optional)).args, { name: 'a' });
+    const at = new Date('2024-05-06T07:08:09.010Z');
+    const dated = await h.app.push(anyArgs.withArgs({ at }));
+    assert.deepEqual((await h.app.getJob(dated)).args, { at: '2024-05-06T07:08:09.010Z' });
+  });
+
+  test('a plugin factory passed uncalled is refused, naming the fix', () => {
+    const factory = () => ({ name: 'mine', apply: () => {} });
+    assert.throws(() => new Docket({ connection: h.db.url, plugins: [factory as never] }), (error: unknown) => {
+      assertCode('DOCKET_PLUGIN_INVALID')(error);
+      assert.match((error as Error).message, /Did you forget to call the plugin factory/);
+      return true;
+    });
   });
 
   test('withDelay and withScheduledAt set the run time on the database clock', async () => {

@@ -28,6 +28,7 @@ import {
   toJsonText,
   type DocketPlugin,
   type JobLimits,
+  type PeriodicEvents,
   type PeriodicRun,
   type PeriodicTask,
   type Pushable,
@@ -161,6 +162,23 @@ export interface CronMissedEvent {
   readonly last: Date;
   /** The time that ran once (policy 'runOnce'), or null. */
   readonly ranAt: Date | null;
+}
+
+export interface CronFireFailedEvent {
+  readonly schedule: string;
+  readonly error: unknown;
+}
+
+/** Payloads of the events the plugin emits (`cron.started|finished|failed` are its periodic task's). */
+export interface CronEvents extends PeriodicEvents<'cron'> {
+  'cron.fired': CronFiredEvent;
+  'cron.skipped': CronSkippedEvent;
+  'cron.missed': CronMissedEvent;
+  'cron.fire_failed': CronFireFailedEvent;
+}
+
+declare module '@docket/core' {
+  interface DocketEventMap extends CronEvents {}
 }
 
 export interface CronPlugin extends DocketPlugin {
@@ -347,7 +365,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
   async function fireSchedule(docket: Docket, name: string, run: PeriodicRun, totals: { fired: number; skipped: number; missed: number }) {
     const workerId = run.worker.id;
     const term = run.primary.term;
-    const events: Array<[string, unknown]> = [];
+    /** Emitted once the transaction has committed. */
+    const events: Array<() => void> = [];
     const wakes: Array<{ queue: string; at: Date }> = [];
     let dbNow: Date | null = null;
     await docket.sql.begin(async (tx) => {
@@ -366,7 +385,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
         const last = timeBefore(row, lateBound) ?? cursor;
         const ranAt = row.missed === 'runOnce' ? last : null;
         if (ranAt) candidates.push(ranAt);
-        events.push(['cron.missed', { schedule: name, policy: row.missed, first: cursor, last, ranAt } satisfies CronMissedEvent]);
+        events.push(() => docket.emit(PLUGIN_NAME, 'cron.missed', { schedule: name, policy: row.missed, first: cursor, last, ranAt }));
         totals.missed++;
         cursor = timeAfter(row, new Date(lateBound.getTime() - 1)) ?? NEVER;
       }
@@ -385,7 +404,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
             break;
           }
           if (await fireInsert(tx, docket.schema, { schedule: name, fireAt: at, skipped: 'overlap', workerId, term })) {
-            events.push(['cron.skipped', { schedule: name, fireAt: at, reason: 'overlap' } satisfies CronSkippedEvent]);
+            events.push(() => docket.emit(PLUGIN_NAME, 'cron.skipped', { schedule: name, fireAt: at, reason: 'overlap' }));
             totals.skipped++;
           }
           continue;
@@ -402,7 +421,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
         }
         const ref = await docket.push(invocationFor(row, at), { tx });
         await fireSetJob(tx, docket.schema, { schedule: name, fireAt: at, jobId: ref.id });
-        events.push(['cron.fired', { schedule: name, fireAt: at, jobId: ref.id, workerId, term } satisfies CronFiredEvent]);
+        events.push(() => docket.emit(PLUGIN_NAME, 'cron.fired', { schedule: name, fireAt: at, jobId: ref.id, workerId, term }));
         if (at > now) wakes.push({ queue: row.queue, at });
         totals.fired++;
         lastFireAt = at;
@@ -411,7 +430,7 @@ export function cron(options: CronOptions = {}): CronPlugin {
       }
       await scheduleAdvance(tx, docket.schema, { name, nextFireAt: nextCursor, lastFireAt, lastJobId });
     });
-    for (const [type, payload] of events) docket.emit(PLUGIN_NAME, type, payload);
+    for (const emit of events) emit();
     // Jobs pushed ahead of their time: wake the queue's workers at that time rather than at their next poll.
     if (dbNow) {
       const offset = Date.now() - (dbNow as Date).getTime();

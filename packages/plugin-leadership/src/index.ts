@@ -70,6 +70,16 @@ export interface LeadershipLost {
   readonly holder: string | null;
 }
 
+/** Payloads of the events the plugin emits. */
+export interface LeadershipEvents {
+  'leadership.gained': LeadershipGained;
+  'leadership.lost': LeadershipLost;
+}
+
+declare module '@docket/core' {
+  interface DocketEventMap extends LeadershipEvents {}
+}
+
 export type { LeaseRecord };
 
 export interface LeadershipPlugin extends DocketPlugin {
@@ -161,7 +171,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
       lease.term = row.term;
       lease.validUntil = sent + leaseMs;
       lease.renewDueAt = sent + renewIntervalMs;
-      if (gained) docket.emit<LeadershipGained>(PLUGIN_NAME, 'leadership.gained', { workerId, term: row.term });
+      if (gained) docket.emit(PLUGIN_NAME, 'leadership.gained', { workerId, term: row.term });
       return answer(lease);
     }
     lose(docket, workerId, lease, 'taken', row.holder);

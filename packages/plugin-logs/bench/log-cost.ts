@@ -1,5 +1,5 @@
 // What logging costs a worker: drain N jobs that each log L lines, without and with the plugin.
-// Run: node --import tsx --conditions=docket-source packages/plugin-logs/bench/log-cost.ts  (DATABASE_URL or an embedded server)
+// Run: node --import tsx packages/plugin-logs/bench/log-cost.ts  (DATABASE_URL or an embedded server)
 import { createTestDatabase } from '@docket/testing';
 import { Docket, Worker, defineJob } from '@docket/core';
 import { jobLogs } from '@docket/plugin-logs';

@@ -16,6 +16,7 @@ import {
   integerOption,
   periodicBinding,
   rejectUnknownKeys,
+  type PeriodicEvents,
   type SqlClient,
 } from '@docket/core';
 import { type AgeRule, type KeepRule, MIGRATIONS, PRUNABLE_STATES, type PrunableState, expiredJobsLock, surplusJobsLock } from './sql.js';
@@ -80,6 +81,13 @@ export interface PruneResult {
   readonly byRule: Readonly<Record<string, number>>;
   /** True when the run stopped at `maxBatchesPerRun` (or because the worker stopped): work may be left for the next run. */
   readonly truncated: boolean;
+}
+
+/** The events of the plugin's periodic task: `pruner.started`, `pruner.finished` (with the PruneResult), `pruner.failed`. */
+export type PrunerEvents = PeriodicEvents<typeof PLUGIN_NAME, PruneResult>;
+
+declare module '@docket/core' {
+  interface DocketEventMap extends PrunerEvents {}
 }
 
 export interface PrunerPlugin extends DocketPlugin {

@@ -15,6 +15,7 @@ import {
   booleanOption,
   integerOption,
   periodicBinding,
+  type PeriodicEvents,
   rejectUnknownKeys,
 } from '@docket/core';
 import { PoisonJobError } from './errors.js';
@@ -76,11 +77,15 @@ export interface RecoveryResult {
 
 export type { LossReason };
 
-/** Payloads of the events the plugin emits through `app.emit` (the `event` hook). */
-export interface RecoveryEvents {
+/** Payloads of the events the plugin emits through `app.emit` (the `event` hook), with its periodic task's. */
+export interface RecoveryEvents extends PeriodicEvents<'recovery', RecoveryResult> {
   'recovery.recovered': { workerId: string | null; jobs: readonly RecoveredJob[] };
   'recovery.poisoned': { workerId: string | null; jobs: readonly RecoveredJob[] };
   'recovery.cancelled': { workerId: string | null; jobs: readonly RecoveredJob[] };
+}
+
+declare module '@docket/core' {
+  interface DocketEventMap extends RecoveryEvents {}
 }
 
 export interface RecoveryPlugin extends DocketPlugin {

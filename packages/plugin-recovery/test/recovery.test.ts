@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Docket, Worker, defineJob, isDocketError, type DocketEvent, type DocketPlugin, type SettledJob } from '@docket/core';
 import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
-import { PLUGIN_NAME, recovery, type RecoveredJob } from '../src/index.js';
+import { PLUGIN_NAME, recovery } from '../src/index.js';
 
 const work = defineJob({ name: 'work', queue: 'rq' }, async ({ n }: { n: number }, ctx) => ({ n, attempt: ctx.job.attempt }));
 
@@ -98,10 +98,9 @@ test('jobs of a dead or missing worker go back to pending with the attempt kept 
     assert.match((await jobRow(h.db, missing)).errors[0].message, /vanished .* has no heartbeat row/);
     for (const id of [missingRecent, live, liveOld]) assert.equal((await jobRow(h.db, id)).state, 'running', `job ${id} stays running`);
 
-    await waitFor(() => h.events.find((e) => e.type === 'recovery.recovered'), { message: 'recovery.recovered event' });
-    const event = h.events.find((e) => e.type === 'recovery.recovered')!;
+    const event = await waitFor(() => h.events.find((e): e is DocketEvent<'recovery.recovered'> => e.type === 'recovery.recovered'), { message: 'recovery.recovered event' });
     assert.equal(event.source, PLUGIN_NAME);
-    assert.deepEqual((event.payload as { jobs: RecoveredJob[] }).jobs.map((j) => j.id).sort(), [dead, missing, noRow].sort());
+    assert.deepEqual(event.payload.jobs.map((j) => j.id).sort(), [dead, missing, noRow].sort());
 
     // A second sweep finds nothing more; a worker runs the recovered jobs as attempt 2.
     assert.deepEqual((await h.plugin.runNow()).recovered, []);
@@ -234,10 +233,10 @@ test('the sweep runs on the maintenance tick of a worker, and a recovered job is
       const done = await h.app.waitForJob(ref, { timeoutMs: 20_000 });
       assert.equal(done.state, 'succeeded', 'woken by app.wake, not by the (one minute) poll');
       assert.deepEqual(done.result, { n: 7, attempt: 2 });
-      const run = await waitFor(() => h.events.find((e) => e.type === 'recovery.finished' && (e.payload as { result: { recovered: unknown[] } }).result.recovered.length > 0), {
+      const run = await waitFor(() => h.events.find((e): e is DocketEvent<'recovery.finished'> => e.type === 'recovery.finished' && e.payload.result.recovered.length > 0), {
         message: 'a periodic sweep that recovered the job',
       });
-      assert.equal((run.payload as { workerId: string }).workerId, worker.id);
+      assert.equal(run.payload.workerId, worker.id);
     } finally {
       await worker.stop();
     }

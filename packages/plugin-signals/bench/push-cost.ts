@@ -1,5 +1,5 @@
 // Push cost of the enqueued signal: N sequential single pushes and one pushMany, with and without the plugin.
-// Run: node --import tsx --conditions=docket-source packages/plugin-signals/bench/push-cost.ts  (DATABASE_URL or an embedded server)
+// Run: node --import tsx packages/plugin-signals/bench/push-cost.ts  (DATABASE_URL or an embedded server)
 import { createTestDatabase } from '@docket/testing';
 import { Docket, defineJob } from '@docket/core';
 import { signals } from '@docket/plugin-signals';

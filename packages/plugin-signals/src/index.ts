@@ -20,7 +20,7 @@ import {
   integerOption,
   pluginBinding,
   rejectUnknownKeys,
-  type DocketEvent,
+  type AnyDocketEvent,
   type DocketPlugin,
   type RunningJob,
   type SettledJob,
@@ -31,7 +31,9 @@ import type {
   EnqueuedSignal,
   FailedSignal,
   Listener,
+  ListenableType,
   PluginSignal,
+  PluginSignalType,
   RecoveredSignal,
   RetryingSignal,
   SignalJob,
@@ -64,7 +66,7 @@ export interface SignalsOptions {
    * to its own listeners, e.g. `['succeeded', 'failed']` on workers so a web process hears of
    * outcomes. `enqueued` is always sent to all. Plugin event types may be listed too. Default [].
    */
-  broadcast?: readonly string[];
+  broadcast?: readonly ListenableType[];
   /** Called when a listener throws or rejects. Default: `app.logger.error`. */
   onListenerError?: (error: unknown, signal: AnySignal) => void;
 }
@@ -86,10 +88,11 @@ export interface SignalsPlugin extends DocketPlugin {
    */
   on<T extends SignalType>(type: T, listener: Listener<SignalMap[T]>): Promise<() => void>;
   on(type: '*', listener: Listener<AnySignal>): Promise<() => void>;
-  on(type: string, listener: Listener<PluginSignal>): Promise<() => void>;
+  /** A plugin event, by a type its plugin declared in `DocketEventMap` (a misspelt type does not compile). */
+  on<T extends PluginSignalType>(type: T, listener: Listener<PluginSignal<T>>): Promise<() => void>;
   /** Resolves with the next signal of `type` that passes `filter` (for scripts and tests). */
   next<T extends SignalType>(type: T, options?: NextOptions<SignalMap[T]>): Promise<SignalMap[T]>;
-  next(type: string, options?: NextOptions<PluginSignal>): Promise<PluginSignal>;
+  next<T extends PluginSignalType>(type: T, options?: NextOptions<PluginSignal<T>>): Promise<PluginSignal<T>>;
 }
 
 export function signals(options: SignalsOptions = {}): SignalsPlugin {
@@ -318,7 +321,7 @@ function fromSettled({ job, outcome, finishedAt }: SettledJob): SucceededSignal 
 const LIFECYCLE = new Set<string>(LIFECYCLE_SIGNALS);
 
 /** A plugin event as signals: under its own type (namespaced when it would shadow a typed one), plus `recovered`. */
-function fromEvent(event: DocketEvent): AnySignal[] {
+function fromEvent(event: AnyDocketEvent): AnySignal[] {
   const type = LIFECYCLE.has(event.type) ? `${event.source}.${event.type}` : event.type;
   const out: AnySignal[] = [{ type, at: event.at, source: event.source, payload: event.payload } satisfies PluginSignal];
   if (event.type === 'recovered' || event.type.endsWith('.recovered')) {

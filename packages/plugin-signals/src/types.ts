@@ -1,4 +1,4 @@
-import type { JobError } from '@docket/core';
+import type { DocketEventMap, DocketEventType, JobError } from '@docket/core';
 
 /** The job a lifecycle signal is about (fetch the rest with `app.getJob(job.id)`). */
 export interface SignalJob {
@@ -71,7 +71,8 @@ export interface RecoveredSignal extends Base<'recovered'> {
 export interface PluginSignal<T extends string = string> extends Base<T> {
   /** The plugin (or 'core') that emitted it. */
   readonly source: string;
-  readonly payload: unknown;
+  /** Typed by the emitting plugin's declaration in `DocketEventMap`. */
+  readonly payload: T extends DocketEventType ? DocketEventMap[T] : unknown;
 }
 
 /** The typed signals, by type. Other types are plugin events (`PluginSignal`). */
@@ -88,5 +89,14 @@ export interface SignalMap {
 export type LifecycleSignal = SignalMap[keyof SignalMap];
 export type AnySignal = LifecycleSignal | PluginSignal;
 export type SignalType = keyof SignalMap;
+
+/**
+ * The plugin event types a listener can name: every type a plugin declared in `DocketEventMap`.
+ * One that shadows a lifecycle signal's name arrives as `<source>.<type>` instead.
+ */
+export type PluginSignalType = Exclude<DocketEventType, SignalType> | `${string}.${Extract<DocketEventType, SignalType>}`;
+
+/** Every type `on`, `next` and `broadcast` accept. A name nobody declared (a typo) does not compile. */
+export type ListenableType = SignalType | PluginSignalType;
 
 export type Listener<S> = (signal: S) => unknown;

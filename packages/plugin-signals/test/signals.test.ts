@@ -8,6 +8,14 @@ import { LIFECYCLE_SIGNALS, PLUGIN_NAME, SignalsNotListeningError, isSignal, sig
 import { decode, encodeEnqueued, encodeSignals, MAX_PAYLOAD_BYTES } from '../src/wire.js';
 import { deferred, harness, nextMessage, type Harness } from './helpers.js';
 
+declare module '@docket/core' {
+  // What these tests emit themselves (as plugin-recovery would, and a plugin whose event shadows a signal's name).
+  interface DocketEventMap {
+    'recovery.recovered': { workerId: string; jobs: ReadonlyArray<Record<string, unknown>> };
+    succeeded: { not: string };
+  }
+}
+
 const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
 const ping = defineJob({ name: 'ping', queue: 'signals' }, async (_: { n?: number; from?: string }) => 'pong');
 

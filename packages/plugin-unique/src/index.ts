@@ -62,7 +62,7 @@ declare module '@docket/core' {
      * collides answers with the existing job (`ref.duplicate === true`) and never changes it —
      * except that with `debounceMs` a still-pending holder gets the new arguments and run time.
      */
-    withUniqueKey(key: string, options?: UniqueKeyOptions): JobInvocation<A, R>;
+    withUniqueKey(key: string, options?: UniqueKeyOptions): this;
   }
 }
 

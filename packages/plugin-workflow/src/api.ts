@@ -32,6 +32,15 @@ export interface WorkflowRef<R = unknown> {
 }
 
 export type WorkflowState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** Payloads of the events the plugin emits: `workflow.finished` once a run ends (after its transaction commits). */
+export interface WorkflowEvents {
+  'workflow.finished': { readonly id: string; readonly state: WorkflowState };
+}
+
+declare module '@docket/core' {
+  interface DocketEventMap extends WorkflowEvents {}
+}
 /** `blocked`: waiting for its parents (no job exists yet); otherwise the state of the step's job. */
 export type StepState = 'blocked' | 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'cancelled';
 

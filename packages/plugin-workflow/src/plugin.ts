@@ -21,6 +21,7 @@ import {
   type SettleContext,
   type WaitingRelease,
 } from '@docket/core';
+import type { WorkflowState } from './api.js';
 import { FAILURE_POLICIES, type FailurePolicy, type FailureInfo, type LinkSpec } from './flows.js';
 import { META, metaString } from './meta.js';
 import { MIGRATIONS } from './migrations.js';
@@ -517,9 +518,10 @@ class Engine {
 
   /** Tells waiters in every process (on commit) and listeners of this one (after commit) that runs ended. */
   private async announce(ended: Array<{ id: string; state: string }>, ctx: SettleContext): Promise<void> {
+    // runs_advance answers a run's state as text; a run that ended is in one of WorkflowState's.
     await announceRuns(ctx.app, ended, ctx.sql);
     ctx.afterCommit(() => {
-      for (const run of ended) ctx.app.emit(PLUGIN_NAME, 'workflow.finished', { id: run.id, state: run.state });
+      for (const run of ended) ctx.app.emit(PLUGIN_NAME, 'workflow.finished', { id: run.id, state: run.state as WorkflowState });
     });
   }
 }

@@ -7,3 +7,5 @@ export type { WaitForOptions } from './wait.js';
 export { testHarness, deferred, nextMessage } from './harness.js';
 export type { Harness, HarnessApp, HarnessWorker } from './harness.js';
 export { stopChild, stopOnMessage } from './processes.js';
+export { expectOutput, EXPECTED_OUTPUT_BEGIN, EXPECTED_OUTPUT_END } from './expected-output.js';
+export { checkTypeFixtures, type TypeFixtureReport, type TypeFixtureError } from './type-fixtures.js';
