@@ -135,7 +135,11 @@ function run(command: string, args: string[], options: { cwd: string; env?: Node
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new PackCheckError(`\`${command} ${args.join(' ')}\` in ${options.cwd} did not finish within ${options.timeoutMs} ms.\n${tail(stdout, stderr)}`));
+      reject(
+        new PackCheckError(
+          `\`${command} ${args.join(' ')}\` in ${options.cwd} did not finish within ${options.timeoutMs} ms.\n${tail(stdout, stderr)}`,
+        ),
+      );
     }, options.timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);
@@ -153,10 +157,17 @@ function tail(stdout: string, stderr: string, lines = 40): string {
   return [stdout.trim() && `--- stdout ---\n${pick(stdout)}`, stderr.trim() && `--- stderr ---\n${pick(stderr)}`].filter(Boolean).join('\n');
 }
 
-async function mustRun(what: string, command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<RunResult> {
+async function mustRun(
+  what: string,
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<RunResult> {
   const result = await run(command, args, options);
   if (result.code !== 0) {
-    throw new PackCheckError(`${what} failed: \`${command} ${args.join(' ')}\` exited ${result.code} (in ${options.cwd}).\n${tail(result.stdout, result.stderr)}`);
+    throw new PackCheckError(
+      `${what} failed: \`${command} ${args.join(' ')}\` exited ${result.code} (in ${options.cwd}).\n${tail(result.stdout, result.stderr)}`,
+    );
   }
   return result;
 }
@@ -212,7 +223,9 @@ async function checkInstalledPackage(projectDir: string, manifest: Manifest): Pr
     }
     if (target.includes('*')) continue;
     if (!existsSync(join(dir, target))) {
-      throw new PackCheckError(`${manifest.name}: ${where} points at ${target}, which is not in the packed package (is it in "files", and was the package built?).`);
+      throw new PackCheckError(
+        `${manifest.name}: ${where} points at ${target}, which is not in the packed package (is it in "files", and was the package built?).`,
+      );
     }
   }
 }
@@ -289,7 +302,11 @@ export async function packCheck(options: PackCheckOptions): Promise<PackCheckRes
       manifests.push(manifest);
       if (build) {
         log(`build  ${manifest.name}`);
-        await mustRun(`Building ${manifest.name}`, 'pnpm', ['--filter', manifest.name, 'run', 'build'], { cwd: WORKSPACE_ROOT, env: workspaceEnv, timeoutMs });
+        await mustRun(`Building ${manifest.name}`, 'pnpm', ['--filter', manifest.name, 'run', 'build'], {
+          cwd: WORKSPACE_ROOT,
+          env: workspaceEnv,
+          timeoutMs,
+        });
       }
       const destination = join(tarballDir, String(tarballs.length));
       await mkdir(destination);
@@ -304,7 +321,10 @@ export async function packCheck(options: PackCheckOptions): Promise<PackCheckRes
     await mustRun('npm init', 'npm', ['init', '-y'], { cwd: projectDir, timeoutMs });
     const projectManifestPath = join(projectDir, 'package.json');
     const projectManifest = JSON.parse(await readFile(projectManifestPath, 'utf8')) as Record<string, unknown>;
-    await writeFile(projectManifestPath, `${JSON.stringify({ ...projectManifest, name: 'docket-pack-check', private: true, type: 'module' }, null, 2)}\n`);
+    await writeFile(
+      projectManifestPath,
+      `${JSON.stringify({ ...projectManifest, name: 'docket-pack-check', private: true, type: 'module' }, null, 2)}\n`,
+    );
     log(`npm install ${tarballs.length} tarball(s) into ${projectDir}`);
     await mustRun('npm install', 'npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], { cwd: projectDir, timeoutMs });
 
@@ -312,11 +332,17 @@ export async function packCheck(options: PackCheckOptions): Promise<PackCheckRes
     const installed = [...installedManifests.values()].map((m) => `${m.name}@${m.version}`).sort();
     log(`installed ${installed.join(', ')}`);
     for (const manifest of manifests) await checkInstalledPackage(projectDir, manifest);
-    checkOnlyDeclared(manifests.map((m) => m.name), installedManifests);
+    checkOnlyDeclared(
+      manifests.map((m) => m.name),
+      installedManifests,
+    );
 
     // Each package must resolve inside the project, never back into the workspace.
     const resolver = `for (const name of ${JSON.stringify(manifests.map((m) => m.name))}) console.log(import.meta.resolve(name));`;
-    const resolved = await mustRun('Resolving the packages', process.execPath, ['--input-type=module', '-e', resolver], { cwd: projectDir, timeoutMs });
+    const resolved = await mustRun('Resolving the packages', process.execPath, ['--input-type=module', '-e', resolver], {
+      cwd: projectDir,
+      timeoutMs,
+    });
     for (const line of resolved.stdout.trim().split('\n')) {
       const path = fileURLToPath(line);
       if (!path.startsWith(join(projectDir, 'node_modules') + sep)) {

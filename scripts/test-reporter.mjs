@@ -47,7 +47,12 @@ const dim = paint(2);
 
 const seconds = (/** @type {number} */ ms) => `${(ms / 1000).toFixed(1)} s`;
 const plural = (/** @type {number} */ n, /** @type {string} */ word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const indent = (/** @type {string} */ text, /** @type {string} */ by) => text.replace(/\n$/, '').split('\n').map((line) => by + line).join('\n');
+const indent = (/** @type {string} */ text, /** @type {string} */ by) =>
+  text
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((line) => by + line)
+    .join('\n');
 
 /** @param {unknown} error */
 function describeError(error) {
@@ -96,7 +101,11 @@ export default async function* docketReporter(source) {
   const reportOf = (file) => {
     const key = file ?? '(no file)';
     let report = files.get(key);
-    if (!report) files.set(key, (report = { tests: 0, failed: [], skipped: [], open: [], output: [], partial: '', fileError: null, passed: true, ms: undefined }));
+    if (!report)
+      files.set(
+        key,
+        (report = { tests: 0, failed: [], skipped: [], open: [], output: [], partial: '', fileError: null, passed: true, ms: undefined }),
+      );
     return report;
   };
 
@@ -119,7 +128,9 @@ export default async function* docketReporter(source) {
     const counts = [plural(report.tests, 'test')];
     if (report.failed.length > 0) counts.push(red(`${report.failed.length} failed`));
     if (report.skipped.length > 0) counts.push(yellow(`${report.skipped.length} skipped`));
-    const lines = [`${ok ? green('✔') : red('✖')} ${relative(process.cwd(), file)}  ${counts.join(', ')}${ms === undefined ? '' : `  ${dim(seconds(ms))}`}`];
+    const lines = [
+      `${ok ? green('✔') : red('✖')} ${relative(process.cwd(), file)}  ${counts.join(', ')}${ms === undefined ? '' : `  ${dim(seconds(ms))}`}`,
+    ];
     for (const name of report.skipped) lines.push(yellow(`  - ${name}`));
     for (const failure of report.failed) {
       // A test that failed only because a subtest did: the subtest is listed with its error.
@@ -173,7 +184,9 @@ export default async function* docketReporter(source) {
           report.failed.push({ path, error: data.details?.error });
           totals.failed++;
         } else if (data.skip !== undefined || data.todo !== undefined) {
-          report.skipped.push(`${path.join(' > ')} (${data.todo !== undefined ? 'todo' : 'skipped'}${typeof (data.skip ?? data.todo) === 'string' ? `: ${data.skip ?? data.todo}` : ''})`);
+          report.skipped.push(
+            `${path.join(' > ')} (${data.todo !== undefined ? 'todo' : 'skipped'}${typeof (data.skip ?? data.todo) === 'string' ? `: ${data.skip ?? data.todo}` : ''})`,
+          );
           totals.skipped++;
         } else {
           totals.passed++;

@@ -14,7 +14,7 @@
  *    or --test-reporter=spec to see every test and all output as it comes).
  * 4. Stops the server (also on SIGINT/SIGTERM) and exits with the runner's exit code.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { constants } from 'node:os';
@@ -24,12 +24,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   ADMIN_URL_ENV,
   DEFAULT_TEMPLATE_NAME,
-  SERVER_KIND_ENV,
-  TEMPLATE_ENV,
   databaseUrl,
   getTestServer,
-  withAdmin,
+  SERVER_KIND_ENV,
+  TEMPLATE_ENV,
   type TestServer,
+  withAdmin,
 } from '../packages/testing/src/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -148,7 +148,11 @@ async function main(): Promise<number> {
 
     await recreateTemplate(server, template);
     templateCreated = true;
-    const migrate = run(process.execPath, [...NODE_FLAGS, join(root, 'scripts', 'lib-migrate-template.ts'), databaseUrl(server.adminUrl, template)], process.env);
+    const migrate = run(
+      process.execPath,
+      [...NODE_FLAGS, join(root, 'scripts', 'lib-migrate-template.ts'), databaseUrl(server.adminUrl, template)],
+      process.env,
+    );
     child = migrate.child;
     const migrateCode = await migrate.exited;
     if (interrupted) return 128 + constants.signals[interrupted];
@@ -160,17 +164,15 @@ async function main(): Promise<number> {
     await withAdmin(server.adminUrl, (admin) => admin`alter database ${admin(template)} with is_template true allow_connections false`);
 
     log(`${files.length} test file${files.length === 1 ? '' : 's'}, concurrency ${CONCURRENCY}`);
-    const reporter = passthrough.some((a) => a.startsWith('--test-reporter')) ? [] : [`--test-reporter=${REPORTER}`, '--test-reporter-destination=stdout'];
-    const tests = run(
-      process.execPath,
-      [...NODE_FLAGS, '--test', `--test-concurrency=${CONCURRENCY}`, ...reporter, ...passthrough, ...files],
-      {
-        ...process.env,
-        [ADMIN_URL_ENV]: server.adminUrl,
-        [SERVER_KIND_ENV]: server.kind,
-        [TEMPLATE_ENV]: template,
-      },
-    );
+    const reporter = passthrough.some((a) => a.startsWith('--test-reporter'))
+      ? []
+      : [`--test-reporter=${REPORTER}`, '--test-reporter-destination=stdout'];
+    const tests = run(process.execPath, [...NODE_FLAGS, '--test', `--test-concurrency=${CONCURRENCY}`, ...reporter, ...passthrough, ...files], {
+      ...process.env,
+      [ADMIN_URL_ENV]: server.adminUrl,
+      [SERVER_KIND_ENV]: server.kind,
+      [TEMPLATE_ENV]: template,
+    });
     child = tests.child;
     const code = await tests.exited;
     return interrupted ? 128 + constants.signals[interrupted] : code;

@@ -65,7 +65,10 @@ export function parseArgs(argv: string[]): Config {
   const quick = flag('--quick');
   const systemsArg = value('--systems');
   const systems = systemsArg
-    ? systemsArg.split(',').map((s) => s.trim()).filter(Boolean)
+    ? systemsArg
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
     : ALL_SYSTEMS.filter((s) => !(quick && s === 'bullmq-pg'));
   for (const s of systems) {
     if (!(ALL_SYSTEMS as readonly string[]).includes(s)) throw new Error(`unknown system ${s}; known: ${ALL_SYSTEMS.join(', ')}`);

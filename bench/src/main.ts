@@ -4,15 +4,15 @@
  * nothing. See --help and docs/PERFORMANCE.md.
  */
 import { writeFile } from 'node:fs/promises';
-import postgres from 'postgres';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { parseArgs, type Config, type WorkloadId } from './config.js';
-import { createDatabase, dropDatabase, serverVersion, startServer, stopServer, type Server } from './db.js';
+import postgres from 'postgres';
+import { type Config, parseArgs, type WorkloadId } from './config.js';
+import { createDatabase, dropDatabase, type Server, serverVersion, startServer, stopServer } from './db.js';
 import { bareBulk, bareDrain, bareLatency, bareSetup, bareSingle } from './limits/bare.js';
 import { findPgbench, pgbenchDequeue, pgbenchVersion } from './limits/pgbench.js';
 import { pkgVersion } from './pkg.js';
 import { killAllChildren } from './proc.js';
-import { METRICS, renderTables, renderTargets, targets, type Results } from './report.js';
+import { METRICS, type Results, renderTables, renderTargets, targets } from './report.js';
 import { fmt, percentile } from './stats.js';
 import { bullmqAdapter } from './systems/bullmq.js';
 import { docketAdapter } from './systems/docket.js';
@@ -20,8 +20,8 @@ import { graphileAdapter } from './systems/graphile.js';
 import { pgbossAdapter } from './systems/pgboss.js';
 import { SkipSystem, type SystemAdapter } from './systems/types.js';
 import {
-  drainWorkload,
   bigDrainWorkload,
+  drainWorkload,
   dropTemplates,
   historyWorkload,
   latencyWorkload,
@@ -112,7 +112,10 @@ async function limitsDrain(server: Server, config: Config, round: number, limits
     record(limits, 'pgbench', { b10, b100 }, round);
     log(`    pgbench ideal dequeue: batch 10 ${Math.round(b10)} rows/s, batch 100 ${Math.round(b100)} rows/s`);
   } catch (error) {
-    const message = String((error as Error).message).split('\n').slice(0, 3).join(' ');
+    const message = String((error as Error).message)
+      .split('\n')
+      .slice(0, 3)
+      .join(' ');
     log(`    pgbench failed: ${message}`);
     if (round === 0) notes.push(`pgbench row failed: ${message}`);
   } finally {
@@ -156,8 +159,12 @@ async function main(): Promise<void> {
   const server = await startServer(log);
   const pgVersion = await serverVersion(server);
   log(`PostgreSQL: ${pgVersion} (${server.origin})`);
-  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join(' ');
-  log(`Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart}`);
+  const loadAtStart = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+  log(
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart}`,
+  );
 
   // Load each system; one that fails to load is skipped with its reason.
   const systems: SystemAdapter[] = [];
@@ -190,7 +197,10 @@ async function main(): Promise<void> {
     try {
       record(results, system.id, await fn(), round);
     } catch (error) {
-      const message = String((error as Error)?.stack ?? error).split('\n').slice(0, 4).join(' | ');
+      const message = String((error as Error)?.stack ?? error)
+        .split('\n')
+        .slice(0, 4)
+        .join(' | ');
       log(`    FAILED: ${message}`);
       errors.push(`round ${round + 1}, ${system.label}, ${workload}: ${message}`);
     }
@@ -201,7 +211,10 @@ async function main(): Promise<void> {
     try {
       await fn();
     } catch (error) {
-      const message = String((error as Error)?.stack ?? error).split('\n').slice(0, 4).join(' | ');
+      const message = String((error as Error)?.stack ?? error)
+        .split('\n')
+        .slice(0, 4)
+        .join(' | ');
       log(`    FAILED: ${message}`);
       errors.push(`round ${round + 1}, limits (${what}): ${message}`);
     }
@@ -213,12 +226,16 @@ async function main(): Promise<void> {
       log(`\n— Round ${round + 1} of ${config.rounds} —`);
       if (want('drain')) {
         for (const s of systems) await run(s, 'bulk enqueue + drain', () => drainWorkload(server, s, config, log), round);
-        if (config.limits) await limit('bulk insert + drain: bare postgres.js and pgbench', () => limitsDrain(server, config, round, limits, notes), round);
+        if (config.limits)
+          await limit('bulk insert + drain: bare postgres.js and pgbench', () => limitsDrain(server, config, round, limits, notes), round);
       }
       if (want('bigdrain') && config.bareBig > 0) {
         for (const s of systems) {
           if (s.id === 'bullmq-pg') {
-            if (round === 0) notes.push(`BullMQ (Postgres): ${config.bareBig.toLocaleString('en-US')}-job drain left out (about 2,000 jobs/s: close to a minute per round)`);
+            if (round === 0)
+              notes.push(
+                `BullMQ (Postgres): ${config.bareBig.toLocaleString('en-US')}-job drain left out (about 2,000 jobs/s: close to a minute per round)`,
+              );
             continue;
           }
           await run(s, `drain of ${config.bareBig.toLocaleString('en-US')} jobs`, () => bigDrainWorkload(server, s, config, log), round);
@@ -226,9 +243,19 @@ async function main(): Promise<void> {
       }
       if (want('latency') || want('single')) {
         for (const s of systems) {
-          await run(s, [want('latency') && 'latency', want('single') && 'single enqueue'].filter(Boolean).join(' + '), () => latencyWorkload(server, s, config, log, want('single'), want('latency')), round);
+          await run(
+            s,
+            [want('latency') && 'latency', want('single') && 'single enqueue'].filter(Boolean).join(' + '),
+            () => latencyWorkload(server, s, config, log, want('single'), want('latency')),
+            round,
+          );
         }
-        if (config.limits) await limit('latency + single insert: bare postgres.js', () => limitsLatency(server, config, round, limits, want('latency'), want('single')), round);
+        if (config.limits)
+          await limit(
+            'latency + single insert: bare postgres.js',
+            () => limitsLatency(server, config, round, limits, want('latency'), want('single')),
+            round,
+          );
       }
       if (want('history')) {
         for (const s of systems) {
@@ -261,11 +288,14 @@ async function main(): Promise<void> {
   if (interrupted) return;
   // Report.
   const ordered = systems.map((s) => ({ id: s.id, label: s.label }));
-  log(`\n${'='.repeat(100)}\nResults: median [min – max] over ${config.rounds} round(s)${config.quick ? ' (quick mode)' : ''}; same server, same run.`);
+  log(
+    `\n${'='.repeat(100)}\nResults: median [min – max] over ${config.rounds} round(s)${config.quick ? ' (quick mode)' : ''}; same server, same run.`,
+  );
   log(renderTables(config, results, ordered, limits));
   if (want('mixed')) log(`\n${mixedDefinition(config)}`);
   for (const s of systems) {
-    if (s.history !== true && typeof s.history === 'string' && !s.history.startsWith('not measured')) log(`Note — ${s.label} history rows: ${s.history}.`);
+    if (s.history !== true && typeof s.history === 'string' && !s.history.startsWith('not measured'))
+      log(`Note — ${s.label} history rows: ${s.history}.`);
   }
   const docketSkip = skipped.docket ?? (config.systems.includes('docket') ? null : 'not selected');
   const targetRows = targets(config, results, limits, docketSkip);
@@ -280,7 +310,9 @@ async function main(): Promise<void> {
     for (const e of errors) log(`  ${e}`);
   }
   const seconds = (Date.now() - started) / 1000;
-  const loadAtEnd = loadavg().map((l) => l.toFixed(2)).join(' ');
+  const loadAtEnd = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   log(`\nDone in ${seconds.toFixed(0)} s. Load average at the end: ${loadAtEnd} (other work on the machine skews every figure).`);
 
   if (config.json) {
@@ -311,7 +343,7 @@ async function main(): Promise<void> {
 main().then(
   () => cleanup(0),
   (error) => {
-    console.error(error instanceof Error ? error.stack ?? error.message : error);
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
     void cleanup(1);
   },
 );

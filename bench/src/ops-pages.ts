@@ -17,8 +17,8 @@
 import postgres from 'postgres';
 import { nowUs } from './clock.js';
 import { createDatabase, dropDatabase, serverVersion, startServer } from './db.js';
-import { loadDocket } from './systems/docket.js';
 import { fmt, percentile } from './stats.js';
+import { loadDocket } from './systems/docket.js';
 
 const argv = process.argv.slice(2).filter((a) => a !== '--');
 const arg = (name: string, fallback: number) => {
@@ -104,7 +104,9 @@ try {
   await app.migrate();
   const t0 = nowUs();
   await fill(url);
-  console.log(`${fmt(jobs, 0)} finished jobs and ${fmt(pending, 0)} pending (${queues} queues, ${names} names, ${SPAN_DAYS} days) in ${fmt((nowUs() - t0) / 1e6, 1)} s`);
+  console.log(
+    `${fmt(jobs, 0)} finished jobs and ${fmt(pending, 0)} pending (${queues} queues, ${names} names, ${SPAN_DAYS} days) in ${fmt((nowUs() - t0) / 1e6, 1)} s`,
+  );
   console.log(`${server.origin}; ${await serverVersion(server)}`);
   const middle = Date.now() - (SPAN_DAYS / 2) * DAY_MS;
   const matchingOf = async (filter: Record<string, unknown>) => {
@@ -117,7 +119,9 @@ try {
       filter.createdSince ? sql`created_at >= ${filter.createdSince as Date}` : sql`true`,
       filter.createdBefore ? sql`created_at < ${filter.createdBefore as Date}` : sql`true`,
     ];
-    const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM docket.jobs WHERE ${conditions[0]!} AND ${conditions[1]!} AND ${conditions[2]!} AND ${conditions[3]!} AND ${conditions[4]!}`;
+    const [row] = await sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM docket.jobs WHERE ${conditions[0]!} AND ${conditions[1]!} AND ${conditions[2]!} AND ${conditions[3]!} AND ${conditions[4]!}`;
     await sql.end();
     return row!.n;
   };
@@ -146,8 +150,9 @@ try {
       const cursor = await deepCursor(app, { ...filter, order }, matching);
       const deep = await timed(() => app.listJobs({ ...filter, order, limit, cursor }));
       console.log(
-        `${label.padEnd(24)} ${order.padEnd(7)} ${fmt(matching, 0).padStart(9)}   ${fmt(first.p50).padStart(9)} ${fmt(first.p99).padStart(5)} (${first.n})`.padEnd(68) +
-          `${fmt(deep.p50).padStart(8)} ${fmt(deep.p99).padStart(5)} (${deep.n})`,
+        `${label.padEnd(24)} ${order.padEnd(7)} ${fmt(matching, 0).padStart(9)}   ${fmt(first.p50).padStart(9)} ${fmt(first.p99).padStart(5)} (${first.n})`.padEnd(
+          68,
+        ) + `${fmt(deep.p50).padStart(8)} ${fmt(deep.p99).padStart(5)} (${deep.n})`,
       );
     }
   }
@@ -166,7 +171,12 @@ try {
   }
   const counts = (await app.countJobs()) as Array<{ queue: string; state: string; count: number; exact: boolean }>;
   const estimated = counts.filter((c) => !c.exact);
-  console.log(`\n${counts.length} (queue, state) groups, ${estimated.length} estimated; e.g. ${estimated.slice(0, 2).map((c) => `${c.queue}/${c.state} ≈ ${fmt(c.count, 0)}`).join(', ')}`);
+  console.log(
+    `\n${counts.length} (queue, state) groups, ${estimated.length} estimated; e.g. ${estimated
+      .slice(0, 2)
+      .map((c) => `${c.queue}/${c.state} ≈ ${fmt(c.count, 0)}`)
+      .join(', ')}`,
+  );
   await app.close();
 } finally {
   await dropDatabase(server, db).catch(() => {});

@@ -16,11 +16,11 @@
  * Every plugin is configured as an application would: defaults, a cron schedule (daily, 12 hours
  * from now, so it does not fire during the drain), a signals listener for failures.
  */
+
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { execFileSync } from 'node:child_process';
-import postgres from 'postgres';
-import { Docket, Worker, defineJob, type DocketPlugin, type JobContext } from '@docket/core';
+import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@docket/core';
 import { cron } from '@docket/plugin-cron';
 import { leadership } from '@docket/plugin-leadership';
 import { jobLogs } from '@docket/plugin-logs';
@@ -29,6 +29,7 @@ import { recovery } from '@docket/plugin-recovery';
 import { signals } from '@docket/plugin-signals';
 import { unique } from '@docket/plugin-unique';
 import { workflows } from '@docket/plugin-workflow';
+import postgres from 'postgres';
 import { backendCpu, backendCpuSpent } from './backend-cpu.js';
 import { bufferAccesses } from './buffer-accesses.js';
 import { nowUs } from './clock.js';

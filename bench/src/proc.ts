@@ -3,7 +3,7 @@
  * can read its RSS from /proc/<pid> (no wrapper process in between). Every child is killed on
  * exit, on ^C and on an uncaught error, so runs leave nothing behind.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { nowUs, sleep } from './clock.js';
 
@@ -87,7 +87,11 @@ export class WorkerProcess {
       const timer = setTimeout(() => {
         const i = this.waiters.findIndex((w) => w.resolve === wrapped);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for '${type}' from the worker${this.errors.length ? `: ${this.errors.join(' | ')}` : ''}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for '${type}' from the worker${this.errors.length ? `: ${this.errors.join(' | ')}` : ''}`,
+          ),
+        );
       }, timeoutMs);
       const wrapped = (m: Message) => {
         clearTimeout(timer);

@@ -15,7 +15,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import postgres from 'postgres';
 import { nowUs } from './clock.js';
-import { createDatabase, dropDatabase, startServer, type Server } from './db.js';
+import { createDatabase, dropDatabase, type Server, startServer } from './db.js';
 import { bareDrain, bareSetup } from './limits/bare.js';
 import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, docketRemaining, loadDocket } from './systems/docket.js';
 

@@ -12,10 +12,17 @@ export interface MetricDef {
 
 export const METRICS: MetricDef[] = [
   { key: 'bulk', title: (c) => `Bulk enqueue of ${n(c.bulk)} jobs in one call`, unit: 'jobs/s', better: 'higher', limit: ['bare:bulk'] },
-  { key: 'single', title: (c) => `Single enqueue: ${n(c.single)} jobs one after another, one call each`, unit: 'jobs/s', better: 'higher', limit: ['bare:single'] },
+  {
+    key: 'single',
+    title: (c) => `Single enqueue: ${n(c.single)} jobs one after another, one call each`,
+    unit: 'jobs/s',
+    better: 'higher',
+    limit: ['bare:single'],
+  },
   {
     key: 'drain',
-    title: (c) => `Drain of ${n(c.drain)} queued no-op jobs by one worker process at concurrency ${c.concurrency} (first start → all finished in storage)`,
+    title: (c) =>
+      `Drain of ${n(c.drain)} queued no-op jobs by one worker process at concurrency ${c.concurrency} (first start → all finished in storage)`,
     unit: 'jobs/s',
     better: 'higher',
     limit: ['bare:drain', 'bare:drain_big', 'pgbench:b10', 'pgbench:b100'],
@@ -30,12 +37,19 @@ export const METRICS: MetricDef[] = [
   { key: 'startup', title: () => 'Worker process: start message → first job (not part of the drain time)', unit: 'ms', better: 'info' },
   {
     key: 'hist_drain',
-    title: (c) => `Drain of ${n(c.drain)} jobs with ${n(c.history)} finished jobs of the same queue in the table${c.quick ? ' (quick: smaller history)' : ''}`,
+    title: (c) =>
+      `Drain of ${n(c.drain)} jobs with ${n(c.history)} finished jobs of the same queue in the table${c.quick ? ' (quick: smaller history)' : ''}`,
     unit: 'jobs/s',
     better: 'higher',
   },
   { key: 'hist_ratio', title: () => 'History drain ÷ empty-table drain, same round', unit: '%', better: 'higher' },
-  { key: 'lat_p50', title: (c) => `Push → handler start on an idle worker, p50 (${c.latencyPushes} pushes at ~${c.latencyRate}/s)`, unit: 'ms', better: 'lower', limit: ['bare:lat_p50'] },
+  {
+    key: 'lat_p50',
+    title: (c) => `Push → handler start on an idle worker, p50 (${c.latencyPushes} pushes at ~${c.latencyRate}/s)`,
+    unit: 'ms',
+    better: 'lower',
+    limit: ['bare:lat_p50'],
+  },
   { key: 'lat_p95', title: () => 'Push → handler start, p95', unit: 'ms', better: 'lower', limit: ['bare:lat_p95'] },
   { key: 'lat_p99', title: () => 'Push → handler start, p99', unit: 'ms', better: 'lower', limit: ['bare:lat_p99'] },
   { key: 'rss_first', title: () => 'Worker RSS at the first job of the drain', unit: 'MB', better: 'lower' },
@@ -95,12 +109,7 @@ function pad(s: string, width: number, right = false): string {
   return right ? s.padStart(width) : s.padEnd(width);
 }
 
-export function renderTables(
-  config: Config,
-  results: Results,
-  systems: { id: string; label: string }[],
-  limits: Results,
-): string {
+export function renderTables(config: Config, results: Results, systems: { id: string; label: string }[], limits: Results): string {
   const lines: string[] = [];
   const hasDocket = Boolean(results.docket && Object.keys(results.docket).length);
   const nameWidth = 58;
@@ -126,7 +135,9 @@ export function renderTables(
     if (rows.length === 0) continue;
     const dir = metric.better === 'higher' ? 'higher is better' : metric.better === 'lower' ? 'lower is better' : 'information';
     lines.push('', `${metric.title(config)} — ${metric.unit}, ${dir}`);
-    lines.push(`  ${pad('', nameWidth)} ${pad('median', 10, true)}  ${pad('[min – max]', 24)} ${hasDocket && metric.better !== 'info' ? 'Docket vs this' : ''}`);
+    lines.push(
+      `  ${pad('', nameWidth)} ${pad('median', 10, true)}  ${pad('[min – max]', 24)} ${hasDocket && metric.better !== 'info' ? 'Docket vs this' : ''}`,
+    );
     for (const [label, c, e] of rows) {
       const range = c!.count > 1 ? `[${fmt(c!.min)} – ${fmt(c!.max)}]` : '';
       lines.push(`  ${pad(label, nameWidth)} ${pad(fmt(c!.median), 10, true)}  ${pad(range, 24)} ${e}`);

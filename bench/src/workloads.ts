@@ -5,10 +5,10 @@
 import { nowUs, sleep } from './clock.js';
 import type { Config } from './config.js';
 import { createDatabase, dropDatabase, type Server } from './db.js';
-import { WorkerProcess, type Message } from './proc.js';
+import { type Message, WorkerProcess } from './proc.js';
 import { percentile } from './stats.js';
-import type { MixedSummary } from './workers/common.js';
 import type { MixedItem, Payload, Session, SystemAdapter } from './systems/types.js';
+import type { MixedSummary } from './workers/common.js';
 
 export type Samples = Record<string, number>;
 export type Log = (line: string) => void;
@@ -114,7 +114,9 @@ export async function drainWorkload(server: Server, system: SystemAdapter, confi
       rss_peak: r.rssPeak,
       rss_growth: r.rssGrowth,
     });
-    log(`    bulk ${Math.round(out.bulk!)} jobs/s, drain ${Math.round(r.jobsPerSecond)} jobs/s, startup ${Math.round(r.startupMs)} ms, RSS ${r.rssAtFirst.toFixed(0)}→${r.rssPeak.toFixed(0)} MB`);
+    log(
+      `    bulk ${Math.round(out.bulk!)} jobs/s, drain ${Math.round(r.jobsPerSecond)} jobs/s, startup ${Math.round(r.startupMs)} ms, RSS ${r.rssAtFirst.toFixed(0)}→${r.rssPeak.toFixed(0)} MB`,
+    );
     return out;
   } finally {
     await session.close().catch(() => {});
@@ -142,7 +144,14 @@ export async function bigDrainWorkload(server: Server, system: SystemAdapter, co
 }
 
 /** Push-to-start latency on an idle worker, then (worker stopped) the sequential single enqueues. */
-export async function latencyWorkload(server: Server, system: SystemAdapter, config: Config, log: Log, withSingle: boolean, withLatency: boolean): Promise<Samples> {
+export async function latencyWorkload(
+  server: Server,
+  system: SystemAdapter,
+  config: Config,
+  log: Log,
+  withSingle: boolean,
+  withLatency: boolean,
+): Promise<Samples> {
   const target = await freshTarget(server, system, 'latency');
   const session = await system.open(target);
   const out: Samples = {};
@@ -182,7 +191,9 @@ export async function latencyWorkload(server: Server, system: SystemAdapter, con
       out.lat_p50 = percentile(samples, 50);
       out.lat_p95 = percentile(samples, 95);
       out.lat_p99 = percentile(samples, 99);
-      log(`    latency p50 ${out.lat_p50.toFixed(2)} ms, p95 ${out.lat_p95.toFixed(2)} ms, p99 ${out.lat_p99.toFixed(2)} ms (${samples.length} pushes)`);
+      log(
+        `    latency p50 ${out.lat_p50.toFixed(2)} ms, p95 ${out.lat_p95.toFixed(2)} ms, p99 ${out.lat_p99.toFixed(2)} ms (${samples.length} pushes)`,
+      );
     }
     if (withSingle) {
       const n = config.single;
@@ -224,7 +235,9 @@ export async function historyWorkload(server: Server, system: SystemAdapter, con
   try {
     await session.bulk(payloads(config.drain, 10_000_000));
     const r = await timedDrain(system, target, session, config.drain, config);
-    log(`    drain with ${config.history.toLocaleString('en-US')} finished: ${Math.round(r.jobsPerSecond)} jobs/s, RSS ${r.rssAtFirst.toFixed(0)}→${r.rssPeak.toFixed(0)} MB`);
+    log(
+      `    drain with ${config.history.toLocaleString('en-US')} finished: ${Math.round(r.jobsPerSecond)} jobs/s, RSS ${r.rssAtFirst.toFixed(0)}→${r.rssPeak.toFixed(0)} MB`,
+    );
     return { hist_drain: r.jobsPerSecond, hist_rss_peak: r.rssPeak };
   } finally {
     await session.close().catch(() => {});
@@ -240,7 +253,7 @@ export async function dropTemplates(server: Server): Promise<void> {
 /** Deterministic shuffle (so FIFO order differs from priority order, the same for every system). */
 function shuffle<T>(items: T[], seed = 42): T[] {
   let s = seed;
-  const rand = () => ((s = (s * 1_103_515_245 + 12_345) & 0x7fffffff) / 0x7fffffff);
+  const rand = () => (s = (s * 1_103_515_245 + 12_345) & 0x7fffffff) / 0x7fffffff;
   for (let i = items.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [items[i], items[j]] = [items[j]!, items[i]!];

@@ -14,14 +14,14 @@
 import { randomBytes } from 'node:crypto';
 import {
   Docket,
-  Worker,
-  defineJob,
   type DocketPlugin,
+  defineJob,
   type JobRecord,
   type JobRef,
   type Outcome,
   type Pushable,
   type RunningJob,
+  Worker,
 } from '@docket/core';
 import { createTestDatabase, getTestServer, type TestDatabase } from '@docket/testing';
 
@@ -43,10 +43,14 @@ const clock = () => dim(`${((performance.now() - clockStart) / 1000).toFixed(2).
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
   });
 
 // ------------------------------------------------------------------------------------------------
@@ -60,13 +64,10 @@ const sendEmail = defineJob(
   },
 );
 
-const buildReport = defineJob(
-  { name: 'build-report', queue: 'reports', maxAttempts: 3 },
-  async ({ title }: { title: string }, ctx) => {
-    await sleep(450, ctx.signal);
-    return `${title}: ${120 + title.length * 7} rows`;
-  },
-);
+const buildReport = defineJob({ name: 'build-report', queue: 'reports', maxAttempts: 3 }, async ({ title }: { title: string }, ctx) => {
+  await sleep(450, ctx.signal);
+  return `${title}: ${120 + title.length * 7} rows`;
+});
 
 /** Fails its first attempt (a flaky remote service), succeeds on the retry half a second later. */
 const syncCrm = defineJob(
@@ -97,7 +98,10 @@ function describeOutcome(outcome: Outcome): [string, string] {
     case 'succeeded':
       return [green('done     '), `${dim('→')} ${short(outcome.result)}`];
     case 'retry':
-      return [yellow('retry    '), `${dim('→')} ${outcome.error.message} ${dim(`(again in ${Math.max(0, outcome.retryAt.getTime() - Date.now())} ms)`)}`];
+      return [
+        yellow('retry    '),
+        `${dim('→')} ${outcome.error.message} ${dim(`(again in ${Math.max(0, outcome.retryAt.getTime() - Date.now())} ms)`)}`,
+      ];
     case 'failed':
       return [red('failed   '), `${dim('→')} ${outcome.error.message}`];
     case 'cancelled':
@@ -161,7 +165,9 @@ async function openDatabase(): Promise<DemoDatabase> {
   }
   const server = await getTestServer();
   const version = (await db.sql`show server_version`)[0]!.server_version as string;
-  say(`${dim('PostgreSQL:')} ${version} (${server.kind === 'embedded' ? `embedded, up in ${((performance.now() - started) / 1000).toFixed(1)} s` : server.kind}), database ${db.name} (dropped at the end)`);
+  say(
+    `${dim('PostgreSQL:')} ${version} (${server.kind === 'embedded' ? `embedded, up in ${((performance.now() - started) / 1000).toFixed(1)} s` : server.kind}), database ${db.name} (dropped at the end)`,
+  );
   return {
     url: db.url,
     schema: 'docket',
@@ -245,7 +251,8 @@ function summarize(pushed: Pushed[], finished: JobRecord[], totalStart: number):
           : job.state === 'cancelled'
             ? 'cancelled before it ran'
             : '';
-    const retried = job.state === 'succeeded' && job.errors.length > 0 ? `, after ${job.errors.map((e) => `#${e.attempt}: ${e.message}`).join('; ')}` : '';
+    const retried =
+      job.state === 'succeeded' && job.errors.length > 0 ? `, after ${job.errors.map((e) => `#${e.attempt}: ${e.message}`).join('; ')}` : '';
     const ok = job.state === expect && job.attempt === attempts;
     return {
       ok,
@@ -263,7 +270,11 @@ function summarize(pushed: Pushed[], finished: JobRecord[], totalStart: number):
   });
   const header = ['ran', 'job', 'name', 'queue', 'priority', 'state', 'attempts', 'result / error'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r.cells[c]!.length)));
-  const line = (cells: string[]) => cells.map((cell, c) => (c === 4 || c === 0 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) => (c === 4 || c === 0 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   say(bold(line(header)));
   say(dim(widths.map((w) => '─'.repeat(w)).join('  ')));
   for (const row of rows) {

@@ -1,5 +1,5 @@
 import { pkgVersion, workerEntry } from '../pkg.js';
-import { SkipSystem, type MixedItem, type Payload, type Session, type SystemAdapter } from './types.js';
+import { type MixedItem, type Payload, type Session, SkipSystem, type SystemAdapter } from './types.js';
 
 /**
  * BullMQ v6, on Redis (127.0.0.1:6379, when it answers) and on its PostgreSQL backend
@@ -67,7 +67,10 @@ export async function bullmqAdapter(backend: Backend): Promise<SystemAdapter> {
     history: 'not measured: seeding finished jobs needs its own storage format',
     settings: {
       worker: JSON.stringify(BULLMQ_WORKER_OPTIONS),
-      backend: backend === 'redis' ? `ioredis ${pkgVersion('ioredis')} to ${REDIS.host}:${REDIS.port}, a fresh key prefix per round` : 'createPostgresBackend, connection { connectionString, migrate: true } (pg pool + LISTEN client)',
+      backend:
+        backend === 'redis'
+          ? `ioredis ${pkgVersion('ioredis')} to ${REDIS.host}:${REDIS.port}, a fresh key prefix per round`
+          : 'createPostgresBackend, connection { connectionString, migrate: true } (pg pool + LISTEN client)',
       enqueue: 'queue.addBulk (bulk), queue.add (single)',
       jobs: 'defaults (completed jobs kept); mixed: priority 1 high / 2 normal, delay, attempts 2 without backoff',
     },

@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { pkgVersion, workerEntry } from '../pkg.js';
-import { SkipSystem, type MixedItem, type Payload, type Session, type SystemAdapter } from './types.js';
+import { type MixedItem, type Payload, type Session, SkipSystem, type SystemAdapter } from './types.js';
 
 /**
  * Docket (@docket/core from the workspace, loaded from source). One worker process, queue `bench`
@@ -54,13 +54,18 @@ export async function docketAdapter(): Promise<SystemAdapter> {
   const core = await loadDocket();
   // Loose typing on purpose: the core API is being written while this harness is.
   const { Docket, defineJob } = core as unknown as {
-    Docket: new (options: { connection: string }) => {
+    Docket: new (options: {
+      connection: string;
+    }) => {
       migrate(): Promise<unknown>;
       push(job: unknown): Promise<unknown>;
       pushMany(jobs: unknown[]): Promise<unknown>;
       close(): Promise<void>;
     };
-    defineJob: (options: object, handler: (args: Payload) => Promise<void>) => {
+    defineJob: (
+      options: object,
+      handler: (args: Payload) => Promise<void>,
+    ) => {
       withArgs(args: Payload): {
         withPriority(p: number): unknown;
       } & Record<string, (...args: never[]) => unknown>;

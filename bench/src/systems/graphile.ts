@@ -28,8 +28,7 @@ export async function graphileAdapter(): Promise<SystemAdapter> {
     label: 'graphile-worker',
     version: pkgVersion('graphile-worker'),
     usesPostgres: true,
-    history:
-      'deletes completed jobs; history rows are left as permanently failed jobs (attempts = max_attempts) of the same task',
+    history: 'deletes completed jobs; history rows are left as permanently failed jobs (attempts = max_attempts) of the same task',
     settings: {
       ...Object.fromEntries(Object.entries(GRAPHILE_WORKER_OPTIONS).map(([k, v]) => [k, JSON.stringify(v)])),
       enqueue: 'workerUtils.addJobs (bulk), workerUtils.addJob (single); producer pool max 4',

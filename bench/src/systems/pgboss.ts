@@ -44,7 +44,10 @@ export async function pgbossAdapter(): Promise<SystemAdapter> {
       const sql = postgres(url, { max: 1, onnotice: () => {} });
       const session: Session = {
         async bulk(payloads: Payload[]) {
-          await boss.insert(PGBOSS_QUEUE, payloads.map((data) => ({ data })));
+          await boss.insert(
+            PGBOSS_QUEUE,
+            payloads.map((data) => ({ data })),
+          );
         },
         async single(payload: Payload) {
           await boss.send(PGBOSS_QUEUE, payload);
@@ -70,7 +73,10 @@ export async function pgbossAdapter(): Promise<SystemAdapter> {
         async seedFinished(n, log) {
           for (let done = 0; done < n; done += 20_000) {
             const size = Math.min(20_000, n - done);
-            await boss.insert(PGBOSS_QUEUE, Array.from({ length: size }, (_, j) => ({ data: { i: done + j } })));
+            await boss.insert(
+              PGBOSS_QUEUE,
+              Array.from({ length: size }, (_, j) => ({ data: { i: done + j } })),
+            );
           }
           log(`  pg-boss: ${n} jobs inserted, marking them completed…`);
           await sql`update pgboss.job set state = 'completed', started_on = now(), completed_on = now() where name = ${PGBOSS_QUEUE}`;

@@ -1,4 +1,4 @@
-import { bullmqParts, type Backend } from '../systems/bullmq.js';
+import { type Backend, bullmqParts } from '../systems/bullmq.js';
 import { runWorker } from './common.js';
 
 await runWorker(async (config, handle) => {

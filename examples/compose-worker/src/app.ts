@@ -9,9 +9,9 @@
  *
  * Add further plugins (pruning, recovery, …) to the same array.
  */
-import { Docket, Worker, defineJob, type DocketOptions, type WorkerOptions } from '@docket/core';
-import { cron, type CronOptions } from '@docket/plugin-cron';
-import { leadership, type LeadershipOptions } from '@docket/plugin-leadership';
+import { Docket, type DocketOptions, defineJob, Worker, type WorkerOptions } from '@docket/core';
+import { type CronOptions, cron } from '@docket/plugin-cron';
+import { type LeadershipOptions, leadership } from '@docket/plugin-leadership';
 
 /** Runs every second: a liveness signal that shows which worker ran which second. */
 export const heartbeat = defineJob({ name: 'heartbeat', queue: 'maintenance' }, async (_: Record<string, never>, ctx) => ({

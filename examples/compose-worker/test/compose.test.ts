@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { createTestDatabase, stopChild, waitFor, type TestDatabase } from '@docket/testing';
+import { createTestDatabase, stopChild, type TestDatabase, waitFor } from '@docket/testing';
 import { composeApp } from '../src/app.js';
 
 interface Child {
@@ -22,8 +22,7 @@ function spawnWorker(url: string, id: string): Child {
   return child;
 }
 
-const lease = async (db: TestDatabase) =>
-  (await db.sql`SELECT holder, term::text AS term, acquired_at, renewed_at FROM docket.leadership_lease`)[0];
+const lease = async (db: TestDatabase) => (await db.sql`SELECT holder, term::text AS term, acquired_at, renewed_at FROM docket.leadership_lease`)[0];
 
 /** Per second of [from, to): fire records with a job, jobs, and jobs that succeeded. */
 async function perSecond(db: TestDatabase, from: Date, to: Date) {
@@ -36,11 +35,17 @@ async function perSecond(db: TestDatabase, from: Date, to: Date) {
      ORDER BY s`;
 }
 
-test('three composed workers: only the leader fires, each second once; kill -9 the leader and the next one fires the seconds it missed, none twice', { timeout: 180_000 }, async () => {
+test('three composed workers: only the leader fires, each second once; kill -9 the leader and the next one fires the seconds it missed, none twice', {
+  timeout: 180_000,
+}, async () => {
   await using db = await createTestDatabase();
   const { app, schedules } = composeApp({ connection: db.url, logger: false });
   await app.migrate();
-  assert.deepEqual((await schedules.list()).map((s) => s.name), ['daily-digest', 'heartbeat'], 'declared schedules written on migrate');
+  assert.deepEqual(
+    (await schedules.list()).map((s) => s.name),
+    ['daily-digest', 'heartbeat'],
+    'declared schedules written on migrate',
+  );
   await app.close();
 
   const children = ['c1', 'c2', 'c3'].map((id) => spawnWorker(db.url, id));
@@ -68,10 +73,13 @@ test('three composed workers: only the leader fires, each second once; kill -9 t
     killed.proc.kill('SIGKILL');
     await once(killed.proc, 'exit');
     const [{ killedAt }] = await db.sql`SELECT now() AS "killedAt"`;
-    const next = await waitFor(async () => {
-      const row = await lease(db);
-      return row && row.holder !== killed.id ? row : undefined;
-    }, { timeoutMs: 30_000, message: 'a new leader' });
+    const next = await waitFor(
+      async () => {
+        const row = await lease(db);
+        return row && row.holder !== killed.id ? row : undefined;
+      },
+      { timeoutMs: 30_000, message: 'a new leader' },
+    );
     assert.equal(BigInt(next.term), BigInt(leader.term) + 1n);
     const after = new Date(next.acquired_at.getTime() + 3000);
     await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE fire_at >= ${after}`)[0]!.n > 0, {

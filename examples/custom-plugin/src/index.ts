@@ -11,14 +11,14 @@
  *   durations.stats()['send-email']?.p95Ms
  */
 import {
+  type Docket,
+  type DocketPlugin,
   HOOK_STAGE,
   InvalidOptionError,
   integerOption,
-  rejectUnknownKeys,
-  type Docket,
-  type DocketPlugin,
   type JobRef,
   type Outcome,
+  rejectUnknownKeys,
   type SettledJob,
 } from '@docket/core';
 
@@ -216,7 +216,11 @@ export function jobDurations(options: JobDurationsOptions = {}): JobDurationsPlu
       return new Promise<DurationRecord>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters = waiters.filter((w) => w !== waiter);
-          reject(new Error(`${PLUGIN_NAME}: no duration recorded for job ${id}${attempt === undefined ? '' : ` attempt ${attempt}`} within ${timeoutMs} ms`));
+          reject(
+            new Error(
+              `${PLUGIN_NAME}: no duration recorded for job ${id}${attempt === undefined ? '' : ` attempt ${attempt}`} within ${timeoutMs} ms`,
+            ),
+          );
         }, timeoutMs);
         const waiter: Waiter = {
           id,

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Docket, Worker, defineJob, isDocketError } from '@docket/core';
+import { Docket, defineJob, isDocketError, Worker } from '@docket/core';
 import { createTestDatabase } from '@docket/testing';
-import { jobDurations, percentile, PLUGIN_NAME, type DurationRecord } from '../src/index.js';
+import { type DurationRecord, jobDurations, PLUGIN_NAME, percentile } from '../src/index.js';
 
 /**
  * A handler that returns after a fixed time. The timer is the only wait: it is the work being
@@ -102,7 +102,10 @@ test('jobs cancelled before they start are not timed', async () => {
   try {
     await app.waitForJob(done, { timeoutMs: 10_000 });
     await durations.whenRecorded(done);
-    assert.deepEqual(durations.records().map((r) => r.jobId), [done.id]);
+    assert.deepEqual(
+      durations.records().map((r) => r.jobId),
+      [done.id],
+    );
     assert.equal(lines.length, 1);
   } finally {
     await worker.stop();
@@ -113,9 +116,18 @@ test('options are validated with the core validators; the plugin has the plugin 
   const plugin = jobDurations();
   assert.equal(plugin.name, PLUGIN_NAME);
   assert.equal(typeof plugin.apply, 'function');
-  assert.throws(() => jobDurations({ slowMS: 5 } as never), (error) => isDocketError(error, 'DOCKET_INVALID_OPTION') && /did you mean `slowMs`/.test(error.message));
-  assert.throws(() => jobDurations({ slowMs: -1 }), (error) => isDocketError(error, 'DOCKET_INVALID_OPTION'));
-  assert.throws(() => jobDurations({ log: 'console' as never }), (error) => isDocketError(error, 'DOCKET_INVALID_OPTION'));
+  assert.throws(
+    () => jobDurations({ slowMS: 5 } as never),
+    (error) => isDocketError(error, 'DOCKET_INVALID_OPTION') && /did you mean `slowMs`/.test(error.message),
+  );
+  assert.throws(
+    () => jobDurations({ slowMs: -1 }),
+    (error) => isDocketError(error, 'DOCKET_INVALID_OPTION'),
+  );
+  assert.throws(
+    () => jobDurations({ log: 'console' as never }),
+    (error) => isDocketError(error, 'DOCKET_INVALID_OPTION'),
+  );
 });
 
 test('percentile is nearest-rank', () => {

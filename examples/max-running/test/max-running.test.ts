@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Docket, Worker, defineJob } from '@docket/core';
+import { Docket, defineJob, Worker } from '@docket/core';
 import { createTestDatabase } from '@docket/testing';
 import { maxRunning } from '../src/index.js';
 
@@ -20,7 +20,10 @@ test('never more than the cap running across two workers, and freed slots are ta
   const refs = await app.pushMany(Array.from({ length: 20 }, () => work));
   const freeRefs = await app.pushMany(Array.from({ length: 10 }, () => free));
   // A poll every minute: only the wake-ups on freed capacity can finish 20 jobs in this test's time.
-  const options = { jobs: [work, free], queues: { capped: { concurrency: 5, pollIntervalMs: 60_000 }, free: { concurrency: 5, pollIntervalMs: 60_000 } } };
+  const options = {
+    jobs: [work, free],
+    queues: { capped: { concurrency: 5, pollIntervalMs: 60_000 }, free: { concurrency: 5, pollIntervalMs: 60_000 } },
+  };
   const workers = [new Worker(app, options), new Worker(app, options)];
   await Promise.all(workers.map((w) => w.start()));
   try {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { CORE_JOB_EXPECT, CORE_JOB_SCRIPT, packCheck, PackCheckError } from '../../../scripts/pack-check.js';
+import { CORE_JOB_EXPECT, CORE_JOB_SCRIPT, PackCheckError, packCheck } from '../../../scripts/pack-check.js';
 
 /**
  * `pnpm pack` of @docket/core alone installs into an empty project outside the workspace, with
@@ -15,7 +15,9 @@ test('packed @docket/core installs alone outside the workspace and runs a job wi
 
   assert.match(result.stdout, CORE_JOB_EXPECT);
   const names = result.installed.map((p) => p.slice(0, p.lastIndexOf('@'))).sort();
-  const core = JSON.parse(await readFile(new URL('../../../packages/core/package.json', import.meta.url), 'utf8')) as { dependencies?: Record<string, string> };
+  const core = JSON.parse(await readFile(new URL('../../../packages/core/package.json', import.meta.url), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
   // Exactly the core and its declared dependencies (none of which has dependencies of its own today).
   const expected = ['@docket/core', ...Object.keys(core.dependencies ?? {})].sort();
   for (const name of expected) assert.ok(names.includes(name), `${name} is installed (installed: ${names.join(', ')})`);

@@ -1,24 +1,63 @@
 import postgres from 'postgres';
-import { ClosedError, InvalidJobOptionError, InvalidOptionError, JobNotFoundError, MigrationsPendingError, PluginFailedError, PluginInvalidError, WaitTimeoutError } from './errors.js';
-import { type CoreHooks, createHooks, type DocketHooks, type PushContext, type SettleContext, skipUnwanted, tapped, wrapPluginErrors } from './hooks.js';
+import { applicationNameOption } from './application-name.js';
 import { Codec, type PayloadCodec } from './codec.js';
 import { explainDriverErrorsOf, invalidUrlError } from './driver-errors.js';
-import { applicationNameOption } from './application-name.js';
+import {
+  ClosedError,
+  InvalidJobOptionError,
+  InvalidOptionError,
+  JobNotFoundError,
+  MigrationsPendingError,
+  PluginFailedError,
+  PluginInvalidError,
+  WaitTimeoutError,
+} from './errors.js';
+import {
+  type CoreHooks,
+  createHooks,
+  type DocketHooks,
+  type PushContext,
+  type SettleContext,
+  skipUnwanted,
+  tapped,
+  wrapPluginErrors,
+} from './hooks.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
 import { toJsonText } from './json.js';
 import { consoleLogger, type Logger, silentLogger } from './logger.js';
 import { CORE_MIGRATIONS } from './migrations/core.js';
 import { Migrator, type PendingMigration } from './migrator.js';
-import { Notifier, settledChannel } from './notifier.js';
-import { type CountJobsOptions, type JobCount, type JobPage, type ListJobsOptions, type ListWorkersOptions, Operations, type RerunOptions, type RetryJobsFilter, type WorkerInfo } from './operations.js';
+import { Notifier, } from './notifier.js';
+import {
+  type CountJobsOptions,
+  type JobCount,
+  type JobPage,
+  type ListJobsOptions,
+  type ListWorkersOptions,
+  Operations,
+  type RerunOptions,
+  type RetryJobsFilter,
+  type WorkerInfo,
+} from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
-import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { Settlements } from './settlement.js';
+import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
 import { WorkersSql } from './sql/workers.js';
-import { FINISHED_STATES, type JobError, type JobRecord, type JobRef, type JobState, type DocketEvent, type DocketEventMap, type DocketEventType, type InsertedJob, type JobInsert } from './types.js';
+import {
+  type DocketEvent,
+  type DocketEventMap,
+  type DocketEventType,
+  FINISHED_STATES,
+  type InsertedJob,
+  type JobError,
+  type JobInsert,
+  type JobRecord,
+  type JobRef,
+  type JobState,
+} from './types.js';
 
 export interface DocketOptions {
   /** A connection URL, or your own postgres.js instance (Docket then never ends it). */
@@ -62,7 +101,16 @@ export interface DocketOptions {
 }
 
 const OPTION_KEYS = [
-  'connection', 'schema', 'plugins', 'listen', 'prepare', 'maxConnections', 'logger', 'applicationName', 'connectTimeoutMs', 'statementTimeoutMs',
+  'connection',
+  'schema',
+  'plugins',
+  'listen',
+  'prepare',
+  'maxConnections',
+  'logger',
+  'applicationName',
+  'connectTimeoutMs',
+  'statementTimeoutMs',
 ] as const;
 
 export interface PushOptions {
@@ -175,15 +223,21 @@ export class Docket implements AsyncDisposable {
     const named = applicationName === undefined ? {} : { application_name: applicationName };
     const opensFromUrl = typeof connection === 'string' || (typeof options.listen === 'object' && typeof options.listen?.connection === 'string');
     const connectTimeoutMs = integerOption('new Docket(options)', 'connectTimeoutMs', options.connectTimeoutMs, 10_000, { min: 100, max: 600_000 });
-    const statementTimeoutMs = integerOption('new Docket(options)', 'statementTimeoutMs', options.statementTimeoutMs, 0, { min: 0, max: 2_147_483_647 });
+    const statementTimeoutMs = integerOption('new Docket(options)', 'statementTimeoutMs', options.statementTimeoutMs, 0, {
+      min: 0,
+      max: 2_147_483_647,
+    });
     for (const [option, applies, advice] of [
       ['connectTimeoutMs', opensFromUrl, 'Set `connect_timeout` (seconds) on your pool instead.'],
       ['statementTimeoutMs', typeof connection === 'string', 'Set `connection: { statement_timeout }` on your pool instead.'],
     ] as const) {
       if (options[option] !== undefined && !applies) {
-        throw new InvalidOptionError(`new Docket(options): \`${option}\` applies to the pool Docket opens from a URL, but you passed your own postgres.js pool. ${advice}`, {
-          details: { option },
-        });
+        throw new InvalidOptionError(
+          `new Docket(options): \`${option}\` applies to the pool Docket opens from a URL, but you passed your own postgres.js pool. ${advice}`,
+          {
+            details: { option },
+          },
+        );
       }
     }
     const timeouts = { connect_timeout: connectTimeoutMs / 1000 };
@@ -199,7 +253,13 @@ export class Docket implements AsyncDisposable {
       // JIT compilation costs milliseconds per statement and never pays off for a queue's short
       // statements (PostgreSQL's default cost threshold trips on large batches).
       const statementTimeout = statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {};
-      this.sql = openPool(connection, { max: maxConnections, prepare: this.#prepare, onnotice: () => {}, ...timeouts, connection: { jit: 'off', ...named, ...statementTimeout } });
+      this.sql = openPool(connection, {
+        max: maxConnections,
+        prepare: this.#prepare,
+        onnotice: () => {},
+        ...timeouts,
+        connection: { jit: 'off', ...named, ...statementTimeout },
+      });
       this.#ownsPool = true;
     } else if (typeof connection === 'function' && typeof (connection as postgres.Sql).unsafe === 'function') {
       this.sql = connection;
@@ -323,7 +383,10 @@ export class Docket implements AsyncDisposable {
   }
 
   /** Pushes many jobs in one statement (one round trip), all or none. */
-  async pushMany<J extends Pushable>(jobs: readonly J[], options: PushOptions = {}): Promise<Array<JobRef<J extends Pushable<infer A, infer R> ? A : never, J extends Pushable<infer A, infer R> ? R : never>>> {
+  async pushMany<J extends Pushable>(
+    jobs: readonly J[],
+    options: PushOptions = {},
+  ): Promise<Array<JobRef<J extends Pushable<infer A, infer R> ? A : never, J extends Pushable<infer A, infer R> ? R : never>>> {
     this.#assertOpen();
     rejectUnknownKeys('push()/pushMany() options', options, ['tx']);
     if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
@@ -343,7 +406,9 @@ export class Docket implements AsyncDisposable {
     const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
     // Without a hook that needs a transaction the push is one statement, committed when it returns.
-    const { refs, inserted } = needsTransaction ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false)) : await this.#pushIn(this.sql, rows, false);
+    const { refs, inserted } = needsTransaction
+      ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false))
+      : await this.#pushIn(this.sql, rows, false);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
       this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
     }
@@ -379,7 +444,9 @@ export class Docket implements AsyncDisposable {
         }
       });
     }
-    const argsText = this.#codec.encodesArgs ? await this.#codec.argsText(toInsert) : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
+    const argsText = this.#codec.encodesArgs
+      ? await this.#codec.argsText(toInsert)
+      : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
     for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
     const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
     const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, { rows: toInsert, argsText, withTimes: wantTimes });
@@ -401,10 +468,9 @@ export class Docket implements AsyncDisposable {
       skipped.forEach(({ index, row }, i) => {
         const id = resolved[i];
         if (id === undefined) {
-          throw new PluginFailedError(
-            `A unique index skipped job '${row.name}' but no plugin resolved the conflict (tap resolvePushConflicts).`,
-            { details: { hook: 'resolvePushConflicts' } },
-          );
+          throw new PluginFailedError(`A unique index skipped job '${row.name}' but no plugin resolved the conflict (tap resolvePushConflicts).`, {
+            details: { hook: 'resolvePushConflicts' },
+          });
         }
         refs[index] = { id, name: row.name, queue: row.queue, duplicate: true };
       });
@@ -434,7 +500,8 @@ export class Docket implements AsyncDisposable {
     this.#assertOpen();
     rejectUnknownKeys('waitForJob(ref, options)', options, ['timeoutMs', 'signal']);
     const id = refId(ref);
-    const timeoutMs = options.timeoutMs === undefined ? undefined : integerOption('waitForJob(ref, options)', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
+    const timeoutMs =
+      options.timeoutMs === undefined ? undefined : integerOption('waitForJob(ref, options)', 'timeoutMs', options.timeoutMs, 0, { min: 0 });
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     const listening = this.#notifier.enabled;
     if (listening) {
@@ -453,9 +520,12 @@ export class Docket implements AsyncDisposable {
         if ((FINISHED_STATES as readonly JobState[]).includes(job.state)) return job;
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
-          throw new WaitTimeoutError(`Job ${id} did not finish within ${timeoutMs} ms (it is ${job.state}). Wait longer or check that a worker serves queue '${job.queue}'.`, {
-            details: { id, state: job.state },
-          });
+          throw new WaitTimeoutError(
+            `Job ${id} did not finish within ${timeoutMs} ms (it is ${job.state}). Wait longer or check that a worker serves queue '${job.queue}'.`,
+            {
+              details: { id, state: job.state },
+            },
+          );
         }
         if (options.signal?.aborted) throw options.signal.reason;
         // Sleep until a notification names this job, the deadline, or (without LISTEN) the next poll.
@@ -560,9 +630,16 @@ export class Docket implements AsyncDisposable {
     const where = `declareQueue('${name}')`;
     return this.#queues.upsert(this.sql, {
       name,
-      concurrency: options.concurrency === undefined ? undefined : integerOption(where, 'concurrency', options.concurrency, 1, { min: 1, max: 10_000 }),
-      executor: options.executor === undefined ? undefined : oneOfOption<ExecutorKind>(where, 'executor', options.executor, ['async', 'thread', 'process'], 'async'),
-      pollIntervalMs: options.pollIntervalMs === undefined ? undefined : integerOption(where, 'pollIntervalMs', options.pollIntervalMs, 1000, { min: 10, max: 3_600_000 }),
+      concurrency:
+        options.concurrency === undefined ? undefined : integerOption(where, 'concurrency', options.concurrency, 1, { min: 1, max: 10_000 }),
+      executor:
+        options.executor === undefined
+          ? undefined
+          : oneOfOption<ExecutorKind>(where, 'executor', options.executor, ['async', 'thread', 'process'], 'async'),
+      pollIntervalMs:
+        options.pollIntervalMs === undefined
+          ? undefined
+          : integerOption(where, 'pollIntervalMs', options.pollIntervalMs, 1000, { min: 10, max: 3_600_000 }),
     });
   }
 
@@ -686,9 +763,29 @@ export class Docket implements AsyncDisposable {
 // Every public method that reaches the database explains the driver's connection and missing-table
 // errors (DOCKET_CONNECTION_FAILED, DOCKET_MIGRATIONS_PENDING): see driver-errors.ts.
 explainDriverErrorsOf(Docket.prototype, [
-  'migrate', 'pendingMigrations', 'assertMigrated', 'push', 'pushMany', 'getJob', 'waitForJob', 'cancelJob', 'settleJobs', 'deleteJobs',
-  'wake', 'declareQueue', 'pauseQueue', 'resumeQueue', 'listQueues', 'notify', 'listen',
-  'listJobs', 'countJobs', 'retryJob', 'retryJobs', 'rerunJob', 'listWorkers',
+  'migrate',
+  'pendingMigrations',
+  'assertMigrated',
+  'push',
+  'pushMany',
+  'getJob',
+  'waitForJob',
+  'cancelJob',
+  'settleJobs',
+  'deleteJobs',
+  'wake',
+  'declareQueue',
+  'pauseQueue',
+  'resumeQueue',
+  'listQueues',
+  'notify',
+  'listen',
+  'listJobs',
+  'countJobs',
+  'retryJob',
+  'retryJobs',
+  'rerunJob',
+  'listWorkers',
 ]);
 
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */

@@ -16,7 +16,10 @@ const PRINTABLE = /^[\x20-\x7e]+$/;
  */
 export function defaultApplicationName(): string {
   const tail = `-${process.pid}`;
-  const host = os.hostname().replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_LENGTH - 'docket:'.length - tail.length);
+  const host = os
+    .hostname()
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, MAX_LENGTH - 'docket:'.length - tail.length);
   return `docket:${host}${tail}`;
 }
 

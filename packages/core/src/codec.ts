@@ -16,7 +16,7 @@ import { DocketError, PluginFailedError } from './errors.js';
 import { type CodecContext, type CoreHooks, tapped } from './hooks.js';
 import { toJsonText } from './json.js';
 import type { CompletionInput } from './sql/jobs.js';
-import type { JobRecord, RunningJob, JobInsert } from './types.js';
+import type { JobInsert, JobRecord, RunningJob } from './types.js';
 
 /**
  * `app.codec`: the codec service for plugins that store payloads in their own tables (a job spec
@@ -98,10 +98,7 @@ export class Codec implements PayloadCodec {
 
   /** Reads (getJob, and the records settle taps observe): arguments and results decoded in place. */
   async decodeRecords(records: JobRecord[]): Promise<void> {
-    const [args, results] = await Promise.all([
-      this.decodeArgs(records.map((r) => r.args)),
-      this.decodeResults(records.map((r) => r.result)),
-    ]);
+    const [args, results] = await Promise.all([this.decodeArgs(records.map((r) => r.args)), this.decodeResults(records.map((r) => r.result))]);
     records.forEach((record, i) => {
       record.args = args[i];
       record.result = results[i] as never;
@@ -154,7 +151,9 @@ export class Codec implements PayloadCodec {
       throw error;
     }
     if (!Array.isArray(coded) || coded.length !== present.length) {
-      throw new PluginFailedError(`A ${name} tap must return an array with one value per value it was given (${present.length}).`, { details: { hook: name } });
+      throw new PluginFailedError(`A ${name} tap must return an array with one value per value it was given (${present.length}).`, {
+        details: { hook: name },
+      });
     }
     const out = values.slice();
     at.forEach((index, k) => (out[index] = coded[k]));

@@ -33,7 +33,16 @@ interface DriverError {
   hostname?: unknown;
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'CONNECT_TIMEOUT']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'CONNECT_TIMEOUT',
+]);
 /** The server answered but does not have what Docket's statement named: a table, a column, the schema. */
 const MISSING_OBJECT_CODES = new Set(['42P01', '42703', '3F000', '42883']);
 
@@ -42,38 +51,62 @@ const MISSING_OBJECT_CODES = new Set(['42P01', '42703', '3F000', '42883']);
  * MigrationsPendingError when a statement met a missing table or column and migrations are
  * pending (asked only on that path), otherwise `error` itself.
  */
-export async function explainDriverError(error: unknown, app: { sql: postgres.Sql; schemaName: string; pendingMigrations(): Promise<Array<{ owner: string; version: number }>> }): Promise<unknown> {
+export async function explainDriverError(
+  error: unknown,
+  app: { sql: postgres.Sql; schemaName: string; pendingMigrations(): Promise<Array<{ owner: string; version: number }>> },
+): Promise<unknown> {
   if (error instanceof DocketError || error === null || typeof error !== 'object') return error;
   const e = error as DriverError;
   const code = typeof e.code === 'string' ? e.code : '';
   const target = connectionTarget(app.sql);
   const where = `${typeof e.address === 'string' ? e.address : target.host}:${typeof e.port === 'number' || typeof e.port === 'string' ? e.port : target.port}`;
   const fail = (reason: string, message: string) =>
-    new ConnectionFailedError(`Could not connect to PostgreSQL: ${message}`, { cause: error, details: { reason, host: target.host, port: target.port, user: target.user, database: target.database } });
+    new ConnectionFailedError(`Could not connect to PostgreSQL: ${message}`, {
+      cause: error,
+      details: { reason, host: target.host, port: target.port, user: target.user, database: target.database },
+    });
 
   if (CONNECTION_CODES.has(code)) {
     switch (code) {
       case 'ECONNREFUSED':
-        return fail('refused', `the server at ${where} refused the connection. Is PostgreSQL running there? Check the host and port in DATABASE_URL (your \`connection\`).`);
+        return fail(
+          'refused',
+          `the server at ${where} refused the connection. Is PostgreSQL running there? Check the host and port in DATABASE_URL (your \`connection\`).`,
+        );
       case 'ENOTFOUND':
       case 'EAI_AGAIN':
-        return fail('host-not-found', `the host "${typeof e.hostname === 'string' ? e.hostname : target.host}" was not found. Check the host in DATABASE_URL (your \`connection\`).`);
+        return fail(
+          'host-not-found',
+          `the host "${typeof e.hostname === 'string' ? e.hostname : target.host}" was not found. Check the host in DATABASE_URL (your \`connection\`).`,
+        );
       case 'CONNECT_TIMEOUT':
         return fail(
           'timeout',
           `no PostgreSQL answer from ${where} within ${target.connectTimeoutMs} ms (connectTimeoutMs). Check that DATABASE_URL names a PostgreSQL server reachable from here; on a slow network raise \`connectTimeoutMs\`.`,
         );
       default:
-        return fail('unreachable', `${where} could not be reached (${code}). Check the host and port in DATABASE_URL and the network between here and the server.`);
+        return fail(
+          'unreachable',
+          `${where} could not be reached (${code}). Check the host and port in DATABASE_URL and the network between here and the server.`,
+        );
     }
   }
   switch (code) {
     case '28P01':
-      return fail('authentication', `password authentication failed for user "${target.user}" at ${where}. Check the user and password in DATABASE_URL (your \`connection\`).`);
+      return fail(
+        'authentication',
+        `password authentication failed for user "${target.user}" at ${where}. Check the user and password in DATABASE_URL (your \`connection\`).`,
+      );
     case '28000':
-      return fail('authentication', `the server at ${where} refused user "${target.user}" (${String(e.message)}). Check the user in DATABASE_URL and the server's pg_hba.conf.`);
+      return fail(
+        'authentication',
+        `the server at ${where} refused user "${target.user}" (${String(e.message)}). Check the user in DATABASE_URL and the server's pg_hba.conf.`,
+      );
     case '3D000':
-      return fail('database-missing', `database "${target.database}" does not exist on ${where}. Create it (\`createdb ${target.database}\`) or fix the database name in DATABASE_URL.`);
+      return fail(
+        'database-missing',
+        `database "${target.database}" does not exist on ${where}. Create it (\`createdb ${target.database}\`) or fix the database name in DATABASE_URL.`,
+      );
   }
   if (MISSING_OBJECT_CODES.has(code)) {
     let pending: Array<{ owner: string; version: number }> = [];

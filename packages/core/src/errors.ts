@@ -10,7 +10,8 @@ export const ERROR_CODES = {
   DOCKET_INVALID_QUEUE_NAME: 'A queue name is empty, too long or contains characters other than letters, digits, `_ - . :`.',
   DOCKET_INVALID_JOB_NAME: 'A job name is empty, too long or contains characters other than letters, digits, `_ - . : /`.',
   DOCKET_INVALID_JOB_OPTION: 'A job option (priority, maxAttempts, delay, scheduledAt, limits, retry, meta) is out of range.',
-  DOCKET_ARGS_NOT_SERIALIZABLE: 'Job arguments (or meta) cannot be stored as JSON: BigInt, function, symbol, Map, Set, cycle, non-finite number or undefined in an array.',
+  DOCKET_ARGS_NOT_SERIALIZABLE:
+    'Job arguments (or meta) cannot be stored as JSON: BigInt, function, symbol, Map, Set, cycle, non-finite number or undefined in an array.',
   DOCKET_RESULT_NOT_SERIALIZABLE: "A handler's return value cannot be stored as JSON; the attempt fails.",
   DOCKET_JOB_NOT_FOUND: 'No job with that id exists (it may have been pruned).',
   DOCKET_WAIT_TIMEOUT: 'waitForJob gave up before the job settled.',
@@ -112,8 +113,12 @@ export class MigrationFailedError extends errorClass('DOCKET_MIGRATION_FAILED') 
 export class PluginInvalidError extends errorClass('DOCKET_PLUGIN_INVALID') {}
 /** `DOCKET_PLUGIN_FAILED`: A plugin threw inside a hook; the error names the plugin and the hook. */
 export class PluginFailedError extends errorClass('DOCKET_PLUGIN_FAILED') {
-  get plugin(): string { return String(this.details.plugin); }
-  get hook(): string { return String(this.details.hook); }
+  get plugin(): string {
+    return String(this.details.plugin);
+  }
+  get hook(): string {
+    return String(this.details.hook);
+  }
 }
 /** `DOCKET_EXECUTOR_FAILED`: A thread or process executor could not load or run the job (its jobsModule is missing or broken). */
 export class ExecutorFailedError extends errorClass('DOCKET_EXECUTOR_FAILED') {}

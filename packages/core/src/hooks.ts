@@ -1,8 +1,19 @@
-import tapable from 'tapable';
 import type postgres from 'postgres';
+import tapable from 'tapable';
 import type { Docket } from './app.js';
 import { PluginFailedError } from './errors.js';
-import type { ClaimedJob, DocketEvent, InsertedJob, JobContext, JobInsert, PrimaryStatus, RunningJob, SettledJob, Settlement, WorkerView } from './types.js';
+import type {
+  ClaimedJob,
+  DocketEvent,
+  InsertedJob,
+  JobContext,
+  JobInsert,
+  PrimaryStatus,
+  RunningJob,
+  SettledJob,
+  Settlement,
+  WorkerView,
+} from './types.js';
 
 const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
 
@@ -258,10 +269,10 @@ export function wrapPluginErrors(hooks: CoreHooks): void {
         const wrap = (error: unknown) =>
           error instanceof PluginFailedError
             ? error
-            : new PluginFailedError(
-                `Plugin '${tap.name}' failed in hook '${hookName}': ${error instanceof Error ? error.message : String(error)}`,
-                { cause: error, details: { plugin: tap.name, hook: hookName } },
-              );
+            : new PluginFailedError(`Plugin '${tap.name}' failed in hook '${hookName}': ${error instanceof Error ? error.message : String(error)}`, {
+                cause: error,
+                details: { plugin: tap.name, hook: hookName },
+              });
         if (tap.type === 'promise') {
           tap.fn = (...args: unknown[]) => {
             try {

@@ -2,105 +2,105 @@
  * @docket/core — the kernel: tables, migrations, the hook bus, the plugin API, the app, the
  * worker and its executors. Everything a plugin may use is exported here (and only here).
  */
-export { Docket, type DocketOptions, type PushOptions, type WaitOptions, type QueueOptions, type WaitingRelease } from './app.js';
+export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
+export { defaultApplicationName } from './application-name.js';
+export type { PayloadCodec } from './codec.js';
+export * from './errors.js';
 export {
-  RERUN_OF_META_KEY,
-  type JobFilter,
-  type ListJobsOptions,
-  type JobPage,
-  type CountJobsOptions,
-  type JobCount,
-  type RetryJobsFilter,
-  type RetryableState,
-  type RerunOptions,
-  type ListWorkersOptions,
-  type WorkerInfo,
-} from './operations.js';
-export { Worker, type WorkerOptions, type WorkerQueueOptions } from './worker/worker.js';
+  type ClaimContext,
+  type ClaimTapOptions,
+  type CodecContext,
+  type DocketHooks,
+  HOOK_STAGE,
+  type JobsDeleted,
+  type JobTapOptions,
+  type MaintenanceContext,
+  type MigrateContext,
+  type PrimaryQuery,
+  type PushConflicts,
+  type PushContext,
+  type SettleContext,
+  type SettleTapOptions,
+  type TapOnly,
+} from './hooks.js';
+export { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 export {
+  type ArgsInput,
+  type ArgsOf,
+  type ArgsRequired,
+  type ArgsRequiredMessage,
+  type DefaultArgs,
   defineJob,
-  JobInvocation,
+  type InvocationOf,
+  type InvocationOptions,
   isJobDefinition,
   type JobDefinition,
   type JobHandler,
+  JobInvocation,
   type JobOptions,
-  type InvocationOptions,
-  type Pushable,
-  type ArgsOf,
-  type ResultOf,
-  type ArgsInput,
-  type DefaultArgs,
-  type ArgsRequired,
-  type ArgsRequiredMessage,
-  type InvocationOf,
   type JsonHandlerCheck,
+  type Pushable,
+  type ResultOf,
 } from './job-definition.js';
-export type { RetryOptions, ErrorMatcher, ErrorClass } from './retry.js';
-export {
-  JOB_STATES,
-  FINISHED_STATES,
-  type JobState,
-  type FinishedState,
-  type JobRecord,
-  type JobRef,
-  type JobError,
-  type JobLimits,
-  type JobContext,
-  type JobContextExtensions,
-  type RunningJob,
-  type SqlClient,
-  type WorkerView,
-  type JobInsert,
-  type InsertedJob,
-  type ClaimedJob,
-  type Outcome,
-  type Settlement,
-  type SettledJob,
-  type PrimaryStatus,
-  type DocketEvent,
-  type DocketEventMap,
-  type AnyDocketEvent,
-  type DocketEventType,
-} from './types.js';
-export {
-  HOOK_STAGE,
-  type DocketHooks,
-  type TapOnly,
-  type PushContext,
-  type PushConflicts,
-  type ClaimContext,
-  type ClaimTapOptions,
-  type SettleTapOptions,
-  type JobTapOptions,
-  type SettleContext,
-  type PrimaryQuery,
-  type MaintenanceContext,
-  type MigrateContext,
-  type JobsDeleted,
-  type CodecContext,
-} from './hooks.js';
-export type { PayloadCodec } from './codec.js';
-export type { DocketPlugin, Migration } from './plugin.js';
-export type { JobColumn } from './sql/jobs.js';
-export type { QueueRecord, ExecutorKind } from './sql/queues.js';
+export { type Json, type JsonCompatible, type JsonObject, type JsonPayload, type NotJson, toJsonText } from './json.js';
+export { consoleLogger, type Logger, silentLogger } from './logger.js';
 export type { PendingMigration } from './migrator.js';
 export {
-  periodicBinding,
-  periodicTask,
+  type CountJobsOptions,
+  type JobCount,
+  type JobFilter,
+  type JobPage,
+  type ListJobsOptions,
+  type ListWorkersOptions,
+  RERUN_OF_META_KEY,
+  type RerunOptions,
+  type RetryableState,
+  type RetryJobsFilter,
+  type WorkerInfo,
+} from './operations.js';
+export { booleanOption, type IntegerRule, integerOption, oneOfOption, rejectUnknownKeys, suggest } from './options.js';
+export {
   type PeriodicBinding,
+  type PeriodicEvents,
+  type PeriodicFailedEvent,
+  type PeriodicFinishedEvent,
+  type PeriodicRun,
+  type PeriodicStartedEvent,
   type PeriodicTask,
   type PeriodicTaskOptions,
-  type PeriodicRun,
-  type PeriodicEvents,
-  type PeriodicStartedEvent,
-  type PeriodicFinishedEvent,
-  type PeriodicFailedEvent,
+  periodicBinding,
+  periodicTask,
 } from './periodic.js';
-export { pluginBinding, type PluginBinding } from './plugin-binding.js';
-export { defaultApplicationName } from './application-name.js';
+export type { DocketPlugin, Migration } from './plugin.js';
+export { type PluginBinding, pluginBinding } from './plugin-binding.js';
 export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginErrorClass } from './plugin-errors.js';
-export { type Logger, consoleLogger, silentLogger } from './logger.js';
-export { rejectUnknownKeys, integerOption, booleanOption, oneOfOption, suggest, type IntegerRule } from './options.js';
-export { assertQueueName, assertJobName, assertSchemaName, quoteIdent } from './identifiers.js';
-export { toJsonText, type Json, type JsonObject, type JsonCompatible, type JsonPayload, type NotJson } from './json.js';
-export * from './errors.js';
+export type { ErrorClass, ErrorMatcher, RetryOptions } from './retry.js';
+export type { JobColumn } from './sql/jobs.js';
+export type { ExecutorKind, QueueRecord } from './sql/queues.js';
+export {
+  type AnyDocketEvent,
+  type ClaimedJob,
+  type DocketEvent,
+  type DocketEventMap,
+  type DocketEventType,
+  FINISHED_STATES,
+  type FinishedState,
+  type InsertedJob,
+  JOB_STATES,
+  type JobContext,
+  type JobContextExtensions,
+  type JobError,
+  type JobInsert,
+  type JobLimits,
+  type JobRecord,
+  type JobRef,
+  type JobState,
+  type Outcome,
+  type PrimaryStatus,
+  type RunningJob,
+  type SettledJob,
+  type Settlement,
+  type SqlClient,
+  type WorkerView,
+} from './types.js';
+export { Worker, type WorkerOptions, type WorkerQueueOptions } from './worker/worker.js';

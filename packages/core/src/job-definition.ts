@@ -177,7 +177,8 @@ export type ArgsRequiredMessage = 'this job needs arguments: push job.withArgs({
 export type ArgsRequired<I> = 0 extends 1 & I ? any : undefined extends I ? undefined : {} extends I ? undefined : ArgsRequiredMessage;
 
 /** An invocation made from a definition without `withArgs`: marked when the job needs arguments, so `push` refuses it. */
-export type InvocationOf<A, R, I> = ArgsRequired<I> extends undefined ? JobInvocation<A, R> : JobInvocation<A, R> & { readonly [argsRequired]: ArgsRequiredMessage };
+export type InvocationOf<A, R, I> =
+  ArgsRequired<I> extends undefined ? JobInvocation<A, R> : JobInvocation<A, R> & { readonly [argsRequired]: ArgsRequiredMessage };
 
 /**
  * A job: still a plain async function (calling it runs the handler now, in this process, with no
@@ -241,7 +242,11 @@ export function defineJob<A = void, R = unknown, D extends DefaultArgs<A> | unde
   });
   const retry = Object.freeze(validateRetry(where, options.retry));
 
-  const run = (async (args: A) => handler(mergeArgs(defaults.args, args), localContext(name, args))) as unknown as JobDefinition<A, R, ArgsInput<A, D>>;
+  const run = (async (args: A) => handler(mergeArgs(defaults.args, args), localContext(name, args))) as unknown as JobDefinition<
+    A,
+    R,
+    ArgsInput<A, D>
+  >;
   const base = (): JobInvocation<A, R> =>
     new JobInvocation<A, R>(run, (defaults.args ?? {}) as A, {
       queue: defaults.queue,

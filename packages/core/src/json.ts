@@ -60,7 +60,8 @@ export type JsonPayload<T> = [T] extends [void] ? T : JsonCompatible<Exclude<T, 
  */
 export function toJsonText(value: unknown, what: string, makeError: (message: string) => Error = (m) => new ArgsNotSerializableError(m)): string {
   const problem = findProblem(value, '$', new Set());
-  if (problem) throw makeError(`${what} cannot be stored as JSON: ${problem}. Pass plain objects, arrays, strings, finite numbers, booleans and null.`);
+  if (problem)
+    throw makeError(`${what} cannot be stored as JSON: ${problem}. Pass plain objects, arrays, strings, finite numbers, booleans and null.`);
   return JSON.stringify(value ?? null);
 }
 

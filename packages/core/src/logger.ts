@@ -21,7 +21,11 @@ export function consoleLogger(level: (typeof LEVELS)[number] = (process.env.DOCK
   const min = Math.max(0, LEVELS.indexOf(level));
   const write = (at: (typeof LEVELS)[number]) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS.indexOf(at) < min) return;
-    const extra = fields ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${v instanceof Error ? (v.stack ?? v.message) : typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(' ')}` : '';
+    const extra = fields
+      ? ` ${Object.entries(fields)
+          .map(([k, v]) => `${k}=${v instanceof Error ? (v.stack ?? v.message) : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+          .join(' ')}`
+      : '';
     process.stderr.write(`[docket] ${at}: ${message}${extra}\n`);
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };

@@ -12,7 +12,7 @@ import { assertJobName, assertQueueName } from './identifiers.js';
 import { defineJob, type Pushable } from './job-definition.js';
 import { describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { toJobRecord } from './sql/jobs.js';
-import { type IdBounds, jobRetry, jobsCount, jobsCreatedIdBounds, jobsList, jobsRetry, type JobsFilter, workersList } from './sql/operations.js';
+import { type IdBounds, type JobsFilter, jobRetry, jobsCount, jobsCreatedIdBounds, jobsList, jobsRetry, workersList } from './sql/operations.js';
 import { JOB_STATES, type JobRecord, type JobRef, type JobState } from './types.js';
 
 /** Which jobs: every field narrows, a list means any of its values; no field means every job. */
@@ -278,9 +278,12 @@ function listOption<T>(where: string, name: string, value: unknown, check: (v: u
   if (value === undefined) return null;
   const values: unknown[] = Array.isArray(value) ? value : [value];
   if (values.length === 0 || values.length > MAX_LIST_VALUES || values.includes(undefined)) {
-    throw new InvalidOptionError(`${where}: \`${name}\` must be a value or a list of 1 to ${MAX_LIST_VALUES} values, got ${describe(value)}. Omit it to match every ${name}.`, {
-      details: { where, option: name },
-    });
+    throw new InvalidOptionError(
+      `${where}: \`${name}\` must be a value or a list of 1 to ${MAX_LIST_VALUES} values, got ${describe(value)}. Omit it to match every ${name}.`,
+      {
+        details: { where, option: name },
+      },
+    );
   }
   return [...new Set(values.map((v) => check(v)))];
 }
@@ -311,9 +314,12 @@ function decodeCursor(where: string, cursor: unknown): Cursor {
   const text = typeof cursor === 'string' ? Buffer.from(cursor, 'base64url').toString() : '';
   const match = /^(\d{1,19})(?::(\d{0,19}):(\d{0,19}))?$/.exec(text);
   if (!match) {
-    throw new InvalidOptionError(`${where}: \`cursor\` ${describe(cursor)} is not a cursor from listJobs(); pass a page's nextCursor as it is, or omit it for the first page.`, {
-      details: { where, option: 'cursor' },
-    });
+    throw new InvalidOptionError(
+      `${where}: \`cursor\` ${describe(cursor)} is not a cursor from listJobs(); pass a page's nextCursor as it is, or omit it for the first page.`,
+      {
+        details: { where, option: 'cursor' },
+      },
+    );
   }
   const bounds = match[2] === undefined ? null : { lo: match[2] || null, hi: match[3] || null };
   return { id: match[1]!, bounds };

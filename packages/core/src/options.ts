@@ -70,10 +70,9 @@ export function integerOption(where: string, name: string, value: unknown, fallb
   if (value === undefined) return fallback;
   const { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = rule;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(
-      `${where}: \`${name}\` must be an integer between ${min} and ${max}, got ${describe(value)}.`,
-      { details: { where, option: name } },
-    );
+    throw new InvalidOptionError(`${where}: \`${name}\` must be an integer between ${min} and ${max}, got ${describe(value)}.`, {
+      details: { where, option: name },
+    });
   }
   return value;
 }

@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { Docket } from './app.js';
 
-import { integerOption, booleanOption, rejectUnknownKeys } from './options.js';
-import type { Worker } from './worker/worker.js';
-import type { WorkerView, PrimaryStatus } from './types.js';
+import { booleanOption, integerOption, rejectUnknownKeys } from './options.js';
 import { pluginBinding } from './plugin-binding.js';
+import type { PrimaryStatus, WorkerView } from './types.js';
+import type { Worker } from './worker/worker.js';
 
 /** What one run of a periodic task is given. */
 export interface PeriodicRun {
@@ -104,7 +104,11 @@ export function periodicTask<R>(app: Docket, options: PeriodicTaskOptions<R>): P
   const primaryOnly = booleanOption(`periodicTask('${options.name}')`, 'primaryOnly', options.primaryOnly, true);
   const { name } = options;
   // The task's events are declared by its plugin (PeriodicEvents<name>), not known here.
-  const emit = app.emit.bind(app) as (source: string, type: string, payload: PeriodicStartedEvent | PeriodicFinishedEvent<R> | PeriodicFailedEvent) => void;
+  const emit = app.emit.bind(app) as (
+    source: string,
+    type: string,
+    payload: PeriodicStartedEvent | PeriodicFinishedEvent<R> | PeriodicFailedEvent,
+  ) => void;
   let runs = 0;
   let waiters: Array<{ resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
 

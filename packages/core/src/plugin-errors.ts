@@ -48,7 +48,10 @@ export class PluginErrorCatalogue<C extends AnyErrorCode = AnyErrorCode> {
 
 /** `'my-plugin'` → `'MY_PLUGIN'`: the part of a code that names its plugin. */
 export function errorCodePrefix(plugin: string): string {
-  return `DOCKET_${plugin.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '')}_`;
+  return `DOCKET_${plugin
+    .toUpperCase()
+    .replace(/[^A-Z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '')}_`;
 }
 
 /**
@@ -64,9 +67,12 @@ export function definePluginErrors<const T extends Record<string, string>>(plugi
   const prefix = errorCodePrefix(plugin);
   for (const [code, meaning] of Object.entries(codes)) {
     if (!code.startsWith(prefix) || !/^[A-Z0-9_]+$/.test(code) || code.length === prefix.length) {
-      throw new PluginInvalidError(`Plugin '${plugin}' declares the error code '${code}': its codes must look like ${prefix}SOMETHING (upper case, digits, _).`);
+      throw new PluginInvalidError(
+        `Plugin '${plugin}' declares the error code '${code}': its codes must look like ${prefix}SOMETHING (upper case, digits, _).`,
+      );
     }
-    if (Object.hasOwn(ERROR_CODES, code)) throw new PluginInvalidError(`Plugin '${plugin}' declares ${code}, which is a core code; use the core's class instead.`);
+    if (Object.hasOwn(ERROR_CODES, code))
+      throw new PluginInvalidError(`Plugin '${plugin}' declares ${code}, which is a core code; use the core's class instead.`);
     if (typeof meaning !== 'string' || meaning.trim() === '') {
       throw new PluginInvalidError(`Plugin '${plugin}' declares ${code} without a meaning; say in one sentence when it is raised.`);
     }

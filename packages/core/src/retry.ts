@@ -34,12 +34,18 @@ export function validateRetry(where: string, retry: RetryOptions | undefined): R
   if (backoff !== undefined && backoff !== 'exponential' && backoff !== 'fixed' && typeof backoff !== 'function') {
     throw new InvalidJobOptionError(`${where}.retry.backoff must be 'exponential', 'fixed' or a function, got ${describe(backoff)}.`);
   }
-  for (const [key, value] of [['delayMs', delayMs], ['maxDelayMs', maxDelayMs]] as const) {
+  for (const [key, value] of [
+    ['delayMs', delayMs],
+    ['maxDelayMs', maxDelayMs],
+  ] as const) {
     if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0)) {
       throw new InvalidJobOptionError(`${where}.retry.${key} must be a number of milliseconds ≥ 0, got ${describe(value)}.`);
     }
   }
-  for (const [key, value] of [['retryOn', retryOn], ['noRetry', noRetry]] as const) {
+  for (const [key, value] of [
+    ['retryOn', retryOn],
+    ['noRetry', noRetry],
+  ] as const) {
     if (value !== undefined && typeof value !== 'function' && !Array.isArray(value)) {
       throw new InvalidJobOptionError(`${where}.retry.${key} must be an array of error classes or a predicate function.`);
     }

@@ -1,9 +1,9 @@
 import type postgres from 'postgres';
 import type { Docket, WaitingRelease } from './app.js';
+import type { Codec } from './codec.js';
 import { JobNotFoundError, PluginFailedError } from './errors.js';
 import { type CoreHooks, everyTapFilters, type SettleContext, tapped, wanted } from './hooks.js';
 import { toJsonText } from './json.js';
-import type { Codec } from './codec.js';
 import type { Logger } from './logger.js';
 import { settledChannel } from './notifier.js';
 import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from './sql/jobs.js';
@@ -57,10 +57,18 @@ export class Settlements {
    * with the outcome). Returns what to run once that transaction has committed. The caller has
    * fenced the attempt already (an atomic job locks its row before the handler runs).
    */
-  async writeAttemptsIn(tx: postgres.TransactionSql, batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[] = []): Promise<() => Promise<void>> {
+  async writeAttemptsIn(
+    tx: postgres.TransactionSql,
+    batch: readonly Settlement[],
+    workerId: string,
+    wakeQueues: readonly string[] = [],
+  ): Promise<() => Promise<void>> {
     const deferred: Deferred = [];
     const hooked = this.needingSettle(batch);
-    const settled = hooked.length === 0 ? await this.writePlain(tx, batch, workerId, wakeQueues) : await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred);
+    const settled =
+      hooked.length === 0
+        ? await this.writePlain(tx, batch, workerId, wakeQueues)
+        : await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred);
     return async () => {
       await this.runDeferred(deferred);
       this.announce(settled);
@@ -78,7 +86,12 @@ export class Settlements {
   }
 
   /** No tap involved: one fenced statement writes the batch. */
-  private async writePlain(sql: postgres.Sql | postgres.TransactionSql, batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[]): Promise<SettledJob[]> {
+  private async writePlain(
+    sql: postgres.Sql | postgres.TransactionSql,
+    batch: readonly Settlement[],
+    workerId: string,
+    wakeQueues: readonly string[],
+  ): Promise<SettledJob[]> {
     const result = await this.jobs().complete(sql, { workerId, items: await this.encoded(batch), wakeQueues });
     return this.settledOf(batch, result.written, result.finishedAt);
   }
@@ -98,7 +111,15 @@ export class Settlements {
     const jobs = this.jobs();
     const locked = new Set((await jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) })).map((l) => l.id));
     const current = hooked.filter((s) => locked.has(s.job.id));
-    const fired = current.length === 0 ? current : await this.fire(tx, current.map((s) => ({ ...s })), workerId, deferred);
+    const fired =
+      current.length === 0
+        ? current
+        : await this.fire(
+            tx,
+            current.map((s) => ({ ...s })),
+            workerId,
+            deferred,
+          );
     // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
     const changed = new Map(fired.map((s) => [s.job.id, s]));
     const hookedIds = new Set(hooked.map((s) => s.job.id));
@@ -133,7 +154,10 @@ export class Settlements {
   }
 
   private warnStale(s: Settlement): void {
-    this.logger.warn('outcome not written: the job is no longer this attempt (recovered, cancelled or released)', { job: s.job.id, attempt: s.job.attempt });
+    this.logger.warn('outcome not written: the job is no longer this attempt (recovered, cancelled or released)', {
+      job: s.job.id,
+      attempt: s.job.attempt,
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -212,7 +236,12 @@ export class Settlements {
   }
 
   /** Fires `settle` (ctx null) for outcomes already written; taps observe them but cannot change them. */
-  private async observe(tx: postgres.TransactionSql, records: readonly JobRecord[], workerId: string | null, deferred: Deferred): Promise<SettledJob[]> {
+  private async observe(
+    tx: postgres.TransactionSql,
+    records: readonly JobRecord[],
+    workerId: string | null,
+    deferred: Deferred,
+  ): Promise<SettledJob[]> {
     const settled = records.map((job) => ({ job, outcome: storedOutcome(job), finishedAt: job.finishedAt ?? new Date() }));
     const watched = this.needingSettle(settled.map((s) => ({ job: s.job, outcome: { ...s.outcome }, ctx: null })));
     if (watched.length > 0) await this.fire(tx, [...watched], workerId, deferred);

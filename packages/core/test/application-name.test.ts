@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import postgres from 'postgres';
-import { createTestDatabase, type TestDatabase } from '@docket/testing';
 import { Docket, defaultApplicationName, isDocketError } from '@docket/core';
+import { createTestDatabase, type TestDatabase } from '@docket/testing';
+import postgres from 'postgres';
 
 /** The application_name of every session on the test database other than the test's own, with whether it is LISTENing. */
 async function sessions(db: TestDatabase): Promise<Array<{ name: string; listening: boolean }>> {
@@ -59,7 +59,10 @@ test('a name in the connection URL and a pool passed in are the user’s: Docket
   try {
     await fromUrl.sql`SELECT 1`;
     await theirs.sql`SELECT 1`;
-    assert.deepEqual((await sessions(db)).map((s) => s.name), ['from-the-url', 'their-pool']);
+    assert.deepEqual(
+      (await sessions(db)).map((s) => s.name),
+      ['from-the-url', 'their-pool'],
+    );
   } finally {
     await fromUrl.close();
     await theirs.close();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { type ClaimContext, type ClaimedJob, defineJob, DocketError, type DocketPlugin, type Logger } from '@docket/core';
-import { deferred, harness, type Harness } from './helpers.js';
+import { type ClaimContext, type ClaimedJob, DocketError, type DocketPlugin, defineJob, type Logger } from '@docket/core';
+import { deferred, type Harness, harness } from './helpers.js';
 
 /**
  * A plugin whose claim taps do what each test asks: `shape` is read by every claim of the queues
@@ -97,7 +97,10 @@ describe('claim hooks', () => {
     shape = (claim) => claim.perKey('tenant', 1);
     // 30 jobs of a big tenant pushed first, then one each of two small tenants and one without a key.
     await h.app.pushMany(Array.from({ length: 30 }, () => job.withArgs({ tenant: 'big' }).with('test.tenant', 'big')));
-    await h.app.pushMany([job.withArgs({ tenant: 'small-1' }).with('test.tenant', 'small-1'), job.withArgs({ tenant: 'small-2' }).with('test.tenant', 'small-2')]);
+    await h.app.pushMany([
+      job.withArgs({ tenant: 'small-1' }).with('test.tenant', 'small-1'),
+      job.withArgs({ tenant: 'small-2' }).with('test.tenant', 'small-2'),
+    ]);
     await h.app.push(job.withArgs({ tenant: 'none' }));
     const claimed: string[] = [];
     recordClaimed = (jobs) => void claimed.push(...jobs.map((c) => String(c.columns.tenant)));
@@ -115,7 +118,8 @@ describe('claim hooks', () => {
     shapedQueues.add('audited');
     let fail = true;
     recordClaimed = async (claimed, claim) => {
-      for (const c of claimed) await claim.sql.unsafe(`INSERT INTO ${h.app.schema}.test_claims VALUES ($1, $2)`, [c.job.id, c.columns.tenant as string]);
+      for (const c of claimed)
+        await claim.sql.unsafe(`INSERT INTO ${h.app.schema}.test_claims VALUES ($1, $2)`, [c.job.id, c.columns.tenant as string]);
       if (fail) {
         fail = false;
         throw new Error('ledger full');
@@ -127,7 +131,11 @@ describe('claim hooks', () => {
     assert.equal(done.state, 'succeeded');
     assert.equal(done.attempt, 1, 'the rolled-back claim spent no attempt');
     const rows = await h.db.sql`SELECT job_id::text AS id, tenant FROM docket.test_claims WHERE job_id = ${ref.id}`;
-    assert.deepEqual(rows.map((r) => ({ ...r })), [{ id: ref.id, tenant: 't1' }], 'only the committed claim’s write remains');
+    assert.deepEqual(
+      rows.map((r) => ({ ...r })),
+      [{ id: ref.id, tenant: 't1' }],
+      'only the committed claim’s write remains',
+    );
     assert.ok(errors.some((e) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_FAILED' && /ledger full/.test(e.message)));
   });
 
@@ -218,7 +226,11 @@ describe('pausing a queue', () => {
     gate.resolve();
     for (const id of started) assert.equal((await h.app.waitForJob(id, { timeoutMs: 10_000 })).state, 'succeeded');
     const states = await h.db.sql`SELECT state, attempt FROM docket.jobs WHERE queue = 'pause-me' AND NOT (id::text = ANY(${started}))`;
-    assert.deepEqual(states.map((r) => `${r.state}/${r.attempt}`), Array(4).fill('pending/0'), 'nothing else started while paused');
+    assert.deepEqual(
+      states.map((r) => `${r.state}/${r.attempt}`),
+      Array(4).fill('pending/0'),
+      'nothing else started while paused',
+    );
     await h.app.resumeQueue('pause-me');
     for (const ref of refs) assert.equal((await h.app.waitForJob(ref, { timeoutMs: 10_000 })).state, 'succeeded');
   });

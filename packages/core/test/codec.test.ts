@@ -6,17 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { Docket, type DocketPlugin, defineJob, HOOK_STAGE, InvalidOptionError, type Outcome, PluginFailedError, Worker } from '@docket/core';
 import { createTestDatabase, deferred, type TestDatabase } from '@docket/testing';
-import {
-  defineJob,
-  Docket,
-  type DocketPlugin,
-  HOOK_STAGE,
-  InvalidOptionError,
-  type Outcome,
-  PluginFailedError,
-  Worker,
-} from '@docket/core';
 
 /** Wraps every value in `{ [name]: value }`; `seen` records what the codec was handed. */
 function wrapping(name: string, stage: number) {

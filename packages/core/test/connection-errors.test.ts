@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { inspect } from 'node:util';
 import { after, before, test } from 'node:test';
-import postgres from 'postgres';
+import { inspect } from 'node:util';
+import { ConnectionFailedError, Docket, type DocketError, defineJob, isDocketError, Worker } from '@docket/core';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
-import { ConnectionFailedError, Docket, DocketError, Worker, defineJob, isDocketError } from '@docket/core';
+import postgres from 'postgres';
 
 const hello = defineJob({ name: 'hello', queue: 'default' }, async () => 'hi');
 const PASSWORD = 's3cret-pw';
@@ -62,7 +62,9 @@ after(() => unmigrated.drop());
 test('push, getJob and worker.start before migrate say to run app.migrate() (DOCKET_MIGRATIONS_PENDING, the driver error as cause)', async () => {
   await using app = new Docket({ connection: unmigrated.url, logger: false });
   const pending = (error: unknown) =>
-    isDocketError(error, 'DOCKET_MIGRATIONS_PENDING') && /Run `await app\.migrate\(\)`/.test(error.message) && (error.cause === undefined || ['42P01', '3F000'].includes((error.cause as { code?: string }).code!));
+    isDocketError(error, 'DOCKET_MIGRATIONS_PENDING') &&
+    /Run `await app\.migrate\(\)`/.test(error.message) &&
+    (error.cause === undefined || ['42P01', '3F000'].includes((error.cause as { code?: string }).code!));
   await assert.rejects(app.push(hello), (e: unknown) => pending(e) && (e as DocketError).cause !== undefined);
   await assert.rejects(app.pushMany([hello, hello]), pending);
   await assert.rejects(app.getJob('1'), pending);
@@ -75,18 +77,34 @@ test('push, getJob and worker.start before migrate say to run app.migrate() (DOC
 test('a refused port: DOCKET_CONNECTION_FAILED naming host:port, reason refused', async () => {
   const port = await closedPort();
   await using app = new Docket({ connection: `postgres://app:${PASSWORD}@127.0.0.1:${port}/app`, logger: false });
-  await assert.rejects(app.push(hello), connectionFailed('refused', new RegExp(`the server at 127\\.0\\.0\\.1:${port} refused the connection\\. Is PostgreSQL running there\\? Check the host and port in DATABASE_URL`)));
+  await assert.rejects(
+    app.push(hello),
+    connectionFailed(
+      'refused',
+      new RegExp(
+        `the server at 127\\.0\\.0\\.1:${port} refused the connection\\. Is PostgreSQL running there\\? Check the host and port in DATABASE_URL`,
+      ),
+    ),
+  );
   await assert.rejects(app.migrate(), connectionFailed('refused', /refused/));
 });
 
-test('an address that accepts TCP but never answers: fails within connectTimeoutMs, reason timeout (also worker.start)', { timeout: 30_000 }, async () => {
+test('an address that accepts TCP but never answers: fails within connectTimeoutMs, reason timeout (also worker.start)', {
+  timeout: 30_000,
+}, async () => {
   const silent = await server(() => {});
   try {
     await using app = new Docket({ connection: `postgres://app:${PASSWORD}@127.0.0.1:${silent.port}/app`, logger: false, connectTimeoutMs: 300 });
     const started = Date.now();
-    await assert.rejects(app.push(hello), connectionFailed('timeout', new RegExp(`no PostgreSQL answer from 127\\.0\\.0\\.1:${silent.port} within 300 ms \\(connectTimeoutMs\\)`)));
+    await assert.rejects(
+      app.push(hello),
+      connectionFailed('timeout', new RegExp(`no PostgreSQL answer from 127\\.0\\.0\\.1:${silent.port} within 300 ms \\(connectTimeoutMs\\)`)),
+    );
     assert.ok(Date.now() - started < 10_000, 'failed in about connectTimeoutMs, not after minutes');
-    await assert.rejects(new Worker(app, { jobs: [hello], queues: { default: {} }, handleSignals: false }).start(), connectionFailed('timeout', /connectTimeoutMs/));
+    await assert.rejects(
+      new Worker(app, { jobs: [hello], queues: { default: {} }, handleSignals: false }).start(),
+      connectionFailed('timeout', /connectTimeoutMs/),
+    );
   } finally {
     await silent.close();
   }
@@ -106,7 +124,13 @@ test('a database that does not exist on the real server: reason database-missing
   const url = new URL(unmigrated.url);
   url.pathname = '/docket_no_such_database_rt12';
   await using app = new Docket({ connection: url.toString(), logger: false });
-  await assert.rejects(app.push(hello), connectionFailed('database-missing', /database "docket_no_such_database_rt12" does not exist on .*\. Create it \(`createdb docket_no_such_database_rt12`\)/));
+  await assert.rejects(
+    app.push(hello),
+    connectionFailed(
+      'database-missing',
+      /database "docket_no_such_database_rt12" does not exist on .*\. Create it \(`createdb docket_no_such_database_rt12`\)/,
+    ),
+  );
 });
 
 test('a wrong password: reason authentication, naming the user, never the password', async (t) => {
@@ -116,7 +140,12 @@ test('a wrong password: reason authentication, naming the user, never the passwo
   t.diagnostic('the test PostgreSQL uses trust auth: the 28P01 answer comes from a socket speaking the protocol');
   const refusing = await server((socket) =>
     socket.once('data', () => {
-      const fields = [['S', 'FATAL'], ['V', 'FATAL'], ['C', '28P01'], ['M', 'password authentication failed for user "app"']];
+      const fields = [
+        ['S', 'FATAL'],
+        ['V', 'FATAL'],
+        ['C', '28P01'],
+        ['M', 'password authentication failed for user "app"'],
+      ];
       const body = Buffer.concat([...fields.map(([k, v]) => Buffer.from(`${k}${v}\0`)), Buffer.from([0])]);
       const head = Buffer.alloc(5);
       head.write('E');
@@ -126,20 +155,38 @@ test('a wrong password: reason authentication, naming the user, never the passwo
   );
   try {
     await using app = new Docket({ connection: `postgres://app:${PASSWORD}@127.0.0.1:${refusing.port}/app`, logger: false });
-    await assert.rejects(app.push(hello), connectionFailed('authentication', /password authentication failed for user "app" at 127\.0\.0\.1:\d+\. Check the user and password in DATABASE_URL/));
+    await assert.rejects(
+      app.push(hello),
+      connectionFailed(
+        'authentication',
+        /password authentication failed for user "app" at 127\.0\.0\.1:\d+\. Check the user and password in DATABASE_URL/,
+      ),
+    );
   } finally {
     await refusing.close();
   }
 });
 
 test('a malformed URL is refused by new Docket: reason invalid-url, without echoing the URL (or its password)', () => {
-  assert.throws(() => new Docket({ connection: `postgres://app:${PASSWORD}@db.example:notaport/app`, logger: false }), connectionFailed('invalid-url', /`connection` is not a valid PostgreSQL URL .* Check DATABASE_URL/));
-  assert.throws(() => new Docket({ connection: 'postgres://app@127.0.0.1/app', listen: { connection: `postgres://app:${PASSWORD}@[nope/app` }, logger: false }), connectionFailed('invalid-url', /not a valid PostgreSQL URL/));
+  assert.throws(
+    () => new Docket({ connection: `postgres://app:${PASSWORD}@db.example:notaport/app`, logger: false }),
+    connectionFailed('invalid-url', /`connection` is not a valid PostgreSQL URL .* Check DATABASE_URL/),
+  );
+  assert.throws(
+    () => new Docket({ connection: 'postgres://app@127.0.0.1/app', listen: { connection: `postgres://app:${PASSWORD}@[nope/app` }, logger: false }),
+    connectionFailed('invalid-url', /not a valid PostgreSQL URL/),
+  );
 });
 
 test('an unknown host: reason host-not-found', { timeout: 30_000 }, async () => {
   await using app = new Docket({ connection: 'postgres://app@docket-no-such-host.invalid:5432/app', logger: false, connectTimeoutMs: 5000 });
-  await assert.rejects(app.push(hello), (e: unknown) => e instanceof ConnectionFailedError && ['host-not-found', 'unreachable', 'timeout'].includes(String(e.details.reason)) && /docket-no-such-host\.invalid/.test(e.message));
+  await assert.rejects(
+    app.push(hello),
+    (e: unknown) =>
+      e instanceof ConnectionFailedError &&
+      ['host-not-found', 'unreachable', 'timeout'].includes(String(e.details.reason)) &&
+      /docket-no-such-host\.invalid/.test(e.message),
+  );
 });
 
 test('connectTimeoutMs and statementTimeoutMs are validated, and refused for a pool you pass in', async () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as core from '@docket/core';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -70,7 +70,11 @@ test('every plugin package’s own codes are listed in its section of docs/ERROR
     assert.ok(catalogues.length <= 1, `${dir} exports one catalogue at most`);
     const catalogue = catalogues[0];
     if (!catalogue) {
-      assert.deepEqual(classes.map((c) => c.name), [], `${dir} exports error classes but no catalogue of their codes`);
+      assert.deepEqual(
+        classes.map((c) => c.name),
+        [],
+        `${dir} exports error classes but no catalogue of their codes`,
+      );
       continue;
     }
     declared.add(catalogue.plugin);

@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { threadId } from 'node:worker_threads';
-import { createTestDatabase, expectOutput, type TestDatabase, waitFor } from '@docket/testing';
 import {
-  defineJob,
   Docket,
+  defineJob,
   ExecutorFailedError,
   isJobDefinition,
   type JobContext,
@@ -21,6 +20,7 @@ import {
   type RunningJob,
   Worker,
 } from '@docket/core';
+import { createTestDatabase, expectOutput, type TestDatabase, waitFor } from '@docket/testing';
 import { runnerExecArgv, runnerUrl } from '../src/executors/pool.js';
 import { ProcessExecutor } from '../src/executors/process.js';
 import { collectJobs, deserializeError, deserializeThrown, jobsModuleUrl, serializeError } from '../src/executors/runner.js';
@@ -122,7 +122,11 @@ describe('on a worker', () => {
 
   for (const { queue, kind } of EXECUTORS) {
     test(`${kind}: a thrown string or number is recorded as what it is (NonError, the value as message, no stack) and reaches retry predicates unchanged`, async () => {
-      for (const [value, text] of [['just a string', 'just a string'], [42, '42'], [null, 'null']] as const) {
+      for (const [value, text] of [
+        ['just a string', 'just a string'],
+        [42, '42'],
+        [null, 'null'],
+      ] as const) {
         const job = await app.waitForJob(await app.push(throwValue.withArgs({ value }).withQueue(queue)), WAIT);
         assert.equal(job.state, 'failed');
         assert.equal(job.attempt, value === null ? 3 : 1, 'noRetry saw the string/number itself (null is retried until attempts run out)');
@@ -208,7 +212,10 @@ test('stopping a worker terminates a busy thread and gives its job back unspent'
   const job = await app.getJob(ref);
   assert.equal(job.state, 'pending');
   assert.equal(job.attempt, 0, 'the attempt was not spent');
-  assert.deepEqual(job.errors.map((e) => e.code), ['DOCKET_WORKER_SHUTDOWN']);
+  assert.deepEqual(
+    job.errors.map((e) => e.code),
+    ['DOCKET_WORKER_SHUTDOWN'],
+  );
 });
 
 // -------------------------------------------------------------------------------------------------
@@ -218,8 +225,20 @@ function attempt(name: string, args: unknown, limits: RunningJob['limits'] = {})
   const abort = new AttemptAbort();
   const now = new Date();
   const job: RunningJob = {
-    id: String(Math.floor(Math.random() * 1e9)), name, queue: 'q', args, errors: [], attempt: 1, maxAttempts: 1,
-    priority: 0, meta: {}, limits, scheduledAt: now, createdAt: now, startedAt: now, workerId: null,
+    id: String(Math.floor(Math.random() * 1e9)),
+    name,
+    queue: 'q',
+    args,
+    errors: [],
+    attempt: 1,
+    maxAttempts: 1,
+    priority: 0,
+    meta: {},
+    limits,
+    scheduledAt: now,
+    createdAt: now,
+    startedAt: now,
+    workerId: null,
   };
   const ctx: JobContext = { job, signal: abort.signal, sql: undefined, app: null, workerId: null };
   return { job, ctx, abort };
@@ -296,7 +315,10 @@ describe('the pool', () => {
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     assert.equal(code, 0);
     const report = JSON.parse(out) as { results: AddResult[]; idle: number[] };
-    assert.deepEqual(report.results.map((r) => r.sum), [3, 3]);
+    assert.deepEqual(
+      report.results.map((r) => r.sum),
+      [3, 3],
+    );
     assert.deepEqual(report.idle, [1, 1], 'each pool still held its idle runner when the script ended');
   });
 });
@@ -331,7 +353,11 @@ describe('the runner helpers', () => {
     // A value that is not an Error crosses as itself; its description says NonError, without a stack.
     assert.equal(deserializeThrown(serializeError('plain string')), 'plain string');
     assert.deepEqual(deserializeThrown(serializeError({ not: 'an error' })), { not: 'an error' });
-    assert.deepEqual(serializeError({ not: 'an error' }), { name: 'NonError', message: '{"not":"an error"}', thrown: { value: { not: 'an error' } } });
+    assert.deepEqual(serializeError({ not: 'an error' }), {
+      name: 'NonError',
+      message: '{"not":"an error"}',
+      thrown: { value: { not: 'an error' } },
+    });
     assert.equal(deserializeThrown(serializeError(Symbol('s'))), 'Symbol(s)', 'a value that cannot be cloned crosses as its text');
     assert.ok(deserializeThrown(serializeError(new Error('e'))) instanceof Error);
   });
@@ -344,7 +370,17 @@ describe('the runner helpers', () => {
 
   test('runners do not inherit debugger, test, watch or eval flags', () => {
     assert.deepEqual(
-      runnerExecArgv(['--import', 'tsx', '--inspect=9229', '--test-concurrency=2', '--watch', '-e', 'code()', '--conditions=x', '--max-old-space-size=512']),
+      runnerExecArgv([
+        '--import',
+        'tsx',
+        '--inspect=9229',
+        '--test-concurrency=2',
+        '--watch',
+        '-e',
+        'code()',
+        '--conditions=x',
+        '--max-old-space-size=512',
+      ]),
       ['--import', 'tsx', '--conditions=x', '--max-old-space-size=512'],
     );
   });

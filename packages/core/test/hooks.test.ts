@@ -1,33 +1,34 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { createTestDatabase, waitFor } from '@docket/testing';
 import {
-  defineJob,
   Docket,
   DocketError,
   type DocketEvent,
-  type PeriodicEvents,
   type DocketPlugin,
+  defineJob,
   type InsertedJob,
   type JobContext,
   type JobInsert,
+  type PeriodicEvents,
   periodicBinding,
   periodicTask,
   pluginBinding,
   type RunningJob,
-  type Settlement,
   type SettledJob,
+  type Settlement,
   Worker,
 } from '@docket/core';
+import { createTestDatabase, waitFor } from '@docket/testing';
 
 declare module '@docket/core' {
   interface DocketEventMap extends PeriodicEvents<'test-ticker'> {
     'test.ping': { n: number };
   }
 }
+
 import { createHooks } from '../src/hooks.js';
-import { harness, type Harness } from './helpers.js';
+import { type Harness, harness } from './helpers.js';
 
 declare module '@docket/core' {
   interface JobContextExtensions {
@@ -49,7 +50,11 @@ describe('plugin registration', () => {
     );
     const app = new Docket({ connection: url, plugins: [plugin('b'), plugin('needs-b', { dependencies: ['b'] })] });
     assert.ok(Object.isFrozen(app.hooks));
-    assert.equal('promise' in app.hooks.beforePush && typeof (app.hooks.beforePush as { promise?: unknown }).promise, 'function', 'the runtime object is a tapable hook');
+    assert.equal(
+      'promise' in app.hooks.beforePush && typeof (app.hooks.beforePush as { promise?: unknown }).promise,
+      'function',
+      'the runtime object is a tapable hook',
+    );
     void app.close();
   });
 });
@@ -121,7 +126,10 @@ describe('hooks carry plugins end to end', () => {
 
   test('plugin migrations are recorded under the plugin’s name', async () => {
     const rows = await h.db.sql`SELECT owner, version FROM docket.migrations ORDER BY owner, version`;
-    assert.deepEqual(rows.map((r) => `${r.owner}@${r.version}`), ['core@1', 'core@2', `${PLUGIN}@1`, `${PLUGIN}@2`]);
+    assert.deepEqual(
+      rows.map((r) => `${r.owner}@${r.version}`),
+      ['core@1', 'core@2', `${PLUGIN}@1`, `${PLUGIN}@2`],
+    );
     assert.deepEqual(await h.app.migrate(), [], 'migrate is idempotent');
   });
 
@@ -132,7 +140,10 @@ describe('hooks carry plugins end to end', () => {
     const [row] = await h.db.sql`SELECT test_tag FROM docket.jobs WHERE id = ${ref.id}`;
     assert.equal(row!.test_tag, 'blue');
     const audit = await h.db.sql`SELECT what FROM docket.test_audit WHERE job_id = ${ref.id}`;
-    assert.deepEqual(audit.map((a) => a.what), ['pushed']);
+    assert.deepEqual(
+      audit.map((a) => a.what),
+      ['pushed'],
+    );
     await h.app.cancelJob(ref);
   });
 
@@ -180,11 +191,17 @@ test('periodicBinding: one plugin value serves one app, and refuses to be used b
   const other = new Docket({ connection: h.db.url, logger: false });
   try {
     const binding = periodicBinding<number>('ticker', { name: 'test-binding', intervalMs: 1000, run: async () => 1 });
-    assert.throws(() => binding.bound(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /not registered with an app yet/.test(e.message));
+    assert.throws(
+      () => binding.bound(),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /not registered with an app yet/.test(e.message),
+    );
     binding.apply(h.app);
     assert.equal(binding.bound().app, h.app);
     assert.equal(binding.bound().task.name, 'test-binding');
-    assert.throws(() => binding.apply(other), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /call ticker\(\) again/.test(e.message));
+    assert.throws(
+      () => binding.apply(other),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /call ticker\(\) again/.test(e.message),
+    );
     assert.equal(binding.bound().app, h.app, 'still bound to the first app');
   } finally {
     await other.close();
@@ -201,16 +218,28 @@ test('pluginBinding: a plugin value serves one app, and its methods refuse to ru
     assert.equal(binding.current, null);
     assert.throws(
       () => binding.app('lookup'),
-      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /test-bound\.lookup\(\): the plugin is not registered with an app yet/.test(e.message) && e.details.reason === 'not-registered',
+      (e: unknown) =>
+        e instanceof DocketError &&
+        e.code === 'DOCKET_PLUGIN_INVALID' &&
+        /test-bound\.lookup\(\): the plugin is not registered with an app yet/.test(e.message) &&
+        e.details.reason === 'not-registered',
     );
     binding.bind(first);
     assert.equal(binding.app('lookup'), first);
     assert.equal(binding.current, first);
     assert.throws(
       () => binding.bind(second),
-      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /call testBound\(\) again/.test(e.message) && e.details.reason === 'second-app',
+      (e: unknown) =>
+        e instanceof DocketError &&
+        e.code === 'DOCKET_PLUGIN_INVALID' &&
+        /call testBound\(\) again/.test(e.message) &&
+        e.details.reason === 'second-app',
     );
-    assert.throws(() => binding.bind(first), /one plugin value serves one app/, 'applying twice to one app is refused too (it would tap every hook twice)');
+    assert.throws(
+      () => binding.bind(first),
+      /one plugin value serves one app/,
+      'applying twice to one app is refused too (it would tap every hook twice)',
+    );
     assert.equal(binding.app(), first, 'still bound to the first app');
   } finally {
     await Promise.all([first.close(), second.close()]);
@@ -254,13 +283,23 @@ describe('a plugin-added unique index resolved through resolvePushConflicts', ()
     const h = await harness({ plugins: [unique] });
     try {
       const refs = await h.app.pushMany([job.with('key', 'k1'), job.with('key', 'k1'), job.with('key', 'k2')]);
-      assert.deepEqual(refs.map((r) => r.duplicate), [false, true, false]);
+      assert.deepEqual(
+        refs.map((r) => r.duplicate),
+        [false, true, false],
+      );
       assert.equal(refs[1]!.id, refs[0]!.id);
       const again = await h.app.push(job.with('key', 'k2'));
       assert.equal(again.duplicate, true);
       assert.equal(again.id, refs[2]!.id);
       const allSkipped = await h.app.pushMany([job.with('key', 'k1'), job.with('key', 'k2')]);
-      assert.deepEqual(allSkipped.map((r) => [r.id, r.duplicate]), [[refs[0]!.id, true], [refs[2]!.id, true]], 'a batch of duplicates only');
+      assert.deepEqual(
+        allSkipped.map((r) => [r.id, r.duplicate]),
+        [
+          [refs[0]!.id, true],
+          [refs[2]!.id, true],
+        ],
+        'a batch of duplicates only',
+      );
     } finally {
       await h.close();
     }
@@ -272,7 +311,14 @@ test('migrations: concurrent migrate() from many apps applies each migration onc
   const apps = Array.from({ length: 6 }, () => new Docket({ connection: db.url, logger: false }));
   try {
     const results = await Promise.all(apps.map((a) => a.migrate()));
-    assert.deepEqual(results.flat().map((m) => `${m.owner}@${m.version}`).sort(), ['core@1', 'core@2'], 'each core migration applied exactly once');
+    assert.deepEqual(
+      results
+        .flat()
+        .map((m) => `${m.owner}@${m.version}`)
+        .sort(),
+      ['core@1', 'core@2'],
+      'each core migration applied exactly once',
+    );
     await db.sql`INSERT INTO docket.migrations (owner, version, name) VALUES ('core', 999, 'from the future')`;
     await assert.rejects(apps[0]!.migrate(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_SCHEMA_TOO_NEW');
     const worker = new Worker(apps[0]!, { jobs: [], queues: { default: {} } });
@@ -288,7 +334,10 @@ test('a failing migration rolls back and applies nothing', async () => {
   const broken: DocketPlugin = { name: 'broken', migrations: [{ version: 1, name: 'bad sql', up: () => 'CREATE TABLE oops (' }], apply() {} };
   const app = new Docket({ connection: db.url, logger: false, plugins: [broken] });
   try {
-    await assert.rejects(app.migrate(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_MIGRATION_FAILED' && /broken@1/.test((e as Error).message));
+    await assert.rejects(
+      app.migrate(),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_MIGRATION_FAILED' && /broken@1/.test((e as Error).message),
+    );
     const [{ exists }] = await db.sql`SELECT to_regclass('docket.jobs') IS NOT NULL AS exists`;
     assert.equal(exists, false, 'the core migration in the same run was rolled back too');
   } finally {
@@ -319,7 +368,10 @@ test('beforePush may answer a row with an existing job (duplicateOf); deleteJobs
   try {
     const first = await h.app.push(job);
     const refs = await h.app.pushMany([job, job.with('sameAs', first.id), job]);
-    assert.deepEqual(refs.map((r) => r.duplicate), [false, true, false]);
+    assert.deepEqual(
+      refs.map((r) => r.duplicate),
+      [false, true, false],
+    );
     assert.equal(refs[1]!.id, first.id);
     const [{ n }] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs`;
     assert.equal(n, 3);
@@ -376,10 +428,13 @@ test('settleJobs: a plugin ends a running job outside its attempt; settle observ
     assert.equal((await h.app.getJob(b!)).state, 'running');
 
     // A write that throws rolls back and fires nothing.
-    await assert.rejects(h.app.settleJobs(async (tx) => {
-      await tx.unsafe(`UPDATE docket.jobs SET state = 'cancelled', finished_at = now() WHERE id = $1`, [b!.id]);
-      throw new Error('changed my mind');
-    }), /changed my mind/);
+    await assert.rejects(
+      h.app.settleJobs(async (tx) => {
+        await tx.unsafe(`UPDATE docket.jobs SET state = 'cancelled', finished_at = now() WHERE id = $1`, [b!.id]);
+        throw new Error('changed my mind');
+      }),
+      /changed my mind/,
+    );
     assert.equal((await h.app.getJob(b!)).state, 'running');
     assert.equal(seen.length, 1);
   } finally {
@@ -474,21 +529,33 @@ describe('every hook fires with its arguments', () => {
     const [ctx] = await fired('afterMigrate');
     assert.equal(ctx.app, h.app);
     assert.equal(ctx.sql, h.app.sql);
-    assert.deepEqual(ctx.applied.map((m: { owner: string; version: number }) => `${m.owner}@${m.version}`), [`${PLUGIN}@1`]);
+    assert.deepEqual(
+      ctx.applied.map((m: { owner: string; version: number }) => `${m.owner}@${m.version}`),
+      [`${PLUGIN}@1`],
+    );
   });
 
   test('beforePush, afterPush: (rows | jobs, ctx) in the push transaction; pushCommitted: (jobs) after the commit', async () => {
     ref = await h.app.push(job.withArgs({ n: 21 }).with('rec.key', 'k1'));
     const [rows, before] = await fired('beforePush', ([rows]) => rows.some((r: JobInsert) => r.columns.rec_key === 'k1'));
-    assert.deepEqual(rows.map((r: JobInsert) => [r.name, r.queue, r.args]), [['recorded', 'recorded', { n: 21 }]]);
+    assert.deepEqual(
+      rows.map((r: JobInsert) => [r.name, r.queue, r.args]),
+      [['recorded', 'recorded', { n: 21 }]],
+    );
     assert.equal(before.app, h.app);
     assert.equal(before.callerTransaction, false);
     const [jobs, afterCtx] = await fired('afterPush', ([jobs]) => jobs[0]?.id === ref.id);
-    assert.deepEqual(jobs.map((j: InsertedJob) => [j.id, j.name, j.queue, j.index]), [[ref.id, 'recorded', 'recorded', 0]]);
+    assert.deepEqual(
+      jobs.map((j: InsertedJob) => [j.id, j.name, j.queue, j.index]),
+      [[ref.id, 'recorded', 'recorded', 0]],
+    );
     assert.ok(jobs[0].scheduledAt instanceof Date);
     assert.equal(afterCtx.sql, before.sql, 'the same transaction as beforePush');
     const [committed] = await fired('pushCommitted', ([jobs]) => jobs[0]?.id === ref.id);
-    assert.deepEqual(committed.map((j: InsertedJob) => j.id), [ref.id]);
+    assert.deepEqual(
+      committed.map((j: InsertedJob) => j.id),
+      [ref.id],
+    );
     const [visible] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE id = ${ref.id}`;
     assert.equal(visible!.n, 1, 'committed: visible to another session');
   });
@@ -497,7 +564,10 @@ describe('every hook fires with its arguments', () => {
     const again = await h.app.push(job.withArgs({ n: 1 }).with('rec.key', 'k1'));
     assert.deepEqual([again.id, again.duplicate], [ref.id, true]);
     const [conflicts] = await fired('resolvePushConflicts');
-    assert.deepEqual(conflicts.skipped.map((s: { index: number; row: JobInsert }) => [s.index, s.row.columns.rec_key]), [[0, 'k1']]);
+    assert.deepEqual(
+      conflicts.skipped.map((s: { index: number; row: JobInsert }) => [s.index, s.row.columns.rec_key]),
+      [[0, 'k1']],
+    );
     assert.deepEqual(conflicts.resolved, [ref.id]);
   });
 
@@ -591,8 +661,14 @@ test('pushCommitted fires when it is the only push hook tapped (the push is one 
     const job = defineJob({ name: 'committed', queue: 'committed' }, async () => 1);
     const refs = await h.app.pushMany([job, job]);
     await fired;
-    assert.deepEqual(committed.map((jobs) => jobs.map((j) => j.id)), [refs.map((r) => r.id)]);
-    assert.ok(committed[0]!.every((j) => j.scheduledAt instanceof Date), 'with the times it needs');
+    assert.deepEqual(
+      committed.map((jobs) => jobs.map((j) => j.id)),
+      [refs.map((r) => r.id)],
+    );
+    assert.ok(
+      committed[0]!.every((j) => j.scheduledAt instanceof Date),
+      'with the times it needs',
+    );
   } finally {
     await h.close();
   }

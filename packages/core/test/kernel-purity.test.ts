@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const FEATURE_WORDS = /\b(cron|workflows?|leadership|leaders?|unique[_ ]?keys?|pruner?|pruning|recovery|subtasks?|chords?)\b/i;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import { Docket, DocketError, defineJob, Worker } from '@docket/core';
 import postgres from 'postgres';
-import { defineJob, Docket, DocketError, Worker } from '@docket/core';
 import { deferred, harness } from './helpers.js';
 
 test('poll-only mode (listen: false, prepare: false): jobs run, waitForJob and cancel still work', async () => {
@@ -22,7 +22,10 @@ test('poll-only mode (listen: false, prepare: false): jobs run, waitForJob and c
     await started.promise;
     await h.app.cancelJob(ref);
     assert.equal((await h.app.waitForJob(ref, { timeoutMs: 10_000 })).state, 'cancelled');
-    await assert.rejects(h.app.listen('topic', () => {}), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION');
+    await assert.rejects(
+      h.app.listen('topic', () => {}),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION',
+    );
   } finally {
     await h.close();
   }

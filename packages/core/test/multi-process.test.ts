@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { waitFor } from '@docket/testing';
 import { defineJob } from '@docket/core';
+import { waitFor } from '@docket/testing';
 import { harness } from './helpers.js';
 
 const record = defineJob({ name: 'record', queue: 'drain' }, async (_: { n: number }) => undefined);

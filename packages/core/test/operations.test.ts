@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { defineJob, Docket, DocketError, type DocketPlugin, type JobRecord, type JobState, RERUN_OF_META_KEY } from '@docket/core';
-import { deferred, harness, type Harness } from './helpers.js';
+import { Docket, DocketError, type DocketPlugin, defineJob, type JobRecord, type JobState, RERUN_OF_META_KEY } from '@docket/core';
+import { deferred, type Harness, harness } from './helpers.js';
 
 function assertCode(code: string) {
   return (error: unknown) => {
@@ -24,7 +24,11 @@ async function age(h: Harness, id: string, state: JobState, createdAt: Date): Pr
 }
 
 /** Every page of a listing, following nextCursor; `between` runs before each next page. */
-async function allPages(app: Docket, options: Parameters<Docket['listJobs']>[0], between: () => Promise<void> = async () => {}): Promise<JobRecord[]> {
+async function allPages(
+  app: Docket,
+  options: Parameters<Docket['listJobs']>[0],
+  between: () => Promise<void> = async () => {},
+): Promise<JobRecord[]> {
   const jobs: JobRecord[] = [];
   let cursor: string | null = null;
   for (let pages = 0; pages < 1000; pages++) {
@@ -67,7 +71,11 @@ describe('operations: listJobs', () => {
       ['states', { state: ['pending', 'succeeded'] }, (j) => j.state === 'pending' || j.state === 'succeeded'],
       ['name', { name: 'ops.other' }, (j) => j.name === 'ops.other'],
       ['queue and name', { queue: ['ops-a', 'ops-b'], name: 'ops.noop' }, (j) => j.name === 'ops.noop'],
-      ['queue and state', { queue: 'ops-b', state: ['waiting', 'cancelled'] }, (j) => j.queue === 'ops-b' && (j.state === 'waiting' || j.state === 'cancelled')],
+      [
+        'queue and state',
+        { queue: 'ops-b', state: ['waiting', 'cancelled'] },
+        (j) => j.queue === 'ops-b' && (j.state === 'waiting' || j.state === 'cancelled'),
+      ],
       [
         'time range',
         { createdSince: new Date(start.getTime() + 10 * 60_000), createdBefore: new Date(start.getTime() + 20 * 60_000) },
@@ -75,13 +83,30 @@ describe('operations: listJobs', () => {
       ],
       ['since only', { createdSince: new Date(start.getTime() + 25 * 60_000) }, (j) => j.createdAt.getTime() >= start.getTime() + 25 * 60_000],
       ['before only', { createdBefore: new Date(start.getTime() + 7 * 60_000 + 1) }, (j) => j.createdAt.getTime() <= start.getTime() + 7 * 60_000],
-      ['all together', { queue: 'ops-a', name: 'ops.noop', state: 'succeeded', createdSince: new Date(start.getTime() + 5 * 60_000) }, (j) =>
-        j.queue === 'ops-a' && j.state === 'succeeded' && j.createdAt.getTime() >= start.getTime() + 5 * 60_000],
+      [
+        'all together',
+        { queue: 'ops-a', name: 'ops.noop', state: 'succeeded', createdSince: new Date(start.getTime() + 5 * 60_000) },
+        (j) => j.queue === 'ops-a' && j.state === 'succeeded' && j.createdAt.getTime() >= start.getTime() + 5 * 60_000,
+      ],
       // Without succeeded, each state is read from its own index (attention, fetch, running) and merged.
       ['states by their indexes', { state: ['pending', 'running', 'waiting', 'failed', 'cancelled'] }, (j) => j.state !== 'succeeded'],
-      ['attention state and name', { state: ['failed', 'cancelled'], name: 'ops.noop' }, (j) => (j.state === 'failed' || j.state === 'cancelled') && j.name === 'ops.noop'],
-      ['running and time range', { state: ['running', 'waiting'], createdSince: new Date(start.getTime() + 12 * 60_000), createdBefore: new Date(start.getTime() + 33 * 60_000) }, (j) =>
-        (j.state === 'running' || j.state === 'waiting') && j.createdAt.getTime() >= start.getTime() + 12 * 60_000 && j.createdAt.getTime() < start.getTime() + 33 * 60_000],
+      [
+        'attention state and name',
+        { state: ['failed', 'cancelled'], name: 'ops.noop' },
+        (j) => (j.state === 'failed' || j.state === 'cancelled') && j.name === 'ops.noop',
+      ],
+      [
+        'running and time range',
+        {
+          state: ['running', 'waiting'],
+          createdSince: new Date(start.getTime() + 12 * 60_000),
+          createdBefore: new Date(start.getTime() + 33 * 60_000),
+        },
+        (j) =>
+          (j.state === 'running' || j.state === 'waiting') &&
+          j.createdAt.getTime() >= start.getTime() + 12 * 60_000 &&
+          j.createdAt.getTime() < start.getTime() + 33 * 60_000,
+      ],
     ];
     for (const [label, filter, matches] of cases) {
       const expected = seeded.filter(matches);
@@ -89,15 +114,27 @@ describe('operations: listJobs', () => {
       assert.ok(expected.length < seeded.length || label === 'no filter', `${label}: the seed has jobs that do not match`);
       for (const order of ['newest', 'oldest'] as const) {
         const listed = await allPages(h.app, { ...filter, order, limit: 3 });
-        assert.deepEqual(listed.map((j) => j.id), sortedByCreation(expected, order).map((j) => j.id), `${label}, ${order} first`);
+        assert.deepEqual(
+          listed.map((j) => j.id),
+          sortedByCreation(expected, order).map((j) => j.id),
+          `${label}, ${order} first`,
+        );
       }
     }
   });
 
   test('newest first is the default; a page carries full job records', async () => {
     const page = await h.app.listJobs({ limit: 2 });
-    assert.deepEqual(page.jobs.map((j) => j.id), sortedByCreation(seeded, 'newest').slice(0, 2).map((j) => j.id));
-    assert.deepEqual(page.jobs[0], seeded.find((j) => j.id === page.jobs[0]!.id));
+    assert.deepEqual(
+      page.jobs.map((j) => j.id),
+      sortedByCreation(seeded, 'newest')
+        .slice(0, 2)
+        .map((j) => j.id),
+    );
+    assert.deepEqual(
+      page.jobs[0],
+      seeded.find((j) => j.id === page.jobs[0]!.id),
+    );
     assert.equal(typeof page.nextCursor, 'string');
     const none = await h.app.listJobs({ queue: 'nobody-pushes-here' });
     assert.deepEqual(none, { jobs: [], nextCursor: null });
@@ -151,7 +188,11 @@ describe('operations: listJobs over a time range whose ids and creation times di
           for (const order of ['newest', 'oldest'] as const) {
             const listed = await allPages(h.app, { ...range, state, order, limit: 20 });
             const label = `${JSON.stringify(range)} ${state ?? 'every state'} ${order}, ${analysed ? 'analysed' : 'no statistics'}`;
-            assert.deepEqual(listed.map((j) => j.id), sortedByCreation(expected, order).map((j) => j.id), label);
+            assert.deepEqual(
+              listed.map((j) => j.id),
+              sortedByCreation(expected, order).map((j) => j.id),
+              label,
+            );
           }
         }
       }
@@ -187,10 +228,11 @@ describe('operations: paging while jobs arrive and change state', () => {
 
   test('with every filter and in both orders, jobs that matched throughout are listed once, and no other job but new ones oldest first', async () => {
     type Row = { id: string; queue: string; name: string; state: JobState; created_at: Date };
-    const snapshot = async () => new Map((await h.db.sql<Row[]>`SELECT id::text, queue, name, state, created_at FROM docket.jobs`).map((r) => [r.id, r]));
+    const snapshot = async () =>
+      new Map((await h.db.sql<Row[]>`SELECT id::text, queue, name, state, created_at FROM docket.jobs`).map((r) => [r.id, r]));
     const [{ now: seededBy }] = await h.db.sql<[{ now: Date }]>`SELECT now() - interval '1 minute' AS now`;
     type Filter = NonNullable<Parameters<Docket['listJobs']>[0]>;
-    const list = <T,>(v: T | readonly T[] | undefined): readonly T[] | null => (v === undefined ? null : Array.isArray(v) ? v : [v as T]);
+    const list = <T>(v: T | readonly T[] | undefined): readonly T[] | null => (v === undefined ? null : Array.isArray(v) ? v : [v as T]);
     const matches = (r: Row, f: Filter) =>
       (!list(f.queue) || list(f.queue)!.includes(r.queue)) &&
       (!list(f.name) || list(f.name)!.includes(r.name)) &&
@@ -232,7 +274,8 @@ describe('operations: paging while jobs arrive and change state', () => {
           for (const id of ids) {
             const was = start.get(id);
             if (was) assert.ok(matches(was, f) || matches(end.get(id)!, f), `${label}: job ${id} matched at some point`);
-            else assert.ok(order === 'oldest' && !f.createdBefore && matches(end.get(id)!, f), `${label}: new job ${id} only at the end, oldest first`);
+            else
+              assert.ok(order === 'oldest' && !f.createdBefore && matches(end.get(id)!, f), `${label}: new job ${id} only at the end, oldest first`);
           }
           assert.ok(listed.length > 0 && round > 2, `${label}: several pages were read while jobs changed`);
         }
@@ -276,7 +319,9 @@ describe('operations: countJobs', () => {
       { queue: 'ops-b', state: 'succeeded', count: 7, exact: true },
       { queue: 'ops-b', state: 'failed', count: 2, exact: true },
     ]);
-    assert.deepEqual(await h.app.countJobs({ queue: 'ops-b', state: ['failed', 'pending'] }), [{ queue: 'ops-b', state: 'failed', count: 2, exact: true }]);
+    assert.deepEqual(await h.app.countJobs({ queue: 'ops-b', state: ['failed', 'pending'] }), [
+      { queue: 'ops-b', state: 'failed', count: 2, exact: true },
+    ]);
     assert.deepEqual(await h.app.countJobs({ state: 'running' }), [{ queue: 'count-run', state: 'running', count: 2, exact: true }]);
     release.resolve();
   });
@@ -285,7 +330,9 @@ describe('operations: countJobs', () => {
     const refs = await h.app.pushMany(Array.from({ length: 400 }, () => noop.withQueue('count-big')));
     await h.db.sql`UPDATE docket.jobs SET state = 'succeeded', finished_at = now() WHERE id = ANY(${refs.map((r) => r.id)}::bigint[])`;
     // No statistics yet: the group is counted in full.
-    assert.deepEqual(await h.app.countJobs({ queue: 'count-big', exactLimit: 50 }), [{ queue: 'count-big', state: 'succeeded', count: 400, exact: true }]);
+    assert.deepEqual(await h.app.countJobs({ queue: 'count-big', exactLimit: 50 }), [
+      { queue: 'count-big', state: 'succeeded', count: 400, exact: true },
+    ]);
     await h.db.sql`ANALYZE docket.jobs`;
     const [estimated] = await h.app.countJobs({ queue: 'count-big', exactLimit: 50 });
     assert.equal(estimated!.exact, false);
@@ -301,12 +348,16 @@ describe('operations: countJobs', () => {
     assert.deepEqual(
       // count-run's jobs, released by the test before, may still be finishing.
       succeeded.filter((c) => c.queue !== 'count-run').map((c) => [c.queue, c.exact ? c.count : 'estimated']),
-      [['count-big', 'estimated'], ['count-small', 5], ['ops-b', 7]],
+      [
+        ['count-big', 'estimated'],
+        ['count-small', 5],
+        ['ops-b', 7],
+      ],
     );
-    assert.deepEqual(await h.app.countJobs({ queue: ['count-small', 'count-big'], state: 'succeeded', exactLimit: 50 }).then((r) => r.map((c) => c.queue)), [
-      'count-big',
-      'count-small',
-    ]);
+    assert.deepEqual(
+      await h.app.countJobs({ queue: ['count-small', 'count-big'], state: 'succeeded', exactLimit: 50 }).then((r) => r.map((c) => c.queue)),
+      ['count-big', 'count-small'],
+    );
   });
 });
 
@@ -341,7 +392,10 @@ describe('operations: retry and re-run', () => {
     assert.equal(done.state, 'succeeded');
     assert.equal(done.result, 'second attempt works');
     assert.equal(done.attempt, 2);
-    assert.deepEqual(done.errors.map((e) => [e.attempt, e.message]), [[1, 'first attempt breaks']]);
+    assert.deepEqual(
+      done.errors.map((e) => [e.attempt, e.message]),
+      [[1, 'first attempt breaks']],
+    );
   });
 
   test('retryJobs retries the failed jobs matching the filter (cancelled ones only when asked)', async () => {
@@ -361,7 +415,10 @@ describe('operations: retry and re-run', () => {
 
     assert.deepEqual(await h.app.retryJobs({ queue: 'bulk-a', state: 'cancelled' }), [a[3]!.id]);
     assert.deepEqual(await h.app.retryJobs({ queue: 'bulk-a' }), [], 'nothing left to retry');
-    assert.deepEqual(await h.app.retryJobs({ name: 'ops.noop', state: ['failed', 'cancelled'] }), b.map((r) => r.id));
+    assert.deepEqual(
+      await h.app.retryJobs({ name: 'ops.noop', state: ['failed', 'cancelled'] }),
+      b.map((r) => r.id),
+    );
   });
 
   test('retryJobs goes past one batch of 1,000', async () => {
@@ -490,13 +547,22 @@ describe('operations: validation', () => {
   test('a retry of a job that is not failed or cancelled, or a re-run of one that has not succeeded, is DOCKET_JOB_STATE', async () => {
     const [pending, failed] = await h.app.pushMany([noop, noop]);
     await age(h, failed!.id, 'failed', new Date());
-    await assert.rejects(() => h.app.retryJob(pending!), (e) => assertCode('DOCKET_JOB_STATE')(e) && (e as DocketError).details.state === 'pending');
+    await assert.rejects(
+      () => h.app.retryJob(pending!),
+      (e) => assertCode('DOCKET_JOB_STATE')(e) && (e as DocketError).details.state === 'pending',
+    );
     await assert.rejects(() => h.app.rerunJob(pending!), assertCode('DOCKET_JOB_STATE'));
-    await assert.rejects(() => h.app.rerunJob(failed!), (e) => assertCode('DOCKET_JOB_STATE')(e) && /retryJob/.test((e as Error).message));
+    await assert.rejects(
+      () => h.app.rerunJob(failed!),
+      (e) => assertCode('DOCKET_JOB_STATE')(e) && /retryJob/.test((e as Error).message),
+    );
     assert.equal((await h.app.getJob(pending!)).state, 'pending', 'left as it was');
     await h.app.retryJob(failed!);
     await age(h, failed!.id, 'succeeded', new Date());
-    await assert.rejects(() => h.app.retryJob(failed!), (e) => assertCode('DOCKET_JOB_STATE')(e) && /rerunJob/.test((e as Error).message));
+    await assert.rejects(
+      () => h.app.retryJob(failed!),
+      (e) => assertCode('DOCKET_JOB_STATE')(e) && /rerunJob/.test((e as Error).message),
+    );
   });
 
   test('a closed app refuses operations', async () => {

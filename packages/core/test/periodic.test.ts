@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, afterEach, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Docket, type DocketPlugin, defineJob, type PeriodicEvents, type PrimaryStatus, periodicTask, Worker } from '@docket/core';
 import { createTestDatabase, deferred, type TestDatabase } from '@docket/testing';
-import { Docket, Worker, defineJob, periodicTask, type DocketPlugin, type PeriodicEvents, type PrimaryStatus } from '@docket/core';
 
 declare module '@docket/core' {
   // The tasks these tests start.
@@ -72,7 +72,8 @@ function recorder(answer: (workerId: string) => PrimaryStatus) {
   return {
     plugin,
     log,
-    count: (what: string, worker?: string, from = 0) => log.slice(from).filter((e) => e.what === what && (worker === undefined || e.worker === worker)).length,
+    count: (what: string, worker?: string, from = 0) =>
+      log.slice(from).filter((e) => e.what === what && (worker === undefined || e.worker === worker)).length,
     /** Resolves once `done(log)` holds; checked on every new entry. */
     until(done: (log: readonly Entry[]) => boolean, message: string, timeoutMs = 10_000): Promise<void> {
       return new Promise((resolve, reject) => {
@@ -193,12 +194,19 @@ test('primaryOnly: skipped on a worker that is not primary, run there soon after
   const rec = recorder((id) => (primaries.has(id) ? { primary: true, term: '3' } : { primary: false, term: null }));
   const app = appWith(rec.plugin);
   const ran: Array<{ worker: string; term: string | null }> = [];
-  periodicTask(app, { name: 'only', intervalMs: 60_000, run: async ({ worker, primary }) => void ran.push({ worker: worker.id, term: primary.term }) });
+  periodicTask(app, {
+    name: 'only',
+    intervalMs: 60_000,
+    run: async ({ worker, primary }) => void ran.push({ worker: worker.id, term: primary.term }),
+  });
   periodicTask(app, { name: 'everywhere', intervalMs: 60_000, primaryOnly: false, run: async () => undefined });
   await startWorker(app, 'p');
   await startWorker(app, 'f');
   await rec.until((log) => log.some((e) => e.what === 'only.finished' && e.worker === 'p'), 'a run on the primary worker');
-  await rec.until(() => rec.count('everywhere.finished', 'f') === 1 && rec.count('resolvePrimary', 'f') >= 10, 'the follower ticks and asks the election');
+  await rec.until(
+    () => rec.count('everywhere.finished', 'f') === 1 && rec.count('resolvePrimary', 'f') >= 10,
+    'the follower ticks and asks the election',
+  );
   assert.equal(rec.count('only.started', 'f'), 0, 'never started on the follower');
 
   // intervalMs is a minute: a worker that becomes primary runs the task it never ran within ticks.
@@ -211,7 +219,9 @@ test('primaryOnly: skipped on a worker that is not primary, run there soon after
   assert.equal(rec.count('only.started', 'p'), 1, 'once a minute on the first primary');
 });
 
-test('a primaryOnly run asks the election first: it obeys the latest answer even while the maintenance tick is held', { timeout: 30_000 }, async () => {
+test('a primaryOnly run asks the election first: it obeys the latest answer even while the maintenance tick is held', {
+  timeout: 30_000,
+}, async () => {
   let asked = 0;
   let primary = true;
   const rec = recorder(() => {
@@ -233,7 +243,12 @@ test('a primaryOnly run asks the election first: it obeys the latest answer even
     const before = seen.length;
     for (let i = 0; i < 3; i++) await task.nextRun({ timeoutMs: 10_000 });
     const held = seen.slice(before);
-    for (const s of held) assert.deepEqual({ term: s.term, workerSaw: s.workerSaw }, { term: s.latest, workerSaw: s.latest }, 'each run acts on the latest answer, which the worker keeps');
+    for (const s of held)
+      assert.deepEqual(
+        { term: s.term, workerSaw: s.workerSaw },
+        { term: s.latest, workerSaw: s.latest },
+        'each run acts on the latest answer, which the worker keeps',
+      );
     assert.ok(new Set(held.map((s) => s.term)).size === held.length, 'a new answer for every run');
 
     // The election now says no: with the tick still held, the task asks again and stops running.
@@ -265,8 +280,11 @@ test('events: started, failed with the error, finished with the result; nextRun 
   assert.equal(task.runs, 1, 'a failed run is not counted');
   await rec.until(() => rec.count('flaky.finished') >= 1, 'the finished event');
   const events = rec.log.filter((e) => e.what.startsWith('flaky.')).slice(0, 4);
-  assert.deepEqual(events.map((e) => `${e.what}@${e.worker}`), ['flaky.started@w1', 'flaky.failed@w1', 'flaky.started@w1', 'flaky.finished@w1']);
-  assert.equal(((events[1]!.payload as { error: Error }).error).message, 'first run fails');
+  assert.deepEqual(
+    events.map((e) => `${e.what}@${e.worker}`),
+    ['flaky.started@w1', 'flaky.failed@w1', 'flaky.started@w1', 'flaky.finished@w1'],
+  );
+  assert.equal((events[1]!.payload as { error: Error }).error.message, 'first run fails');
   const finished = events[3]!.payload as { result: unknown; durationMs: number };
   assert.deepEqual(finished.result, { calls: 2 });
   assert.ok(finished.durationMs >= 0);

@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import postgres from 'postgres';
+import { Docket, defineJob, Worker } from '@docket/core';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
-import { defineJob, Docket, Worker } from '@docket/core';
+import postgres from 'postgres';
 
 const noop = defineJob({ name: 'noop', queue: 'plans' }, async (_args: object) => {});
 const withResult = defineJob({ name: 'with-result', queue: 'plans' }, async (_args: object) => ({ ok: true }));
@@ -94,14 +94,22 @@ for (const kind of ['complete', 'complete with outcomes', 'claim']) {
       const statement = captured.get(kind);
       assert.ok(statement, `the worker ran a '${kind}' statement`);
       const plan = await explain(statement, mode);
-      const summary = plan.map((n) => `${n['Node Type']}${n['Relation Name'] ? ` on ${n['Relation Name']}` : ''}${n['Index Name'] ? ` using ${n['Index Name']}` : ''}`);
+      const summary = plan.map(
+        (n) => `${n['Node Type']}${n['Relation Name'] ? ` on ${n['Relation Name']}` : ''}${n['Index Name'] ? ` using ${n['Index Name']}` : ''}`,
+      );
       // (Nested loops over the one-row aggregates at the end are fine; one that reads jobs is not.)
       assert.ok(!plan.some((n) => n['Node Type'] === 'Nested Loop' && nodes(n).some(readsJobs)), `no nested loop over jobs: ${summary.join(' / ')}`);
-      assert.ok(!plan.some((n) => n['Node Type'] === 'Seq Scan' && n['Relation Name'] === 'jobs'), `no sequential scan of jobs: ${summary.join(' / ')}`);
+      assert.ok(
+        !plan.some((n) => n['Node Type'] === 'Seq Scan' && n['Relation Name'] === 'jobs'),
+        `no sequential scan of jobs: ${summary.join(' / ')}`,
+      );
       if (kind.startsWith('complete')) {
         const reads = plan.filter(readsJobs);
         const indexes = plan.filter((n) => n['Index Name']).map((n) => n['Index Name']);
-        assert.ok(reads.length > 0 && indexes.length > 0 && indexes.every((i) => i === 'jobs_pkey'), `rows found by primary key: ${summary.join(' / ')}`);
+        assert.ok(
+          reads.length > 0 && indexes.length > 0 && indexes.every((i) => i === 'jobs_pkey'),
+          `rows found by primary key: ${summary.join(' / ')}`,
+        );
       }
     });
   }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Docket, DocketError, defineJob, isDocketError } from '@docket/core';
 import postgres from 'postgres';
-import { DocketError, defineJob, Docket, isDocketError } from '@docket/core';
-import { harness, type Harness } from './helpers.js';
+import { type Harness, harness } from './helpers.js';
 
 const greet = defineJob({ name: 'greet', queue: 'default' }, async ({ name }: { name: string }) => `Hello, ${name}!`);
 
@@ -68,11 +68,14 @@ describe('push', () => {
 
   test('a plugin factory passed uncalled is refused, naming the fix', () => {
     const factory = () => ({ name: 'mine', apply: () => {} });
-    assert.throws(() => new Docket({ connection: h.db.url, plugins: [factory as never] }), (error: unknown) => {
-      assertCode('DOCKET_PLUGIN_INVALID')(error);
-      assert.match((error as Error).message, /Did you forget to call the plugin factory/);
-      return true;
-    });
+    assert.throws(
+      () => new Docket({ connection: h.db.url, plugins: [factory as never] }),
+      (error: unknown) => {
+        assertCode('DOCKET_PLUGIN_INVALID')(error);
+        assert.match((error as Error).message, /Did you forget to call the plugin factory/);
+        return true;
+      },
+    );
   });
 
   test('withDelay and withScheduledAt set the run time on the database clock', async () => {
@@ -135,8 +138,16 @@ describe('push', () => {
       ['BigInt argument', () => h.app.push(greet.withArgs({ name: 1n } as never)), 'DOCKET_ARGS_NOT_SERIALIZABLE'],
       ['function argument', () => h.app.push(greet.withArgs({ name: () => 1 } as never)), 'DOCKET_ARGS_NOT_SERIALIZABLE'],
       ['cyclic argument', () => h.app.push(greet.withArgs(cyclic as never)), 'DOCKET_ARGS_NOT_SERIALIZABLE'],
-      ['one bad job in a batch', () => h.app.pushMany([greet.withArgs({ name: 'ok' }), greet.withArgs({ name: 2n } as never)]), 'DOCKET_ARGS_NOT_SERIALIZABLE'],
-      ['queue name with invalid characters', async () => h.app.push(greet.withArgs({ name: 'q' }).withQueue('bad queue; drop')), 'DOCKET_INVALID_QUEUE_NAME'],
+      [
+        'one bad job in a batch',
+        () => h.app.pushMany([greet.withArgs({ name: 'ok' }), greet.withArgs({ name: 2n } as never)]),
+        'DOCKET_ARGS_NOT_SERIALIZABLE',
+      ],
+      [
+        'queue name with invalid characters',
+        async () => h.app.push(greet.withArgs({ name: 'q' }).withQueue('bad queue; drop')),
+        'DOCKET_INVALID_QUEUE_NAME',
+      ],
       ['negative delay', async () => h.app.push(greet.withArgs({ name: 'q' }).withDelay(-5)), 'DOCKET_INVALID_JOB_OPTION'],
       ['fractional priority', async () => h.app.push(greet.withArgs({ name: 'q' }).withPriority(1.5)), 'DOCKET_INVALID_JOB_OPTION'],
       ['invalid date', async () => h.app.push(greet.withArgs({ name: 'q' }).withScheduledAt(new Date('nope'))), 'DOCKET_INVALID_JOB_OPTION'],

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { Docket, type JobRef, type Logger, Worker, defineJob } from '@docket/core';
-import { harness, nextMessage, type Harness } from './helpers.js';
+import { Docket, defineJob, type JobRef, type Logger, Worker } from '@docket/core';
+import { type Harness, harness, nextMessage } from './helpers.js';
 
 const work = defineJob({ name: 'work', queue: 'default' }, async (_: { ms: number; honour: boolean }) => 'finished');
 
@@ -36,7 +36,7 @@ async function startWorkerProcess(env: Record<string, string> = {}): Promise<Wor
   const waiting: Array<{ pattern: RegExp; resolve: () => void }> = [];
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     text += chunk;
-    for (const w of [...waiting]) if (w.pattern.test(text)) (waiting.splice(waiting.indexOf(w), 1), w.resolve());
+    for (const w of [...waiting]) if (w.pattern.test(text)) waiting.splice(waiting.indexOf(w), 1), w.resolve();
   });
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   await nextMessage(child, 'started');
@@ -67,7 +67,9 @@ test('SIGTERM: the running job finishes, the stop is announced, the process exit
   assert.equal(job.result, 'finished');
 });
 
-test('SIGINT twice: running jobs are aborted and go back to pending (one that ignores its signal is abandoned, and said so); exit 0', { timeout: 60_000 }, async () => {
+test('SIGINT twice: running jobs are aborted and go back to pending (one that ignores its signal is abandoned, and said so); exit 0', {
+  timeout: 60_000,
+}, async () => {
   const p = await startWorkerProcess({ HARD_STOP_GRACE_MS: '200' });
   const honouring = await pushAndStart(p, { ms: 60_000, honour: true });
   const ignoring = await pushAndStart(p, { ms: 60_000, honour: false });
@@ -76,7 +78,10 @@ test('SIGINT twice: running jobs are aborted and go back to pending (one that ig
   p.child.kill('SIGINT');
   const [code] = await p.exited;
   assert.equal(code, 0, p.stderr());
-  assert.match(p.stderr(), /SIGINT again: aborting 2 running jobs; they go back to the queue \(a handler that ignores ctx\.signal is abandoned after 0\.2 s\); press Ctrl-C again to exit at once/);
+  assert.match(
+    p.stderr(),
+    /SIGINT again: aborting 2 running jobs; they go back to the queue \(a handler that ignores ctx\.signal is abandoned after 0\.2 s\); press Ctrl-C again to exit at once/,
+  );
   assert.match(p.stderr(), /1 handler ignored ctx\.signal for hardStopGraceMs and was abandoned/);
   for (const ref of [honouring, ignoring]) {
     const job = await h.app.getJob(ref);
@@ -128,7 +133,9 @@ function recordingLogger(): Logger & { lines: string[] } {
   return { lines, debug: log, info: log, warn: log, error: log };
 }
 
-test('in a process where something else listens for the signal (a test runner, your code), the worker stops but never exits the process', { timeout: 30_000 }, async () => {
+test('in a process where something else listens for the signal (a test runner, your code), the worker stops but never exits the process', {
+  timeout: 30_000,
+}, async () => {
   const logger = recordingLogger();
   const app = new Docket({ connection: h.db.url, logger });
   const before = process.listenerCount('SIGTERM');
@@ -144,7 +151,10 @@ test('in a process where something else listens for the signal (a test runner, y
     await Promise.all([a.stopped, b.stopped]);
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(process.listenerCount('SIGTERM'), before + 1, 'the workers removed their listener');
-    assert.ok(logger.lines.some((l) => /not exiting: another SIGTERM listener is installed/.test(l)), logger.lines.join('\n'));
+    assert.ok(
+      logger.lines.some((l) => /not exiting: another SIGTERM listener is installed/.test(l)),
+      logger.lines.join('\n'),
+    );
   } finally {
     process.off('SIGTERM', ours);
     await app.close();
@@ -164,13 +174,18 @@ test('handleSignals: false installs no listener; a worker stopped by stop() remo
     await handling.stop();
     assert.equal(process.listenerCount('SIGINT'), before);
     await quiet.stop();
-    assert.throws(() => new Worker(app, { jobs: [work], queues: { default: {} }, handleSignals: 'yes' as never }), /`handleSignals` must be true or false/);
+    assert.throws(
+      () => new Worker(app, { jobs: [work], queues: { default: {} }, handleSignals: 'yes' as never }),
+      /`handleSignals` must be true or false/,
+    );
   } finally {
     await app.close();
   }
 });
 
-test('an abandoned async handler: its job is back in the queue at once, the worker warns, and its database calls fail once the app is closed', { timeout: 30_000 }, async () => {
+test('an abandoned async handler: its job is back in the queue at once, the worker warns, and its database calls fail once the app is closed', {
+  timeout: 30_000,
+}, async () => {
   const warnings: string[] = [];
   const logger = { ...recordingLogger(), warn: (m: string) => void warnings.push(m) };
   const app = new Docket({ connection: h.db.url, logger });
@@ -191,7 +206,10 @@ test('an abandoned async handler: its job is back in the queue at once, the work
   await running;
   await worker.stop({ timeoutMs: 0 });
   assert.equal((await app.getJob(ref)).state, 'pending', 'back in the queue although the handler still runs');
-  assert.ok(warnings.some((w) => /1 handler ignored ctx\.signal for hardStopGraceMs and was abandoned/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((w) => /1 handler ignored ctx\.signal for hardStopGraceMs and was abandoned/.test(w)),
+    warnings.join('\n'),
+  );
   await app.cancelJob(ref);
   await app.close();
   release();

@@ -7,7 +7,11 @@ test('tsc accepts the good fixtures and rejects each marked line of the bad ones
   const report = await checkTypeFixtures(fileURLToPath(new URL('./type-fixtures/', import.meta.url)));
   assert.deepEqual(report.inGoodFiles, [], 'what must compile compiles (good-*.ts)');
   for (const { file, expected, reported } of report.badFiles) {
-    assert.deepEqual(reported, expected, `${file}: the marked lines, and only they, fail\n${report.errors.map((e) => `${e.file}:${e.line} ${e.text}`).join('\n')}`);
+    assert.deepEqual(
+      reported,
+      expected,
+      `${file}: the marked lines, and only they, fail\n${report.errors.map((e) => `${e.file}:${e.line} ${e.text}`).join('\n')}`,
+    );
   }
   assert.deepEqual(report.badFiles.map((b) => b.file).sort(), ['bad-events.ts', 'bad-jobs.ts']);
 

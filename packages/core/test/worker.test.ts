@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import postgres from 'postgres';
+import { Docket, DocketError, defineJob, Worker } from '@docket/core';
 import { createTestDatabase } from '@docket/testing';
-import { defineJob, Docket, DocketError, Worker } from '@docket/core';
-import { deferred, harness, type Harness } from './helpers.js';
+import postgres from 'postgres';
+import { deferred, type Harness, harness } from './helpers.js';
 
 class PaymentDeclined extends Error {}
 
@@ -52,7 +52,14 @@ describe('worker', () => {
     await worker.stop();
     assert.equal(done.state, 'failed');
     assert.equal(done.attempt, 3);
-    assert.deepEqual(done.errors.map((e) => [e.attempt, e.message]), [[1, 'attempt 1 failed'], [2, 'attempt 2 failed'], [3, 'attempt 3 failed']]);
+    assert.deepEqual(
+      done.errors.map((e) => [e.attempt, e.message]),
+      [
+        [1, 'attempt 1 failed'],
+        [2, 'attempt 2 failed'],
+        [3, 'attempt 3 failed'],
+      ],
+    );
     assert.ok(done.errors.every((e) => typeof e.stack === 'string' && !Number.isNaN(Date.parse(e.at))));
     const gaps = done.errors.slice(1).map((e, i) => Date.parse(e.at) - Date.parse(done.errors[i]!.at));
     assert.ok(gaps[0]! >= 100 && gaps[1]! >= 200, `backoff grows: ${gaps}`);
@@ -119,10 +126,13 @@ describe('worker', () => {
   test('a delayed job or a retry runs when due, not at the next 60 s poll', async () => {
     let attempts = 0;
     const later = defineJob({ name: 'later', queue: 'due' }, async () => Date.now());
-    const flaky = defineJob({ name: 'flaky-due', queue: 'due', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 300, jitter: false } }, async () => {
-      if (++attempts === 1) throw new Error('first attempt fails');
-      return Date.now();
-    });
+    const flaky = defineJob(
+      { name: 'flaky-due', queue: 'due', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 300, jitter: false } },
+      async () => {
+        if (++attempts === 1) throw new Error('first attempt fails');
+        return Date.now();
+      },
+    );
     const scheduledBeforeStart = await h.app.push(later.withDelay(400));
     const worker = await h.worker({ jobs: [later, flaky], queues: { due: { pollIntervalMs: 60_000 } } });
     const t0 = Date.now();
@@ -180,7 +190,10 @@ describe('worker', () => {
     const job = defineJob({ name: 'nobody-runs-me', queue: 'nobody' }, async () => 1);
     const ref = await h.app.push(job);
     const t0 = Date.now();
-    await assert.rejects(h.app.waitForJob(ref, { timeoutMs: 200 }), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_WAIT_TIMEOUT' && /pending/.test(e.message));
+    await assert.rejects(
+      h.app.waitForJob(ref, { timeoutMs: 200 }),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_WAIT_TIMEOUT' && /pending/.test(e.message),
+    );
     assert.ok(Date.now() - t0 < 5000);
   });
 
@@ -199,7 +212,10 @@ describe('worker', () => {
     assert.equal(bad.state, 'failed');
     assert.equal(bad.errors[0]!.message, 'after writing');
     const notes = await h.db.sql`SELECT note FROM ledger ORDER BY id`;
-    assert.deepEqual(notes.map((n) => n.note), ['kept']);
+    assert.deepEqual(
+      notes.map((n) => n.note),
+      ['kept'],
+    );
   });
 
   test('graceful stop lets running jobs finish; none is left running', async () => {
@@ -284,7 +300,10 @@ test('a worker refuses to start while migrations are pending', async () => {
   const app = new Docket({ connection: db.url, logger: false });
   try {
     const worker = new Worker(app, { jobs: [], queues: { default: {} } });
-    await assert.rejects(worker.start(), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_MIGRATIONS_PENDING' && /app\.migrate\(\)/.test(e.message));
+    await assert.rejects(
+      worker.start(),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_MIGRATIONS_PENDING' && /app\.migrate\(\)/.test(e.message),
+    );
   } finally {
     await app.close();
     await db.drop();

@@ -3,8 +3,9 @@
  * field), names (`mon`, `jan`), steps and ranges, and the `@daily`-style aliases; evaluated in an
  * IANA timezone (daylight-saving changes included).
  */
-import { CronExpressionParser } from 'cron-parser';
+
 import { InvalidOptionError } from '@docket/core';
+import { CronExpressionParser } from 'cron-parser';
 import { CronExpressionError, CronTimezoneError } from './errors.js';
 
 export interface CronSpec {
@@ -15,7 +16,9 @@ export interface CronSpec {
 /** Throws unless `timezone` is an IANA zone this runtime knows (DOCKET_CRON_UNKNOWN_TIMEZONE; not a string: DOCKET_INVALID_OPTION); returns its canonical name. */
 export function checkTimezone(where: string, timezone: unknown): string {
   if (typeof timezone !== 'string' || timezone.trim() === '') {
-    throw new InvalidOptionError(`${where}: \`timezone\` must be an IANA timezone name such as 'UTC' or 'Europe/Paris'.`, { details: { where, option: 'timezone' } });
+    throw new InvalidOptionError(`${where}: \`timezone\` must be an IANA timezone name such as 'UTC' or 'Europe/Paris'.`, {
+      details: { where, option: 'timezone' },
+    });
   }
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: timezone }).resolvedOptions().timeZone;
@@ -30,7 +33,9 @@ export function checkTimezone(where: string, timezone: unknown): string {
 /** Throws DOCKET_CRON_INVALID_EXPRESSION unless the expression parses and has a next time (not a string: DOCKET_INVALID_OPTION). */
 export function checkExpression(where: string, spec: CronSpec): void {
   if (typeof spec.expression !== 'string') {
-    throw new InvalidOptionError(`${where}: \`cron\` must be a cron expression string such as '*/5 * * * *'.`, { details: { where, option: 'cron' } });
+    throw new InvalidOptionError(`${where}: \`cron\` must be a cron expression string such as '*/5 * * * *'.`, {
+      details: { where, option: 'cron' },
+    });
   }
   if (spec.expression.trim() === '') {
     throw new CronExpressionError(`${where}: \`cron\` must be a cron expression such as '*/5 * * * *' (or with seconds, '*/10 * * * * *').`, {

@@ -14,43 +14,45 @@
  * push it.
  */
 import {
-  Docket,
-  InvalidOptionError,
-  JobInvocation,
   booleanOption,
+  type Docket,
+  type DocketPlugin,
   defineJob,
+  InvalidOptionError,
   integerOption,
   isJobDefinition,
-  oneOfOption,
-  periodicTask,
-  pluginBinding,
-  rejectUnknownKeys,
-  toJsonText,
-  type DocketPlugin,
+  JobInvocation,
   type JobLimits,
+  oneOfOption,
   type PeriodicEvents,
   type PeriodicRun,
   type PeriodicTask,
   type Pushable,
+  periodicTask,
+  pluginBinding,
+  rejectUnknownKeys,
   type SqlClient,
+  toJsonText,
 } from '@docket/core';
+
 export { CRON_ERRORS, CronExpressionError, CronTimezoneError } from './errors.js';
-import { checkExpression, checkTimezone, timeAfter, timeBefore, timesBetween, type CronSpec } from './expression.js';
+
+import { type CronSpec, checkExpression, checkTimezone, timeAfter, timeBefore, timesBetween } from './expression.js';
 import {
-  MIGRATIONS,
   clockNow,
   fireInsert,
   fireRead,
   fireSetJob,
   firesPrune,
+  type LockedSchedule,
+  MIGRATIONS,
+  type ScheduleRow,
   scheduleAdvance,
   scheduleDelete,
   scheduleList,
   scheduleLockDue,
-  scheduleUpsert,
   schedulesDue,
-  type LockedSchedule,
-  type ScheduleRow,
+  scheduleUpsert,
 } from './sql.js';
 
 export const PLUGIN_NAME = 'cron';
@@ -219,7 +221,9 @@ function validateSchedule(options: ScheduleOptions): Validated {
   if (options.job instanceof JobInvocation) invocation = options.job;
   else if (isJobDefinition(options.job)) invocation = options.job.invocation();
   else {
-    throw new InvalidOptionError(`${where}: \`job\` must be a job made with defineJob (or its withArgs(...)).`, { details: { where, option: 'job' } });
+    throw new InvalidOptionError(`${where}: \`job\` must be a job made with defineJob (or its withArgs(...)).`, {
+      details: { where, option: 'job' },
+    });
   }
   if (invocation.options.scheduledAt !== null || invocation.options.delayMs !== null) {
     throw new InvalidOptionError(`${where}: the job has a scheduledAt or delay; cron decides when it runs, so remove withScheduledAt/withDelay.`, {
@@ -302,13 +306,16 @@ export function cron(options: CronOptions = {}): CronPlugin {
   const graceMs = integerOption(where, 'graceMs', options.graceMs, 60_000, { min: 0, max: 31 * 86_400_000 });
   const retainFiresMs = integerOption(where, 'retainFiresMs', options.retainFiresMs, 7 * 86_400_000, { min: 3_600_000 });
   if (options.schedules !== undefined && !Array.isArray(options.schedules)) {
-    throw new InvalidOptionError(`${where}: \`schedules\` must be an array of { name, cron, job } objects.`, { details: { where, option: 'schedules' } });
+    throw new InvalidOptionError(`${where}: \`schedules\` must be an array of { name, cron, job } objects.`, {
+      details: { where, option: 'schedules' },
+    });
   }
   // Declared schedules are validated now, so a typo fails at startup rather than at migrate time.
   const declared = (options.schedules ?? []).map((s) => (validateSchedule(s), s));
   const names = new Set<string>();
   for (const s of declared) {
-    if (names.has(s.name)) throw new InvalidOptionError(`${where}: two schedules are named '${s.name}'.`, { details: { where, option: 'schedules' } });
+    if (names.has(s.name))
+      throw new InvalidOptionError(`${where}: two schedules are named '${s.name}'.`, { details: { where, option: 'schedules' } });
     names.add(s.name);
   }
   if (options.setup !== undefined && typeof options.setup !== 'function') {
@@ -350,7 +357,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
   async function unschedule(name: string, pushOptions: { tx?: SqlClient } = {}): Promise<boolean> {
     const docket = binding.app('unschedule');
     rejectUnknownKeys('cron.unschedule(name, { tx })', pushOptions, ['tx']);
-    if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new InvalidOptionError(`cron.unschedule(): \`name\` must be a schedule name, got ${JSON.stringify(name)}.`);
+    if (typeof name !== 'string' || !NAME_PATTERN.test(name))
+      throw new InvalidOptionError(`cron.unschedule(): \`name\` must be a schedule name, got ${JSON.stringify(name)}.`);
     return scheduleDelete(pushOptions.tx ?? docket.sql, docket.schema, name);
   }
 
@@ -435,10 +443,13 @@ export function cron(options: CronOptions = {}): CronPlugin {
     if (dbNow) {
       const offset = Date.now() - (dbNow as Date).getTime();
       for (const { queue, at } of wakes) {
-        const timer = setTimeout(() => {
-          wakeTimers.delete(timer);
-          docket.wake([queue]).catch(() => undefined);
-        }, Math.max(0, at.getTime() + offset - Date.now()));
+        const timer = setTimeout(
+          () => {
+            wakeTimers.delete(timer);
+            docket.wake([queue]).catch(() => undefined);
+          },
+          Math.max(0, at.getTime() + offset - Date.now()),
+        );
         timer.unref?.();
         wakeTimers.add(timer);
       }

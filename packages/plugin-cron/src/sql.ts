@@ -131,7 +131,22 @@ export async function scheduleUpsert(sql: SqlClient, schema: string, s: Schedule
                                  excluded.missed, excluded.overlap)
                            THEN now() ELSE s.updated_at END
      RETURNING ${COLUMNS}`,
-    [s.name, s.expression, s.timezone, s.jobName, s.queue, s.args, s.priority, s.maxAttempts, s.limits, s.meta, s.extensions, s.missed, s.overlap, s.nextFireAt],
+    [
+      s.name,
+      s.expression,
+      s.timezone,
+      s.jobName,
+      s.queue,
+      s.args,
+      s.priority,
+      s.maxAttempts,
+      s.limits,
+      s.meta,
+      s.extensions,
+      s.missed,
+      s.overlap,
+      s.nextFireAt,
+    ],
   );
   return rows[0]!;
 }
@@ -200,7 +215,11 @@ export async function fireInsert(
 }
 
 /** The job and its state of an already decided time (after fireInsert answered false). */
-export async function fireRead(sql: SqlClient, schema: string, params: { schedule: string; fireAt: Date }): Promise<{ job_id: string | null; state: string | null } | null> {
+export async function fireRead(
+  sql: SqlClient,
+  schema: string,
+  params: { schedule: string; fireAt: Date },
+): Promise<{ job_id: string | null; state: string | null } | null> {
   const rows = await sql.unsafe<Array<{ job_id: string | null; state: string | null }>>(
     `SELECT f.job_id::text AS job_id, j.state
        FROM ${schema}.cron_fires f LEFT JOIN ${schema}.jobs j ON j.id = f.job_id
@@ -211,7 +230,11 @@ export async function fireRead(sql: SqlClient, schema: string, params: { schedul
 }
 
 export async function fireSetJob(sql: SqlClient, schema: string, params: { schedule: string; fireAt: Date; jobId: string }): Promise<void> {
-  await sql.unsafe(`UPDATE ${schema}.cron_fires SET job_id = $3 WHERE schedule = $1 AND fire_at = $2`, [params.schedule, params.fireAt, params.jobId]);
+  await sql.unsafe(`UPDATE ${schema}.cron_fires SET job_id = $3 WHERE schedule = $1 AND fire_at = $2`, [
+    params.schedule,
+    params.fireAt,
+    params.jobId,
+  ]);
 }
 
 /** Moves the schedule's cursor forward (never back) and records its latest job. */

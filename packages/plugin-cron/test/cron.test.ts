@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Docket, DocketError, Worker, defineJob, type DocketEvent, type DocketPlugin } from '@docket/core';
-import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
-import { cron, CronExpressionError, CronTimezoneError, PLUGIN_NAME, type CronMissedEvent, type CronOptions } from '../src/index.js';
+import { Docket, DocketError, type DocketEvent, type DocketPlugin, defineJob, Worker } from '@docket/core';
+import { createTestDatabase, type TestDatabase, waitFor } from '@docket/testing';
+import { CronExpressionError, type CronMissedEvent, type CronOptions, CronTimezoneError, cron, PLUGIN_NAME } from '../src/index.js';
 
 const tick = defineJob({ name: 'tick', queue: 'cron-test' }, async (_: { label?: string }) => 'ticked');
 
@@ -39,7 +39,12 @@ async function setup(db: TestDatabase, options: CronOptions = {}, extra: DocketP
     app,
     log,
     async startWorker(id = 'cron-worker', maintenanceIntervalMs = 100) {
-      const worker = new Worker(app, { id, jobs: [tick, slow], queues: { 'cron-test': { concurrency: 10, pollIntervalMs: 100 } }, maintenanceIntervalMs });
+      const worker = new Worker(app, {
+        id,
+        jobs: [tick, slow],
+        queues: { 'cron-test': { concurrency: 10, pollIntervalMs: 100 } },
+        maintenanceIntervalMs,
+      });
       workers.push(worker);
       await worker.start();
       return worker;
@@ -64,7 +69,13 @@ test('options and schedules are validated; an invalid schedule stores nothing', 
   assert.throws(() => cron({ graceMs: -1 }), isInvalidOption(/graceMs/));
   assert.throws(() => cron({ schedules: [{ name: 'a', cron: 'nope', job: tick }] }), isInvalidExpression(/invalid cron expression 'nope'/));
   assert.throws(
-    () => cron({ schedules: [{ name: 'a', cron: '* * * * *', job: tick }, { name: 'a', cron: '0 * * * *', job: tick }] }),
+    () =>
+      cron({
+        schedules: [
+          { name: 'a', cron: '* * * * *', job: tick },
+          { name: 'a', cron: '0 * * * *', job: tick },
+        ],
+      }),
     isInvalidOption(/two schedules are named 'a'/),
   );
   assert.equal(cron().name, PLUGIN_NAME);
@@ -80,7 +91,11 @@ test('options and schedules are validated; an invalid schedule stores nothing', 
       [{ name: 'x', cron: '0 0 30 2 *', job: tick }, EXPRESSION, /invalid cron expression/],
       [{ name: 'x', cron: '   ', job: tick }, EXPRESSION, /`cron` must be a cron expression/],
       [{ name: 'x', cron: 5, job: tick }, INVALID, /`cron` must be a cron expression string/],
-      [{ name: 'x', cron: '* * * * *', job: tick, timezone: 'Mars/Olympus_Mons' }, 'DOCKET_CRON_UNKNOWN_TIMEZONE', /unknown timezone 'Mars\/Olympus_Mons'/],
+      [
+        { name: 'x', cron: '* * * * *', job: tick, timezone: 'Mars/Olympus_Mons' },
+        'DOCKET_CRON_UNKNOWN_TIMEZONE',
+        /unknown timezone 'Mars\/Olympus_Mons'/,
+      ],
       [{ name: 'x', cron: '* * * * *', job: tick, timeZone: 'UTC' }, INVALID, /did you mean `timezone`/],
       [{ name: 'x', cron: '* * * * *', job: tick, missed: 'runTwice' }, INVALID, /`missed` must be one of 'skip', 'runOnce'/],
       [{ name: 'x', cron: '* * * * *', job: tick.withDelay(1000) }, INVALID, /cron decides when it runs/],
@@ -90,7 +105,9 @@ test('options and schedules are validated; an invalid schedule stores nothing', 
     for (const [options, code, pattern] of bad) await assert.rejects(h.plugin.schedule(options as never), isError(code, pattern));
     await assert.rejects(h.plugin.schedule({ name: 'x', cron: 'nope', job: tick }), CronExpressionError, 'instanceof the plugin’s own class');
     await assert.rejects(h.plugin.schedule({ name: 'x', cron: '* * * * *', timezone: 'Nowhere/Town', job: tick }), CronTimezoneError);
-    await assert.rejects(h.plugin.schedule({ name: 'x', cron: '* * * * *', job: tick.withArgs({ label: 10n as never }) }), { code: 'DOCKET_ARGS_NOT_SERIALIZABLE' });
+    await assert.rejects(h.plugin.schedule({ name: 'x', cron: '* * * * *', job: tick.withArgs({ label: 10n as never }) }), {
+      code: 'DOCKET_ARGS_NOT_SERIALIZABLE',
+    });
     assert.deepEqual(await h.plugin.list(), [], 'nothing was stored');
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM docket.cron_schedules`;
     assert.equal(n, 0);
@@ -105,7 +122,10 @@ test('a cron() value serves one app and refuses use before it is registered (DOC
   assert.throws(() => plugin.nextRun(), isError('DOCKET_PLUGIN_INVALID', /cron\.nextRun\(\)/));
   const url = 'postgres://nobody@127.0.0.1:1/none';
   const first = new Docket({ connection: url, plugins: [plugin], logger: false });
-  assert.throws(() => new Docket({ connection: url, plugins: [plugin], logger: false }), isError('DOCKET_PLUGIN_INVALID', /one plugin value serves one app; call cron\(\) again/));
+  assert.throws(
+    () => new Docket({ connection: url, plugins: [plugin], logger: false }),
+    isError('DOCKET_PLUGIN_INVALID', /one plugin value serves one app; call cron\(\) again/),
+  );
   await first.close();
 });
 
@@ -134,12 +154,25 @@ test('schedule, list, update and unschedule; the cursor moves only when the expr
     assert.equal(created.missed, 'skip');
     assert.equal(created.overlap, false);
     // 09:00 in New York, whatever the daylight-saving offset.
-    const local = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+    const local = new Intl.DateTimeFormat('en-US', {
+      timeZone: 'America/New_York',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+    });
     assert.equal(local.format(created.nextFireAt), '09:00:00');
     assert.ok(created.nextFireAt.getTime() > Date.now() - 5000);
 
     // Same expression, new job: the cursor stays.
-    const updated = await h.plugin.schedule({ name: 'morning', cron: '0 9 * * *', timezone: 'America/New_York', job: tick.withArgs({ label: 'bye' }), missed: 'runOnce', overlap: true });
+    const updated = await h.plugin.schedule({
+      name: 'morning',
+      cron: '0 9 * * *',
+      timezone: 'America/New_York',
+      job: tick.withArgs({ label: 'bye' }),
+      missed: 'runOnce',
+      overlap: true,
+    });
     assert.equal(updated.nextFireAt.getTime(), created.nextFireAt.getTime());
     assert.deepEqual(updated.job.args, { label: 'bye' });
     assert.equal(updated.missed, 'runOnce');
@@ -148,17 +181,30 @@ test('schedule, list, update and unschedule; the cursor moves only when the expr
 
     // Rewind the cursor, then schedule again with a new expression: it restarts from now.
     await db.sql`UPDATE docket.cron_schedules SET next_fire_at = '2000-01-01' WHERE name = 'morning'`;
-    const kept = await h.plugin.schedule({ name: 'morning', cron: '0 9 * * *', timezone: 'America/New_York', job: tick.withArgs({ label: 'bye' }), missed: 'runOnce', overlap: true });
+    const kept = await h.plugin.schedule({
+      name: 'morning',
+      cron: '0 9 * * *',
+      timezone: 'America/New_York',
+      job: tick.withArgs({ label: 'bye' }),
+      missed: 'runOnce',
+      overlap: true,
+    });
     assert.equal(kept.nextFireAt.toISOString(), '2000-01-01T00:00:00.000Z', 'same expression keeps the cursor');
     const moved = await h.plugin.schedule({ name: 'morning', cron: '30 9 * * 1-5', timezone: 'America/New_York', job: tick });
     assert.ok(moved.nextFireAt.getTime() > Date.now() - 5000);
     assert.equal(local.format(moved.nextFireAt), '09:30:00');
 
     await h.plugin.schedule({ name: 'hourly', cron: '@hourly', job: tick });
-    assert.deepEqual((await h.plugin.list()).map((s) => s.name), ['hourly', 'morning']);
+    assert.deepEqual(
+      (await h.plugin.list()).map((s) => s.name),
+      ['hourly', 'morning'],
+    );
     assert.equal(await h.plugin.unschedule('morning'), true);
     assert.equal(await h.plugin.unschedule('morning'), false);
-    assert.deepEqual((await h.plugin.list()).map((s) => s.name), ['hourly']);
+    assert.deepEqual(
+      (await h.plugin.list()).map((s) => s.name),
+      ['hourly'],
+    );
   } finally {
     await h.close();
   }
@@ -176,11 +222,17 @@ test('schedules declared in options and in setup() are written on app.migrate(),
   });
   try {
     const first = await h.plugin.list();
-    assert.deepEqual(first.map((s) => s.name), ['declared', 'from-setup']);
+    assert.deepEqual(
+      first.map((s) => s.name),
+      ['declared', 'from-setup'],
+    );
     await h.app.migrate();
     assert.equal(setups, 2);
     const second = await h.plugin.list();
-    assert.deepEqual(second.map((s) => [s.name, s.nextFireAt.getTime(), s.updatedAt.getTime()]), first.map((s) => [s.name, s.nextFireAt.getTime(), s.updatedAt.getTime()]));
+    assert.deepEqual(
+      second.map((s) => [s.name, s.nextFireAt.getTime(), s.updatedAt.getTime()]),
+      first.map((s) => [s.name, s.nextFireAt.getTime(), s.updatedAt.getTime()]),
+    );
   } finally {
     await h.close();
   }
@@ -227,7 +279,10 @@ test('the (schedule, time) key: a stale cursor re-decides nothing, so no time is
   try {
     await h.plugin.schedule({ name: 'rewound', cron: '* * * * * *', job: tick, overlap: true });
     await h.startWorker();
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires`)[0]!.n >= 3, { timeoutMs: 20_000, message: 'three fires' });
+    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires`)[0]!.n >= 3, {
+      timeoutMs: 20_000,
+      message: 'three fires',
+    });
     // Another worker with an old view of the schedule: its cursor points at times already fired.
     const [{ first }] = await db.sql`SELECT min(fire_at) AS first FROM docket.cron_fires`;
     await db.sql`UPDATE docket.cron_schedules SET next_fire_at = ${first} WHERE name = 'rewound'`;
@@ -254,19 +309,29 @@ test('overlap: false skips a time while the previous run is still open; overlap:
     await h.plugin.schedule({ name: 'slow-single', cron: '* * * * * *', job: slow, overlap: false });
     await h.plugin.schedule({ name: 'slow-piled', cron: '* * * * * *', job: slow.withMeta({ piled: true }), overlap: true });
     await h.startWorker();
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'slow-single' AND skipped = 'overlap'`)[0]!.n >= 3, {
-      timeoutMs: 30_000,
-      message: 'skipped overlapping times',
-    });
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE name = 'slow' AND meta ? 'piled' AND state = 'succeeded'`)[0]!.n >= 2, {
-      timeoutMs: 30_000,
-      message: 'piled runs finish',
-    });
+    await waitFor(
+      async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'slow-single' AND skipped = 'overlap'`)[0]!.n >= 3,
+      {
+        timeoutMs: 30_000,
+        message: 'skipped overlapping times',
+      },
+    );
+    await waitFor(
+      async () =>
+        (await db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE name = 'slow' AND meta ? 'piled' AND state = 'succeeded'`)[0]!.n >= 2,
+      {
+        timeoutMs: 30_000,
+        message: 'piled runs finish',
+      },
+    );
     // Runs of the single schedule never overlap in time; those of the piled one do.
     const single = await db.sql`
       SELECT started_at, finished_at FROM docket.jobs WHERE name = 'slow' AND NOT meta ? 'piled' AND started_at IS NOT NULL ORDER BY started_at`;
     for (let i = 1; i < single.length; i++) {
-      assert.ok(single[i - 1]!.finished_at !== null && single[i]!.started_at >= single[i - 1]!.finished_at, 'a run starts after the previous one finished');
+      assert.ok(
+        single[i - 1]!.finished_at !== null && single[i]!.started_at >= single[i - 1]!.finished_at,
+        'a run starts after the previous one finished',
+      );
     }
     const [{ open }] = await db.sql`
       SELECT max(n)::int AS open FROM (
@@ -304,7 +369,10 @@ test('missed times after downtime: skip drops them, runOnce runs the latest once
       SELECT schedule, fire_at, created_at, job_id FROM docket.cron_fires WHERE fire_at < ${new Date(from.getTime() + 60_000)} ORDER BY fire_at`;
     const late = (f: Record<string, unknown>) => (f.created_at as Date).getTime() - (f.fire_at as Date).getTime() > 2000;
     const skipper = fires.filter((f) => f.schedule === 'skipper');
-    assert.ok(skipper.every((f) => !late(f)), 'skip: no time ran later than the grace period');
+    assert.ok(
+      skipper.every((f) => !late(f)),
+      'skip: no time ran later than the grace period',
+    );
     assert.ok(skipper.length <= 3, `skip: at most the times within the grace period ran, got ${skipper.length}`);
     const once = fires.filter((f) => f.schedule === 'once');
     assert.equal(once.filter(late).length, 1, 'runOnce: one late run');
@@ -330,7 +398,10 @@ test('a schedule whose push a plugin refuses does not hold up the others', { tim
     await h.plugin.schedule({ name: 'bad', cron: '* * * * * *', job: tick.withArgs({ label: 'refused' }), overlap: true });
     await h.plugin.schedule({ name: 'good', cron: '* * * * * *', job: tick.withArgs({ label: 'fine' }), overlap: true });
     await h.startWorker();
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'good'`)[0]!.n >= 2, { timeoutMs: 20_000, message: 'good fires' });
+    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'good'`)[0]!.n >= 2, {
+      timeoutMs: 20_000,
+      message: 'good fires',
+    });
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires WHERE schedule = 'bad'`;
     assert.equal(n, 0, 'the refused push rolled back its fire record');
     assert.ok(h.log.of('cron.fire_failed').length >= 1);
@@ -351,7 +422,10 @@ test('three apps whose workers are all primary race on one schedule every 20 ms:
   try {
     await nodes[0]!.plugin.schedule({ name: 'raced', cron: '* * * * * *', job: tick, overlap: true });
     const workers = await Promise.all(nodes.map((n, i) => n.startWorker(`racer-${i + 1}`, 20)));
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires`)[0]!.n >= 6, { timeoutMs: 30_000, message: 'six fires' });
+    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM docket.cron_fires`)[0]!.n >= 6, {
+      timeoutMs: 30_000,
+      message: 'six fires',
+    });
     assert.equal(workers.length, 3);
     const [span] = await db.sql`
       SELECT count(*)::int AS n, (extract(epoch FROM max(fire_at) - min(fire_at)))::int + 1 AS seconds,

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { Docket, defineJob } from '@docket/core';
-import { createTestDatabase, stopChild, waitFor, type TestDatabase } from '@docket/testing';
+import { createTestDatabase, stopChild, type TestDatabase, waitFor } from '@docket/testing';
 import { cron, type MissedPolicy } from '../src/index.js';
 
 const beat = defineJob({ name: 'beat', queue: 'cron-procs' }, async (_: Record<string, never>) => undefined);
@@ -70,7 +70,8 @@ async function everySecondOnThreeWorkers(db: TestDatabase, mode: 'always' | 'non
         FROM generate_series(${from}::timestamptz, ${to}::timestamptz - interval '1 second', interval '1 second') s
        ORDER BY s`;
     assert.equal(seconds.length, 10);
-    for (const s of seconds) assert.deepEqual({ fires: s.fires, jobs: s.jobs, runs: s.runs }, { fires: 1, jobs: 1, runs: 1 }, `second ${s.at.toISOString()}`);
+    for (const s of seconds)
+      assert.deepEqual({ fires: s.fires, jobs: s.jobs, runs: s.runs }, { fires: 1, jobs: 1, runs: 1 }, `second ${s.at.toISOString()}`);
 
     // Over the whole run: no second has two jobs, and the fire records have no gap.
     const [dupes] = await db.sql`
@@ -99,7 +100,9 @@ async function everySecondOnThreeWorkers(db: TestDatabase, mode: 'always' | 'non
   }
 }
 
-test('every second for 10 s on three workers that are all primary ("always primary" plugin): each second once, no gap, no duplicate', { timeout: 120_000 }, async () => {
+test('every second for 10 s on three workers that are all primary ("always primary" plugin): each second once, no gap, no duplicate', {
+  timeout: 120_000,
+}, async () => {
   await using db = await createTestDatabase();
   await everySecondOnThreeWorkers(db, 'always');
 });
@@ -109,29 +112,46 @@ test('the same with no election plugin at all (the core default: every worker pr
   await everySecondOnThreeWorkers(db, 'none');
 });
 
-test('missed runs after a 5 s outage of every worker: skip drops the missed seconds, runOnce runs the latest once', { timeout: 120_000 }, async () => {
+test('missed runs after a 5 s outage of every worker: skip drops the missed seconds, runOnce runs the latest once', {
+  timeout: 120_000,
+}, async () => {
   await using db = await createTestDatabase();
   const GRACE_MS = 1500;
-  await prepare(db, [{ name: 'skipping', missed: 'skip' }, { name: 'once', missed: 'runOnce' }]);
+  await prepare(db, [
+    { name: 'skipping', missed: 'skip' },
+    { name: 'once', missed: 'runOnce' },
+  ]);
   const env = { MODE: 'always', GRACE_MS: String(GRACE_MS) };
   let children = await startWorkers(db.url, ['o1', 'o2'], env);
   try {
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM runs`)[0]!.n >= 6, { timeoutMs: 30_000, intervalMs: 200, message: 'runs before the outage' });
+    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM runs`)[0]!.n >= 6, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      message: 'runs before the outage',
+    });
     await stopWorkers(children);
     const [{ last }] = await db.sql`SELECT max(fire_at) AS last FROM docket.cron_fires`;
     // The outage: no worker runs for five seconds after the last decided time (waited on the database clock).
-    await waitFor(async () => (await dbNow(db)).getTime() >= last.getTime() + 5000, { timeoutMs: 30_000, intervalMs: 100, message: 'five seconds of outage' });
+    await waitFor(async () => (await dbNow(db)).getTime() >= last.getTime() + 5000, {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: 'five seconds of outage',
+    });
     const restart = await dbNow(db);
     children = await startWorkers(db.url, ['o3', 'o4'], env);
     await waitFor(
-      async () => (await db.sql`SELECT count(DISTINCT schedule)::int AS n FROM docket.cron_fires WHERE fire_at >= ${new Date(restart.getTime() + 3000)}`)[0]!.n === 2,
+      async () =>
+        (await db.sql`SELECT count(DISTINCT schedule)::int AS n FROM docket.cron_fires WHERE fire_at >= ${new Date(restart.getTime() + 3000)}`)[0]!
+          .n === 2,
       { timeoutMs: 40_000, intervalMs: 200, message: 'both schedules fire again after the restart' },
     );
 
     const fires = async (schedule: string) =>
-      (await db.sql`
+      (
+        await db.sql`
         SELECT fire_at, (extract(epoch FROM created_at - fire_at) * 1000)::float8 AS late_ms, job_id
-          FROM docket.cron_fires WHERE schedule = ${schedule} ORDER BY fire_at`).map((f) => ({
+          FROM docket.cron_fires WHERE schedule = ${schedule} ORDER BY fire_at`
+      ).map((f) => ({
         at: (f.fire_at as Date).getTime(),
         lateMs: f.late_ms as number,
         job: f.job_id as string | null,
@@ -148,7 +168,10 @@ test('missed runs after a 5 s outage of every worker: skip drops the missed seco
     const skipResume = resume(skipping);
     assert.ok(skipResume.missing >= 2, `the outage's seconds were skipped (${skipResume.missing} missing)`);
     assert.ok(skipResume.next.lateMs <= GRACE_MS, 'firing resumed with a second within the grace period');
-    assert.ok(skipping.every((f) => f.lateMs <= GRACE_MS), `no time ran more than ${GRACE_MS} ms late`);
+    assert.ok(
+      skipping.every((f) => f.lateMs <= GRACE_MS),
+      `no time ran more than ${GRACE_MS} ms late`,
+    );
 
     // runOnce: the missed seconds collapse into one late run, for the latest of them; then every second again.
     const onceRows = await fires('once');

@@ -7,8 +7,10 @@ import { definePluginErrors } from '@docket/core';
 
 export const ENCRYPTION_ERRORS = definePluginErrors('encryption', {
   DOCKET_ENCRYPTION_KEY_UNKNOWN: 'An encrypted payload names a key id the encryption plugin was not given; add that key to its `keys`.',
-  DOCKET_ENCRYPTION_TAMPERED: 'An encrypted payload failed authentication: it was altered, or the key under its key id is not the one it was encrypted with.',
-  DOCKET_ENCRYPTION_PLAINTEXT: 'A payload that should be encrypted is not (stored before the encryption plugin was installed, or written without it).',
+  DOCKET_ENCRYPTION_TAMPERED:
+    'An encrypted payload failed authentication: it was altered, or the key under its key id is not the one it was encrypted with.',
+  DOCKET_ENCRYPTION_PLAINTEXT:
+    'A payload that should be encrypted is not (stored before the encryption plugin was installed, or written without it).',
 });
 
 export class EncryptionKeyUnknownError extends ENCRYPTION_ERRORS.errorClass('DOCKET_ENCRYPTION_KEY_UNKNOWN') {}

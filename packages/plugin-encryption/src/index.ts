@@ -10,7 +10,7 @@
  * errors and plugin options stay plaintext (see README).
  */
 import { booleanOption, type Docket, type DocketPlugin, HOOK_STAGE, InvalidOptionError, pluginBinding, rejectUnknownKeys } from '@docket/core';
-import { type PayloadKind, open, seal } from './envelope.js';
+import { open, type PayloadKind, seal } from './envelope.js';
 import { keyring } from './keys.js';
 
 export const PLUGIN_NAME = 'encryption';
@@ -64,5 +64,5 @@ export function encryption(options: EncryptionOptions): DocketPlugin {
   };
 }
 
-export { MARKER as ENVELOPE_MARKER, type Envelope } from './envelope.js';
+export { type Envelope, MARKER as ENVELOPE_MARKER } from './envelope.js';
 export { ENCRYPTION_ERRORS, EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError } from './errors.js';

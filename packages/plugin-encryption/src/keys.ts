@@ -24,13 +24,17 @@ export function keyring(where: string, keys: unknown, currentKeyId: unknown): Ke
   const byId = new Map<string, Buffer>();
   for (const [id, material] of Object.entries(keys)) {
     if (!KEY_ID.test(id)) {
-      throw new InvalidOptionError(`${where}: key id ${JSON.stringify(id)} must be 1–64 letters, digits or \`_ . : -\` (it is stored in every envelope).`, {
-        details: { where, option: 'keys', keyId: id },
-      });
+      throw new InvalidOptionError(
+        `${where}: key id ${JSON.stringify(id)} must be 1–64 letters, digits or \`_ . : -\` (it is stored in every envelope).`,
+        {
+          details: { where, option: 'keys', keyId: id },
+        },
+      );
     }
     byId.set(id, keyBytes(where, id, material));
   }
-  if (byId.size === 0) throw new InvalidOptionError(`${where}: \`keys\` holds no key; give at least the current one.`, { details: { where, option: 'keys' } });
+  if (byId.size === 0)
+    throw new InvalidOptionError(`${where}: \`keys\` holds no key; give at least the current one.`, { details: { where, option: 'keys' } });
   if (typeof currentKeyId !== 'string' || !byId.has(currentKeyId)) {
     throw new InvalidOptionError(
       `${where}: \`currentKeyId\` must name one of \`keys\` (${[...byId.keys()].join(', ')}), got ${typeof currentKeyId === 'string' ? `'${currentKeyId}'` : String(currentKeyId)}.`,

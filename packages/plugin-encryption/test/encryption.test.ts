@@ -7,21 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { threadId } from 'node:worker_threads';
 import { after, before, test } from 'node:test';
-import {
-  defineJob,
-  Docket,
-  DocketError,
-  type JobRecord,
-  Worker,
-} from '@docket/core';
-import { cron, type CronPlugin } from '@docket/plugin-cron';
+import { threadId } from 'node:worker_threads';
+import { Docket, DocketError, defineJob, type JobRecord, Worker } from '@docket/core';
+import { type CronPlugin, cron } from '@docket/plugin-cron';
 import '@docket/plugin-unique';
 import { unique } from '@docket/plugin-unique';
 import { chain, pushWorkflow, waitForWorkflow, workflow, workflows } from '@docket/plugin-workflow';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
-import { encryption, ENVELOPE_MARKER, EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError } from '../src/index.js';
+import { ENVELOPE_MARKER, EncryptionKeyUnknownError, EncryptionPlaintextError, EncryptionTamperedError, encryption } from '../src/index.js';
 import { echo } from './fixtures/jobs.js';
 
 /** Every plaintext this file stores contains it (case-insensitively); the last test looks for it in every column. */
@@ -89,22 +83,31 @@ after(async () => {
 });
 
 test('options are validated: unknown keys, key sizes, the current key', () => {
-  assert.throws(() => encryption({ keys: { k1: K1 }, currentKeyId: 'k1', allowPlaintxt: true } as never), (e: unknown) => {
-    isCode('DOCKET_INVALID_OPTION')(e);
-    assert.match((e as Error).message, /did you mean `allowPlaintext`/);
-    return true;
-  });
-  assert.throws(() => encryption({ keys: { k1: randomBytes(16) }, currentKeyId: 'k1' }), (e: unknown) => {
-    isCode('DOCKET_INVALID_OPTION')(e);
-    assert.match((e as Error).message, /key 'k1' must be 32 bytes.*got 16 bytes/);
-    return true;
-  });
+  assert.throws(
+    () => encryption({ keys: { k1: K1 }, currentKeyId: 'k1', allowPlaintxt: true } as never),
+    (e: unknown) => {
+      isCode('DOCKET_INVALID_OPTION')(e);
+      assert.match((e as Error).message, /did you mean `allowPlaintext`/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => encryption({ keys: { k1: randomBytes(16) }, currentKeyId: 'k1' }),
+    (e: unknown) => {
+      isCode('DOCKET_INVALID_OPTION')(e);
+      assert.match((e as Error).message, /key 'k1' must be 32 bytes.*got 16 bytes/);
+      return true;
+    },
+  );
   assert.throws(() => encryption({ keys: { k1: 'not base64!' }, currentKeyId: 'k1' }), isCode('DOCKET_INVALID_OPTION'));
-  assert.throws(() => encryption({ keys: { k1: K1 }, currentKeyId: 'k9' }), (e: unknown) => {
-    isCode('DOCKET_INVALID_OPTION')(e);
-    assert.match((e as Error).message, /`currentKeyId` must name one of `keys` \(k1\)/);
-    return true;
-  });
+  assert.throws(
+    () => encryption({ keys: { k1: K1 }, currentKeyId: 'k9' }),
+    (e: unknown) => {
+      isCode('DOCKET_INVALID_OPTION')(e);
+      assert.match((e as Error).message, /`currentKeyId` must name one of `keys` \(k1\)/);
+      return true;
+    },
+  );
   assert.throws(() => encryption({ keys: { 'bad id': K1 }, currentKeyId: 'bad id' }), isCode('DOCKET_INVALID_OPTION'));
   assert.throws(() => encryption({ keys: {}, currentKeyId: 'k1' }), isCode('DOCKET_INVALID_OPTION'));
   assert.throws(() => encryption(undefined as never), isCode('DOCKET_INVALID_OPTION'));
@@ -141,8 +144,18 @@ test('single, bulk and transactional pushes run on async, thread and process exe
 });
 
 test('a pending job reads back in plaintext; a debounced push replaces its arguments encrypted', async () => {
-  const first = await app.push(echo.withArgs({ secret: `${MARKER}-debounce-1` }).withQueue('idle').withUniqueKey('enc-debounce', { debounceMs: 600_000 }));
-  const second = await app.push(echo.withArgs({ secret: `${MARKER}-debounce-2` }).withQueue('idle').withUniqueKey('enc-debounce', { debounceMs: 600_000 }));
+  const first = await app.push(
+    echo
+      .withArgs({ secret: `${MARKER}-debounce-1` })
+      .withQueue('idle')
+      .withUniqueKey('enc-debounce', { debounceMs: 600_000 }),
+  );
+  const second = await app.push(
+    echo
+      .withArgs({ secret: `${MARKER}-debounce-2` })
+      .withQueue('idle')
+      .withUniqueKey('enc-debounce', { debounceMs: 600_000 }),
+  );
   assert.equal(second.duplicate, true);
   assert.equal(second.id, first.id);
   const job = await app.getJob<{ secret: string }>(first);
@@ -209,7 +222,10 @@ test('key rotation: jobs encrypted with a retired key still decrypt; a key that 
   const rotWorker = new Worker(rotated, { jobs: [echo], queues: { rot: { pollIntervalMs: 50 } } });
   await rotWorker.start();
   try {
-    for (const [ref, secret] of [[old, 'old'], [fresh, 'new']] as const) {
+    for (const [ref, secret] of [
+      [old, 'old'],
+      [fresh, 'new'],
+    ] as const) {
       const job = await rotated.waitForJob<{ secret: string }, { out: string }>(ref, WAIT);
       assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
       assert.equal(job.result!.out, `${MARKER}-rotate-${secret}:done`);
@@ -226,7 +242,10 @@ test('a tampered row fails with DOCKET_ENCRYPTION_TAMPERED, on read and when a w
   const { args } = await rawRow(ref.id);
   const body = Buffer.from(args.ct, 'base64');
   body[0] ^= 0xff;
-  await app.sql.unsafe(`UPDATE docket.jobs SET args = $2::text::jsonb WHERE id = $1`, [ref.id, JSON.stringify({ ...args, ct: body.toString('base64') })]);
+  await app.sql.unsafe(`UPDATE docket.jobs SET args = $2::text::jsonb WHERE id = $1`, [
+    ref.id,
+    JSON.stringify({ ...args, ct: body.toString('base64') }),
+  ]);
   await assert.rejects(app.getJob(ref), (e: unknown) => {
     assert.ok(e instanceof EncryptionTamperedError, `got ${String(e)}`);
     assert.equal(e.code, 'DOCKET_ENCRYPTION_TAMPERED');
@@ -253,7 +272,11 @@ test('a payload stored without encryption is refused unless allowPlaintext', asy
   await using plain = new Docket({ connection: db.url, logger: false });
   const ref = await plain.push(echo.withArgs({ secret: 'stored-in-the-clear' }).withQueue('idle'));
   await assert.rejects(app.getJob(ref), EncryptionPlaintextError);
-  await using lenient = new Docket({ connection: db.url, logger: false, plugins: [encryption({ keys: { k1: K1 }, currentKeyId: 'k1', allowPlaintext: true })] });
+  await using lenient = new Docket({
+    connection: db.url,
+    logger: false,
+    plugins: [encryption({ keys: { k1: K1 }, currentKeyId: 'k1', allowPlaintext: true })],
+  });
   assert.deepEqual((await lenient.getJob(ref)).args, { secret: 'stored-in-the-clear' });
   await plain.sql.unsafe(`DELETE FROM docket.jobs WHERE id = $1`, [ref.id]);
 });
@@ -280,7 +303,9 @@ async function plaintextHits(sql: Docket['sql'], schema: string): Promise<string
 }
 
 test('no text, json or jsonb column of any table (core, cron, workflow, unique) holds the plaintext', async () => {
-  const tables = (await app.sql.unsafe<Array<{ t: string }>>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'docket'`)).map((r) => r.t);
+  const tables = (
+    await app.sql.unsafe<Array<{ t: string }>>(`SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'docket'`)
+  ).map((r) => r.t);
   for (const t of ['jobs', 'cron_schedules', 'cron_fires', 'workflow_runs', 'workflow_steps']) assert.ok(tables.includes(t), `table ${t} exists`);
   // The search finds the marker where it is stored in the clear: the same pushes without the plugin, in another schema.
   await using control = new Docket({ connection: db.url, schema: 'control', logger: false, plugins: [workflows()] });

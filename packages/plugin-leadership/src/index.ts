@@ -17,16 +17,16 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
-  InvalidOptionError,
-  integerOption,
-  pluginBinding,
-  rejectUnknownKeys,
   type Docket,
   type DocketPlugin,
+  InvalidOptionError,
+  integerOption,
   type PrimaryStatus,
+  pluginBinding,
+  rejectUnknownKeys,
   type WorkerView,
 } from '@docket/core';
-import { MIGRATIONS, leaseRead, leaseRelease, leaseRenew, type LeaseRecord } from './sql.js';
+import { type LeaseRecord, leaseRead, leaseRelease, leaseRenew, MIGRATIONS } from './sql.js';
 
 export const PLUGIN_NAME = 'leadership';
 const VERSION = '0.1.0';
@@ -112,7 +112,10 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
   const where = 'leadership(options)';
   rejectUnknownKeys(where, options, OPTION_KEYS);
   const leaseMs = integerOption(where, 'leaseMs', options.leaseMs, 30_000, { min: 100, max: 86_400_000 });
-  const renewIntervalMs = integerOption(where, 'renewIntervalMs', options.renewIntervalMs, Math.min(10_000, Math.floor(leaseMs / 3)), { min: 10, max: 86_400_000 });
+  const renewIntervalMs = integerOption(where, 'renewIntervalMs', options.renewIntervalMs, Math.min(10_000, Math.floor(leaseMs / 3)), {
+    min: 10,
+    max: 86_400_000,
+  });
   if (renewIntervalMs >= leaseMs) {
     throw new InvalidOptionError(
       `${where}: \`renewIntervalMs\` (${renewIntervalMs}) must be shorter than \`leaseMs\` (${leaseMs}), or the lease lapses between renewals; a third of the lease is a good choice.`,

@@ -40,11 +40,7 @@ export interface LeaseRow {
  * term when a different holder takes it. One statement: it answers with the caller's lease, or,
  * when someone else holds it, with theirs.
  */
-export async function leaseRenew(
-  sql: SqlClient,
-  schema: string,
-  params: { holder: string; token: string; leaseMs: number },
-): Promise<LeaseRow> {
+export async function leaseRenew(sql: SqlClient, schema: string, params: { holder: string; token: string; leaseMs: number }): Promise<LeaseRow> {
   const rows = await sql.unsafe<LeaseRow[]>(
     `WITH taken AS (
        INSERT INTO ${schema}.leadership_lease AS l (id, holder, token, term, acquired_at, renewed_at, expires_at)

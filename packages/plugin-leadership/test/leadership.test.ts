@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Docket, DocketError, Worker, defineJob, type DocketEvent, type DocketPlugin, } from '@docket/core';
-import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
-import { leadership, PLUGIN_NAME, type LeadershipGained, type LeadershipLost, type LeadershipPlugin } from '../src/index.js';
+import { Docket, DocketError, type DocketEvent, type DocketPlugin, defineJob, Worker } from '@docket/core';
+import { createTestDatabase, type TestDatabase, waitFor } from '@docket/testing';
+import { type LeadershipGained, type LeadershipLost, leadership, PLUGIN_NAME } from '../src/index.js';
 
 const noop = defineJob({ name: 'noop', queue: 'leadership-test' }, async () => undefined);
 
@@ -65,12 +65,15 @@ async function node(db: TestDatabase, id: string, options: { leaseMs: number; re
 }
 
 test('options are validated at construction', () => {
-  assert.throws(() => leadership({ leaseMS: 1000 } as never), (e: unknown) => {
-    assert.ok(e instanceof DocketError);
-    assert.equal(e.code, 'DOCKET_INVALID_OPTION');
-    assert.match(e.message, /did you mean `leaseMs`/);
-    return true;
-  });
+  assert.throws(
+    () => leadership({ leaseMS: 1000 } as never),
+    (e: unknown) => {
+      assert.ok(e instanceof DocketError);
+      assert.equal(e.code, 'DOCKET_INVALID_OPTION');
+      assert.match(e.message, /did you mean `leaseMs`/);
+      return true;
+    },
+  );
   assert.throws(() => leadership({ leaseMs: 1000, renewIntervalMs: 1000 }), /must be shorter than `leaseMs`/);
   assert.throws(() => leadership({ leaseMs: 50 }), /`leaseMs` must be an integer between 100/);
   assert.throws(() => leadership({ renewIntervalMs: 1.5 }), { code: 'DOCKET_INVALID_OPTION' });
@@ -80,7 +83,9 @@ test('options are validated at construction', () => {
   assert.equal(leadership().leaseMs, 30_000);
 });
 
-test('one leader among workers; a stalled leader learns it lost before its next tick works; a stopping leader hands over at once', { timeout: 60_000 }, async () => {
+test('one leader among workers; a stalled leader learns it lost before its next tick works; a stopping leader hands over at once', {
+  timeout: 60_000,
+}, async () => {
   await using db = await createTestDatabase();
   const opts = { leaseMs: 800, renewIntervalMs: 200 };
   const a = await node(db, 'worker-a', opts);
@@ -92,7 +97,10 @@ test('one leader among workers; a stalled leader learns it lost before its next 
     await b.worker.start();
     // b ticks as a follower while a renews.
     await waitFor(() => b.rec.ticks.length >= 10, { timeoutMs: 10_000, message: 'worker-b ticks' });
-    assert.ok(b.rec.ticks.every((t) => !t.leader && t.term === null), 'worker-b never leads while worker-a renews');
+    assert.ok(
+      b.rec.ticks.every((t) => !t.leader && t.term === null),
+      'worker-b never leads while worker-a renews',
+    );
     assert.deepEqual(a.worker.primary, { primary: true, term: '1' });
     assert.deepEqual(a.lead.status('worker-a'), { primary: true, term: '1' });
     const lease = await a.lead.current();
@@ -111,7 +119,10 @@ test('one leader among workers; a stalled leader learns it lost before its next 
     const next = await waitFor(() => a.rec.ticks.find((t) => t.tick === blocked + 1), { timeoutMs: 10_000, message: 'worker-a ticks again' });
     assert.deepEqual({ leader: next.leader, term: next.term }, { leader: false, term: null });
     assert.deepEqual(a.rec.lost(), [{ workerId: 'worker-a', term: '1', reason: 'taken', holder: 'worker-b' }]);
-    assert.ok(a.rec.ticks.filter((t) => t.tick > blocked).every((t) => !t.leader), 'worker-a does not lead again while worker-b renews');
+    assert.ok(
+      a.rec.ticks.filter((t) => t.tick > blocked).every((t) => !t.leader),
+      'worker-a does not lead again while worker-b renews',
+    );
     assert.ok(b.rec.ticks.filter((t) => t.leader).every((t) => t.term === '2'));
 
     // A stopping leader releases the lease: worker-a takes it long before the lease would have run out.
@@ -172,7 +183,10 @@ test('the implementation is replaceable: a plugin that answers resolvePrimary fi
       timeoutMs: 10_000,
       message: 'both workers tick',
     });
-    assert.ok(rec.ticks.every((t) => t.leader && t.term === null), 'every worker leads, with no term');
+    assert.ok(
+      rec.ticks.every((t) => t.leader && t.term === null),
+      'every worker leads, with no term',
+    );
     assert.equal(await lead.current(), null, 'the lease plugin was never asked');
   } finally {
     await Promise.all(workers.map((w) => w.stop({ timeoutMs: 1000 })));

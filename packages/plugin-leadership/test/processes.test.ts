@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { Docket } from '@docket/core';
 import { createTestDatabase, stopChild, waitFor } from '@docket/testing';
-import { leadership, type LeadershipLost } from '../src/index.js';
+import { type LeadershipLost, leadership } from '../src/index.js';
 
 const LEASE_MS = 2000;
 const RENEW_INTERVAL_MS = 500;
@@ -35,7 +35,9 @@ function spawnWorker(url: string, id: string): Child {
 
 const ticks = (c: Child) => c.messages.filter((m): m is Extract<Message, { type: 'tick' }> => m.type === 'tick');
 
-test('three worker processes: one leader at a time; kill -9 hands over after the lease; a SIGSTOPped leader resumes as a follower', { timeout: 120_000 }, async () => {
+test('three worker processes: one leader at a time; kill -9 hands over after the lease; a SIGSTOPped leader resumes as a follower', {
+  timeout: 120_000,
+}, async () => {
   await using db = await createTestDatabase();
   // Migrate the plugin's table from the test (workers assert the schema is migrated).
   const setup = new Docket({ connection: db.url, plugins: [leadership()], logger: false });
@@ -50,7 +52,10 @@ test('three worker processes: one leader at a time; kill -9 hands over after the
     await waitFor(() => children.every((c) => c.messages.some((m) => m.type === 'started')), { timeoutMs: 30_000, message: 'three workers started' });
 
     // 1. Steady state: one worker leads, the others follow.
-    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM leader_ticks`)[0]!.n >= 10, { timeoutMs: 20_000, message: 'ten leader ticks' });
+    await waitFor(async () => (await db.sql`SELECT count(*)::int AS n FROM leader_ticks`)[0]!.n >= 10, {
+      timeoutMs: 20_000,
+      message: 'ten leader ticks',
+    });
     const first = await lease();
     const steady = await db.sql`SELECT DISTINCT worker, term::int AS term FROM leader_ticks`;
     assert.deepEqual([...steady], [{ worker: first.holder, term: 1 }], 'one leader, term 1');
@@ -64,31 +69,48 @@ test('three worker processes: one leader at a time; kill -9 hands over after the
     await once(killed.proc, 'exit');
     const dead = await lease();
     assert.equal(dead.holder, killed.id, 'nobody took the lease while it was live');
-    const second = await waitFor(async () => {
-      const row = await lease();
-      return row.term > dead.term ? row : undefined;
-    }, { timeoutMs: 20_000, message: 'another worker takes over' });
+    const second = await waitFor(
+      async () => {
+        const row = await lease();
+        return row.term > dead.term ? row : undefined;
+      },
+      { timeoutMs: 20_000, message: 'another worker takes over' },
+    );
     assert.notEqual(second.holder, killed.id);
     const takeoverMs = second.acquired_at.getTime() - dead.renewed_at.getTime();
     assert.ok(takeoverMs >= LEASE_MS, `the lease was taken ${takeoverMs} ms after its last renewal, before it expired`);
     assert.ok(takeoverMs <= LEASE_MS + 1500, `takeover ${takeoverMs} ms after the dead leader's last renewal (lease ${LEASE_MS} ms)`);
-    console.log(`# kill -9: new leader ${takeoverMs} ms after the dead leader's last renewal (lease ${LEASE_MS} ms, renew every ${RENEW_INTERVAL_MS} ms, tick 100 ms)`);
+    console.log(
+      `# kill -9: new leader ${takeoverMs} ms after the dead leader's last renewal (lease ${LEASE_MS} ms, renew every ${RENEW_INTERVAL_MS} ms, tick 100 ms)`,
+    );
 
     // 3. SIGSTOP the new leader right after one of its ticks, until another worker holds the lease.
     const paused = byId(second.holder);
     const seen = ticks(paused).length;
-    const lastTick = await waitFor(() => ticks(paused).slice(seen).find((t) => t.primary), { timeoutMs: 10_000, message: 'a tick of the new leader' });
+    const lastTick = await waitFor(
+      () =>
+        ticks(paused)
+          .slice(seen)
+          .find((t) => t.primary),
+      { timeoutMs: 10_000, message: 'a tick of the new leader' },
+    );
     paused.proc.kill('SIGSTOP');
     const stoppedTerm = Number(lastTick.term);
-    const third = await waitFor(async () => {
-      const row = await lease();
-      return row.term > stoppedTerm ? row : undefined;
-    }, { timeoutMs: 20_000, message: 'the lease is taken from the stopped leader' });
+    const third = await waitFor(
+      async () => {
+        const row = await lease();
+        return row.term > stoppedTerm ? row : undefined;
+      },
+      { timeoutMs: 20_000, message: 'the lease is taken from the stopped leader' },
+    );
     assert.notEqual(third.holder, paused.id);
     paused.proc.kill('SIGCONT');
 
     // Its first election after the pause renews, finds the newer term, and the tick works as a follower.
-    const resumed = await waitFor(() => ticks(paused).find((t) => t.tick >= lastTick.tick + 2), { timeoutMs: 20_000, message: 'the resumed worker ticks twice' });
+    const resumed = await waitFor(() => ticks(paused).find((t) => t.tick >= lastTick.tick + 2), {
+      timeoutMs: 20_000,
+      message: 'the resumed worker ticks twice',
+    });
     const after = ticks(paused).filter((t) => t.tick > lastTick.tick);
     const nextTick = after[0]!;
     const pausedBetweenTicks = nextTick.idleMs > RENEW_INTERVAL_MS;
@@ -96,7 +118,10 @@ test('three worker processes: one leader at a time; kill -9 hands over after the
       assert.equal(nextTick.primary, false, `tick ${nextTick.tick} began ${Math.round(nextTick.idleMs)} ms after the pause and must not lead`);
     }
     assert.ok(resumed.tick >= lastTick.tick + 2);
-    assert.ok(after.filter((t) => t.tick >= lastTick.tick + 2).every((t) => !t.primary), 'no later tick leads with the stale term');
+    assert.ok(
+      after.filter((t) => t.tick >= lastTick.tick + 2).every((t) => !t.primary),
+      'no later tick leads with the stale term',
+    );
     const lostIndex = paused.messages.findIndex((m) => m.type === 'event' && m.event === 'leadership.lost');
     assert.ok(lostIndex >= 0, 'the resumed worker was told it lost');
     assert.deepEqual(paused.messages[lostIndex], {

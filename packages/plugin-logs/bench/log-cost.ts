@@ -1,8 +1,9 @@
 // What logging costs a worker: drain N jobs that each log L lines, without and with the plugin.
 // Run: node --import tsx packages/plugin-logs/bench/log-cost.ts  (DATABASE_URL or an embedded server)
-import { createTestDatabase } from '@docket/testing';
-import { Docket, Worker, defineJob } from '@docket/core';
+
+import { Docket, defineJob, Worker } from '@docket/core';
 import { jobLogs } from '@docket/plugin-logs';
+import { createTestDatabase } from '@docket/testing';
 
 const N = Number(process.env.JOBS ?? 5000);
 const L = Number(process.env.LINES ?? 10);
@@ -27,7 +28,9 @@ async function drain(label: string, plugins: ReturnType<typeof jobLogs>[]) {
   const ms = performance.now() - started;
   await worker.stop();
   const lines = plugins.length ? (await app.sql`SELECT count(*)::int AS n FROM docket.logs_lines`)[0]!.n : 0;
-  console.log(`${label.padEnd(28)} ${N} jobs × ${L} lines: ${ms.toFixed(0).padStart(6)} ms  (${((N / ms) * 1000).toFixed(0)} jobs/s, ${lines} lines stored)`);
+  console.log(
+    `${label.padEnd(28)} ${N} jobs × ${L} lines: ${ms.toFixed(0).padStart(6)} ms  (${((N / ms) * 1000).toFixed(0)} jobs/s, ${lines} lines stored)`,
+  );
   await app.close();
   await db.drop();
 }

@@ -17,20 +17,20 @@
  * top-level job (and its parent). Followers hear written lines through the app's NOTIFY topic.
  */
 import {
-  InvalidOptionError,
   booleanOption,
+  type DocketPlugin,
+  InvalidOptionError,
   integerOption,
+  type JobRef,
   oneOfOption,
   pluginBinding,
-  rejectUnknownKeys,
-  type DocketPlugin,
-  type JobRef,
   type RunningJob,
+  rejectUnknownKeys,
   type Settlement,
   type SqlClient,
 } from '@docket/core';
 import { type Entry, LogBuffer } from './buffer.js';
-import { LOG_LEVELS, type LineRow, type LogLevel, MIGRATIONS, linesAfter, linesDelete, linesInsert, linesRead, linesTrim } from './sql.js';
+import { type LineRow, LOG_LEVELS, type LogLevel, linesAfter, linesDelete, linesInsert, linesRead, linesTrim, MIGRATIONS } from './sql.js';
 
 export { LOG_LEVELS, type LogLevel };
 
@@ -169,7 +169,11 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
     return linesRead(target.sql, target.schema, { jobId: refId(ref), tree, limit });
   }
 
-  async function followLogs(ref: JobRef | { id: string } | string, onLine: (line: LogLine) => unknown, followOptions: FollowOptions = {}): Promise<() => void> {
+  async function followLogs(
+    ref: JobRef | { id: string } | string,
+    onLine: (line: LogLine) => unknown,
+    followOptions: FollowOptions = {},
+  ): Promise<() => void> {
     const target = binding.app('followLogs');
     rejectUnknownKeys('followLogs(ref, onLine, options)', followOptions, ['tree', 'history']);
     if (typeof onLine !== 'function') throw new InvalidOptionError('followLogs(ref, onLine, options): `onLine` must be a function.');

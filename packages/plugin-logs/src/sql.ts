@@ -74,7 +74,9 @@ export function linesInsert(sql: SqlClient, schema: string, lines: readonly Line
   ).then((rows) => {
     // RETURNING gives keys; map them back to input positions.
     const index = new Map(lines.map((l, i) => [`${l.jobId}:${l.attempt}:${l.seq}`, i]));
-    return (rows as unknown as Array<{ job_id: string; attempt: number; seq: number }>).map((r) => ({ i: index.get(`${r.job_id}:${r.attempt}:${r.seq}`)! }));
+    return (rows as unknown as Array<{ job_id: string; attempt: number; seq: number }>).map((r) => ({
+      i: index.get(`${r.job_id}:${r.attempt}:${r.seq}`)!,
+    }));
   });
 }
 
@@ -119,11 +121,11 @@ export function linesRead(sql: SqlClient, schema: string, params: { jobId: strin
 
 /** An attempt's lines after `afterSeq`, in order (a follower catching up on a notice). */
 export function linesAfter(sql: SqlClient, schema: string, params: { jobId: string; attempt: number; afterSeq: number }): Promise<LineRow[]> {
-  return run(
-    sql,
-    `SELECT ${COLUMNS} FROM ${schema}.logs_lines WHERE job_id = $1 AND attempt = $2 AND seq > $3 ORDER BY seq`,
-    [params.jobId, params.attempt, params.afterSeq],
-  );
+  return run(sql, `SELECT ${COLUMNS} FROM ${schema}.logs_lines WHERE job_id = $1 AND attempt = $2 AND seq > $3 ORDER BY seq`, [
+    params.jobId,
+    params.attempt,
+    params.afterSeq,
+  ]);
 }
 
 /** Deletes the lines of deleted jobs (the core's `jobsDeleted`, in its transaction). */

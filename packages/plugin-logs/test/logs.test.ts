@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Docket, DocketError, defineJob } from '@docket/core';
+import { decodeNotices, encodeNotices, jobLogs, type LogLine, PLUGIN_NAME } from '@docket/plugin-logs';
 import { waitFor } from '@docket/testing';
-import { DocketError, Docket, defineJob } from '@docket/core';
-import { PLUGIN_NAME, decodeNotices, encodeNotices, jobLogs, type LogLine } from '@docket/plugin-logs';
-import { deferred, harness, type Harness } from './helpers.js';
+import { deferred, type Harness, harness } from './helpers.js';
 
 const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
 
 test('options are validated', async () => {
-  assert.throws(() => jobLogs({ limt: 5 } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `limit`/.test((e as Error).message));
+  assert.throws(
+    () => jobLogs({ limt: 5 } as never),
+    (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `limit`/.test((e as Error).message),
+  );
   assert.throws(() => jobLogs({ limit: 0 }), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => jobLogs({ minLevel: 'verbose' as never }), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => jobLogs({ forward: 'yes' as never }), code('DOCKET_INVALID_OPTION'));
@@ -38,7 +41,10 @@ test('notices name each attempt’s last line and stay under the NOTIFY limit', 
   const notices = payloads.flatMap(decodeNotices);
   assert.equal(notices.length, 600, 'one per (job, attempt)');
   const last = rows.filter((r) => r.jobId === '1007').at(-1)!;
-  assert.deepEqual(notices.find((n) => n.jobId === '1007'), { jobId: '1007', rootId: last.rootId, parentId: last.parentId, attempt: last.attempt, lastSeq: last.seq });
+  assert.deepEqual(
+    notices.find((n) => n.jobId === '1007'),
+    { jobId: '1007', rootId: last.rootId, parentId: last.parentId, attempt: last.attempt, lastSeq: last.seq },
+  );
 });
 
 describe('job logs', () => {
@@ -84,11 +90,21 @@ describe('job logs', () => {
     await h.app.waitForJob(ref, { timeoutMs: 30_000 });
     const lines = await logs.getLogs(ref);
     assert.equal(lines.length, 100);
-    assert.deepEqual(lines.map((l) => l.message), Array.from({ length: 100 }, (_, i) => `line ${9900 + i}`));
-    assert.deepEqual(lines.map((l) => l.seq), Array.from({ length: 100 }, (_, i) => 9900 + i));
+    assert.deepEqual(
+      lines.map((l) => l.message),
+      Array.from({ length: 100 }, (_, i) => `line ${9900 + i}`),
+    );
+    assert.deepEqual(
+      lines.map((l) => l.seq),
+      Array.from({ length: 100 }, (_, i) => 9900 + i),
+    );
     assert.ok(lines.every((l) => l.jobId === ref.id && l.attempt === 1 && l.level === 'info' && l.at instanceof Date));
     assert.equal(await count(ref.id), 100, 'older lines are deleted, not just hidden');
-    assert.deepEqual((await logs.getLogs(ref, { limit: 3 })).map((l) => l.seq), [9997, 9998, 9999], 'the newest N, oldest first');
+    assert.deepEqual(
+      (await logs.getLogs(ref, { limit: 3 })).map((l) => l.seq),
+      [9997, 9998, 9999],
+      'the newest N, oldest first',
+    );
   });
 
   test('the cap counts every attempt of the job: the newest 100 span both', async () => {
@@ -118,15 +134,21 @@ describe('job logs', () => {
     release();
     await reached.promise;
     await waitFor(async () => (await count(ref.id)) === 3, { timeoutMs: 10_000, message: 'the published line takes the quiet ones along' });
-    assert.deepEqual((await logs.getLogs(ref)).map((l) => [l.seq, l.level, l.message]), [
-      [0, 'info', 'quiet 1'],
-      [1, 'debug', 'quiet 2'],
-      [2, 'warn', 'loud 3'],
-    ]);
+    assert.deepEqual(
+      (await logs.getLogs(ref)).map((l) => [l.seq, l.level, l.message]),
+      [
+        [0, 'info', 'quiet 1'],
+        [1, 'debug', 'quiet 2'],
+        [2, 'warn', 'loud 3'],
+      ],
+    );
     gate.resolve();
     await h.app.waitForJob(ref, { timeoutMs: 10_000 });
     // Written in the completion transaction: visible as soon as the outcome is.
-    assert.deepEqual((await logs.getLogs(ref)).map((l) => l.message), ['quiet 1', 'quiet 2', 'loud 3', 'tail 4']);
+    assert.deepEqual(
+      (await logs.getLogs(ref)).map((l) => l.message),
+      ['quiet 1', 'quiet 2', 'loud 3', 'tail 4'],
+    );
   });
 
   test('a subtask’s lines appear on its top-level job (and its parent), through meta.rootId / meta.parentId', async () => {
@@ -148,14 +170,30 @@ describe('job logs', () => {
         [grandkid.id, `child ${grandkid.id} says 0`],
       ].sort(),
     );
-    assert.ok(tree.filter((l) => l.jobId !== root.id).every((l) => l.rootId === root.id), 'forwarded lines name the root');
-    assert.deepEqual((await logs.getLogs(root, { tree: false })).map((l) => l.jobId), [root.id, root.id], 'tree: false is the job’s own lines');
-    assert.deepEqual((await logs.getLogs(kid)).map((l) => l.jobId), [kid.id, kid.id, grandkid.id], 'a parent shows its children’s lines');
-    assert.deepEqual((await logs.getLogs(grandkid)).map((l) => l.jobId), [grandkid.id]);
+    assert.ok(
+      tree.filter((l) => l.jobId !== root.id).every((l) => l.rootId === root.id),
+      'forwarded lines name the root',
+    );
+    assert.deepEqual(
+      (await logs.getLogs(root, { tree: false })).map((l) => l.jobId),
+      [root.id, root.id],
+      'tree: false is the job’s own lines',
+    );
+    assert.deepEqual(
+      (await logs.getLogs(kid)).map((l) => l.jobId),
+      [kid.id, kid.id, grandkid.id],
+      'a parent shows its children’s lines',
+    );
+    assert.deepEqual(
+      (await logs.getLogs(grandkid)).map((l) => l.jobId),
+      [grandkid.id],
+    );
     assert.equal(await count(kid.id), 2, 'stored once, under the job that logged it');
   });
 
-  test('followLogs delivers stored lines, then new ones of the job and its subtasks as they are written, from another app', { timeout: 30_000 }, async () => {
+  test('followLogs delivers stored lines, then new ones of the job and its subtasks as they are written, from another app', {
+    timeout: 30_000,
+  }, async () => {
     const root = await h.app.push(chatty.withArgs({ n: 3 }));
     await h.app.waitForJob(root, { timeoutMs: 10_000 });
     // A second app (its own pool and LISTEN connection), as a process watching from elsewhere would.
@@ -164,16 +202,23 @@ describe('job logs', () => {
     const seen: LogLine[] = [];
     try {
       const stop = await viewer.followLogs(root, (line) => void seen.push(line));
-      assert.deepEqual(seen.map((l) => l.message), ['line 0', 'line 1', 'line 2'], 'history first');
+      assert.deepEqual(
+        seen.map((l) => l.message),
+        ['line 0', 'line 1', 'line 2'],
+        'history first',
+      );
       const kid = await h.app.push(child.withArgs({ lines: 3, long: true }).withMeta({ rootId: root.id, parentId: root.id }));
       const unrelated = await h.app.push(child.withArgs({ lines: 2 }));
       await waitFor(() => seen.length === 7, { timeoutMs: 10_000, message: 'the subtask’s lines arrive live' });
-      assert.deepEqual(seen.slice(3).map((l) => [l.jobId, l.message.length > 100 ? `${l.message[0]}×${l.message.length}` : l.message]), [
-        [kid.id, `child ${kid.id} says 0`],
-        [kid.id, `child ${kid.id} says 1`],
-        [kid.id, `child ${kid.id} says 2`],
-        [kid.id, 'L×5000'],
-      ]);
+      assert.deepEqual(
+        seen.slice(3).map((l) => [l.jobId, l.message.length > 100 ? `${l.message[0]}×${l.message.length}` : l.message]),
+        [
+          [kid.id, `child ${kid.id} says 0`],
+          [kid.id, `child ${kid.id} says 1`],
+          [kid.id, `child ${kid.id} says 2`],
+          [kid.id, 'L×5000'],
+        ],
+      );
       await h.app.waitForJob(unrelated, { timeoutMs: 10_000 });
       stop();
       const after = await h.app.push(child.withArgs({ lines: 1 }).withMeta({ rootId: root.id }));
@@ -208,7 +253,10 @@ describe('job logs', () => {
       await started.promise;
       await worker.stop({ timeoutMs: 0 });
       assert.equal((await app2.getJob(job)).state, 'pending', 'given back to the queue');
-      assert.deepEqual((await stopping.getLogs(job)).map((l) => l.message), ['before shutdown']);
+      assert.deepEqual(
+        (await stopping.getLogs(job)).map((l) => l.message),
+        ['before shutdown'],
+      );
     } finally {
       await app2.close();
     }

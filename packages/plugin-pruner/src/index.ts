@@ -8,18 +8,18 @@
  *   const app = new Docket({ connection, plugins: [pruner({ maxAgeMs: { succeeded: 3_600_000 } })] });
  */
 import {
+  assertQueueName,
+  booleanOption,
   type Docket,
   type DocketPlugin,
   InvalidOptionError,
-  assertQueueName,
-  booleanOption,
   integerOption,
+  type PeriodicEvents,
   periodicBinding,
   rejectUnknownKeys,
-  type PeriodicEvents,
   type SqlClient,
 } from '@docket/core';
-import { type AgeRule, type KeepRule, MIGRATIONS, PRUNABLE_STATES, type PrunableState, expiredJobsLock, surplusJobsLock } from './sql.js';
+import { type AgeRule, expiredJobsLock, type KeepRule, MIGRATIONS, PRUNABLE_STATES, type PrunableState, surplusJobsLock } from './sql.js';
 
 export const PLUGIN_NAME = 'pruner';
 export const PLUGIN_VERSION = '0.1.0';
@@ -199,7 +199,9 @@ function validate(options: PrunerOptions): PrunerSettings {
   const queues: Record<string, { maxAgeMs: Partial<Record<PrunableState, Age>>; keepNewest?: number | null }> = {};
   if (options.queues !== undefined) {
     if (options.queues === null || typeof options.queues !== 'object' || Array.isArray(options.queues)) {
-      throw new InvalidOptionError(`${where}: \`queues\` must be an object of per-queue rules, e.g. { emails: { keepNewest: 1000 } }.`, { details: { where, option: 'queues' } });
+      throw new InvalidOptionError(`${where}: \`queues\` must be an object of per-queue rules, e.g. { emails: { keepNewest: 1000 } }.`, {
+        details: { where, option: 'queues' },
+      });
     }
     for (const [queue, q] of Object.entries(options.queues)) {
       assertQueueName(queue);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Docket, Worker, defineJob, isDocketError, type DocketPlugin } from '@docket/core';
+import { Docket, type DocketPlugin, defineJob, isDocketError, Worker } from '@docket/core';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
-import { PLUGIN_NAME, pruner, type PrunerOptions } from '../src/index.js';
+import { PLUGIN_NAME, type PrunerOptions, pruner } from '../src/index.js';
 
 const MIN = 60_000;
 const DAY = 24 * 60 * MIN;
@@ -45,7 +45,10 @@ test('options are validated: unknown keys with suggestions, ages, counts, queue 
   assert.deepEqual(plugin.settings.maxAgeMs, { succeeded: DAY, failed: 7 * DAY, cancelled: DAY });
   assert.equal(plugin.settings.batchSize, 1000);
   assert.equal(plugin.settings.keepNewest, null);
-  const merged = pruner({ maxAgeMs: { failed: null }, queues: { emails: { maxAgeMs: 5 * MIN, keepNewest: 10 }, audit: { maxAgeMs: { succeeded: null } } } }).settings;
+  const merged = pruner({
+    maxAgeMs: { failed: null },
+    queues: { emails: { maxAgeMs: 5 * MIN, keepNewest: 10 }, audit: { maxAgeMs: { succeeded: null } } },
+  }).settings;
   assert.deepEqual(merged.maxAgeMs, { succeeded: DAY, failed: null, cancelled: DAY });
   assert.deepEqual(merged.queues, {
     emails: { maxAgeMs: { succeeded: 5 * MIN, failed: 5 * MIN, cancelled: 5 * MIN }, keepNewest: 10 },
@@ -61,8 +64,14 @@ test('options are validated: unknown keys with suggestions, ages, counts, queue 
   assert.throws(() => pruner({ keepNewest: 1.5 }), invalid(/keepNewest/));
   assert.throws(() => pruner({ queues: { emails: { keepNewst: 5 } as never } }), invalid(/did you mean `keepNewest`/));
   assert.throws(() => pruner({ queues: [] as never }), invalid(/queues/));
-  assert.throws(() => pruner({ queues: { 'bad queue!': {} } }), (e: unknown) => isDocketError(e, 'DOCKET_INVALID_QUEUE_NAME'));
-  assert.throws(() => plugin.runNow(), (e: unknown) => isDocketError(e, 'DOCKET_PLUGIN_INVALID'));
+  assert.throws(
+    () => pruner({ queues: { 'bad queue!': {} } }),
+    (e: unknown) => isDocketError(e, 'DOCKET_INVALID_QUEUE_NAME'),
+  );
+  assert.throws(
+    () => plugin.runNow(),
+    (e: unknown) => isDocketError(e, 'DOCKET_PLUGIN_INVALID'),
+  );
 });
 
 test('ages per state and per queue, keep-newest caps; pending, running and waiting jobs are never touched', async () => {
@@ -113,7 +122,11 @@ test('ages per state and per queue, keep-newest caps; pending, running and waiti
     const [{ n }] = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE id = ANY(${young}::bigint[])`;
     assert.equal(n, 20, 'the 20 newest of the default queue survive the cap');
     const keptCapped = await h.db.sql`SELECT id::text AS id FROM docket.jobs WHERE queue = 'capped' ORDER BY id`;
-    assert.deepEqual(keptCapped.map((r) => r.id), capped.slice(-5), 'keepNewest keeps the newest by finish time');
+    assert.deepEqual(
+      keptCapped.map((r) => r.id),
+      capped.slice(-5),
+      'keepNewest keeps the newest by finish time',
+    );
 
     assert.deepEqual((await h.plugin.runNow()).byRule, {}, 'a second run finds nothing');
   } finally {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { Docket, defineJob, type DocketPlugin } from '@docket/core';
+import { Docket, type DocketPlugin, defineJob } from '@docket/core';
 import { createTestDatabase, stopChild, waitFor } from '@docket/testing';
 import { pruner } from '../src/index.js';
 
@@ -15,7 +15,9 @@ const OLD = 200_000;
 const LIVE = 60_000;
 const BATCH = 1000;
 
-test(`prunes ${OLD.toLocaleString('en')} finished jobs in batches of ${BATCH} while a worker process drains new jobs`, { timeout: 600_000 }, async () => {
+test(`prunes ${OLD.toLocaleString('en')} finished jobs in batches of ${BATCH} while a worker process drains new jobs`, {
+  timeout: 600_000,
+}, async () => {
   const db = await createTestDatabase();
   const batches: number[] = [];
   const watch: DocketPlugin = {
@@ -76,8 +78,14 @@ test(`prunes ${OLD.toLocaleString('en')} finished jobs in batches of ${BATCH} wh
 
     assert.equal(result.deleted, OLD);
     assert.equal(result.truncated, false);
-    assert.equal(batches.reduce((a, b) => a + b, 0), OLD);
-    assert.ok(batches.every((n) => n <= BATCH), 'no batch larger than batchSize');
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0),
+      OLD,
+    );
+    assert.ok(
+      batches.every((n) => n <= BATCH),
+      'no batch larger than batchSize',
+    );
     assert.ok(batches.length <= OLD / BATCH + 3, 'full batches (one partial batch per state at most)');
     assert.ok(p1.n > p0.n, 'the worker kept draining while the pruner ran');
 

@@ -9,19 +9,28 @@
  * SQL (src/sql.ts), `app.settleJobs` for the jobs it ends, `app.wake` and `app.emit`.
  */
 import {
+  booleanOption,
   type Docket,
   type DocketPlugin,
-  type JobError,
-  booleanOption,
   integerOption,
-  periodicBinding,
+  type JobError,
   type PeriodicEvents,
+  periodicBinding,
   rejectUnknownKeys,
 } from '@docket/core';
 import { PoisonJobError } from './errors.js';
-import { type LossReason, type LostJobRow, type LostJobUpdate, MIGRATIONS, deadWorkersDelete, lostJobsLock, lostJobsUpdate, recoveryCountsGet } from './sql.js';
+import {
+  deadWorkersDelete,
+  type LossReason,
+  type LostJobRow,
+  type LostJobUpdate,
+  lostJobsLock,
+  lostJobsUpdate,
+  MIGRATIONS,
+  recoveryCountsGet,
+} from './sql.js';
 
-export { RECOVERY_ERRORS, PoisonJobError } from './errors.js';
+export { PoisonJobError, RECOVERY_ERRORS } from './errors.js';
 
 export const PLUGIN_NAME = 'recovery';
 export const PLUGIN_VERSION = '0.1.0';
@@ -107,7 +116,8 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     deadAfterMs: integerOption(where, 'deadAfterMs', options.deadAfterMs, 30_000, { min: 100, max: 86_400_000 }),
     maxRecoveries: integerOption(where, 'maxRecoveries', options.maxRecoveries, 3, { min: 0, max: 1000 }),
     stuckMarginMs: integerOption(where, 'stuckMarginMs', options.stuckMarginMs, 60_000, { min: 0, max: 86_400_000 }),
-    maxRuntimeMs: options.maxRuntimeMs === undefined ? null : integerOption(where, 'maxRuntimeMs', options.maxRuntimeMs, 0, { min: 1000, max: 30 * 86_400_000 }),
+    maxRuntimeMs:
+      options.maxRuntimeMs === undefined ? null : integerOption(where, 'maxRuntimeMs', options.maxRuntimeMs, 0, { min: 1000, max: 30 * 86_400_000 }),
     batchSize: integerOption(where, 'batchSize', options.batchSize, 500, { min: 1, max: 10_000 }),
     primaryOnly: booleanOption(where, 'primaryOnly', options.primaryOnly, true),
   });
@@ -170,7 +180,11 @@ async function sweep(app: Docket, settings: Settings, sweeper: string | null, si
       found = lost.length;
       if (lost.length === 0) return [];
       const decisions = lost.map((row) => decide(row, settings));
-      const written = await lostJobsUpdate(tx, app.schema, decisions.map((d) => d.update));
+      const written = await lostJobsUpdate(
+        tx,
+        app.schema,
+        decisions.map((d) => d.update),
+      );
       const byId = new Map(decisions.map((d) => [d.update.id, d]));
       for (const w of written) {
         const d = byId.get(w.id)!;
@@ -184,7 +198,9 @@ async function sweep(app: Docket, settings: Settings, sweeper: string | null, si
     if (back.length > 0) app.emit(PLUGIN_NAME, 'recovery.recovered', { workerId: sweeper, jobs: back });
     const poisoned = batch.filter((j) => j.state === 'failed');
     if (poisoned.length > 0) {
-      app.logger.warn(`${PLUGIN_NAME}: failed ${poisoned.length} poison job(s) lost more than ${settings.maxRecoveries} times`, { jobs: poisoned.map((j) => j.id) });
+      app.logger.warn(`${PLUGIN_NAME}: failed ${poisoned.length} poison job(s) lost more than ${settings.maxRecoveries} times`, {
+        jobs: poisoned.map((j) => j.id),
+      });
       app.emit(PLUGIN_NAME, 'recovery.poisoned', { workerId: sweeper, jobs: poisoned });
     }
     const ended = batch.filter((j) => j.state === 'cancelled');

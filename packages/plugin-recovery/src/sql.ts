@@ -105,7 +105,11 @@ export interface LostJobUpdate {
  * one and the lost attempt's late completion is fenced out), or `failed`/`cancelled` (finished
  * now). Counts the recovery either way. Fenced again on state, attempt and worker.
  */
-export function lostJobsUpdate(sql: SqlClient, schema: string, rows: readonly LostJobUpdate[]): Promise<Array<{ id: string; state: string; queue: string; recovery_count: number }>> {
+export function lostJobsUpdate(
+  sql: SqlClient,
+  schema: string,
+  rows: readonly LostJobUpdate[],
+): Promise<Array<{ id: string; state: string; queue: string; recovery_count: number }>> {
   return (sql as Sql).unsafe(
     `UPDATE ${schema}.jobs j SET
        state = u.state,
@@ -133,7 +137,7 @@ export function deadWorkersDelete(sql: SqlClient, schema: string, deadAfterMs: n
 
 /** How many times each job was recovered (for tooling and tests). */
 export function recoveryCountsGet(sql: SqlClient, schema: string, ids: readonly string[]): Promise<Array<{ id: string; recovery_count: number }>> {
-  return (sql as Sql).unsafe(`SELECT id::text AS id, recovery_count FROM ${schema}.jobs WHERE id = ANY($1::bigint[])`, [ids as string[]]) as unknown as Promise<
-    Array<{ id: string; recovery_count: number }>
-  >;
+  return (sql as Sql).unsafe(`SELECT id::text AS id, recovery_count FROM ${schema}.jobs WHERE id = ANY($1::bigint[])`, [
+    ids as string[],
+  ]) as unknown as Promise<Array<{ id: string; recovery_count: number }>>;
 }

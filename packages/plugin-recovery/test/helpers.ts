@@ -1,7 +1,7 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
-import { createTestDatabase, type TestDatabase } from '@docket/testing';
 import { Docket, type DocketPlugin } from '@docket/core';
+import { createTestDatabase, type TestDatabase } from '@docket/testing';
 
 export interface WorkerMessage {
   type: 'started' | 'running' | 'warn';

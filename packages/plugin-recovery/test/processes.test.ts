@@ -52,7 +52,13 @@ for (const resume of ['while the re-run is running', 'after the re-run succeeded
       assert.equal(job.errors[0]!.name, 'WorkerLostError');
       assert.match(job.errors[0]!.message, new RegExp(`worker ${p1Id} that ran attempt 1`));
       const runs = await h.db.sql`SELECT attempt, label FROM runs WHERE job_id = ${ref.id} ORDER BY attempt`;
-      assert.deepEqual(runs.map((r) => [r.attempt, r.label]), [[1, 'P1'], [2, 'P2']]);
+      assert.deepEqual(
+        runs.map((r) => [r.attempt, r.label]),
+        [
+          [1, 'P1'],
+          [2, 'P2'],
+        ],
+      );
 
       // P1 is alive again: it heart-beats (its row was removed as dead and comes back) and works.
       await waitFor(async () => (await count(h.db, `SELECT count(*) FROM docket.workers WHERE id = '${p1Id}'`)) === 1, {
@@ -67,7 +73,9 @@ for (const resume of ['while the re-run is running', 'after the re-run succeeded
   });
 }
 
-test('a poison job that kills its worker process every time ends failed after maxRecoveries; other jobs still succeed', { timeout: 180_000 }, async () => {
+test('a poison job that kills its worker process every time ends failed after maxRecoveries; other jobs still succeed', {
+  timeout: 180_000,
+}, async () => {
   const h = await setup();
   // Concurrency 1: a job running next to the poison job in the same process dies with it every
   // time and is indistinguishable from it (see the README); here the other jobs wait their turn.
@@ -90,9 +98,18 @@ test('a poison job that kills its worker process every time ends failed after ma
     done = true;
 
     assert.equal(failed.state, 'failed');
-    assert.deepEqual(failed.errors.map((e) => e.name), ['WorkerLostError', 'WorkerLostError', 'PoisonJobError']);
-    assert.deepEqual(failed.errors.map((e) => e.code), ['DOCKET_WORKER_SHUTDOWN', 'DOCKET_WORKER_SHUTDOWN', 'DOCKET_RECOVERY_POISON_JOB']);
-    assert.deepEqual(failed.errors.map((e) => e.attempt), [1, 2, 3]);
+    assert.deepEqual(
+      failed.errors.map((e) => e.name),
+      ['WorkerLostError', 'WorkerLostError', 'PoisonJobError'],
+    );
+    assert.deepEqual(
+      failed.errors.map((e) => e.code),
+      ['DOCKET_WORKER_SHUTDOWN', 'DOCKET_WORKER_SHUTDOWN', 'DOCKET_RECOVERY_POISON_JOB'],
+    );
+    assert.deepEqual(
+      failed.errors.map((e) => e.attempt),
+      [1, 2, 3],
+    );
     assert.match(failed.errors[2]!.message, /Poison job: .*already recovered 2 time\(s\) \(maxRecoveries 2\)/);
     assert.equal(await count(h.db, `SELECT recovery_count FROM docket.jobs WHERE id = ${bad.id}`), 3);
     assert.equal(await count(h.db, `SELECT count(*) FROM runs WHERE job_id = ${bad.id}`), 3, 'ran once per allowed recovery plus the first run');

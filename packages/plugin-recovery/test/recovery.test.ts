@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Docket, Worker, defineJob, isDocketError, type DocketEvent, type DocketPlugin, type SettledJob } from '@docket/core';
-import { createTestDatabase, waitFor, type TestDatabase } from '@docket/testing';
+import { Docket, type DocketEvent, type DocketPlugin, defineJob, isDocketError, type SettledJob, Worker } from '@docket/core';
+import { createTestDatabase, type TestDatabase, waitFor } from '@docket/testing';
 import { PLUGIN_NAME, recovery } from '../src/index.js';
 
 const work = defineJob({ name: 'work', queue: 'rq' }, async ({ n }: { n: number }, ctx) => ({ n, attempt: ctx.job.attempt }));
@@ -57,7 +57,10 @@ test('options are validated: unknown keys with a suggestion, ranges, the plugin 
   assert.throws(() => recovery({ maxRuntimeMs: 1.5 }), invalid(/maxRuntimeMs/));
   assert.throws(() => recovery({ primaryOnly: 'yes' as never }), invalid(/primaryOnly/));
   assert.throws(() => recovery('fast' as never), invalid(/must be an object/));
-  assert.throws(() => plugin.runNow(), (e: unknown) => isDocketError(e, 'DOCKET_PLUGIN_INVALID'));
+  assert.throws(
+    () => plugin.runNow(),
+    (e: unknown) => isDocketError(e, 'DOCKET_PLUGIN_INVALID'),
+  );
 });
 
 test('jobs of a dead or missing worker go back to pending with the attempt kept and an error that says why; live workers are left alone', async () => {
@@ -98,7 +101,9 @@ test('jobs of a dead or missing worker go back to pending with the attempt kept 
     assert.match((await jobRow(h.db, missing)).errors[0].message, /vanished .* has no heartbeat row/);
     for (const id of [missingRecent, live, liveOld]) assert.equal((await jobRow(h.db, id)).state, 'running', `job ${id} stays running`);
 
-    const event = await waitFor(() => h.events.find((e): e is DocketEvent<'recovery.recovered'> => e.type === 'recovery.recovered'), { message: 'recovery.recovered event' });
+    const event = await waitFor(() => h.events.find((e): e is DocketEvent<'recovery.recovered'> => e.type === 'recovery.recovered'), {
+      message: 'recovery.recovered event',
+    });
     assert.equal(event.source, PLUGIN_NAME);
     assert.deepEqual(event.payload.jobs.map((j) => j.id).sort(), [dead, missing, noRow].sort());
 
@@ -168,9 +173,18 @@ test('a lost job whose cancellation was requested ends cancelled; a job lost mor
     const waitPoison = h.app.waitForJob(poison!, { timeoutMs: 10_000 });
 
     const result = await h.plugin.runNow();
-    assert.deepEqual(result.cancelled.map((j) => j.id), [toCancel!.id]);
-    assert.deepEqual(result.failed.map((j) => [j.id, j.recoveries]), [[poison!.id, 3]]);
-    assert.deepEqual(result.recovered.map((j) => j.id), [fine!.id]);
+    assert.deepEqual(
+      result.cancelled.map((j) => j.id),
+      [toCancel!.id],
+    );
+    assert.deepEqual(
+      result.failed.map((j) => [j.id, j.recoveries]),
+      [[poison!.id, 3]],
+    );
+    assert.deepEqual(
+      result.recovered.map((j) => j.id),
+      [fine!.id],
+    );
 
     const cancelled = await waitCancel;
     assert.equal(cancelled.state, 'cancelled');
@@ -180,7 +194,10 @@ test('a lost job whose cancellation was requested ends cancelled; a job lost mor
     assert.equal(failed.state, 'failed');
     assert.equal(failed.errors.at(-1)!.name, 'PoisonJobError');
     assert.equal(failed.errors.at(-1)!.code, 'DOCKET_RECOVERY_POISON_JOB');
-    assert.match(failed.errors.at(-1)!.message, /Poison job: worker crashed that ran attempt 3 has no heartbeat row.*already recovered 2 time\(s\) \(maxRecoveries 2\)/);
+    assert.match(
+      failed.errors.at(-1)!.message,
+      /Poison job: worker crashed that ran attempt 3 has no heartbeat row.*already recovered 2 time\(s\) \(maxRecoveries 2\)/,
+    );
 
     assert.deepEqual(
       settledInTx.sort((a, b) => a.id.localeCompare(b.id)),
@@ -207,7 +224,12 @@ test('sweeps racing each other (no election) recover every lost job exactly once
     await apps[0]!.migrate();
     const refs = await apps[0]!.pushMany(Array.from({ length: 2000 }, (_, n) => work.withArgs({ n })));
     await heartbeat(db, 'dead', 10_000);
-    await claim(db, refs.map((r) => r.id), 'dead', 5000);
+    await claim(
+      db,
+      refs.map((r) => r.id),
+      'dead',
+      5000,
+    );
     const results = await Promise.all(plugins.flatMap((p) => [p.runNow(), p.runNow()]));
     const recovered = results.flatMap((r) => r.recovered.map((j) => j.id));
     assert.equal(recovered.length, 2000, 'each job reported by exactly one sweep');
@@ -233,9 +255,12 @@ test('the sweep runs on the maintenance tick of a worker, and a recovered job is
       const done = await h.app.waitForJob(ref, { timeoutMs: 20_000 });
       assert.equal(done.state, 'succeeded', 'woken by app.wake, not by the (one minute) poll');
       assert.deepEqual(done.result, { n: 7, attempt: 2 });
-      const run = await waitFor(() => h.events.find((e): e is DocketEvent<'recovery.finished'> => e.type === 'recovery.finished' && e.payload.result.recovered.length > 0), {
-        message: 'a periodic sweep that recovered the job',
-      });
+      const run = await waitFor(
+        () => h.events.find((e): e is DocketEvent<'recovery.finished'> => e.type === 'recovery.finished' && e.payload.result.recovered.length > 0),
+        {
+          message: 'a periodic sweep that recovered the job',
+        },
+      );
       assert.equal(run.payload.workerId, worker.id);
     } finally {
       await worker.stop();
@@ -267,7 +292,10 @@ test('primaryOnly: workers that are not primary do not sweep; primaryOnly false 
         assert.equal((await jobRow(h.db, ref.id)).state, 'running', 'no sweep on a worker that is not primary');
       } else {
         const result = await h.plugin.nextRun({ timeoutMs: 20_000 });
-        assert.deepEqual(result.recovered.map((j) => j.id), [ref.id]);
+        assert.deepEqual(
+          result.recovered.map((j) => j.id),
+          [ref.id],
+        );
       }
     } finally {
       await worker.stop();

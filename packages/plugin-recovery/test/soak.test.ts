@@ -20,7 +20,7 @@ test(`crash soak: ${JOBS} jobs, two worker processes, one killed with SIGKILL an
   const env = { HEARTBEAT_MS: 200, DEAD_AFTER_MS: 2000, RECOVERY_INTERVAL_MS: 250, MAX_RECOVERIES: 10, CONCURRENCY: 3, PREFETCH: 2 };
   try {
     let seed = 42;
-    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     await h.app.pushMany(Array.from({ length: JOBS }, () => sleep.withArgs({ ms: 50 + Math.floor(random() * 151) })));
     const started = Date.now();
 
@@ -34,11 +34,14 @@ test(`crash soak: ${JOBS} jobs, two worker processes, one killed with SIGKILL an
       // Let it take work, a random amount so the kills spread over the run and land mid-job, then kill it
       // (sooner when the queue runs low, so that all the kills happen while jobs remain).
       const target = 2 + Math.floor(random() * 20);
-      const ranBefore = await waitFor(async () => {
-        const [row] = await h.db.sql`SELECT (SELECT count(*)::int FROM runs WHERE worker = ${id}) AS n,
+      const ranBefore = await waitFor(
+        async () => {
+          const [row] = await h.db.sql`SELECT (SELECT count(*)::int FROM runs WHERE worker = ${id}) AS n,
           (SELECT count(*)::int FROM docket.jobs WHERE state = 'pending') AS left`;
-        return row!.n >= target || (row!.n >= 1 && row!.left < 300) ? (row!.n as number) : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 20, message: `worker B${k} runs jobs` });
+          return row!.n >= target || (row!.n >= 1 && row!.left < 300) ? (row!.n as number) : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 20, message: `worker B${k} runs jobs` },
+      );
       victim.signal('SIGKILL');
       await victim.exited;
       // Nothing can touch its rows until it has been silent for 2 s: this is what it held at the kill.

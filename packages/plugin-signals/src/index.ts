@@ -15,23 +15,24 @@
  * worker nothing. Delivery across processes is at-most-once, like NOTIFY itself (README.md).
  */
 import {
-  InvalidOptionError,
-  WaitTimeoutError,
-  integerOption,
-  pluginBinding,
-  rejectUnknownKeys,
   type AnyDocketEvent,
   type DocketPlugin,
+  InvalidOptionError,
+  integerOption,
+  pluginBinding,
   type RunningJob,
+  rejectUnknownKeys,
   type SettledJob,
+  WaitTimeoutError,
 } from '@docket/core';
+import { SignalsNotListeningError } from './errors.js';
 import type {
   AnySignal,
   CancelledSignal,
   EnqueuedSignal,
   FailedSignal,
-  Listener,
   ListenableType,
+  Listener,
   PluginSignal,
   PluginSignalType,
   RecoveredSignal,
@@ -42,10 +43,9 @@ import type {
   SucceededSignal,
 } from './types.js';
 import { decode, encodeEnqueued, encodeSignals } from './wire.js';
-import { SignalsNotListeningError } from './errors.js';
 
-export * from './types.js';
 export { SIGNALS_ERRORS, SignalsNotListeningError } from './errors.js';
+export * from './types.js';
 export { MAX_PAYLOAD_BYTES } from './wire.js';
 
 export const PLUGIN_NAME = 'signals';
@@ -53,7 +53,15 @@ const VERSION = '0.1.0';
 /** The `app.notify`/`app.listen` topic signals travel on. */
 export const SIGNALS_TOPIC = 'signals';
 /** The typed signals; any other type is a plugin event. */
-export const LIFECYCLE_SIGNALS = Object.freeze(['enqueued', 'executing', 'succeeded', 'failed', 'retrying', 'cancelled', 'recovered'] as const) satisfies readonly SignalType[];
+export const LIFECYCLE_SIGNALS = Object.freeze([
+  'enqueued',
+  'executing',
+  'succeeded',
+  'failed',
+  'retrying',
+  'cancelled',
+  'recovered',
+] as const) satisfies readonly SignalType[];
 
 export interface SignalsOptions {
   /**
@@ -101,11 +109,18 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   if (options.enqueued !== undefined && typeof options.enqueued !== 'boolean') {
     throw new InvalidOptionError(`${where}: \`enqueued\` must be true or false.`, { details: { where, option: 'enqueued' } });
   }
-  if (options.broadcast !== undefined && (!Array.isArray(options.broadcast) || options.broadcast.some((t) => typeof t !== 'string' || t.length === 0))) {
-    throw new InvalidOptionError(`${where}: \`broadcast\` must be an array of signal types, e.g. ['succeeded', 'failed'].`, { details: { where, option: 'broadcast' } });
+  if (
+    options.broadcast !== undefined &&
+    (!Array.isArray(options.broadcast) || options.broadcast.some((t) => typeof t !== 'string' || t.length === 0))
+  ) {
+    throw new InvalidOptionError(`${where}: \`broadcast\` must be an array of signal types, e.g. ['succeeded', 'failed'].`, {
+      details: { where, option: 'broadcast' },
+    });
   }
   if (options.onListenerError !== undefined && typeof options.onListenerError !== 'function') {
-    throw new InvalidOptionError(`${where}: \`onListenerError\` must be a function (error, signal) => void.`, { details: { where, option: 'onListenerError' } });
+    throw new InvalidOptionError(`${where}: \`onListenerError\` must be a function (error, signal) => void.`, {
+      details: { where, option: 'onListenerError' },
+    });
   }
   const sendEnqueued = options.enqueued ?? true;
   const broadcast = new Set(options.broadcast ?? []);
@@ -192,10 +207,13 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   }
 
   async function ensureListening(type: string): Promise<void> {
-    listening ??= binding.app('on').listen(SIGNALS_TOPIC, onPayload).then(
-      () => undefined,
-      (error) => void (listenError = error),
-    );
+    listening ??= binding
+      .app('on')
+      .listen(SIGNALS_TOPIC, onPayload)
+      .then(
+        () => undefined,
+        (error) => void (listenError = error),
+      );
     await listening;
     // Without LISTEN only this process's own, non-broadcast signals can arrive.
     if (listenError && broadcast.has(type)) {
@@ -208,7 +226,8 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   }
 
   async function on(type: string, listener: Listener<any>): Promise<() => void> {
-    if (typeof type !== 'string' || type.length === 0) throw new InvalidOptionError(`${PLUGIN_NAME}.on: the signal type must be a non-empty string, e.g. 'succeeded' or '*'.`);
+    if (typeof type !== 'string' || type.length === 0)
+      throw new InvalidOptionError(`${PLUGIN_NAME}.on: the signal type must be a non-empty string, e.g. 'succeeded' or '*'.`);
     if (typeof listener !== 'function') throw new InvalidOptionError(`${PLUGIN_NAME}.on('${type}'): the listener must be a function.`);
     binding.app('on');
     // Registered at once, so signals produced while the LISTEN is being set up are not missed.
@@ -227,7 +246,10 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
 
   async function next(type: string, nextOptions: NextOptions<any> = {}): Promise<AnySignal> {
     rejectUnknownKeys(`${PLUGIN_NAME}.next(type, options)`, nextOptions, ['filter', 'timeoutMs']);
-    const timeoutMs = nextOptions.timeoutMs === undefined ? undefined : integerOption(`${PLUGIN_NAME}.next(type, options)`, 'timeoutMs', nextOptions.timeoutMs, 0, { min: 0 });
+    const timeoutMs =
+      nextOptions.timeoutMs === undefined
+        ? undefined
+        : integerOption(`${PLUGIN_NAME}.next(type, options)`, 'timeoutMs', nextOptions.timeoutMs, 0, { min: 0 });
     let resolveNext!: (signal: AnySignal) => void;
     const arrived = new Promise<AnySignal>((resolve) => (resolveNext = resolve));
     const off = await on(type, (signal: AnySignal) => {
@@ -237,7 +259,10 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     try {
       if (timeoutMs === undefined) return await arrived;
       const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new WaitTimeoutError(`No '${type}' signal arrived within ${timeoutMs} ms.`, { details: { type } })), timeoutMs);
+        timer = setTimeout(
+          () => reject(new WaitTimeoutError(`No '${type}' signal arrived within ${timeoutMs} ms.`, { details: { type } })),
+          timeoutMs,
+        );
       });
       return await Promise.race([arrived, timedOut]);
     } finally {

@@ -34,7 +34,8 @@ export function encodeEnqueued(signals: readonly EnqueuedSignal[], topicBytes: n
     const cost = (n: number, q: number) =>
       (n < 0 ? bytes(JSON.stringify(s.job.name)) + 1 : 0) +
       (q < 0 ? bytes(JSON.stringify(s.job.queue)) + 1 : 0) +
-      bytes(JSON.stringify([s.job.id, Math.max(n, names.length), Math.max(q, queues.length), s.priority, s.scheduledAt.getTime()])) + 1;
+      bytes(JSON.stringify([s.job.id, Math.max(n, names.length), Math.max(q, queues.length), s.priority, s.scheduledAt.getTime()])) +
+      1;
     if (size + cost(names.indexOf(s.job.name), queues.indexOf(s.job.queue)) > limit) flush();
     let n = names.indexOf(s.job.name);
     let q = queues.indexOf(s.job.queue);

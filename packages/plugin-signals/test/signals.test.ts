@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
+import { DocketError, type DocketPlugin, defineJob } from '@docket/core';
+import {
+  type AnySignal,
+  isSignal,
+  LIFECYCLE_SIGNALS,
+  PLUGIN_NAME,
+  SignalsNotListeningError,
+  type SignalsPlugin,
+  signals,
+} from '@docket/plugin-signals';
 import { waitFor } from '@docket/testing';
-import { DocketError, defineJob, type DocketPlugin } from '@docket/core';
-import { LIFECYCLE_SIGNALS, PLUGIN_NAME, SignalsNotListeningError, isSignal, signals, type AnySignal, type SignalsPlugin } from '@docket/plugin-signals';
 import { decode, encodeEnqueued, encodeSignals, MAX_PAYLOAD_BYTES } from '../src/wire.js';
-import { deferred, harness, nextMessage, type Harness } from './helpers.js';
+import { deferred, type Harness, harness, nextMessage } from './helpers.js';
 
 declare module '@docket/core' {
   // What these tests emit themselves (as plugin-recovery would, and a plugin whose event shadows a signal's name).
@@ -20,11 +28,17 @@ const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code =
 const ping = defineJob({ name: 'ping', queue: 'signals' }, async (_: { n?: number; from?: string }) => 'pong');
 
 test('options are validated; listening needs the plugin to be in an app', async () => {
-  assert.throws(() => signals({ broadcst: [] } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `broadcast`/.test((e as Error).message));
+  assert.throws(
+    () => signals({ broadcst: [] } as never),
+    (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `broadcast`/.test((e as Error).message),
+  );
   assert.throws(() => signals({ broadcast: 'succeeded' } as never), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => signals({ enqueued: 'yes' } as never), code('DOCKET_INVALID_OPTION'));
   assert.throws(() => signals({ onListenerError: 1 } as never), code('DOCKET_INVALID_OPTION'));
-  await assert.rejects(signals().on('succeeded', () => {}), (e: unknown) => code('DOCKET_PLUGIN_INVALID')(e) && /signals\.on\(\): the plugin is not registered/.test((e as Error).message));
+  await assert.rejects(
+    signals().on('succeeded', () => {}),
+    (e: unknown) => code('DOCKET_PLUGIN_INVALID')(e) && /signals\.on\(\): the plugin is not registered/.test((e as Error).message),
+  );
   assert.equal(signals().name, PLUGIN_NAME);
   assert.deepEqual([...LIFECYCLE_SIGNALS], ['enqueued', 'executing', 'succeeded', 'failed', 'retrying', 'cancelled', 'recovered']);
 });
@@ -51,7 +65,11 @@ test('payloads stay under the NOTIFY limit and round-trip', () => {
   const [back] = out.flatMap(decode);
   assert.deepEqual(back, { ...failed, error: { attempt: 1, name: 'Error', message: error.message, at: error.at } }, 'the stack is dropped to fit');
   const small = { type: 'small.event', at, source: 'p', payload: { at: 5, when: at } };
-  assert.deepEqual(encodeSignals([small], 10).payloads.flatMap(decode), [{ ...small, payload: { at: 5, when: at.toISOString() } }], 'nested values travel as JSON');
+  assert.deepEqual(
+    encodeSignals([small], 10).payloads.flatMap(decode),
+    [{ ...small, payload: { at: 5, when: at.toISOString() } }],
+    'nested values travel as JSON',
+  );
 });
 
 describe('in the worker process', () => {
@@ -90,10 +108,17 @@ describe('in the worker process', () => {
     await gate.promise;
     await h.app.cancelJob(pending);
     await h.app.cancelJob(running);
-    await waitFor(() => ofJob(f.id).includes('succeeded') && ofJob(b.id).includes('failed') && ofJob(running.id).includes('cancelled') && ofJob(pending.id).includes('cancelled'), {
-      timeoutMs: 15_000,
-      message: 'all outcomes signalled',
-    });
+    await waitFor(
+      () =>
+        ofJob(f.id).includes('succeeded') &&
+        ofJob(b.id).includes('failed') &&
+        ofJob(running.id).includes('cancelled') &&
+        ofJob(pending.id).includes('cancelled'),
+      {
+        timeoutMs: 15_000,
+        message: 'all outcomes signalled',
+      },
+    );
     assert.deepEqual(ofJob(f.id), ['enqueued', 'executing', 'retrying', 'executing', 'succeeded']);
     assert.deepEqual(ofJob(b.id), ['enqueued', 'executing', 'failed']);
     assert.deepEqual(ofJob(pending.id), ['enqueued', 'cancelled']);
@@ -104,7 +129,13 @@ describe('in the worker process', () => {
     const failed = got.filter((s) => isSignal(s, 'failed')).find((s) => s.job.id === b.id);
     assert.equal(failed?.error.name, 'TypeError');
     const executing = got.filter((s) => isSignal(s, 'executing')).filter((s) => s.job.id === f.id);
-    assert.deepEqual(executing.map((s) => [s.job.attempt, typeof s.workerId]), [[1, 'string'], [2, 'string']]);
+    assert.deepEqual(
+      executing.map((s) => [s.job.attempt, typeof s.workerId]),
+      [
+        [1, 'string'],
+        [2, 'string'],
+      ],
+    );
     off();
   });
 
@@ -269,7 +300,10 @@ describe('across processes', () => {
     const quiet = signals();
     const app = new Docket({ connection: h.db.url, logger: false, listen: false, plugins: [quiet] });
     try {
-      await assert.rejects(quiet.on('enqueued', () => {}), (e: unknown) => code('DOCKET_SIGNALS_NOT_LISTENING')(e) && e instanceof SignalsNotListeningError);
+      await assert.rejects(
+        quiet.on('enqueued', () => {}),
+        (e: unknown) => code('DOCKET_SIGNALS_NOT_LISTENING')(e) && e instanceof SignalsNotListeningError,
+      );
       const off = await quiet.on('succeeded', () => {});
       const offAll = await quiet.on('*', () => {}); // whatever can arrive locally
       off();

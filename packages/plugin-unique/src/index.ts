@@ -12,18 +12,18 @@
  * transaction. README.md states the exact semantics.
  */
 import {
+  type Docket,
+  type DocketPlugin,
   InvalidJobOptionError,
-  JobInvocation,
   integerOption,
+  type JobInsert,
+  JobInvocation,
   pluginBinding,
   rejectUnknownKeys,
   toJsonText,
-  type Docket,
-  type DocketPlugin,
-  type JobInsert,
 } from '@docket/core';
 import { UniqueHolderGoneError, UniqueOptionsConflictError } from './errors.js';
-import { HOLDING_STATES, MIGRATIONS, clockRead, holdersFind, pendingJobsDebounce } from './sql.js';
+import { clockRead, HOLDING_STATES, holdersFind, MIGRATIONS, pendingJobsDebounce } from './sql.js';
 
 export { UNIQUE_ERRORS, UniqueHolderGoneError, UniqueOptionsConflictError } from './errors.js';
 
@@ -71,7 +71,9 @@ const MAX_PERIOD_MS = 2 ** 47; // ~4,400 years; keeps window arithmetic exact in
 /** Validates a key and its options (the same checks `withUniqueKey` runs). */
 export function uniqueKeySpec(key: unknown, options: UniqueKeyOptions = {}): UniqueKeySpec {
   if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
-    throw new InvalidJobOptionError(`withUniqueKey: the key must be a non-empty string of at most ${MAX_KEY_LENGTH} characters, got ${describeValue(key)}.`);
+    throw new InvalidJobOptionError(
+      `withUniqueKey: the key must be a non-empty string of at most ${MAX_KEY_LENGTH} characters, got ${describeValue(key)}.`,
+    );
   }
   rejectUnknownKeys('withUniqueKey options', options, ['throttleMs', 'debounceMs']);
   const where = `withUniqueKey('${key.length > 40 ? `${key.slice(0, 40)}…` : key}')`;
@@ -87,7 +89,9 @@ export function uniqueKeySpec(key: unknown, options: UniqueKeyOptions = {}): Uni
   const throttleMs = period('throttleMs');
   const debounceMs = period('debounceMs');
   if (throttleMs !== null && debounceMs !== null) {
-    throw new UniqueOptionsConflictError(`${where}: use either throttleMs or debounceMs, not both (a throttled key keeps its first job; a debounced key keeps replacing it).`);
+    throw new UniqueOptionsConflictError(
+      `${where}: use either throttleMs or debounceMs, not both (a throttled key keeps its first job; a debounced key keeps replacing it).`,
+    );
   }
   return Object.freeze({ key, throttleMs, debounceMs });
 }
@@ -119,7 +123,8 @@ function specOf(row: JobInsert): UniqueKeySpec | null {
   const raw = row.extensions[UNIQUE_EXTENSION];
   if (raw === undefined || raw === null) return null;
   if (typeof raw === 'string') return uniqueKeySpec(raw);
-  if (typeof raw !== 'object') throw new InvalidJobOptionError(`The '${UNIQUE_EXTENSION}' option must come from withUniqueKey(key, options), got ${typeof raw}.`);
+  if (typeof raw !== 'object')
+    throw new InvalidJobOptionError(`The '${UNIQUE_EXTENSION}' option must come from withUniqueKey(key, options), got ${typeof raw}.`);
   const { key, throttleMs, debounceMs } = raw as Partial<UniqueKeySpec>;
   return uniqueKeySpec(key, {
     ...(throttleMs == null ? {} : { throttleMs }),
@@ -199,7 +204,10 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
           const entries = [...debounced];
           await pendingJobsDebounce(sql, app.schema, {
             ids: entries.map(([id]) => id),
-            args: await storedArgs(app, entries.map(([, d]) => d.args)),
+            args: await storedArgs(
+              app,
+              entries.map(([, d]) => d.args),
+            ),
             delaysMs: entries.map(([, d]) => d.delayMs),
           });
         }

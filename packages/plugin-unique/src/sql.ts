@@ -48,7 +48,11 @@ export interface HolderRow {
  * now; else (throttled pushes) the job of the same window; else the newest job with the key — the
  * holder that finished between the skipped insert and this lookup. One row per input, in order.
  */
-export function holdersFind(sql: SqlClient, schema: string, params: { keys: readonly string[]; windows: ReadonlyArray<string | null> }): Promise<HolderRow[]> {
+export function holdersFind(
+  sql: SqlClient,
+  schema: string,
+  params: { keys: readonly string[]; windows: ReadonlyArray<string | null> },
+): Promise<HolderRow[]> {
   return run(
     sql,
     `SELECT k.ord::text AS ord,

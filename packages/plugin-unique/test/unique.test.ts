@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
-import { waitFor } from '@docket/testing';
-import { Docket, DocketError, HOOK_STAGE, defineJob, type DocketPlugin } from '@docket/core';
+import { Docket, DocketError, type DocketPlugin, defineJob, HOOK_STAGE } from '@docket/core';
 import { PLUGIN_NAME, UniqueOptionsConflictError, unique, uniqueKeySpec } from '@docket/plugin-unique';
-import { deferred, harness, nextMessage, type Harness } from './helpers.js';
+import { waitFor } from '@docket/testing';
+import { deferred, type Harness, harness, nextMessage } from './helpers.js';
 
 const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
 
@@ -15,7 +15,10 @@ describe('options and builder', () => {
     assert.throws(() => job.invocation().withUniqueKey(''), code('DOCKET_INVALID_JOB_OPTION'));
     assert.throws(() => job.invocation().withUniqueKey('x'.repeat(513)), code('DOCKET_INVALID_JOB_OPTION'));
     assert.throws(() => job.invocation().withUniqueKey(7 as never), code('DOCKET_INVALID_JOB_OPTION'));
-    assert.throws(() => job.invocation().withUniqueKey('k', { throttleMS: 5 } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `throttleMs`/.test((e as Error).message));
+    assert.throws(
+      () => job.invocation().withUniqueKey('k', { throttleMS: 5 } as never),
+      (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /did you mean `throttleMs`/.test((e as Error).message),
+    );
     assert.throws(() => job.invocation().withUniqueKey('k', { throttleMs: 0 }), code('DOCKET_INVALID_JOB_OPTION'));
     assert.throws(() => job.invocation().withUniqueKey('k', { debounceMs: 1.5 }), code('DOCKET_INVALID_JOB_OPTION'));
     assert.throws(() => job.invocation().withUniqueKey('k', { throttleMs: 10, debounceMs: 10 }), code('DOCKET_UNIQUE_CONFLICTING_OPTIONS'));
@@ -63,12 +66,18 @@ describe('unique keys', () => {
 
   test('duplicates inside one pushMany and across pushes name the existing job; other rows are untouched', async () => {
     const refs = await h.app.pushMany([
-      slow.withArgs({ v: 1 }).withScheduledAt(new Date(Date.now() + 3_600_000)).withUniqueKey('batch-a'),
+      slow
+        .withArgs({ v: 1 })
+        .withScheduledAt(new Date(Date.now() + 3_600_000))
+        .withUniqueKey('batch-a'),
       slow.withArgs({ v: 2 }).withUniqueKey('batch-a'),
       slow.withArgs({ v: 3 }).withDelay(3_600_000),
       slow.withArgs({ v: 4 }).withDelay(3_600_000).withUniqueKey('batch-b'),
     ]);
-    assert.deepEqual(refs.map((r) => r.duplicate), [false, true, false, false]);
+    assert.deepEqual(
+      refs.map((r) => r.duplicate),
+      [false, true, false, false],
+    );
     assert.equal(refs[1]!.id, refs[0]!.id);
     const again = await h.app.push(slow.withArgs({ v: 5 }).withUniqueKey('batch-b'));
     assert.deepEqual([again.duplicate, again.id], [true, refs[3]!.id]);
@@ -192,7 +201,10 @@ describe('unique keys', () => {
     const long = await h.app.push(slow.withArgs({ v: 3 }).withUniqueKey('throttle-held', { throttleMs: ms }));
     await waitFor(async () => (await stateOf(long.id)) === 'running', { timeoutMs: 10_000, message: 'throttled job running' });
     const [{ w }] = await h.db.sql`SELECT unique_window AS w FROM docket.jobs WHERE id = ${long.id}`;
-    await waitFor(async () => (await h.db.sql`SELECT now() >= ${new Date((w as Date).getTime() + ms)} AS open`)[0]!.open, { timeoutMs: 10_000, message: 'next window' });
+    await waitFor(async () => (await h.db.sql`SELECT now() >= ${new Date((w as Date).getTime() + ms)} AS open`)[0]!.open, {
+      timeoutMs: 10_000,
+      message: 'next window',
+    });
     const blocked = await h.app.push(slow.withArgs({ v: 4 }).withUniqueKey('throttle-held', { throttleMs: ms }));
     assert.deepEqual([blocked.id, blocked.duplicate], [long.id, true], 'the running job still holds the key');
     gate.resolve();
@@ -224,7 +236,10 @@ describe('unique keys', () => {
       for (const v of [1, 2, 3]) out.push(await h.app.push(quick.withArgs({ v }).withUniqueKey('debounce-burst', { debounceMs: 200 }), { tx }));
       return out;
     });
-    assert.deepEqual(refs.map((r) => r.duplicate), [false, true, true]);
+    assert.deepEqual(
+      refs.map((r) => r.duplicate),
+      [false, true, true],
+    );
     assert.ok(refs.every((r) => r.id === refs[0]!.id));
     const done = await h.app.waitForJob(refs[0]!, { timeoutMs: 10_000 });
     assert.deepEqual([done.state, done.result], ['succeeded', 3]);
@@ -255,7 +270,10 @@ describe('across processes', () => {
       assert.equal(inserted.length, 1, 'exactly one push inserted');
       assert.equal(refs.filter((r) => r.duplicate && r.id === inserted[0]!.id).length, 49, '49 duplicates naming it');
       const rows = await h.db.sql`SELECT id::text AS id FROM docket.jobs WHERE unique_key = 'race'`;
-      assert.deepEqual(rows.map((r) => r.id), [inserted[0]!.id]);
+      assert.deepEqual(
+        rows.map((r) => r.id),
+        [inserted[0]!.id],
+      );
     } finally {
       const exits = children.filter((c) => c.exitCode === null).map((c) => once(c, 'exit'));
       for (const c of children) if (c.connected) c.send({ type: 'exit' });
@@ -274,5 +292,8 @@ test('one unique() value serves one app: a second app is refused with DOCKET_PLU
     () => new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false }),
     (e: unknown) => code('DOCKET_PLUGIN_INVALID')(e) && /one plugin value serves one app; call unique\(\) again/.test((e as Error).message),
   );
-  assert.throws(() => unique({ x: 1 } as never), (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /in unique\(options\); unique\(options\) takes no options\.$/.test((e as Error).message));
+  assert.throws(
+    () => unique({ x: 1 } as never),
+    (e: unknown) => code('DOCKET_INVALID_OPTION')(e) && /in unique\(options\); unique\(options\) takes no options\.$/.test((e as Error).message),
+  );
 });

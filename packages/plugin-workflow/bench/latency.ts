@@ -19,7 +19,7 @@
  *   BENCH_ITERATIONS=500 pnpm --filter @docket/plugin-workflow bench
  */
 import { performance } from 'node:perf_hooks';
-import { defineJob, Docket, type DocketPlugin, HOOK_STAGE, Worker } from '@docket/core';
+import { Docket, type DocketPlugin, defineJob, HOOK_STAGE, Worker } from '@docket/core';
 import { createTestDatabase } from '@docket/testing';
 import { chain, pushWorkflow, waitForWorkflow, workflow, workflows } from '../src/index.js';
 
@@ -113,7 +113,10 @@ async function main() {
 
   const results: Record<string, number[]> = {};
   try {
-    for (const [label, app] of [['plain', plainApp], ['plain+wf', wfApp]] as const) {
+    for (const [label, app] of [
+      ['plain', plainApp],
+      ['plain+wf', wfApp],
+    ] as const) {
       const samples: number[] = [];
       for (let i = 0; i < WARMUP + ITERATIONS; i++) {
         const key = `${label}:${i}`;
@@ -148,9 +151,13 @@ async function main() {
     const chained: number[] = [];
     for (let i = 0; i < WARMUP + ITERATIONS / 10; i++) {
       const key = `chain:${i}`;
-      await waitForWorkflow(wfApp, await pushWorkflow(wfApp, chain(parent.withArgs({ key }), link, link, link, link, link, link, link, link, link, link)), {
-        timeoutMs: 10_000,
-      });
+      await waitForWorkflow(
+        wfApp,
+        await pushWorkflow(wfApp, chain(parent.withArgs({ key }), link, link, link, link, link, link, link, link, link, link)),
+        {
+          timeoutMs: 10_000,
+        },
+      );
       if (i < WARMUP) continue;
       let previous = key;
       for (let s = 0; s < 10; s++) {
@@ -179,17 +186,27 @@ async function main() {
 
   const rows = Object.entries(results).map(([label, samples]) => ({ label, ...stats(samples) }));
   const base = rows.find((r) => r.label === 'plain')!;
-  console.log(`\nlatency to handler start (${ITERATIONS} iterations after ${WARMUP} warm-up, node ${process.version}, ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL'})\n`);
+  console.log(
+    `\nlatency to handler start (${ITERATIONS} iterations after ${WARMUP} warm-up, node ${process.version}, ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL'})\n`,
+  );
   console.log(['path', 'n', 'p50', 'p95', 'p99', 'mean', 'p50 vs plain'].map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(10))).join(''));
   for (const r of rows) {
     console.log(
-      [r.label.padEnd(12), String(r.n).padStart(10), fmt(r.p50).padStart(10), fmt(r.p95).padStart(10), fmt(r.p99).padStart(10), fmt(r.mean).padStart(10), `${(r.p50 / base.p50).toFixed(2)}×`.padStart(10)].join(''),
+      [
+        r.label.padEnd(12),
+        String(r.n).padStart(10),
+        fmt(r.p50).padStart(10),
+        fmt(r.p95).padStart(10),
+        fmt(r.p99).padStart(10),
+        fmt(r.mean).padStart(10),
+        `${(r.p50 / base.p50).toFixed(2)}×`.padStart(10),
+      ].join(''),
     );
   }
   console.log(
     '\nplain, plain+wf: push() called → the handler starts.' +
       '\ndependent: the later of two parents returns → the step that waits for both starts (= parent done + dep.commit).' +
-      '\ndep.commit: that parent\'s completion (which pushed the step) has committed → the step starts.' +
+      "\ndep.commit: that parent's completion (which pushed the step) has committed → the step starts." +
       '\nparent done: the parent returns → its completion transaction (lock, settle, push the step, write) commits.' +
       '\nchain: a step returns → the next step starts (10 links per chain).' +
       '\nhand-off: no workflow plugin; a job returns → completion commits → afterSettle pushes the next job → it starts.',

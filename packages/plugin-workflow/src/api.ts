@@ -15,7 +15,7 @@ import {
   WaitTimeoutError,
 } from '@docket/core';
 import { WorkflowDefinitionError, WorkflowNotFoundError, WorkflowStepDeduplicatedError } from './errors.js';
-import { Flow, type FailurePolicy, type FlowKind } from './flows.js';
+import { type FailurePolicy, Flow, type FlowKind } from './flows.js';
 import { type GraphFormat, renderWorkflow } from './graph.js';
 import { META } from './meta.js';
 import { announceRuns, NOTIFY_TOPIC, PLUGIN_NAME, runtimeOf } from './plugin.js';
@@ -113,7 +113,10 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
       roots.map((s) => fromSpec(s.spec, { [META.workflowId]: runId, [META.workflowStep]: s.key })),
       { tx },
     );
-    const stored = await sealSpecs(app, flow.steps.map((s) => s.spec));
+    const stored = await sealSpecs(
+      app,
+      flow.steps.map((s) => s.spec),
+    );
     const jobOf = new Map<string, string>();
     refs.forEach((ref, i) => {
       if (ref.duplicate) {
@@ -210,7 +213,11 @@ export interface WaitForWorkflowOptions {
  * from the transaction that ends it; polls (every second at most) as a fallback, or with backoff
  * when the app does not listen.
  */
-export async function waitForWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<R> | RefInput, options: WaitForWorkflowOptions = {}): Promise<WorkflowRecord<R>> {
+export async function waitForWorkflow<R = unknown>(
+  app: Docket,
+  ref: WorkflowRef<R> | RefInput,
+  options: WaitForWorkflowOptions = {},
+): Promise<WorkflowRecord<R>> {
   const { db } = runtimeOf(app, 'waitForWorkflow');
   rejectUnknownKeys('waitForWorkflow options', options, ['timeoutMs', 'signal']);
   const id = refId(ref, 'waitForWorkflow');
@@ -237,9 +244,12 @@ export async function waitForWorkflow<R = unknown>(app: Docket, ref: WorkflowRef
       if (FINISHED.includes(record.state)) return record;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        throw new WaitTimeoutError(`Workflow ${id} ('${record.name}') did not end within ${timeoutMs} ms (it is ${record.state}). Wait longer or check that workers serve its queues.`, {
-          details: { workflowId: id, state: record.state },
-        });
+        throw new WaitTimeoutError(
+          `Workflow ${id} ('${record.name}') did not end within ${timeoutMs} ms (it is ${record.state}). Wait longer or check that workers serve its queues.`,
+          {
+            details: { workflowId: id, state: record.state },
+          },
+        );
       }
       if (options.signal?.aborted) throw options.signal.reason;
       if (woken) continue;
@@ -274,7 +284,8 @@ export async function cancelWorkflow<R = unknown>(app: Docket, ref: WorkflowRef<
     if (result.cancelled) await announceRuns(app, [{ id }], tx);
     return result;
   });
-  if (!outcome.found) throw new WorkflowNotFoundError(`No workflow run with id ${id} to cancel (it may have been pruned).`, { details: { workflowId: id } });
+  if (!outcome.found)
+    throw new WorkflowNotFoundError(`No workflow run with id ${id} to cancel (it may have been pruned).`, { details: { workflowId: id } });
   if (outcome.cancelled) {
     app.emit(PLUGIN_NAME, 'workflow.finished', { id, state: 'cancelled' });
     for (const jobId of outcome.jobIds) {

@@ -110,7 +110,8 @@ export class WorkflowBuilder<Results extends Record<string, unknown> = {}> exten
   ): WorkflowBuilder<Results & { [P in K]: StepResult<S> }> {
     if (options === null || typeof options !== 'object') throw new InvalidOptionError(`step('${String(key)}') options must be an object.`);
     for (const k of Object.keys(options)) {
-      if (k !== 'after') throw new InvalidOptionError(`Unknown option \`${k}\` in step('${String(key)}') options; did you mean \`after\`? Known options: after.`);
+      if (k !== 'after')
+        throw new InvalidOptionError(`Unknown option \`${k}\` in step('${String(key)}') options; did you mean \`after\`? Known options: after.`);
     }
     const taken = new Set(this.steps.map((s) => s.key));
     const stepKey = checkKey(key, taken);
@@ -232,7 +233,10 @@ function addLink<A, R>(job: Pushable<A, R>, on: LinkSpec['on'], callback: Pushab
  * Celery's `link`: `callback` is pushed, with this job's result as its arguments, in the
  * transaction that records the job's success. Chain them: `link(link(job, a), b)`.
  */
-export function link<S extends AnyStep, C extends AnyStep>(job: S, callback: C & Accepting<StepResult<S>, C>): JobInvocation<StepArgs<S>, StepResult<S>> {
+export function link<S extends AnyStep, C extends AnyStep>(
+  job: S,
+  callback: C & Accepting<StepResult<S>, C>,
+): JobInvocation<StepArgs<S>, StepResult<S>> {
   return addLink(job as Pushable, 'succeeded', callback as Pushable, 'link') as never;
 }
 
@@ -241,6 +245,9 @@ export function link<S extends AnyStep, C extends AnyStep>(job: S, callback: C &
  * the transaction that records the job's final failure — once, after the last retry; never for an
  * attempt that will be retried, never for a cancellation.
  */
-export function linkError<S extends AnyStep, C extends AnyStep>(job: S, callback: C & Accepting<FailureInfo<StepArgs<S>>, C>): JobInvocation<StepArgs<S>, StepResult<S>> {
+export function linkError<S extends AnyStep, C extends AnyStep>(
+  job: S,
+  callback: C & Accepting<FailureInfo<StepArgs<S>>, C>,
+): JobInvocation<StepArgs<S>, StepResult<S>> {
   return addLink(job as Pushable, 'failed', callback as Pushable, 'linkError') as never;
 }

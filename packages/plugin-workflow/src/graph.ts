@@ -30,11 +30,17 @@ export function renderWorkflow(record: WorkflowRecord, format: GraphFormat = 'me
   if (format !== 'mermaid' && format !== 'dot') throw new InvalidOptionError(`Unknown graph format '${String(format)}': use 'mermaid' or 'dot'.`);
   const ids = new Map(record.steps.map((s, i) => [s.key, `s${i}`]));
   if (format === 'dot') {
-    const lines = [`digraph "${dotText(`${record.name} #${record.id}`)}" {`, '  rankdir=LR;', '  node [shape=box, style="rounded,filled", fontname="Helvetica"];'];
+    const lines = [
+      `digraph "${dotText(`${record.name} #${record.id}`)}" {`,
+      '  rankdir=LR;',
+      '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+    ];
     lines.push(`  label="${dotText(`${record.name} #${record.id}: ${record.state}`)}"; labelloc=t;`);
     for (const step of record.steps) {
       const c = COLORS[step.state];
-      lines.push(`  ${ids.get(step.key)} [label="${dotText(`${step.key}\n${step.name} · ${step.state}`)}", fillcolor="${c.fill}", color="${c.stroke}"];`);
+      lines.push(
+        `  ${ids.get(step.key)} [label="${dotText(`${step.key}\n${step.name} · ${step.state}`)}", fillcolor="${c.fill}", color="${c.stroke}"];`,
+      );
     }
     for (const step of record.steps) {
       for (const parent of step.parents) lines.push(`  ${ids.get(parent)} -> ${ids.get(step.key)};`);

@@ -6,50 +6,60 @@
  *   const run = await pushWorkflow(app, chain(fetchPage.withArgs({ url }), parse, store));
  *   const done = await waitForWorkflow(app, run); // done.result: store's result
  */
-export { WORKFLOW_ERRORS, WorkflowDefinitionError, WorkflowNotFoundError, WorkflowStepDeduplicatedError } from './errors.js';
-export { workflows, PLUGIN_NAME, PLUGIN_VERSION, NOTIFY_TOPIC, type WorkflowPlugin, type WorkflowPluginOptions, type SubtaskFailurePolicy, type WorkflowStepContext } from './plugin.js';
+
 export {
-  workflow,
-  chain,
-  group,
-  chord,
-  link,
-  linkError,
-  Flow,
-  WorkflowBuilder,
-  GroupFlow,
-  FAILURE_POLICIES,
-  type Step,
-  type StepResult,
-  type StepArgs,
-  type StepOptions,
-  type StepInput,
-  type FlowStep,
-  type FlowKind,
-  type FailurePolicy,
-  type FailureInfo,
-  type GroupResults,
-  type Accepting,
-  type ArgsMismatch,
-  type LinkSpec,
-} from './flows.js';
-export {
-  pushWorkflow,
-  getWorkflow,
-  waitForWorkflow,
   cancelWorkflow,
   exportWorkflow,
   getSubtasks,
-  type WorkflowRef,
-  type WorkflowRecord,
-  type WorkflowStepRecord,
-  type WorkflowState,
-  type StepState,
+  getWorkflow,
   type PushWorkflowOptions,
-  type WaitForWorkflowOptions,
+  pushWorkflow,
+  type StepState,
   type SubtaskSummary,
+  type WaitForWorkflowOptions,
+  type WorkflowRecord,
+  type WorkflowRef,
+  type WorkflowState,
+  type WorkflowStepRecord,
+  waitForWorkflow,
 } from './api.js';
-export { renderWorkflow, type GraphFormat } from './graph.js';
+export { WORKFLOW_ERRORS, WorkflowDefinitionError, WorkflowNotFoundError, WorkflowStepDeduplicatedError } from './errors.js';
+export {
+  type Accepting,
+  type ArgsMismatch,
+  chain,
+  chord,
+  FAILURE_POLICIES,
+  type FailureInfo,
+  type FailurePolicy,
+  Flow,
+  type FlowKind,
+  type FlowStep,
+  GroupFlow,
+  type GroupResults,
+  group,
+  type LinkSpec,
+  link,
+  linkError,
+  type Step,
+  type StepArgs,
+  type StepInput,
+  type StepOptions,
+  type StepResult,
+  WorkflowBuilder,
+  workflow,
+} from './flows.js';
+export { type GraphFormat, renderWorkflow } from './graph.js';
 export { META } from './meta.js';
-export type { JobSpec } from './spec.js';
 export { MIGRATIONS } from './migrations.js';
+export {
+  NOTIFY_TOPIC,
+  PLUGIN_NAME,
+  PLUGIN_VERSION,
+  type SubtaskFailurePolicy,
+  type WorkflowPlugin,
+  type WorkflowPluginOptions,
+  type WorkflowStepContext,
+  workflows,
+} from './plugin.js';
+export type { JobSpec } from './spec.js';

@@ -8,21 +8,20 @@ import {
   type Docket,
   type DocketPlugin,
   HOOK_STAGE,
-  InvalidOptionError,
-  PluginInvalidError,
-  pluginBinding,
   type JobContext,
   type JobError,
   type JobInvocation,
   oneOfOption,
+  PluginInvalidError,
   type Pushable,
+  pluginBinding,
   rejectUnknownKeys,
-  type Settlement,
   type SettleContext,
+  type Settlement,
   type WaitingRelease,
 } from '@docket/core';
 import type { WorkflowState } from './api.js';
-import { FAILURE_POLICIES, type FailurePolicy, type FailureInfo, type LinkSpec } from './flows.js';
+import { FAILURE_POLICIES, type FailureInfo, type FailurePolicy, type LinkSpec } from './flows.js';
 import { META, metaString } from './meta.js';
 import { MIGRATIONS } from './migrations.js';
 import { fromSpec, type JobSpec, openSpecs, toSpec } from './spec.js';
@@ -121,7 +120,9 @@ export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
 
       app.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => engine.extendContext(ctx));
       // LATE: bookkeeping sees the outcomes other plugins settled on at the default stage.
-      app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE, wants: (s) => engine.wants(s) }, (settlements, ctx) => engine.settle(settlements, ctx));
+      app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE, wants: (s) => engine.wants(s) }, (settlements, ctx) =>
+        engine.settle(settlements, ctx),
+      );
       app.hooks.jobsDeleted.tapPromise(PLUGIN_NAME, async ({ sql, ids }) => {
         await db.prune(sql, { jobIds: ids });
       });
@@ -492,7 +493,10 @@ class Engine {
       rows.forEach((row, i) => parentResult.set(`${row.run_id}\u0000${row.key}`, stored[i]));
     }
     const resultOf = (run: string, key: string) => parentResult.get(`${run}\u0000${key}`) ?? null;
-    const specs = await openSpecs(ctx.app, ready.map((r) => r.spec as JobSpec));
+    const specs = await openSpecs(
+      ctx.app,
+      ready.map((r) => r.spec as JobSpec),
+    );
     const invocations = ready.map((r, i) => {
       const meta = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
       const spec = specs[i]!;
@@ -529,6 +533,13 @@ class Engine {
 /** NOTIFY payloads are limited to 8000 bytes: send the ids in chunks. */
 export async function announceRuns(app: Docket, ended: ReadonlyArray<{ id: string }>, sql: Parameters<Docket['notify']>[2]): Promise<void> {
   for (let i = 0; i < ended.length; i += 200) {
-    await app.notify(NOTIFY_TOPIC, ended.slice(i, i + 200).map((r) => r.id).join(','), sql);
+    await app.notify(
+      NOTIFY_TOPIC,
+      ended
+        .slice(i, i + 200)
+        .map((r) => r.id)
+        .join(','),
+      sql,
+    );
   }
 }

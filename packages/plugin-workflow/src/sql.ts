@@ -46,7 +46,11 @@ export class WorkflowSql {
 
   /** Locks runs in id order (the one lock order between workers finishing steps of the same runs). */
   runsLock(sql: SqlClient, p: { ids: readonly string[] }): Promise<Array<{ id: string; state: string; on_failure: string }>> {
-    return this.run(sql, `SELECT id::text AS id, state, on_failure FROM ${this.s}.workflow_runs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [p.ids]);
+    return this.run(
+      sql,
+      `SELECT id::text AS id, state, on_failure FROM ${this.s}.workflow_runs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
+      [p.ids],
+    );
   }
 
   /**
@@ -228,7 +232,10 @@ export class WorkflowSql {
   }
 
   /** The job and stored result of the given steps. */
-  stepsResults(sql: SqlClient, p: { runIds: string[]; keys: string[] }): Promise<Array<{ run_id: string; key: string; job_id: string | null; result: unknown }>> {
+  stepsResults(
+    sql: SqlClient,
+    p: { runIds: string[]; keys: string[] },
+  ): Promise<Array<{ run_id: string; key: string; job_id: string | null; result: unknown }>> {
     return this.run(
       sql,
       `SELECT s.run_id::text AS run_id, s.key, s.job_id::text AS job_id, j.result
@@ -342,9 +349,11 @@ export class WorkflowSql {
 
   /** Locks parents children-first (descending id), the order in which nested releases take them. */
   parentsLock(sql: SqlClient, p: { ids: string[] }): Promise<Array<{ job_id: string }>> {
-    return this.run(sql, `SELECT job_id::text AS job_id FROM ${this.s}.workflow_parents WHERE job_id = ANY($1::bigint[]) ORDER BY job_id DESC FOR UPDATE`, [
-      p.ids,
-    ]);
+    return this.run(
+      sql,
+      `SELECT job_id::text AS job_id FROM ${this.s}.workflow_parents WHERE job_id = ANY($1::bigint[]) ORDER BY job_id DESC FOR UPDATE`,
+      [p.ids],
+    );
   }
 
   /**
@@ -393,7 +402,9 @@ export class WorkflowSql {
   }
 
   subtasksGet(sql: SqlClient, p: { parentId: string }): Promise<Array<{ child_id: string; state: string | null }>> {
-    return this.run(sql, `SELECT child_id::text AS child_id, state FROM ${this.s}.workflow_subtasks WHERE parent_id = $1 ORDER BY child_id`, [p.parentId]);
+    return this.run(sql, `SELECT child_id::text AS child_id, state FROM ${this.s}.workflow_subtasks WHERE parent_id = $1 ORDER BY child_id`, [
+      p.parentId,
+    ]);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { defineJob, DocketError } from '@docket/core';
+import { DocketError, defineJob } from '@docket/core';
 import { waitFor } from '@docket/testing';
-import { chain, chord, type FailureInfo, group, type GroupFlow, link, linkError, pushWorkflow, waitForWorkflow } from '../src/index.js';
+import { chain, chord, type FailureInfo, type GroupFlow, group, link, linkError, pushWorkflow, waitForWorkflow } from '../src/index.js';
 import { type Harness, harness } from './helpers.js';
 
 describe('chains, groups, chords and callbacks', () => {
@@ -47,14 +47,24 @@ describe('chains, groups, chords and callbacks', () => {
     const result: string | null = done.result; // typed: the last step's result
     assert.equal(result, '8!');
     const jobs = await Promise.all(done.steps.map((s) => h.app.getJob(s.jobId!)));
-    assert.deepEqual(jobs.map((j) => [j.name, j.args, j.result]), [['inc', 3, 4], ['double', 4, 8], ['show', 8, '8!']]);
+    assert.deepEqual(
+      jobs.map((j) => [j.name, j.args, j.result]),
+      [
+        ['inc', 3, 4],
+        ['double', 4, 8],
+        ['show', 8, '8!'],
+      ],
+    );
   });
 
   test('a chain stops at a failing step', async () => {
     const ref = await pushWorkflow(h.app, chain(flaky.withArgs({ failures: 5 }), onSuccess));
     const done = await waitForWorkflow(h.app, ref, { timeoutMs: 10_000 });
     assert.equal(done.state, 'failed');
-    assert.deepEqual(done.steps.map((s) => s.state), ['failed', 'cancelled']);
+    assert.deepEqual(
+      done.steps.map((s) => s.state),
+      ['failed', 'cancelled'],
+    );
     assert.equal(done.result, null);
   });
 
@@ -90,12 +100,17 @@ describe('chains, groups, chords and callbacks', () => {
     assert.equal(flakyCalls, 3);
     const callbacks = await waitFor(
       async () => {
-        const rows = await h.db.sql`SELECT id::text AS id, name, state, args, result, created_at FROM docket.jobs WHERE meta->>'callbackOf' = ${ref.id}`;
+        const rows = await h.db
+          .sql`SELECT id::text AS id, name, state, args, result, created_at FROM docket.jobs WHERE meta->>'callbackOf' = ${ref.id}`;
         return rows.length > 0 && rows.every((r) => r.state === 'succeeded') ? rows : undefined;
       },
       { timeoutMs: 10_000, message: 'the failure callback to run' },
     );
-    assert.deepEqual(callbacks.map((c) => c.name), ['on-failure'], 'one callback: linkError, not link');
+    assert.deepEqual(
+      callbacks.map((c) => c.name),
+      ['on-failure'],
+      'one callback: linkError, not link',
+    );
     assert.deepEqual(callbacks[0]!.result, { job: ref.id, attempt: 3, message: 'attempt 3 failed' });
     assert.ok(callbacks[0]!.created_at >= job.finishedAt!, 'pushed by the final failure, not before');
   });
@@ -111,7 +126,10 @@ describe('chains, groups, chords and callbacks', () => {
       },
       { timeoutMs: 10_000, message: 'the success callback to run' },
     );
-    assert.deepEqual(callbacks.map((c) => [c.name, c.args, c.result, c.meta.callbackOn]), [['on-success', 'ok after 3', 'saw ok after 3', 'succeeded']]);
+    assert.deepEqual(
+      callbacks.map((c) => [c.name, c.args, c.result, c.meta.callbackOn]),
+      [['on-success', 'ok after 3', 'saw ok after 3', 'succeeded']],
+    );
   });
 
   test('flows refuse what cannot work at build time', () => {

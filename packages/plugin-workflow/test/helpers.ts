@@ -1,6 +1,6 @@
-import { testHarness, type Harness as TestHarness } from '@docket/testing';
 import { Docket, type DocketOptions, Worker, type WorkerOptions } from '@docket/core';
-import { workflows, type WorkflowPluginOptions } from '../src/index.js';
+import { type Harness as TestHarness, testHarness } from '@docket/testing';
+import { type WorkflowPluginOptions, workflows } from '../src/index.js';
 
 export type Harness = TestHarness<Docket, Worker, WorkerOptions>;
 

@@ -45,7 +45,9 @@ async function stopWorkers(workers: ChildProcess[]): Promise<void> {
   await Promise.all(workers.map((w) => stopChild(w)));
 }
 
-test('a parent with 1,000 subtasks drained by two worker processes ends succeeded exactly once, after the last child', { timeout: 180_000 }, async () => {
+test('a parent with 1,000 subtasks drained by two worker processes ends succeeded exactly once, after the last child', {
+  timeout: 180_000,
+}, async () => {
   const h = await harness();
   const workers: ChildProcess[] = [];
   try {
@@ -100,8 +102,10 @@ test('a child that runs twice after its worker is killed is counted once', { tim
     const parent = await h.app.push(fanout.withArgs({ count: 200, sleepMs: 150 }));
     // Freeze the victim while it holds started children (their runs are recorded), then kill it.
     const started = async () =>
-      (await h.db.sql`SELECT count(*)::int AS n FROM runs r JOIN docket.jobs j ON j.id = r.job_id
-                      WHERE r.worker = 'victim' AND j.state = 'running' AND j.worker_id = 'victim'`)[0]!.n > 0;
+      (
+        await h.db.sql`SELECT count(*)::int AS n FROM runs r JOIN docket.jobs j ON j.id = r.job_id
+                      WHERE r.worker = 'victim' AND j.state = 'running' AND j.worker_id = 'victim'`
+      )[0]!.n > 0;
     await waitFor(started, { timeoutMs: 60_000, message: 'the victim to be running children' });
     victim.kill('SIGSTOP');
     await waitFor(started, { timeoutMs: 5_000, message: 'the frozen victim still to hold started children' });
@@ -121,7 +125,10 @@ test('a child that runs twice after its worker is killed is counted once', { tim
     assert.equal(runs!.children, 200);
     assert.ok(runs!.runs > 200, `some children ran twice (${runs!.runs} runs of 200 children)`);
     const log = await h.db.sql`SELECT state, unfinished FROM parent_log WHERE job_id = ${parent.id} ORDER BY id`;
-    assert.deepEqual(log.map((l) => l.state), ['running', 'waiting', 'succeeded']);
+    assert.deepEqual(
+      log.map((l) => l.state),
+      ['running', 'waiting', 'succeeded'],
+    );
     assert.equal(log[2]!.unfinished, 0);
     const summary = await getSubtasks(h.app, parent);
     assert.deepEqual({ total: summary?.total, open: summary?.open, failed: summary?.failed }, { total: 200, open: 0, failed: 0 });
@@ -206,12 +213,23 @@ describe('subtasks in one process', () => {
     const branches = nodes.filter((n) => n.name === 'tree-branch');
     for (const b of branches) assert.equal(b.meta.parentId, ref.id);
     for (const leaf of nodes.filter((n) => n.name === 'tree-leaf')) {
-      assert.ok(branches.some((b) => b.id === leaf.meta.parentId), 'a leaf’s parent is a branch');
+      assert.ok(
+        branches.some((b) => b.id === leaf.meta.parentId),
+        'a leaf’s parent is a branch',
+      );
       assert.equal(leaf.meta.rootId, ref.id);
     }
     for (const n of nodes) assert.equal(n.state, 'succeeded');
     const log = await h.db.sql`SELECT state, unfinished FROM parent_log WHERE job_id = ${ref.id} ORDER BY id`;
-    assert.deepEqual(log.map((l) => [l.state, l.unfinished]), [['running', 0], ['waiting', 2], ['succeeded', 0]], 'the root ended after its whole tree');
+    assert.deepEqual(
+      log.map((l) => [l.state, l.unfinished]),
+      [
+        ['running', 0],
+        ['waiting', 2],
+        ['succeeded', 0],
+      ],
+      'the root ended after its whole tree',
+    );
     const summary = await getSubtasks(h.app, branches[0]!.id);
     assert.equal(summary?.rootId, ref.id);
   });
@@ -220,11 +238,16 @@ describe('subtasks in one process', () => {
     const ref = await h.app.push(atomicParent);
     const done = await h.app.waitForJob(ref, { timeoutMs: 10_000 });
     assert.equal(done.state, 'succeeded');
-    assert.deepEqual((await getSubtasks(h.app, ref))?.children.map((c) => c.state), ['succeeded']);
+    assert.deepEqual(
+      (await getSubtasks(h.app, ref))?.children.map((c) => c.state),
+      ['succeeded'],
+    );
   });
 
   test('a workflow step with subtasks: the steps after it start once its whole tree has finished', async () => {
-    const flow = workflow('tree-step').step('tree', root.withArgs({ branches: 2 })).step('after', afterTree, { after: ['tree'] });
+    const flow = workflow('tree-step')
+      .step('tree', root.withArgs({ branches: 2 }))
+      .step('after', afterTree, { after: ['tree'] });
     const done = await waitForWorkflow(h.app, await pushWorkflow(h.app, flow), { timeoutMs: 20_000 });
     assert.equal(done.state, 'succeeded');
     assert.deepEqual(done.steps.at(-1)!.result, { openDescendants: 0, parents: { tree: 'root' } });

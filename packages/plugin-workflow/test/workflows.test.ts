@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { defineJob, Docket, DocketError, type DocketPlugin, type JobContext } from '@docket/core';
+import { Docket, DocketError, type DocketPlugin, defineJob, type JobContext } from '@docket/core';
 import { waitFor } from '@docket/testing';
 import {
   cancelWorkflow,
@@ -8,13 +8,13 @@ import {
   getWorkflow,
   pushWorkflow,
   renderWorkflow,
-  waitForWorkflow,
-  workflow,
-  workflows,
+  type WorkflowBuilder,
   WorkflowDefinitionError,
   WorkflowNotFoundError,
   WorkflowStepDeduplicatedError,
-  type WorkflowBuilder,
+  waitForWorkflow,
+  workflow,
+  workflows,
 } from '../src/index.js';
 import { type Harness, harness } from './helpers.js';
 
@@ -101,9 +101,23 @@ describe('workflows', () => {
     assert.deepEqual(done.result, { A: 'v:A', B: 'v:B', C: 'v:C', D: 'v:D' });
     assert.deepEqual(
       done.steps.map((s) => [s.key, s.state, s.parents]),
-      [['A', 'succeeded', []], ['B', 'succeeded', ['A']], ['C', 'succeeded', ['A']], ['D', 'succeeded', ['B', 'C']]],
+      [
+        ['A', 'succeeded', []],
+        ['B', 'succeeded', ['A']],
+        ['C', 'succeeded', ['A']],
+        ['D', 'succeeded', ['B', 'C']],
+      ],
     );
-    await assertRanInOrder(h, ref.id, new Map([['A', []], ['B', ['A']], ['C', ['A']], ['D', ['B', 'C']]]));
+    await assertRanInOrder(
+      h,
+      ref.id,
+      new Map([
+        ['A', []],
+        ['B', ['A']],
+        ['C', ['A']],
+        ['D', ['B', 'C']],
+      ]),
+    );
   });
 
   test('a 200-step random DAG: each step runs once, after all its parents, with their results', { timeout: 120_000 }, async () => {
@@ -152,7 +166,10 @@ describe('workflows', () => {
       'after-queued': 'cancelled',
     });
     const blocked = (await getWorkflow(h.app, ref)).steps.filter((s) => s.key.startsWith('after-'));
-    assert.ok(blocked.every((s) => s.jobId === null), 'cancelled blocked steps never became jobs');
+    assert.ok(
+      blocked.every((s) => s.jobId === null),
+      'cancelled blocked steps never became jobs',
+    );
 
     release();
     await waitFor(async () => (await states()).running === 'succeeded', { timeoutMs: 10_000, message: 'the running step to finish' });
@@ -191,7 +208,10 @@ describe('workflows', () => {
     assert.equal((await getWorkflow(h.app, ref)).state, 'pending');
     const cancelled = await cancelWorkflow(h.app, ref);
     assert.equal(cancelled.state, 'cancelled');
-    assert.deepEqual(cancelled.steps.map((s) => s.state), ['cancelled', 'cancelled']);
+    assert.deepEqual(
+      cancelled.steps.map((s) => s.state),
+      ['cancelled', 'cancelled'],
+    );
     assert.equal((await waitForWorkflow(h.app, ref, { timeoutMs: 1000 })).state, 'cancelled');
 
     const mermaid = await exportWorkflow(h.app, ref);
@@ -203,13 +223,21 @@ describe('workflows', () => {
     assert.match(dot, /s1 \[label="next\\nnode · cancelled"/);
     assert.match(dot, /s0 -> s1;/);
     assert.throws(() => renderWorkflow(cancelled, 'svg' as never), /Unknown graph format/);
-    await assert.rejects(exportWorkflow(h.app, ref, { format: 'svgg' as never }), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION');
+    await assert.rejects(
+      exportWorkflow(h.app, ref, { format: 'svgg' as never }),
+      (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION',
+    );
   });
 
   test('a run of finished steps renders with their states', async () => {
     const done = await waitForWorkflow(
       h.app,
-      await pushWorkflow(h.app, workflow('render').step('a', node.withArgs({ key: 'render-a' })).step('b', node.withArgs({ key: 'render-b' }), { after: ['a'] })),
+      await pushWorkflow(
+        h.app,
+        workflow('render')
+          .step('a', node.withArgs({ key: 'render-a' }))
+          .step('b', node.withArgs({ key: 'render-b' }), { after: ['a'] }),
+      ),
       { timeoutMs: 10_000 },
     );
     const text = renderWorkflow(done);
@@ -226,13 +254,20 @@ describe('workflows', () => {
       }),
       /abort/,
     );
-    const [afterRows] = await h.db.sql`SELECT (SELECT count(*) FROM docket.workflow_runs)::int AS runs, (SELECT count(*) FROM docket.jobs)::int AS jobs`;
+    const [afterRows] = await h.db
+      .sql`SELECT (SELECT count(*) FROM docket.workflow_runs)::int AS runs, (SELECT count(*) FROM docket.jobs)::int AS jobs`;
     assert.deepEqual({ ...afterRows }, { ...before });
   });
 
   test('invalid workflows are refused when they are built', () => {
     const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
-    assert.throws(() => workflow('w').step('a', node.withArgs({ key: 'a' })).step('a' as never, node.withArgs({ key: 'a' })), code('DOCKET_WORKFLOW_INVALID_FLOW'));
+    assert.throws(
+      () =>
+        workflow('w')
+          .step('a', node.withArgs({ key: 'a' }))
+          .step('a' as never, node.withArgs({ key: 'a' })),
+      code('DOCKET_WORKFLOW_INVALID_FLOW'),
+    );
     assert.throws(
       () => workflow('w').step('a', node.withArgs({ key: 'a' }), { after: ['ghost' as never] }),
       (e: unknown) => e instanceof WorkflowDefinitionError && /not a step declared before it/.test(e.message),
@@ -246,7 +281,12 @@ describe('workflows', () => {
   test('deleting a finished workflow’s jobs (the pruner) deletes its rows', async () => {
     const done = await waitForWorkflow(
       h.app,
-      await pushWorkflow(h.app, workflow('prunable').step('a', node.withArgs({ key: 'p-a' })).step('b', node.withArgs({ key: 'p-b' }), { after: ['a'] })),
+      await pushWorkflow(
+        h.app,
+        workflow('prunable')
+          .step('a', node.withArgs({ key: 'p-a' }))
+          .step('b', node.withArgs({ key: 'p-b' }), { after: ['a'] }),
+      ),
       { timeoutMs: 10_000 },
     );
     const jobIds = done.steps.map((s) => s.jobId!);
@@ -277,7 +317,10 @@ test('a step a deduplicating plugin answers with an existing job is refused, and
     const existing = await h.app.push(node.withArgs({ key: 'existing' }));
     await assert.rejects(
       pushWorkflow(h.app, workflow('dedupe').step('a', node.withArgs({ key: 'a' }).with('sameAs', existing.id))),
-      (e: unknown) => e instanceof WorkflowStepDeduplicatedError && e.code === 'DOCKET_WORKFLOW_STEP_DEDUPLICATED' && /Step 'a' of workflow 'dedupe'/.test(e.message),
+      (e: unknown) =>
+        e instanceof WorkflowStepDeduplicatedError &&
+        e.code === 'DOCKET_WORKFLOW_STEP_DEDUPLICATED' &&
+        /Step 'a' of workflow 'dedupe'/.test(e.message),
     );
     const [{ n }] = await h.db.sql`SELECT count(*)::int AS n FROM docket.workflow_runs`;
     assert.equal(n, 0, 'the run rolled back with the push');
@@ -297,10 +340,13 @@ test('one workflows() value serves one app: a second app is refused with DOCKET_
   assert.ok(first);
   assert.throws(
     () => new Docket({ connection: 'postgres://127.0.0.1:1/unused', plugins: [plugin], logger: false }),
-    (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /one plugin value serves one app; call workflows\(\) again/.test(e.message),
+    (e: unknown) =>
+      e instanceof DocketError && e.code === 'DOCKET_PLUGIN_INVALID' && /one plugin value serves one app; call workflows\(\) again/.test(e.message),
   );
   assert.throws(
     () => workflows({ onFailur: 'continue' } as never),
-    (e: unknown) => e instanceof DocketError && /^Unknown option `onFailur` in workflows\(options\); did you mean `onFailure`\? Known options: onFailure, subtaskFailure\.$/.test(e.message),
+    (e: unknown) =>
+      e instanceof DocketError &&
+      /^Unknown option `onFailur` in workflows\(options\); did you mean `onFailure`\? Known options: onFailure, subtaskFailure\.$/.test(e.message),
   );
 });

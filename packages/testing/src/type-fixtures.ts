@@ -58,7 +58,10 @@ export function checkTypeFixtures(dir: string): Promise<TypeFixtureReport> {
         badFiles,
         at(file, start) {
           const line = source(file).findIndex((text) => text.trim().startsWith(start)) + 1;
-          return errors.filter((e) => e.file === file && e.line === line).map((e) => e.text).join('\n');
+          return errors
+            .filter((e) => e.file === file && e.line === line)
+            .map((e) => e.text)
+            .join('\n');
         },
       });
     });

@@ -26,19 +26,31 @@ test('the reporter and @docket/testing agree on the expected-output markers', as
   assert.equal(reporter.EXPECTED_OUTPUT_END, EXPECTED_OUTPUT_END);
 });
 
-test('a line per file, expected output folded, failures in full, a closing summary line; the exit code says failed', { timeout: 60_000 }, async () => {
+test('a line per file, expected output folded, failures in full, a closing summary line; the exit code says failed', {
+  timeout: 60_000,
+}, async () => {
   const { code, stdout } = await runReporter([fixture('passing.ts'), fixture('failing.ts')]);
   assert.equal(code, 1, stdout);
   const lines = stdout.trimEnd().split('\n');
 
-  assert.ok(lines.some((l) => /^✔ packages\/testing\/test\/reporter-fixtures\/passing\.ts {2}3 tests, 1 skipped {2}[\d.]+ s$/.test(l)), stdout);
+  assert.ok(
+    lines.some((l) => /^✔ packages\/testing\/test\/reporter-fixtures\/passing\.ts {2}3 tests, 1 skipped {2}[\d.]+ s$/.test(l)),
+    stdout,
+  );
   assert.ok(lines.includes('  - a suite > is skipped (skipped)'), stdout);
   assert.ok(lines.includes('    expected: a child that crashes on purpose (3 lines of output, hidden)'), stdout);
   assert.ok(!stdout.includes('FATAL ERROR: pretend'), 'the expected crash report is folded away');
 
-  assert.ok(lines.some((l) => /^✖ packages\/testing\/test\/reporter-fixtures\/failing\.ts {2}2 tests, 1 failed {2}[\d.]+ s$/.test(l)), stdout);
+  assert.ok(
+    lines.some((l) => /^✖ packages\/testing\/test\/reporter-fixtures\/failing\.ts {2}2 tests, 1 failed {2}[\d.]+ s$/.test(l)),
+    stdout,
+  );
   assert.ok(lines.includes('  ✖ fails with a diff'), stdout);
-  assert.match(stdout, /AssertionError \[ERR_ASSERTION\]: Expected values to be strictly deep-equal:[\s\S]*answer: 41[\s\S]*failing\.ts:\d+/, 'the error with its diff and stack');
+  assert.match(
+    stdout,
+    /AssertionError \[ERR_ASSERTION\]: Expected values to be strictly deep-equal:[\s\S]*answer: 41[\s\S]*failing\.ts:\d+/,
+    'the error with its diff and stack',
+  );
   assert.match(stdout, /output:\n {4}│ something the failing test logged/, 'a failing file shows what it printed');
 
   assert.equal(lines.at(-1), 'tests: 3 passed, 1 failed, 1 skipped', 'the plain closing line');

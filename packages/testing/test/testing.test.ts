@@ -1,13 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  TEMPLATE_ENV,
-  WaitForTimeoutError,
-  createTestDatabase,
-  getTestServer,
-  waitFor,
-  withAdmin,
-} from '@docket/testing';
+import { createTestDatabase, getTestServer, TEMPLATE_ENV, WaitForTimeoutError, waitFor, withAdmin } from '@docket/testing';
 
 test('two test databases are isolated from each other', async () => {
   await using a = await createTestDatabase();
@@ -28,8 +21,7 @@ test('two test databases are isolated from each other', async () => {
 test('drop() removes the database, even with other sessions connected, and is idempotent', async () => {
   const db = await createTestDatabase();
   const server = await getTestServer();
-  const exists = () =>
-    withAdmin(server.adminUrl, async (admin) => (await admin`select 1 from pg_database where datname = ${db.name}`).length > 0);
+  const exists = () => withAdmin(server.adminUrl, async (admin) => (await admin`select 1 from pg_database where datname = ${db.name}`).length > 0);
   assert.equal(await exists(), true);
 
   const { default: postgres } = await import('postgres');

@@ -46,11 +46,15 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'migrate') {
       const applied = await app.migrate();
-      process.stdout.write(applied.length === 0 ? 'docket: schema up to date\n' : applied.map((m) => `docket: applied ${m.owner}@${m.version} ${m.name}\n`).join(''));
+      process.stdout.write(
+        applied.length === 0 ? 'docket: schema up to date\n' : applied.map((m) => `docket: applied ${m.owner}@${m.version} ${m.name}\n`).join(''),
+      );
       return 0;
     }
     const pending = await app.pendingMigrations();
-    process.stdout.write(pending.length === 0 ? 'docket: no pending migrations\n' : pending.map((m) => `docket: pending ${m.owner}@${m.version} ${m.name}\n`).join(''));
+    process.stdout.write(
+      pending.length === 0 ? 'docket: no pending migrations\n' : pending.map((m) => `docket: pending ${m.owner}@${m.version} ${m.name}\n`).join(''),
+    );
     return pending.length === 0 ? 0 : 1;
   } finally {
     await app.close();

@@ -125,7 +125,9 @@ export abstract class PooledExecutor implements Executor {
       runner = this.acquire(memoryMb);
     } catch (error) {
       return Promise.reject(
-        new ExecutorFailedError(`Job '${job.name}' (${job.id}) could not start ${this.noun}: ${(error as Error)?.message ?? String(error)}`, { cause: error }),
+        new ExecutorFailedError(`Job '${job.name}' (${job.id}) could not start ${this.noun}: ${(error as Error)?.message ?? String(error)}`, {
+          cause: error,
+        }),
       );
     }
     const id = ++attemptIds;
@@ -155,7 +157,9 @@ export abstract class PooledExecutor implements Executor {
           try {
             runner.handle.send({ type: 'run', id, name: definition.jobName, args: job.args, job: plainJob(job), workerId: ctx.workerId });
           } catch (error) {
-            finish(() => reject(new ExecutorFailedError(`${label} could not be sent to ${this.noun}: ${(error as Error).message}`, { cause: error })));
+            finish(() =>
+              reject(new ExecutorFailedError(`${label} could not be sent to ${this.noun}: ${(error as Error).message}`, { cause: error })),
+            );
             this.release(runner);
           }
         },
@@ -163,7 +167,11 @@ export abstract class PooledExecutor implements Executor {
           if (message.type === 'load-failed') {
             const cause = deserializeError(message.error);
             finish(() =>
-              reject(new ExecutorFailedError(`${label} could not run: ${this.noun} failed to load jobsModule ${this.jobsModule}: ${cause.message}`, { cause })),
+              reject(
+                new ExecutorFailedError(`${label} could not run: ${this.noun} failed to load jobsModule ${this.jobsModule}: ${cause.message}`, {
+                  cause,
+                }),
+              ),
             );
             this.retire(runner);
           } else if (message.type === 'done' && message.id === id) {

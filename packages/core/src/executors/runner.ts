@@ -166,7 +166,9 @@ export async function loadJobs(jobsModule: string): Promise<Map<string, JobDefin
   const exports = (await import(url)) as Record<string, unknown>;
   const jobs = collectJobs(exports, where);
   if (jobs.size === 0) {
-    throw new errors.ExecutorFailedError(`${where} exports no job definitions (export the jobs made with defineJob, by name, as default, or in an array or object).`);
+    throw new errors.ExecutorFailedError(
+      `${where} exports no job definitions (export the jobs made with defineJob, by name, as default, or in an array or object).`,
+    );
   }
   return jobs;
 }
@@ -213,7 +215,9 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
         id: m.id,
         ok: false,
         error: serializeError(
-          new errors.ExecutorFailedError(`Job '${m.name}' (${m.job.id}) is not exported by jobsModule ${jobsModuleUrl(jobsModule)} (it exports ${known}).`),
+          new errors.ExecutorFailedError(
+            `Job '${m.name}' (${m.job.id}) is not exported by jobsModule ${jobsModuleUrl(jobsModule)} (it exports ${known}).`,
+          ),
         ),
       });
       return;

@@ -1,7 +1,6 @@
 import type postgres from 'postgres';
-
-import type { JobError, JobRecord, JobState, RunningJob, SqlClient, JobInsert, Outcome } from '../types.js';
 import { settledChannel } from '../notifier.js';
+import type { JobError, JobInsert, JobRecord, JobState, Outcome, RunningJob, SqlClient } from '../types.js';
 
 /** An extra `jobs` column a plugin added in its migration and fills in `beforePush`. */
 export interface JobColumn {
@@ -60,7 +59,14 @@ export interface CompletionInput {
   outcome: Outcome;
 }
 
-function runningJob(row: Record<string, any>, queue: string, workerId: string | null, scheduledAt: Date, createdAt: Date, startedAt: Date | null): RunningJob {
+function runningJob(
+  row: Record<string, any>,
+  queue: string,
+  workerId: string | null,
+  scheduledAt: Date,
+  createdAt: Date,
+  startedAt: Date | null,
+): RunningJob {
   return {
     id: row.id,
     name: row.name,
@@ -117,8 +123,13 @@ export class JobsSql {
     // Jobs due later: one 't:<queue>@<epoch ms>,…' notification with each queue's earliest run time,
     // so idle workers set a timer instead of finding them on their next poll.
     const laterNotify = (rows: string) =>
-      notifyChunks(channel, 't:', `SELECT queue || '@' || (extract(epoch FROM min(scheduled_at)) * 1000)::bigint AS v FROM ${rows} r
-              WHERE scheduled_at > now() GROUP BY queue`, QUEUES_PER_NOTIFY);
+      notifyChunks(
+        channel,
+        't:',
+        `SELECT queue || '@' || (extract(epoch FROM min(scheduled_at)) * 1000)::bigint AS v FROM ${rows} r
+              WHERE scheduled_at > now() GROUP BY queue`,
+        QUEUES_PER_NOTIFY,
+      );
     const extraNames = columns.map((c) => `, ${c.name}`).join('');
     const extraParams = columns.map((c, i) => `, unnest($${10 + i}::${c.type}[])`).join('');
     const extraSelect = columns.map((c) => `, u.${c.name}`).join('');
@@ -229,10 +240,14 @@ export class JobsSql {
       ),
       settled AS (${notifyChunks(settledChannel(channel), 's:', "SELECT id::text AS v FROM done WHERE state IN ('succeeded', 'failed', 'cancelled')", IDS_PER_NOTIFY)}),
       retried AS (${notifyChunks(channel, 'p:', "SELECT DISTINCT queue AS v FROM done WHERE state = 'pending' AND scheduled_at <= now()", QUEUES_PER_NOTIFY)}),
-      later AS (${laterNotify("(SELECT * FROM done WHERE state = 'pending')")})${freeing ? `,
+      later AS (${laterNotify("(SELECT * FROM done WHERE state = 'pending')")})${
+        freeing
+          ? `,
       -- Queues whose claims plugins shape (a cap, a limit): a job of one that ended or went back to
       -- waiting frees capacity, so runners that a cut-short claim left waiting claim again.
-      freed AS (${notifyChunks(channel, 'p:', 'SELECT DISTINCT queue AS v FROM done WHERE queue = ANY($5::text[])', QUEUES_PER_NOTIFY)})` : ''}
+      freed AS (${notifyChunks(channel, 'p:', 'SELECT DISTINCT queue AS v FROM done WHERE queue = ANY($5::text[])', QUEUES_PER_NOTIFY)})`
+          : ''
+      }
       -- One row: how many were written, their ids only when some were not, and the finish time
       -- (now(), the same for every row of the statement).
       SELECT count(*)::int AS n, CASE WHEN count(*) < cardinality($1::bigint[]) THEN COALESCE(array_agg(id::text), '{}') END AS ids, now() AS finished_at
@@ -245,7 +260,6 @@ export class JobsSql {
     return (sql as postgres.Sql).unsafe(text, params as never[], { prepare: this.prepare }) as unknown as Promise<T[]>;
   }
 
-
   /**
    * Inserts rows (already validated; args as JSON text) in one statement. `withTimes`: report each
    * inserted job's run time (hooks want it); otherwise `scheduled_at` in the result is approximate.
@@ -256,10 +270,14 @@ export class JobsSql {
     const n = rows.length;
     // Array literals and JSON arrays built here: queue and job names are validated (letters, digits
     // and _ - . : /), so quoting them needs no escaping; JSON texts are joined as they are.
-    const queue = new Array<string>(n), name = new Array<string>(n), priority = new Array<number>(n);
+    const queue = new Array<string>(n),
+      name = new Array<string>(n),
+      priority = new Array<number>(n);
     const maxAttempts = new Array<number>(n);
-    let scheduledAt: Array<string> | null = null, delay: Array<string> | null = null;
-    let limits: string[] | null = null, meta: string[] | null = null;
+    let scheduledAt: Array<string> | null = null,
+      delay: Array<string> | null = null;
+    let limits: string[] | null = null,
+      meta: string[] | null = null;
     const extra = this.columns.map(() => new Array<unknown>(n));
     for (let i = 0; i < n; i++) {
       const row = rows[i]!;
@@ -276,9 +294,17 @@ export class JobsSql {
       }
     }
     const values = [
-      quotedArray(queue), quotedArray(name), `[${jsonArgs.join(',')}]`, `{${priority.join(',')}}`, `{${maxAttempts.join(',')}}`,
-      scheduledAt ? `{${scheduledAt.join(',')}}` : '{}', delay ? `{${delay.join(',')}}` : '{}',
-      limits ? `[${limits.join(',')}]` : '[]', meta ? `[${meta.join(',')}]` : '[]', ...extra, withTimes,
+      quotedArray(queue),
+      quotedArray(name),
+      `[${jsonArgs.join(',')}]`,
+      `{${priority.join(',')}}`,
+      `{${maxAttempts.join(',')}}`,
+      scheduledAt ? `{${scheduledAt.join(',')}}` : '{}',
+      delay ? `{${delay.join(',')}}` : '{}',
+      limits ? `[${limits.join(',')}]` : '[]',
+      meta ? `[${meta.join(',')}]` : '[]',
+      ...extra,
+      withTimes,
     ];
     const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, values);
     const { ids, inserted, scheduled } = result!;
@@ -296,8 +322,15 @@ export class JobsSql {
 
   private async insertOne(sql: SqlClient, row: JobInsert, jsonArgs: string): Promise<InsertResultRow[]> {
     const params: unknown[] = [
-      row.queue, row.name, jsonArgs, row.priority, row.maxAttempts, row.scheduledAt ? row.scheduledAt.toISOString() : null,
-      row.delayMs, JSON.stringify(row.limits), JSON.stringify(row.meta),
+      row.queue,
+      row.name,
+      jsonArgs,
+      row.priority,
+      row.maxAttempts,
+      row.scheduledAt ? row.scheduledAt.toISOString() : null,
+      row.delayMs,
+      JSON.stringify(row.limits),
+      JSON.stringify(row.meta),
     ];
     for (const column of this.columns) params.push(columnValue(row.columns[column.name]));
     const result = await this.run<InsertResultRow>(sql, this.insertOneText, params);
@@ -323,7 +356,11 @@ export class JobsSql {
     const shape = `${params.asyncCommit}|${exclude.map((e) => e.column).join(',')}|${perKey ? perKey.column : ''}`;
     let text = this.shapedTexts.get(shape);
     if (text === undefined) {
-      text = this.shapedFetchText(params.asyncCommit, exclude.map((e) => e.column), perKey?.column ?? null);
+      text = this.shapedFetchText(
+        params.asyncCommit,
+        exclude.map((e) => e.column),
+        perKey?.column ?? null,
+      );
       this.shapedTexts.set(shape, text);
     }
     const values: unknown[] = [params.queue, params.limit, params.workerId];
@@ -362,7 +399,8 @@ export class JobsSql {
       // key) from the key after this runner's previous claim, wrapping to the first key; at most
       // `max` due jobs of each key, best first; then one job per key and round (every key's best,
       // then every key's second, …), plus jobs without a key, each its own lane.
-      const nextKey = (after: string) => `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
+      const nextKey = (after: string) =>
+        `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
       const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
       candidates = `
         WITH RECURSIVE after_cursor(k) AS (
@@ -413,7 +451,10 @@ export class JobsSql {
    * Writes many outcomes in one statement. Returns the ids that were still this worker's attempt
    * (all of them unless some were recovered, cancelled or released meanwhile) and the finish time.
    */
-  async complete(sql: SqlClient, params: { workerId: string; items: readonly CompletionInput[]; wakeQueues?: readonly string[] }): Promise<CompletionResult> {
+  async complete(
+    sql: SqlClient,
+    params: { workerId: string; items: readonly CompletionInput[]; wakeQueues?: readonly string[] },
+  ): Promise<CompletionResult> {
     const { workerId, items, wakeQueues = [] } = params;
     const fence = fenceParams(items);
     let outcomes: string | null = null;

@@ -28,6 +28,10 @@ export class LedgerSql {
   }
 
   record(sql: postgres.TransactionSql, params: { owner: string; version: number; name: string }) {
-    return sql.unsafe(`INSERT INTO ${this.schema}.migrations (owner, version, name) VALUES ($1, $2, $3)`, [params.owner, params.version, params.name]);
+    return sql.unsafe(`INSERT INTO ${this.schema}.migrations (owner, version, name) VALUES ($1, $2, $3)`, [
+      params.owner,
+      params.version,
+      params.name,
+    ]);
   }
 }

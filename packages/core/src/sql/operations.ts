@@ -181,9 +181,7 @@ export function jobsList(
                  ORDER BY j.id ${dir} LIMIT ${n}) r
               ${names && !queues ? `WHERE k.name = ANY(${names})` : ''}`,
     ),
-    ...others.map(
-      (s) => `(SELECT j.id FROM ${jobs} j WHERE j.state = ${state(s)}${byQueue}${byName}${range} ORDER BY j.id ${dir} LIMIT ${n})`,
-    ),
+    ...others.map((s) => `(SELECT j.id FROM ${jobs} j WHERE j.state = ${state(s)}${byQueue}${byName}${range} ORDER BY j.id ${dir} LIMIT ${n})`),
   ];
   const text = `
     WITH ${recursive && ctes.length > 0 ? 'RECURSIVE ' : ''}${[...ctes, `streams AS (${streams.join('\n UNION ALL\n ')})`].join(',\n')},
@@ -287,11 +285,13 @@ export function jobsCount(
     // Without queues named, the pass runs only on a small table: on a long history an unfiltered
     // count (a dashboard's refresh) must not read every row, so succeeded groups too small for the
     // statistics are left out there (named queues are always counted).
-    selects.push(`SELECT c.queue, 'succeeded' AS state, c.n::text AS count, true AS exact FROM succeeded_counted c${
-      queues
-        ? ` WHERE EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})`
-        : ` WHERE (SELECT pc.reltuples FROM pg_class pc WHERE pc.oid = '${jobs}'::regclass) < ${EXACT_PASS_MAX_ROWS}`
-    }`);
+    selects.push(
+      `SELECT c.queue, 'succeeded' AS state, c.n::text AS count, true AS exact FROM succeeded_counted c${
+        queues
+          ? ` WHERE EXISTS (SELECT 1 FROM unnest(${queues}) q(queue) WHERE q.queue ${rest})`
+          : ` WHERE (SELECT pc.reltuples FROM pg_class pc WHERE pc.oid = '${jobs}'::regclass) < ${EXACT_PASS_MAX_ROWS}`
+      }`,
+    );
   }
   for (const s of counted) {
     selects.push(`SELECT j.queue, ${state(s)} AS state, count(*)::text AS count, true AS exact FROM ${jobs} j

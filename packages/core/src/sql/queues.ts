@@ -54,10 +54,9 @@ export class QueuesSql {
   /** Inserts the queue with defaults when it does not exist; never changes an existing one. */
   async ensure(sql: SqlClient, params: { names: readonly string[] }): Promise<void> {
     const { names } = params;
-    await (sql as postgres.Sql).unsafe(
-      `INSERT INTO ${this.schema}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`,
-      [names as string[]],
-    );
+    await (sql as postgres.Sql).unsafe(`INSERT INTO ${this.schema}.queues (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`, [
+      names as string[],
+    ]);
   }
 
   async setPaused(sql: SqlClient, params: { name: string; paused: boolean }): Promise<QueueRecord | undefined> {

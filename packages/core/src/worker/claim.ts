@@ -4,7 +4,7 @@ import { InvalidOptionError } from '../errors.js';
 import { type ClaimContext, tapped, wanted } from '../hooks.js';
 import { describe } from '../options.js';
 import { type ShapedClaim, toClaimedJob } from '../sql/jobs.js';
-import type { RunningJob, ClaimedJob } from '../types.js';
+import type { ClaimedJob, RunningJob } from '../types.js';
 
 /** What one claim of a queue runner brought back. */
 export interface ClaimResult {
@@ -47,9 +47,17 @@ export async function claimWithHooks(
       };
       rows = await jobs.claimShaped(tx, fetch);
     }
-    const claimed: ClaimedJob[] = rows.map((row) => ({ job: toClaimedJob(row, params.queue, params.workerId), columns: pluginColumns(row, internals.jobColumns) }));
+    const claimed: ClaimedJob[] = rows.map((row) => ({
+      job: toClaimedJob(row, params.queue, params.workerId),
+      columns: pluginColumns(row, internals.jobColumns),
+    }));
     if (claimed.length > 0 && tapped(hooks.afterClaim)) await hooks.afterClaim.promise(claimed, request);
-    const keyCursor = shape.perKey ? nextCursor(params.keyCursor, claimed.map((c) => c.columns[shape.perKey!.column])) : params.keyCursor;
+    const keyCursor = shape.perKey
+      ? nextCursor(
+          params.keyCursor,
+          claimed.map((c) => c.columns[shape.perKey!.column]),
+        )
+      : params.keyCursor;
     return {
       jobs: claimed.map((c) => c.job),
       shaped: shape.limit < params.limit || shape.exclude.length > 0 || shape.perKey !== null,
@@ -81,7 +89,8 @@ class ClaimRequest implements ClaimContext {
   }
 
   limitTo(limit: number): void {
-    if (typeof limit !== 'number' || Number.isNaN(limit)) throw new InvalidOptionError(`claim.limitTo(limit): limit must be a number, got ${describe(limit)}.`);
+    if (typeof limit !== 'number' || Number.isNaN(limit))
+      throw new InvalidOptionError(`claim.limitTo(limit): limit must be a number, got ${describe(limit)}.`);
     this.#limit = Math.max(0, Math.min(this.#limit, Math.floor(limit)));
   }
 
@@ -96,7 +105,8 @@ class ClaimRequest implements ClaimContext {
 
   perKey(column: string, max: number): void {
     this.#assertColumn('perKey', column);
-    if (!Number.isInteger(max) || max < 1) throw new InvalidOptionError(`claim.perKey('${column}', max): max must be a positive integer, got ${describe(max)}.`);
+    if (!Number.isInteger(max) || max < 1)
+      throw new InvalidOptionError(`claim.perKey('${column}', max): max must be a positive integer, got ${describe(max)}.`);
     if (this.#perKey && this.#perKey.column !== column) {
       throw new InvalidOptionError(`claim.perKey: this claim is already capped per '${this.#perKey.column}'; one claim caps one column.`);
     }
@@ -104,7 +114,8 @@ class ClaimRequest implements ClaimContext {
   }
 
   retryAt(at: Date): void {
-    if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new InvalidOptionError(`claim.retryAt(at): at must be a valid Date, got ${describe(at)}.`);
+    if (!(at instanceof Date) || Number.isNaN(at.getTime()))
+      throw new InvalidOptionError(`claim.retryAt(at): at must be a valid Date, got ${describe(at)}.`);
     if (this.#retryAt === null || at < this.#retryAt) this.#retryAt = at;
   }
 

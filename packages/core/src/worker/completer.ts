@@ -1,7 +1,6 @@
-
-import type { Settlement } from '../types.js';
 import type { Logger } from '../logger.js';
 import type { Settlements } from '../settlement.js';
+import type { Settlement } from '../types.js';
 
 /**
  * Writes a worker's attempt outcomes in batches through the settlement module. Outcomes that

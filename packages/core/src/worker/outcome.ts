@@ -2,9 +2,9 @@ import { JobCancelledError, ResultNotSerializableError, UnknownJobError, WorkerS
 
 import type { JobDefinition } from '../job-definition.js';
 import { toJsonText } from '../json.js';
-import { describeThrown } from '../thrown.js';
 import { isRetryable, retryDelayMs } from '../retry.js';
-import type { JobError, RunningJob, Outcome } from '../types.js';
+import { describeThrown } from '../thrown.js';
+import type { JobError, Outcome, RunningJob } from '../types.js';
 
 /** A thrown value as a job's error record (a non-Error throw as what it is: see thrown.ts). */
 export function toJobError(error: unknown, attempt: number): JobError {

@@ -1,8 +1,7 @@
-import { tapped, wanted } from '../hooks.js';
-import type { Docket } from '../app.js';
-import type { AppInternals } from '../app.js';
-import { JobCancelledError, LimitExceededError, UnknownJobError, WorkerShutdownError } from '../errors.js';
+import type { AppInternals, Docket } from '../app.js';
+import { JobCancelledError, LimitExceededError, UnknownJobError, type WorkerShutdownError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
+import { tapped, wanted } from '../hooks.js';
 import type { JobDefinition } from '../job-definition.js';
 import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
@@ -104,17 +103,20 @@ export class QueueRunner {
     if (this.dueTimer && this.dueAt <= at) return;
     if (this.dueTimer) clearTimeout(this.dueTimer);
     this.dueAt = at;
-    this.dueTimer = setTimeout(() => {
-      this.dueTimer = null;
-      this.dueAt = Infinity;
-      this.wake();
-      // Once more shortly after, in case this clock runs a little ahead of the database's; then
-      // arm the timer for the next job due (an earlier announcement replaced its timer).
-      setTimeout(() => {
+    this.dueTimer = setTimeout(
+      () => {
+        this.dueTimer = null;
+        this.dueAt = Infinity;
         this.wake();
-        void this.armNextDue();
-      }, 25).unref?.();
-    }, Math.max(0, at - Date.now()));
+        // Once more shortly after, in case this clock runs a little ahead of the database's; then
+        // arm the timer for the next job due (an earlier announcement replaced its timer).
+        setTimeout(() => {
+          this.wake();
+          void this.armNextDue();
+        }, 25).unref?.();
+      },
+      Math.max(0, at - Date.now()),
+    );
     this.dueTimer.unref?.();
   }
   /** Sets the due timer for the earliest job of this queue not due yet. */
@@ -170,7 +172,9 @@ export class QueueRunner {
       }
       this.buffer.push(...jobs);
       if (tapped(this.internals.hooks.jobsFetched)) {
-        this.internals.hooks.jobsFetched.promise(jobs, this.worker.view).catch((error) => this.app.logger.error('jobsFetched hook failed', { error }));
+        this.internals.hooks.jobsFetched
+          .promise(jobs, this.worker.view)
+          .catch((error) => this.app.logger.error('jobsFetched hook failed', { error }));
       }
     } catch (error) {
       this.app.logger.error(`fetching from queue '${this.settings.name}' failed; retrying at the next poll`, { error });
@@ -184,7 +188,12 @@ export class QueueRunner {
 
   /** The core's one claim statement (no plugin shapes this queue's claims). */
   private async claimPlain(limit: number): Promise<RunningJob[]> {
-    const rows = await this.internals.jobs.claim(this.app.sql, { queue: this.settings.name, limit, workerId: this.worker.id, asyncCommit: this.worker.asyncClaims });
+    const rows = await this.internals.jobs.claim(this.app.sql, {
+      queue: this.settings.name,
+      limit,
+      workerId: this.worker.id,
+      asyncCommit: this.worker.asyncClaims,
+    });
     const jobs = new Array<RunningJob>(rows.length);
     for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i]!, this.settings.name, this.worker.id);
     return jobs;
@@ -249,7 +258,12 @@ export class QueueRunner {
       const timeoutMs = job.limits.timeoutMs;
       if (timeoutMs !== undefined) {
         timer = setTimeout(
-          () => abort.abort(new LimitExceededError(`Job '${job.name}' (${job.id}) exceeded its time limit of ${timeoutMs} ms and was stopped.`, { details: { limit: 'timeoutMs', value: timeoutMs } })),
+          () =>
+            abort.abort(
+              new LimitExceededError(`Job '${job.name}' (${job.id}) exceeded its time limit of ${timeoutMs} ms and was stopped.`, {
+                details: { limit: 'timeoutMs', value: timeoutMs },
+              }),
+            ),
           timeoutMs,
         );
       }
@@ -290,7 +304,11 @@ export class QueueRunner {
     const index = this.buffer.findIndex((j) => j.id === id);
     if (index >= 0) {
       const [job] = this.buffer.splice(index, 1);
-      this.completer.add({ job: job!, outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job!.attempt) }, ctx: null });
+      this.completer.add({
+        job: job!,
+        outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job!.attempt) },
+        ctx: null,
+      });
       return true;
     }
     return false;

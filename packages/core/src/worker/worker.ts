@@ -1,4 +1,3 @@
-import { tapped } from '../hooks.js';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type postgres from 'postgres';
@@ -9,17 +8,17 @@ import { AsyncExecutor } from '../executors/async.js';
 import type { Executor, ExecutorSettings } from '../executors/executor.js';
 import { createExecutor } from '../executors/index.js';
 import type { MaintenanceContext } from '../hooks.js';
+import { tapped } from '../hooks.js';
 import { assertQueueName } from '../identifiers.js';
 import { isJobDefinition, type JobDefinition } from '../job-definition.js';
-import { startPeriodicTasks, type PeriodicLoops } from '../periodic.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
+import { type PeriodicLoops, startPeriodicTasks } from '../periodic.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, JobError, PrimaryStatus, RunningJob, WorkerView } from '../types.js';
 import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
-import { registerForSignals, type SignalParticipant, type StopSignal } from './process-signals.js';
-
 import { successOutcome } from './outcome.js';
+import { registerForSignals, type SignalParticipant, type StopSignal } from './process-signals.js';
 import { QueueRunner, type QueueSettings } from './queue-runner.js';
 
 /** Internal: an atomic attempt found its row no longer fenced to it; its transaction is rolled back. */
@@ -85,8 +84,17 @@ export interface WorkerOptions {
 }
 
 const OPTION_KEYS = [
-  'jobs', 'queues', 'id', 'heartbeatIntervalMs', 'maintenanceIntervalMs', 'shutdownTimeoutMs',
-  'hardStopGraceMs', 'handleSignals', 'jobsModule', 'completionBatchSize', 'claimCommit',
+  'jobs',
+  'queues',
+  'id',
+  'heartbeatIntervalMs',
+  'maintenanceIntervalMs',
+  'shutdownTimeoutMs',
+  'hardStopGraceMs',
+  'handleSignals',
+  'jobsModule',
+  'completionBatchSize',
+  'claimCommit',
 ] as const;
 const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch'] as const;
 
@@ -124,7 +132,8 @@ export class Worker {
   constructor(app: Docket, options: WorkerOptions) {
     const where = 'new Worker(app, options)';
     rejectUnknownKeys(where, options, OPTION_KEYS);
-    if (!options || !Array.isArray(options.jobs)) throw new InvalidOptionError(`${where}: \`jobs\` must be an array of job definitions (from defineJob).`);
+    if (!options || !Array.isArray(options.jobs))
+      throw new InvalidOptionError(`${where}: \`jobs\` must be an array of job definitions (from defineJob).`);
     if (!options.queues || typeof options.queues !== 'object' || Object.keys(options.queues).length === 0) {
       throw new InvalidOptionError(`${where}: \`queues\` must name at least one queue, e.g. { default: { concurrency: 10 } }.`);
     }
@@ -213,7 +222,8 @@ export class Worker {
           prefetch: integerOption(where, 'prefetch', opts.prefetch, concurrency, { min: 0, max: 10_000 }),
         };
         const executorSettings: ExecutorSettings = { jobsModule, hardStopGraceMs, concurrency };
-        const executor = settings.executor === 'async' ? new AsyncExecutor(executorSettings) : await createExecutor(settings.executor, executorSettings);
+        const executor =
+          settings.executor === 'async' ? new AsyncExecutor(executorSettings) : await createExecutor(settings.executor, executorSettings);
         this.executors.push(executor);
         this.runners.set(name, new QueueRunner(settings, this, this.app, this.internals, this.definitions, executor, this.completer));
       }
@@ -323,7 +333,11 @@ export class Worker {
     this.pendingGiveBacks.push(
       this.internals.jobs.release(this.app.sql, { workerId: this.id, ids, error }).then(
         () => undefined,
-        (e) => this.app.logger.error('returning jobs to the queue failed (they stay running until a stale-heartbeat sweep requeues them)', { error: e, jobs: ids }),
+        (e) =>
+          this.app.logger.error('returning jobs to the queue failed (they stay running until a stale-heartbeat sweep requeues them)', {
+            error: e,
+            jobs: ids,
+          }),
       ),
     );
   }
@@ -341,7 +355,12 @@ export class Worker {
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
       const result = await executor.run(definition, job, atomicCtx, abort);
-      return this.internals.settlements.writeAttemptsIn(tx, [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }], this.id, this.shapedQueues);
+      return this.internals.settlements.writeAttemptsIn(
+        tx,
+        [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }],
+        this.id,
+        this.shapedQueues,
+      );
     });
     await afterCommit();
   }
@@ -384,7 +403,10 @@ export class Worker {
     if (count === 1) {
       const timeoutMs = this.options.shutdownTimeoutMs ?? 30_000;
       if (running === 0) log.info(`worker ${this.id}: ${signal}: stopping (no job running)`);
-      else log.warn(`worker ${this.id}: ${signal}: stopping: waiting for ${jobs(running)}, up to ${seconds(timeoutMs)}; ${again} to abort ${running === 1 ? 'it' : 'them'} (they go back to the queue)`);
+      else
+        log.warn(
+          `worker ${this.id}: ${signal}: stopping: waiting for ${jobs(running)}, up to ${seconds(timeoutMs)}; ${again} to abort ${running === 1 ? 'it' : 'them'} (they go back to the queue)`,
+        );
       return this.stop();
     }
     if (count === 2) {
@@ -397,7 +419,10 @@ export class Worker {
       void this.stop({ timeoutMs: 0 });
       return;
     }
-    if (running > 0) log.warn(`worker ${this.id}: ${signal} a third time: exiting at once; ${jobs(running)} stay running until a stale-heartbeat sweep requeues them`);
+    if (running > 0)
+      log.warn(
+        `worker ${this.id}: ${signal} a third time: exiting at once; ${jobs(running)} stay running until a stale-heartbeat sweep requeues them`,
+      );
   }
 
   /**
@@ -459,7 +484,8 @@ export class Worker {
     await this.completer.drain();
     await Promise.all(this.pendingGiveBacks);
     const { hooks, workers } = this.internals;
-    if (tapped(hooks.workerStopping)) await hooks.workerStopping.promise(this.view).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
+    if (tapped(hooks.workerStopping))
+      await hooks.workerStopping.promise(this.view).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
     await workers.remove(this.app.sql, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));

@@ -11,7 +11,10 @@ export const c = app.pushMany([hello]); // EXPECT-ERROR: needs arguments
 export const d = app.push(inc); // EXPECT-ERROR: a number is not optional
 export const e = hello.withArgs({}); // EXPECT-ERROR: name is required
 
-const greet = defineJob({ name: 'greet', args: { greeting: 'Hello' } }, async ({ greeting, name }: { greeting: string; name: string }) => `${greeting}, ${name}!`);
+const greet = defineJob(
+  { name: 'greet', args: { greeting: 'Hello' } },
+  async ({ greeting, name }: { greeting: string; name: string }) => `${greeting}, ${name}!`,
+);
 export const f = greet.withArgs({ greeting: 'Hi' }); // EXPECT-ERROR: name has no default
 export const g = defineJob({ name: 'bad-default', args: { greeting: 1 } }, async ({ greeting }: { greeting: string }) => greeting); // EXPECT-ERROR: a default of the wrong type
 

@@ -11,4 +11,6 @@ export const ok = chain(inc.withArgs(3), double);
 export const bad = chain(inc.withArgs(3), double, shout); // EXPECT-ERROR: shout takes a string, double returns a number
 export const badChord = chord(group(inc.withArgs(1)), shout); // EXPECT-ERROR: shout does not take [number]
 export const badLink = link(inc.withArgs(1), shout); // EXPECT-ERROR: shout does not take inc's number
-export const badAfter = workflow('w').step('a', inc.withArgs(1)).step('b', double.withArgs(1), { after: ['nope'] }); // EXPECT-ERROR: no step 'nope'
+export const badAfter = workflow('w')
+  .step('a', inc.withArgs(1))
+  .step('b', double.withArgs(1), { after: ['nope'] }); // EXPECT-ERROR: no step 'nope'

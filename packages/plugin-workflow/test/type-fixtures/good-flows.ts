@@ -23,7 +23,10 @@ const g = group(inc.withArgs(1), double.withArgs(2));
 const ch = chord(g, sum);
 const ch2 = chord(group(...[1, 2, 3].map((n) => inc.withArgs(n))), sum);
 const l = linkError(link(inc.withArgs(1), double), report);
-const wf = workflow('w').step('a', inc.withArgs(1)).step('b', double.withArgs(2), { after: ['a'] }).step('c', show.withArgs(3), { after: ['a', 'b'] });
+const wf = workflow('w')
+  .step('a', inc.withArgs(1))
+  .step('b', double.withArgs(2), { after: ['a'] })
+  .step('c', show.withArgs(3), { after: ['a', 'b'] });
 export type Checks = [
   Expect<Equal<ResultOfFlow<typeof c1>, string>>,
   Expect<Equal<ResultOfFlow<typeof c2>, string>>,

@@ -7,7 +7,9 @@ describe('a suite', () => {
   test('passes', () => {});
   test('provokes a crash report on purpose', async () => {
     await expectOutput('a child that crashes on purpose', async () => {
-      spawnSync(process.execPath, ['-e', 'console.error("FATAL ERROR: pretend\\nline 2\\nline 3"); process.exit(3)'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      spawnSync(process.execPath, ['-e', 'console.error("FATAL ERROR: pretend\\nline 2\\nline 3"); process.exit(3)'], {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      });
     });
   });
   test.skip('is skipped', () => {});
