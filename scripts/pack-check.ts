@@ -194,7 +194,7 @@ function exportTargets(manifest: Manifest): Array<{ where: string; target: strin
   const out: Array<{ where: string; target: string }> = [];
   const walk = (value: unknown, where: string) => {
     if (typeof value === 'string') out.push({ where, target: value });
-    else if (Array.isArray(value)) value.forEach((v, i) => walk(v, `${where}[${i}]`));
+    else if (Array.isArray(value)) for (const [i, v] of value.entries()) walk(v, `${where}[${i}]`);
     else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
   };
   walk(manifest.exports, 'exports');
@@ -313,7 +313,7 @@ export async function packCheck(options: PackCheckOptions): Promise<PackCheckRes
       await mustRun(`Packing ${manifest.name}`, 'pnpm', ['pack', '--pack-destination', destination], { cwd: pkgDir, env: workspaceEnv, timeoutMs });
       const packed = (await readdir(destination)).filter((f) => f.endsWith('.tgz'));
       if (packed.length !== 1) throw new PackCheckError(`pnpm pack of ${manifest.name} left ${packed.length} tarballs in ${destination}.`);
-      tarballs.push(join(destination, packed[0]!));
+      tarballs.push(join(destination, packed[0]));
       log(`pack   ${manifest.name} → ${packed[0]}`);
     }
 

@@ -149,11 +149,8 @@ try {
       const first = await timed(() => app.listJobs({ ...filter, order, limit }));
       const cursor = await deepCursor(app, { ...filter, order }, matching);
       const deep = await timed(() => app.listJobs({ ...filter, order, limit, cursor }));
-      console.log(
-        `${label.padEnd(24)} ${order.padEnd(7)} ${fmt(matching, 0).padStart(9)}   ${fmt(first.p50).padStart(9)} ${fmt(first.p99).padStart(5)} (${first.n})`.padEnd(
-          68,
-        ) + `${fmt(deep.p50).padStart(8)} ${fmt(deep.p99).padStart(5)} (${deep.n})`,
-      );
+      const firstCols = `${label.padEnd(24)} ${order.padEnd(7)} ${fmt(matching, 0).padStart(9)}   ${fmt(first.p50).padStart(9)} ${fmt(first.p99).padStart(5)} (${first.n})`;
+      console.log(`${firstCols.padEnd(68)}${fmt(deep.p50).padStart(8)} ${fmt(deep.p99).padStart(5)} (${deep.n})`);
     }
   }
   console.log(`\ncountJobs, ${samples} calls each (ms)`);

@@ -97,7 +97,14 @@ export class WorkerProcess {
         clearTimeout(timer);
         resolve(m);
       };
-      this.waiters.push({ type, resolve: wrapped, reject: (e) => (clearTimeout(timer), reject(e)) });
+      this.waiters.push({
+        type,
+        resolve: wrapped,
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
     });
   }
 

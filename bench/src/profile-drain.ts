@@ -113,7 +113,7 @@ function print(label: string, s: Sample, n = jobs): void {
 async function docketRound(server: Server, round: number): Promise<void> {
   const db = `profile_docket_${process.pid}_${round}`;
   const url = await createDatabase(server, db);
-  const core = (await loadDocket()) as any;
+  const core = await loadDocket();
   const app = new core.Docket({ connection: url });
   await app.migrate();
   if (withoutOpsIndexes) {
@@ -125,7 +125,8 @@ async function docketRound(server: Server, round: number): Promise<void> {
   let done = 0;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
-  const noop = core.defineJob(DOCKET_JOB_OPTIONS, async () => {
+  // Pushed with { i } (the measured jobs) and { h } (the history seeded before them).
+  const noop = core.defineJob<{ i?: number; h?: number }>(DOCKET_JOB_OPTIONS, async () => {
     if (++done === jobs) finish();
   });
   if (history > 0) {

@@ -143,7 +143,8 @@ interface DemoDatabase {
 }
 
 async function openDatabase(): Promise<DemoDatabase> {
-  const fromEnv = Boolean(process.env.DATABASE_URL);
+  const envUrl = process.env.DATABASE_URL;
+  const fromEnv = Boolean(envUrl);
   say(fromEnv ? `${dim('PostgreSQL:')} DATABASE_URL` : `${dim('PostgreSQL:')} no DATABASE_URL, starting an embedded server…`);
   const started = performance.now();
   let db: TestDatabase;
@@ -151,20 +152,20 @@ async function openDatabase(): Promise<DemoDatabase> {
     db = await createTestDatabase({ template: false });
   } catch (error) {
     // 42501 insufficient_privilege: the role may not CREATE DATABASE; use a throwaway schema instead.
-    if (!fromEnv || (error as { code?: string }).code !== '42501') throw error;
+    if (!envUrl || (error as { code?: string }).code !== '42501') throw error;
     const schema = `docket_demo_${randomBytes(4).toString('hex')}`;
     return {
-      url: process.env.DATABASE_URL!,
+      url: envUrl,
       schema,
       where: `schema ${schema} of DATABASE_URL's database (the role may not create databases; dropped at the end)`,
       async dispose() {
-        await using app = new Docket({ connection: process.env.DATABASE_URL!, logger: false, listen: false });
+        await using app = new Docket({ connection: envUrl, logger: false, listen: false });
         await app.sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       },
     };
   }
   const server = await getTestServer();
-  const version = (await db.sql`show server_version`)[0]!.server_version as string;
+  const [{ server_version: version }] = await db.sql<[{ server_version: string }]>`show server_version`;
   say(
     `${dim('PostgreSQL:')} ${version} (${server.kind === 'embedded' ? `embedded, up in ${((performance.now() - started) / 1000).toFixed(1)} s` : server.kind}), database ${db.name} (dropped at the end)`,
   );
@@ -205,7 +206,9 @@ async function main(): Promise<number> {
     // Push everything before the worker starts: the order jobs start in shows priority at work.
     const pushed: Pushed[] = [];
     const push = async (label: string, job: Pushable, expect: Pushed['expect'], attempts = 1) => {
-      pushed.push({ ref: await app.push(job), label, expect, attempts });
+      const ref = await app.push(job);
+      pushed.push({ ref, label, expect, attempts });
+      return ref;
     };
     await push('welcome mail', sendEmail.withArgs({ to: 'ada@example.com', subject: 'Welcome' }), 'succeeded');
     await push('welcome mail', sendEmail.withArgs({ to: 'grace@example.com', subject: 'Welcome' }), 'succeeded');
@@ -216,13 +219,13 @@ async function main(): Promise<number> {
     await push('audit report', buildReport.withArgs({ title: 'audit log' }).withPriority(-1), 'succeeded');
     await push('board report', buildReport.withArgs({ title: 'board pack' }).withPriority(5), 'succeeded');
     await push('scheduled digest', sendEmail.withArgs({ to: 'team@example.com', subject: 'Daily digest' }).withDelay(2000), 'succeeded');
-    await push('cancelled report', buildReport.withArgs({ title: 'yearly forecast' }).withDelay(60_000), 'cancelled', 0);
+    const cancelled = await push('cancelled report', buildReport.withArgs({ title: 'yearly forecast' }).withDelay(60_000), 'cancelled', 0);
 
     say(`${dim('Pushed:')} ${pushed.length} jobs on queues emails (concurrency 2) and reports (concurrency 1); higher priority runs first`);
     say(`${dim('        ')}'scheduled digest' runs in 2 s; 'cancelled report' is scheduled in 60 s and cancelled now`);
     say();
     clockStart = performance.now();
-    await app.cancelJob(pushed.at(-1)!.ref);
+    await app.cancelJob(cancelled);
 
     worker = new Worker(app, { jobs, queues: { emails: { concurrency: 2 }, reports: { concurrency: 1 } } });
     await worker.start();
@@ -241,7 +244,7 @@ async function main(): Promise<number> {
 
 function summarize(pushed: Pushed[], finished: JobRecord[], totalStart: number): number {
   const rows = finished.map((job, i) => {
-    const { label, expect, attempts } = pushed[i]!;
+    const { label, expect, attempts } = pushed[i];
     const ran = runOrder.indexOf(job.id);
     const outcome =
       job.state === 'succeeded'
@@ -269,10 +272,10 @@ function summarize(pushed: Pushed[], finished: JobRecord[], totalStart: number):
     };
   });
   const header = ['ran', 'job', 'name', 'queue', 'priority', 'state', 'attempts', 'result / error'];
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r.cells[c]!.length)));
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r.cells[c].length)));
   const line = (cells: string[]) =>
     cells
-      .map((cell, c) => (c === 4 || c === 0 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .map((cell, c) => (c === 4 || c === 0 ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
       .join('  ')
       .trimEnd();
   say(bold(line(header)));

@@ -22,7 +22,39 @@ export const DOCKET_JOB_OPTIONS = {
 type Core = Record<string, unknown>;
 const CORE_MODULE = '@docket/core';
 
-export async function loadDocket(): Promise<Core> {
+/**
+ * The part of the core the bench calls, typed loosely on purpose (the core API is being written
+ * while this harness is): a job with its arguments bound, as `defineJob(...).withArgs(...)` returns it.
+ */
+export interface DocketJob {
+  withPriority(priority: number): DocketJob;
+  withScheduledAt(at: Date): DocketJob;
+  withMaxAttempts(maxAttempts: number): DocketJob;
+}
+/** What `defineJob` returns, as the bench uses it. */
+export interface DocketJobDefinition<A extends object = Payload> {
+  withArgs(args: A): DocketJob;
+}
+/** A `Docket` instance, as the bench uses it. */
+export interface DocketApp {
+  migrate(): Promise<unknown>;
+  push(job: DocketJob): Promise<unknown>;
+  pushMany(jobs: DocketJob[]): Promise<unknown>;
+  close(): Promise<void>;
+}
+/** A `Worker` instance, as the bench uses it. */
+export interface DocketWorker {
+  start(): Promise<unknown>;
+  stop(): Promise<unknown>;
+}
+/** The exports of @docket/core the bench uses. */
+export interface DocketCore {
+  Docket: new (options: { connection: string }) => DocketApp;
+  Worker: new (app: DocketApp, options: { jobs: DocketJobDefinition<never>[]; queues: Record<string, object> }) => DocketWorker;
+  defineJob<A extends object = Payload>(options: object, handler: (args: A) => Promise<void>): DocketJobDefinition<A>;
+}
+
+export async function loadDocket(): Promise<DocketCore> {
   try {
     const core = (await import(CORE_MODULE)) as Core;
     for (const name of ['Docket', 'Worker', 'defineJob'] as const) {
@@ -30,7 +62,7 @@ export async function loadDocket(): Promise<Core> {
         throw new Error(`@docket/core does not export ${name} yet`);
       }
     }
-    return core;
+    return core as unknown as DocketCore;
   } catch (error) {
     const message = String((error as Error)?.message ?? error).split('\n')[0];
     throw new SkipSystem(`@docket/core did not load: ${message}`);
@@ -51,26 +83,7 @@ export async function docketRemaining(sql: postgres.Sql): Promise<number> {
 }
 
 export async function docketAdapter(): Promise<SystemAdapter> {
-  const core = await loadDocket();
-  // Loose typing on purpose: the core API is being written while this harness is.
-  const { Docket, defineJob } = core as unknown as {
-    Docket: new (options: {
-      connection: string;
-    }) => {
-      migrate(): Promise<unknown>;
-      push(job: unknown): Promise<unknown>;
-      pushMany(jobs: unknown[]): Promise<unknown>;
-      close(): Promise<void>;
-    };
-    defineJob: (
-      options: object,
-      handler: (args: Payload) => Promise<void>,
-    ) => {
-      withArgs(args: Payload): {
-        withPriority(p: number): unknown;
-      } & Record<string, (...args: never[]) => unknown>;
-    };
-  };
+  const { Docket, defineJob } = await loadDocket();
   return {
     id: 'docket',
     label: 'Docket',
@@ -97,8 +110,7 @@ export async function docketAdapter(): Promise<SystemAdapter> {
         async mixed(items: MixedItem[]) {
           await app.pushMany(
             items.map(({ payload, high, runAt, maxAttempts }) => {
-              // eslint-disable-next-line @typescript-eslint/no-explicit-any
-              let job: any = noop.withArgs(payload);
+              let job = noop.withArgs(payload);
               if (high) job = job.withPriority(10);
               if (runAt) job = job.withScheduledAt(runAt);
               if (maxAttempts && maxAttempts > 1) job = job.withMaxAttempts(maxAttempts);

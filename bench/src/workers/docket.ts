@@ -3,9 +3,7 @@ import type { Payload } from '../systems/types.js';
 import { runWorker } from './common.js';
 
 await runWorker(async (config, handle) => {
-  const core = await loadDocket();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const { Docket, Worker, defineJob } = core as any;
+  const { Docket, Worker, defineJob } = await loadDocket();
   const app = new Docket({ connection: config.url });
   const noop = defineJob(DOCKET_JOB_OPTIONS, async (args: Payload) => {
     await handle(args);

@@ -120,7 +120,7 @@ export function jobDurations(options: JobDurationsOptions = {}): JobDurationsPlu
   function latest(id: string, attempt: number | undefined): DurationRecord | undefined {
     for (const s of series.values()) {
       for (let i = s.samples.length - 1; i >= 0; i--) {
-        const r = s.samples[i]!;
+        const r = s.samples[i];
         if (r.jobId === id && (attempt === undefined || r.attempt === attempt)) return r;
       }
     }
@@ -195,11 +195,11 @@ export function jobDurations(options: JobDurationsOptions = {}): JobDurationsPlu
         const sorted = s.samples.map((r) => r.durationMs).sort((a, b) => a - b);
         out[name] = {
           count: s.count,
-          minMs: sorted[0]!,
+          minMs: sorted[0],
           meanMs: sorted.reduce((sum, d) => sum + d, 0) / sorted.length,
           p50Ms: percentile(sorted, 50),
           p95Ms: percentile(sorted, 95),
-          maxMs: sorted[sorted.length - 1]!,
+          maxMs: sorted[sorted.length - 1],
         };
       }
       return out;
@@ -243,7 +243,7 @@ export function jobDurations(options: JobDurationsOptions = {}): JobDurationsPlu
 /** Nearest-rank percentile of an ascending array (not empty). */
 export function percentile(sorted: readonly number[], p: number): number {
   const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
 
 function formatMs(ms: number): string {

@@ -23,7 +23,7 @@ export function maxRunning(limits: Readonly<Record<string, number>>): DocketPlug
           `SELECT count(*)::int AS running FROM ${app.schema}.jobs WHERE state = 'running' AND queue = $1`,
           [claim.queue],
         );
-        claim.limitTo(limits[claim.queue]! - running);
+        claim.limitTo(limits[claim.queue] - running);
         // Nothing more to do: when a capped job settles on any worker, the core wakes the runners
         // whose claim this cut short (the queue is "shaped"), so freed slots do not wait for a poll.
       });

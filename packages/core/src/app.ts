@@ -28,7 +28,7 @@ import { toJsonText } from './json.js';
 import { consoleLogger, type Logger, silentLogger } from './logger.js';
 import { CORE_MIGRATIONS } from './migrations/core.js';
 import { Migrator, type PendingMigration } from './migrator.js';
-import { Notifier, } from './notifier.js';
+import { Notifier } from './notifier.js';
 import {
   type CountJobsOptions,
   type JobCount,
@@ -332,6 +332,10 @@ export class Docket implements AsyncDisposable {
     return (this.#jobs ??= new JobsSql(this.schema, this.channel, this.#prepare, this.#columns, tapped(this.#hooks.resolvePushConflicts)));
   }
 
+  /**
+   * The app's internals for the worker (`internals(app)`); not part of the public API.
+   * @internal
+   */
   [INTERNAL](): AppInternals {
     return {
       hooks: this.#hooks,
@@ -386,7 +390,7 @@ export class Docket implements AsyncDisposable {
   async pushMany<J extends Pushable>(
     jobs: readonly J[],
     options: PushOptions = {},
-  ): Promise<Array<JobRef<J extends Pushable<infer A, infer R> ? A : never, J extends Pushable<infer A, infer R> ? R : never>>> {
+  ): Promise<Array<JobRef<J extends Pushable<infer A, infer _R> ? A : never, J extends Pushable<infer _A, infer R> ? R : never>>> {
     this.#assertOpen();
     rejectUnknownKeys('push()/pushMany() options', options, ['tx']);
     if (!Array.isArray(jobs)) throw new InvalidOptionError(`pushMany() takes an array of jobs, got ${describe(jobs)}.`);
@@ -433,11 +437,12 @@ export class Docket implements AsyncDisposable {
     let toInsert = rows;
     let positions: number[] | null = null;
     if (rows.some((row) => row.duplicateOf !== undefined)) {
-      positions = [];
+      const kept: number[] = [];
+      positions = kept;
       toInsert = [];
       rows.forEach((row, index) => {
         if (row.duplicateOf === undefined) {
-          positions!.push(index);
+          kept.push(index);
           toInsert.push(row);
         } else {
           refs[index] = { id: String(row.duplicateOf), name: row.name, queue: row.queue, duplicate: true };
@@ -453,8 +458,11 @@ export class Docket implements AsyncDisposable {
     const inserted: InsertedJob[] = [];
     const skipped: Array<{ index: number; row: JobInsert }> = [];
     for (const [position, r] of result.entries()) {
-      const index = positions ? positions[position]! : position;
-      const row = rows[index]!;
+      const index = positions ? positions[position] : position;
+      const row = index === undefined ? undefined : rows[index];
+      if (index === undefined || row === undefined) {
+        throw new Error(`jobs.insert answered ${result.length} rows for ${toInsert.length} inserted (row ${position} has no pushed job).`);
+      }
       if (r.inserted) {
         refs[index] = { id: r.id, name: row.name, queue: row.queue, duplicate: false };
         inserted.push({ id: r.id, name: row.name, queue: row.queue, priority: row.priority, scheduledAt: r.scheduled_at, index, row });
@@ -482,6 +490,10 @@ export class Docket implements AsyncDisposable {
   // ---------------------------------------------------------------------------------------------
   // Reading, waiting, cancelling
 
+  /**
+   * The job as stored now, by reference (from `push`) or id, with its arguments and result decoded.
+   * Throws JobNotFoundError when no such job exists (never pushed, or deleted).
+   */
   async getJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
     this.#assertOpen();
     const id = refId(ref);
@@ -551,9 +563,19 @@ export class Docket implements AsyncDisposable {
     if (this.#waitListenerInstalled) return;
     this.#waitListenerInstalled = true;
     this.#notifier.on('s', (body) => {
-      for (const id of body.split(',')) this.#waiters.get(id)?.forEach((wake) => wake());
+      for (const id of body.split(',')) {
+        this.#waiters.get(id)?.forEach((wake) => {
+          wake();
+        });
+      }
     });
-    this.#notifier.onReconnect(() => this.#waiters.forEach((set) => set.forEach((wake) => wake())));
+    this.#notifier.onReconnect(() => {
+      this.#waiters.forEach((set) => {
+        set.forEach((wake) => {
+          wake();
+        });
+      });
+    });
   }
 
   /**
@@ -648,6 +670,7 @@ export class Docket implements AsyncDisposable {
     return this.#setPaused(name, true);
   }
 
+  /** Lets workers fetch this queue's jobs again after `pauseQueue`. Seen at once. */
   resumeQueue(name: string): Promise<QueueRecord> {
     return this.#setPaused(name, false);
   }
@@ -656,9 +679,13 @@ export class Docket implements AsyncDisposable {
     this.#assertOpen();
     assertQueueName(name);
     await this.#queues.ensure(this.sql, { names: [name] });
-    return (await this.#queues.setPaused(this.sql, { name, paused }))!;
+    const queue = await this.#queues.setPaused(this.sql, { name, paused });
+    // `ensure` just created the row if it was missing; only a concurrent delete can take it away.
+    if (!queue) throw new Error(`Queue '${name}' disappeared while it was being ${paused ? 'paused' : 'resumed'}.`);
+    return queue;
   }
 
+  /** Every queue with a row in the database (declared, paused or resumed, or served by a worker), by name, with its settings. */
   listQueues(): Promise<QueueRecord[]> {
     this.#assertOpen();
     return this.#queues.list(this.sql);
@@ -709,12 +736,18 @@ export class Docket implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const set of this.#waiters.values()) set.forEach((wake) => wake());
+    for (const set of this.#waiters.values()) {
+      set.forEach((wake) => {
+        wake();
+      });
+    }
     await this.#notifier.stop();
-    if (this.#ownsListenPool) await this.#listenSql!.end({ timeout: 5 });
+    // Owning the listen pool implies there is one.
+    if (this.#ownsListenPool && this.#listenSql) await this.#listenSql.end({ timeout: 5 });
     if (this.#ownsPool) await this.sql.end({ timeout: 5 });
   }
 
+  /** Closes the app (as `close()`), for `await using app = new Docket(…)`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -119,7 +119,7 @@ export class Codec implements PayloadCodec {
     const encoded = await this.encodeResults(values);
     const out = items.slice();
     at.forEach((index, k) => {
-      const item = out[index]!;
+      const item = out[index];
       out[index] = { ...item, outcome: { ...item.outcome, result: encoded[k] } as CompletionInput['outcome'] };
     });
     return out;
@@ -156,7 +156,7 @@ export class Codec implements PayloadCodec {
       });
     }
     const out = values.slice();
-    at.forEach((index, k) => (out[index] = coded[k]));
+    for (const [k, index] of at.entries()) out[index] = coded[k];
     return out;
   }
 }

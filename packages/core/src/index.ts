@@ -25,6 +25,7 @@ export {
 } from './hooks.js';
 export { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 export {
+  type AnyJobDefinition,
   type ArgsInput,
   type ArgsOf,
   type ArgsRequired,

@@ -5,11 +5,22 @@ import { describe, rejectUnknownKeys } from './options.js';
 import { type RetryOptions, validateRetry } from './retry.js';
 import type { JobContext, JobLimits, RunningJob } from './types.js';
 
+/**
+ * The function a job runs: it gets the job's arguments (merged over the definition's defaults) and
+ * its context, and returns (or resolves with) the result, which is stored as JSON. A throw fails
+ * the attempt (retried when attempts remain).
+ */
 export type JobHandler<A, R> = (args: A, ctx: JobContext<A>) => Promise<R> | R;
 
+/**
+ * The options of {@link defineJob}: the job's name and the defaults of every push of it (each can
+ * be overridden per push with the `with*` builders). Unknown keys and out-of-range values throw
+ * `InvalidJobOptionError` when the job is defined.
+ */
 export interface JobOptions<A, D extends DefaultArgs<A> | undefined = DefaultArgs<A> | undefined> {
   /** Unique name workers find the handler by. */
   name: string;
+  /** The queue its jobs go to. Default 'default'. */
   queue?: string;
   /** Higher runs first. Default 0. */
   priority?: number;
@@ -17,10 +28,13 @@ export interface JobOptions<A, D extends DefaultArgs<A> | undefined = DefaultArg
   maxAttempts?: number;
   /** Default arguments, merged under the arguments of each push: their keys are optional in `withArgs`. */
   args?: D;
+  /** Limits of each attempt (time, memory). Default: none. */
   limits?: JobLimits;
+  /** When and how a failed attempt is retried (within `maxAttempts`). */
   retry?: RetryOptions;
   /** Run the handler in a transaction (`ctx.sql`) that commits together with the job's completion. */
   atomic?: boolean;
+  /** Stored with each job (JSON), visible to plugins and handlers; merged under `withMeta`. */
   meta?: Record<string, unknown>;
 }
 
@@ -70,7 +84,7 @@ function checkMeta(where: string, meta: unknown): Record<string, unknown> {
  */
 export class JobInvocation<A = unknown, R = unknown> {
   constructor(
-    readonly definition: JobDefinition<A, R, any>,
+    readonly definition: AnyJobDefinition<A, R>,
     readonly args: A,
     readonly options: InvocationOptions,
   ) {
@@ -81,6 +95,7 @@ export class JobInvocation<A = unknown, R = unknown> {
     return this.definition.jobName;
   }
 
+  /** A new invocation with `changes` over these options (same definition and arguments): what every builder returns, and what a plugin's builder calls through `with`. */
   protected copy(changes: Partial<InvocationOptions>): this {
     return new JobInvocation(this.definition, this.args, { ...this.options, ...changes }) as this;
   }
@@ -89,29 +104,33 @@ export class JobInvocation<A = unknown, R = unknown> {
   withArgs(args: A): JobInvocation<A, R> {
     return new JobInvocation(this.definition, mergeArgs(this.definition.defaults.args, args), this.options);
   }
+  /** Sets the priority: higher runs first. An integer from -1,000,000 to 1,000,000, else `InvalidJobOptionError`. */
   withPriority(priority: number): this {
     return this.copy({ priority: checkInteger('priority', priority, -1_000_000, 1_000_000) });
   }
+  /** Sets the attempts in all, the first included (1 = no retry). An integer from 1 to 1,000,000, else `InvalidJobOptionError`. */
   withMaxAttempts(maxAttempts: number): this {
     return this.copy({ maxAttempts: checkInteger('maxAttempts', maxAttempts, 1, 1_000_000) });
   }
-  /** Run at or after `at`, never before. */
+  /** Run at or after `at`, never before; replaces a `withDelay`. An invalid Date throws `InvalidJobOptionError`. */
   withScheduledAt(at: Date): this {
     if (!(at instanceof Date) || Number.isNaN(at.getTime())) {
       throw new InvalidJobOptionError(`scheduledAt must be a valid Date, got ${describe(at)}.`);
     }
     return this.copy({ scheduledAt: at, delayMs: null });
   }
-  /** Run no sooner than `ms` after the push (measured on the database clock). */
+  /** Run no sooner than `ms` milliseconds after the push (measured on the database clock); replaces a `withScheduledAt`. A negative or non-finite `ms` throws `InvalidJobOptionError`. */
   withDelay(ms: number): this {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
       throw new InvalidJobOptionError(`delay must be a number of milliseconds ≥ 0, got ${describe(ms)}.`);
     }
     return this.copy({ delayMs: ms, scheduledAt: null });
   }
+  /** Pushes to `queue` instead of the definition's queue; an invalid queue name throws. */
   withQueue(queue: string): this {
     return this.copy({ queue: assertQueueName(queue) });
   }
+  /** Merges `limits` over the definition's (per key); unknown keys or out-of-range values throw `InvalidJobOptionError`. */
   withLimits(limits: JobLimits): this {
     return this.copy({ limits: { ...this.options.limits, ...checkLimits('withLimits', limits) } });
   }
@@ -174,7 +193,13 @@ export type ArgsRequiredMessage = 'this job needs arguments: push job.withArgs({
  * are void, optional, or all have defaults), the message when it cannot. `any` stays `any`, so
  * `JobDefinition<any, any>` (a worker's list of jobs) accepts every definition.
  */
-export type ArgsRequired<I> = 0 extends 1 & I ? any : undefined extends I ? undefined : {} extends I ? undefined : ArgsRequiredMessage;
+export type ArgsRequired<I> = 0 extends 1 & I
+  ? I
+  : undefined extends I
+    ? undefined
+    : Record<never, never> extends I
+      ? undefined
+      : ArgsRequiredMessage;
 
 /** An invocation made from a definition without `withArgs`: marked when the job needs arguments, so `push` refuses it. */
 export type InvocationOf<A, R, I> =
@@ -196,26 +221,45 @@ export interface JobDefinition<A = unknown, R = unknown, I = A> {
   readonly [argsRequired]?: ArgsRequired<I>;
   /** An invocation with the default arguments (for jobs whose arguments all have defaults). */
   invocation(): InvocationOf<A, R, I>;
+  /** An invocation with these arguments, merged over the default arguments (the defaulted keys may be left out). */
   withArgs(args: I): JobInvocation<A, R>;
+  /** An invocation with this priority (higher runs first); see {@link JobInvocation.withPriority}. */
   withPriority(priority: number): InvocationOf<A, R, I>;
+  /** An invocation with this many attempts in all; see {@link JobInvocation.withMaxAttempts}. */
   withMaxAttempts(maxAttempts: number): InvocationOf<A, R, I>;
+  /** An invocation that runs at or after `at`; see {@link JobInvocation.withScheduledAt}. */
   withScheduledAt(at: Date): InvocationOf<A, R, I>;
+  /** An invocation that runs no sooner than `ms` milliseconds after the push; see {@link JobInvocation.withDelay}. */
   withDelay(ms: number): InvocationOf<A, R, I>;
+  /** An invocation pushed to `queue`; see {@link JobInvocation.withQueue}. */
   withQueue(queue: string): InvocationOf<A, R, I>;
+  /** An invocation with `limits` merged over the definition's; see {@link JobInvocation.withLimits}. */
   withLimits(limits: JobLimits): InvocationOf<A, R, I>;
+  /** An invocation with `meta` merged into the job's meta; see {@link JobInvocation.withMeta}. */
   withMeta(meta: Record<string, unknown>): InvocationOf<A, R, I>;
+  /** An invocation with a plugin option set; see {@link JobInvocation.with}. */
   with(key: string, value: unknown): InvocationOf<A, R, I>;
 }
 
-export type ArgsOf<J> = J extends JobDefinition<infer A, unknown, any> ? A : J extends JobInvocation<infer A, unknown> ? A : never;
-export type ResultOf<J> = J extends JobDefinition<any, infer R, any> ? R : J extends JobInvocation<any, infer R> ? R : never;
+/**
+ * A job definition whatever its push input `I` (and, unless given, its argument and result types):
+ * for code that holds the definitions of many jobs, such as a worker's list of jobs.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any job must fit: the argument type is invariant, so with `unknown` (or `never`) no definition would.
+export type AnyJobDefinition<A = any, R = any> = JobDefinition<A, R, any>;
+
+/** The argument type of a job definition or invocation (what its handler receives); `never` for anything else. */
+export type ArgsOf<J> = J extends AnyJobDefinition<infer A, unknown> ? A : J extends JobInvocation<infer A, unknown> ? A : never;
+/** The result type of a job definition or invocation (what its handler returns, resolved); `never` for anything else. */
+export type ResultOf<J> = J extends AnyJobDefinition<infer _A, infer R> ? R : J extends JobInvocation<infer _A, infer R> ? R : never;
 
 /**
  * What `push` accepts: an invocation with its arguments, or a definition (or an invocation made
  * from one without `withArgs`) whose arguments are void, optional or all defaulted. Pushing a job
  * that needs arguments without them fails to compile with `ArgsRequiredMessage`.
  */
-export type Pushable<A = any, R = any> = (JobInvocation<A, R> | JobDefinition<A, R, any>) & { readonly [argsRequired]?: undefined };
+// biome-ignore lint/suspicious/noExplicitAny: the defaults mean "any job" (`Pushable` alone); the argument type is invariant, so `unknown` would refuse every job.
+export type Pushable<A = any, R = any> = (JobInvocation<A, R> | AnyJobDefinition<A, R>) & { readonly [argsRequired]?: undefined };
 
 /**
  * Defines a job. Its arguments (`A`, from the handler's parameter) and result (`R`) must be JSON
@@ -278,7 +322,8 @@ export function defineJob<A = void, R = unknown, D extends DefaultArgs<A> | unde
   return Object.freeze(run);
 }
 
-export function isJobDefinition(value: unknown): value is JobDefinition<unknown, unknown, any> {
+/** Whether `value` is a job made with {@link defineJob} (a function with a `jobName` and a `handler`). */
+export function isJobDefinition(value: unknown): value is AnyJobDefinition<unknown, unknown> {
   return typeof value === 'function' && typeof (value as { jobName?: unknown }).jobName === 'string' && 'handler' in value;
 }
 

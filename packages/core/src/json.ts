@@ -5,6 +5,7 @@ import { ArgsNotSerializableError } from './errors.js';
  * that is `undefined` is left out (the handler sees it absent, as an optional property reads).
  */
 export type Json = string | number | boolean | null | readonly Json[] | JsonObject;
+/** A JSON object: string keys to `Json` values (a key whose value is `undefined` is left out when stored). */
 export interface JsonObject {
   readonly [key: string]: Json | undefined;
 }

@@ -62,7 +62,9 @@ export class Migrator {
       await this.ledger.bootstrap(tx);
       const todo = this.plan(await this.ledger.applied(tx));
       for (const step of todo) {
-        const migration = this.sets.find((s) => s.owner === step.owner)!.migrations.find((m) => m.version === step.version)!;
+        const migration = this.sets.find((s) => s.owner === step.owner)?.migrations.find((m) => m.version === step.version);
+        // plan() takes its steps from these sets, so every step has its migration.
+        if (!migration) throw new Error(`Docket migrator: planned migration ${step.owner}@${step.version} is not among the registered ones.`);
         try {
           await tx.unsafe(migration.up({ schema: this.schema }));
         } catch (error) {

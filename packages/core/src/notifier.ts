@@ -71,8 +71,9 @@ export class Notifier {
   on(kind: NotificationKind, fn: (body: string) => void): () => void {
     let set = this.handlers.get(kind);
     if (!set) this.handlers.set(kind, (set = new Set()));
-    set.add(fn);
-    return () => set!.delete(fn);
+    const handlers = set;
+    handlers.add(fn);
+    return () => handlers.delete(fn);
   }
 
   onReconnect(fn: () => void): () => void {

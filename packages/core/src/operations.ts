@@ -231,7 +231,7 @@ export class Operations {
       },
     ).withArgs(job.args);
     const [pushed] = await this.app.pushMany([again as Pushable], options);
-    return pushed!;
+    return pushed;
   }
 
   /** Workers with a heartbeat row, oldest first, with the age of their heartbeat and the jobs they run. */
@@ -267,7 +267,7 @@ function jobFilter(where: string, filter: JobFilter, allowed: readonly JobState[
   return {
     queues: listOption(where, 'queue', filter.queue, assertQueueName),
     names: listOption(where, 'name', filter.name, assertJobName),
-    states: listOption(where, 'state', filter.state, (s) => oneOfOption(where, 'state', s, allowed, allowed[0]!)) ?? defaults,
+    states: listOption(where, 'state', filter.state, (s) => oneOfOption(where, 'state', s, allowed, allowed[0])) ?? defaults,
     createdSince,
     createdBefore,
   };
@@ -322,5 +322,5 @@ function decodeCursor(where: string, cursor: unknown): Cursor {
     );
   }
   const bounds = match[2] === undefined ? null : { lo: match[2] || null, hi: match[3] || null };
-  return { id: match[1]!, bounds };
+  return { id: match[1], bounds };
 }

@@ -32,15 +32,17 @@ export interface PeriodicTaskOptions<R> {
   run(ctx: PeriodicRun): Promise<R>;
 }
 
-/** The payloads of a periodic task's events. */
+/** The payload of a periodic task's `<name>.started` event, emitted as a run begins. */
 export interface PeriodicStartedEvent {
   readonly workerId: string;
 }
+/** The payload of a periodic task's `<name>.finished` event: the run's duration (milliseconds) and what `run` returned. */
 export interface PeriodicFinishedEvent<R = unknown> {
   readonly workerId: string;
   readonly durationMs: number;
   readonly result: R;
 }
+/** The payload of a periodic task's `<name>.failed` event: what `run` threw (the next run happens as planned). */
 export interface PeriodicFailedEvent {
   readonly workerId: string;
   readonly error: unknown;
@@ -276,7 +278,10 @@ export function periodicBinding<R>(factory: string, options: PeriodicTaskOptions
       task = periodicTask(app, options);
     },
     bound() {
-      return { app: binding.app(), task: task! };
+      const app = binding.app();
+      // `apply` binds the app and then makes the task: a bound app without a task means periodicTask threw in `apply`.
+      if (task === null) throw new Error(`${options.name}: the periodic task was not created (periodicTask() failed in apply).`);
+      return { app, task };
     },
   };
 }

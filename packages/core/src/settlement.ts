@@ -125,8 +125,12 @@ export class Settlements {
     const hookedIds = new Set(hooked.map((s) => s.job.id));
     const final: Settlement[] = [];
     for (const s of batch) {
-      if (!hookedIds.has(s.job.id)) final.push(s);
-      else if (changed.has(s.job.id)) final.push(changed.get(s.job.id)!);
+      if (!hookedIds.has(s.job.id)) {
+        final.push(s);
+        continue;
+      }
+      const chosen = changed.get(s.job.id);
+      if (chosen) final.push(chosen);
     }
     for (const s of hooked) if (!locked.has(s.job.id)) this.warnStale(s);
     if (final.length === 0) return [];
@@ -180,7 +184,9 @@ export class Settlements {
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
       if (row.state !== 'cancelled' || row.previous_state === 'cancelled') return [];
       const [full] = await jobs.getOne(tx, { id });
-      const job = toJobRecord(full!);
+      // This transaction just cancelled the row, so it can read it back.
+      if (!full) throw new Error(`Docket: job ${id} was cancelled but its row could not be read back in the same transaction.`);
+      const job = toJobRecord(full);
       if (this.codec.decodesJobs) await this.codec.decodeRecords([job]);
       return this.observe(tx, [job], null, deferred);
     });

@@ -3,15 +3,18 @@ import type { Docket } from './app.js';
 
 /** Every state a job row can be in. `waiting` = the handler returned but a plugin holds the outcome open. */
 export const JOB_STATES = ['pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
+/** The state of a job row: one of {@link JOB_STATES}. */
 export type JobState = (typeof JOB_STATES)[number];
 /** States a job never leaves. */
 export const FINISHED_STATES = ['succeeded', 'failed', 'cancelled'] as const satisfies readonly JobState[];
+/** A state a job never leaves: one of {@link FINISHED_STATES}. */
 export type FinishedState = (typeof FINISHED_STATES)[number];
 
+/** Limits of each attempt of a job; a limit left out is not enforced. */
 export interface JobLimits {
-  /** Wall-clock limit of one attempt. */
+  /** Wall-clock limit of one attempt, in milliseconds: past it `ctx.signal` aborts with a LimitExceededError. */
   timeoutMs?: number;
-  /** Heap limit of one attempt (thread and process executors). */
+  /** Heap limit of one attempt, in megabytes (thread and process executors only). */
   memoryMb?: number;
 }
 
@@ -26,6 +29,10 @@ export interface JobError {
   at: string;
 }
 
+/**
+ * A job as stored, with its arguments `A` and result `R` (null until it succeeds): what `getJob`
+ * and `waitForJob` return. Ids are decimal strings (bigint in the database).
+ */
 export interface JobRecord<A = unknown, R = unknown> {
   id: string;
   name: string;
@@ -68,10 +75,15 @@ export type RunningJob<A = unknown> = Omit<JobRecord<A, never>, 'result' | 'stat
  * `declare module '@docket/core' { interface JobContextExtensions { log: LogFn } }`
  * and assign the field in a `jobContext` tap.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
+// biome-ignore lint/suspicious/noEmptyInterface: plugins add their fields by declaration merging, which a type alias cannot take.
 export interface JobContextExtensions {}
 
+/**
+ * The second argument of a job's handler: the job as it runs, the abort signal to honour, and the
+ * fields plugins add (`JobContextExtensions`, absent when the plugin is not installed).
+ */
 export interface JobContext<A = unknown> extends Partial<JobContextExtensions> {
+  /** The job being run (its arguments, attempt, meta, limits). */
   readonly job: RunningJob<A>;
   /** Aborted on timeout, cancellation or worker shutdown; `signal.reason` is the DocketError that says which. */
   readonly signal: AbortSignal;
@@ -79,9 +91,11 @@ export interface JobContext<A = unknown> extends Partial<JobContextExtensions> {
   readonly sql: postgres.TransactionSql | undefined;
   /** The app the worker runs for; null when the job function is called directly. */
   readonly app: Docket | null;
+  /** The id of the worker running the job; null when the job function is called directly. */
   readonly workerId: string | null;
 }
 
+/** A postgres.js pool or a transaction on it: where a statement may run. */
 export type SqlClient = postgres.Sql | postgres.TransactionSql;
 
 /**
@@ -127,6 +141,7 @@ export interface JobInsert {
   duplicateOf?: string;
 }
 
+/** A job a push inserted, as `afterPush` and `pushCommitted` taps see it. */
 export interface InsertedJob {
   id: string;
   name: string;
@@ -135,6 +150,7 @@ export interface InsertedJob {
   scheduledAt: Date;
   /** Position of the row in the push (0 for `push`). */
   index: number;
+  /** The row as inserted (after the `beforePush` taps). */
   row: JobInsert;
 }
 
@@ -147,6 +163,7 @@ export type Outcome =
   /** Handler done but the job stays open until a plugin calls `app.releaseWaitingJobs`. */
   | { state: 'waiting'; result: unknown };
 
+/** A job ending, as `settle` taps see it (inside the transaction that writes it): the tap may replace `outcome`. */
 export interface Settlement {
   readonly job: RunningJob;
   outcome: Outcome;
@@ -154,6 +171,7 @@ export interface Settlement {
   readonly ctx: JobContext | null;
 }
 
+/** A job whose ending committed, as `afterSettle` taps see it. */
 export interface SettledJob {
   readonly job: RunningJob;
   readonly outcome: Outcome;
@@ -166,6 +184,7 @@ export interface ClaimedJob {
   readonly columns: Readonly<Record<string, unknown>>;
 }
 
+/** Whether a worker holds the primary role, as a `resolvePrimary` tap answers it (every worker is primary, term null, without one). */
 export interface PrimaryStatus {
   /** Whether this worker holds the primary role this tick (does the work only one worker should do). */
   readonly primary: boolean;
@@ -184,7 +203,7 @@ export interface PrimaryStatus {
  * A type nobody declared does not compile in `emit`, nor in listeners typed by this map (the
  * signals plugin's `on`).
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
+// biome-ignore lint/suspicious/noEmptyInterface: plugins declare their events by declaration merging, which a type alias cannot take.
 export interface DocketEventMap {}
 
 /** Any event, declared or not: for a consumer that handles every type (and reads `payload` as unknown). */

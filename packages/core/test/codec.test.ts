@@ -21,8 +21,14 @@ function wrapping(name: string, stage: number) {
   const plugin: DocketPlugin = {
     name,
     apply(app) {
-      const encode = async (values: unknown[]) => (seen.push(...values), values.map((v) => ({ [name]: v })));
-      const decode = async (values: unknown[]) => (seen.push(...values), values.map(unwrap));
+      const encode = async (values: unknown[]) => {
+        seen.push(...values);
+        return values.map((v) => ({ [name]: v }));
+      };
+      const decode = async (values: unknown[]) => {
+        seen.push(...values);
+        return values.map(unwrap);
+      };
       app.hooks.encodeArgs.tapPromise({ name, stage }, encode);
       app.hooks.encodeResults.tapPromise({ name, stage }, encode);
       app.hooks.decodeArgs.tapPromise({ name, stage: -stage }, decode);

@@ -463,7 +463,9 @@ describe('every hook fires with its arguments', () => {
   // specific job is to give resolvePushConflicts something to resolve: a unique key column.
   const PLUGIN = 'test-recorder';
   const calls = new Map<string, unknown[][]>();
-  const waiting: Array<{ hook: string; match: (args: any[]) => boolean; resolve: (args: any[]) => void }> = [];
+  // biome-ignore lint/suspicious/noExplicitAny: every hook passes different arguments; each test reads them as the hook it waits for declares them.
+  type HookArgs = any[];
+  const waiting: Array<{ hook: string; match: (args: HookArgs) => boolean; resolve: (args: HookArgs) => void }> = [];
   const record = (hook: string, args: unknown[]) => {
     calls.set(hook, [...(calls.get(hook) ?? []), args]);
     for (const w of waiting.filter((w) => w.hook === hook && w.match(args))) {
@@ -472,14 +474,27 @@ describe('every hook fires with its arguments', () => {
     }
   };
   /** The first call of `hook` (already made or to come) whose arguments pass `match`. */
-  const fired = (hook: string, match: (args: any[]) => boolean = () => true, timeoutMs = 10_000): Promise<any[]> => {
+  const fired = (hook: string, match: (args: HookArgs) => boolean = () => true, timeoutMs = 10_000): Promise<HookArgs> => {
     const past = calls.get(hook)?.find(match);
     if (past) return Promise.resolve(past);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`hook '${hook}' did not fire (with matching arguments) within ${timeoutMs} ms`)), timeoutMs);
-      waiting.push({ hook, match, resolve: (args) => (clearTimeout(timer), resolve(args)) });
+      waiting.push({
+        hook,
+        match,
+        resolve: (args) => {
+          clearTimeout(timer);
+          resolve(args);
+        },
+      });
     });
   };
+
+  /** What the recorder uses of a hook of any kind (its class name tells the kind). */
+  interface TappableHook {
+    tap(name: string, fn: (...args: unknown[]) => unknown): void;
+    tapPromise(name: string, fn: (...args: unknown[]) => Promise<unknown>): void;
+  }
 
   const recorder: DocketPlugin = {
     name: PLUGIN,
@@ -492,12 +507,21 @@ describe('every hook fires with its arguments', () => {
       },
     ],
     apply(app) {
-      for (const [name, hook] of Object.entries(app.hooks) as Array<[string, any]>) {
+      for (const [name, hook] of Object.entries(app.hooks) as unknown as Array<[string, TappableHook]>) {
         const kind: string = hook.constructor.name;
         // A waterfall passes its value on; every other kind (a bail above all) answers nothing.
         const answer = (args: unknown[]) => (kind.includes('Waterfall') ? args[0] : undefined);
-        if (kind.startsWith('Sync')) hook.tap(PLUGIN, (...args: unknown[]) => (record(name, args), answer(args)));
-        else hook.tapPromise(PLUGIN, async (...args: unknown[]) => (record(name, args), answer(args)));
+        if (kind.startsWith('Sync')) {
+          hook.tap(PLUGIN, (...args: unknown[]) => {
+            record(name, args);
+            return answer(args);
+          });
+        } else {
+          hook.tapPromise(PLUGIN, async (...args: unknown[]) => {
+            record(name, args);
+            return answer(args);
+          });
+        }
       }
       app.defineJobColumn({ name: 'rec_key', type: 'text' });
       app.defineJobOption('rec.key');

@@ -183,7 +183,8 @@ test('stop aborts an in-flight run, waits for it before workerStopping finishes,
   const order = rec.log.filter((e) => e.what.startsWith('long.') || e.what === 'workerStopping').map((e) => e.what);
   assert.deepEqual(order.slice(-2), ['long.finished', 'workerStopping'], 'the run returned before workerStopping');
   const finished = rec.log.find((e) => e.what === 'long.finished');
-  assert.equal((finished?.payload as { result: string }).result, 'wound down');
+  assert.ok(finished, 'the run reported finishing');
+  assert.equal((finished.payload as { result: string }).result, 'wound down');
 
   await sleep(200); // twenty intervals: a loop left running would have started again
   assert.deepEqual(rec.log.at(-1)?.what, 'workerStopping', 'no run after stop');

@@ -36,7 +36,12 @@ async function startWorkerProcess(env: Record<string, string> = {}): Promise<Wor
   const waiting: Array<{ pattern: RegExp; resolve: () => void }> = [];
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     text += chunk;
-    for (const w of [...waiting]) if (w.pattern.test(text)) waiting.splice(waiting.indexOf(w), 1), w.resolve();
+    for (const w of [...waiting]) {
+      if (w.pattern.test(text)) {
+        waiting.splice(waiting.indexOf(w), 1);
+        w.resolve();
+      }
+    }
   });
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   await nextMessage(child, 'started');

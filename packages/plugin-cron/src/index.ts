@@ -249,7 +249,9 @@ function validateSchedule(options: ScheduleOptions): Validated {
 async function decodeArgs(app: Docket, rows: ScheduleRow[]): Promise<void> {
   if (!app.codec.active || rows.length === 0) return;
   const args = await app.codec.decodeArgs(rows.map((row) => row.args));
-  rows.forEach((row, i) => (row.args = args[i]));
+  rows.forEach((row, i) => {
+    row.args = args[i];
+  });
 }
 
 async function storedArgs(app: Docket, invocation: JobInvocation): Promise<string> {
@@ -311,7 +313,10 @@ export function cron(options: CronOptions = {}): CronPlugin {
     });
   }
   // Declared schedules are validated now, so a typo fails at startup rather than at migrate time.
-  const declared = (options.schedules ?? []).map((s) => (validateSchedule(s), s));
+  const declared = (options.schedules ?? []).map((s) => {
+    validateSchedule(s);
+    return s;
+  });
   const names = new Set<string>();
   for (const s of declared) {
     if (names.has(s.name))
@@ -500,7 +505,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
 
     nextRun(opts) {
       binding.app('nextRun');
-      return task!.nextRun(opts);
+      if (!task) throw new Error(`${PLUGIN_NAME}: nextRun found no periodic task, though the plugin is applied.`);
+      return task.nextRun(opts);
     },
   };
   return plugin;

@@ -99,7 +99,8 @@ const COLUMNS = columns();
 /** The database clock. */
 export async function clockNow(sql: SqlClient): Promise<Date> {
   const [row] = await sql.unsafe<Array<{ now: Date }>>(`SELECT now() AS now`);
-  return row!.now;
+  if (!row) throw new Error('SELECT now() returned no row.');
+  return row.now;
 }
 
 /** Creates or updates a schedule; its cursor moves only when the expression or timezone changed. */
@@ -148,7 +149,9 @@ export async function scheduleUpsert(sql: SqlClient, schema: string, s: Schedule
       s.nextFireAt,
     ],
   );
-  return rows[0]!;
+  const [row] = rows;
+  if (!row) throw new Error(`Upserting cron schedule '${s.name}' returned no row.`);
+  return row;
 }
 
 /** Deletes a schedule and its fire history; true when it existed. */

@@ -60,7 +60,14 @@ const slow = defineJob({ name: 'slow', queue: 'cron-test' }, async (_: Record<st
   // Longer than the schedule's period: the work whose runs must not pile up.
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 2500);
-    ctx.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    ctx.signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 });
 

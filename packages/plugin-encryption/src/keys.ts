@@ -35,13 +35,14 @@ export function keyring(where: string, keys: unknown, currentKeyId: unknown): Ke
   }
   if (byId.size === 0)
     throw new InvalidOptionError(`${where}: \`keys\` holds no key; give at least the current one.`, { details: { where, option: 'keys' } });
-  if (typeof currentKeyId !== 'string' || !byId.has(currentKeyId)) {
+  const currentKey = typeof currentKeyId === 'string' ? byId.get(currentKeyId) : undefined;
+  if (typeof currentKeyId !== 'string' || currentKey === undefined) {
     throw new InvalidOptionError(
       `${where}: \`currentKeyId\` must name one of \`keys\` (${[...byId.keys()].join(', ')}), got ${typeof currentKeyId === 'string' ? `'${currentKeyId}'` : String(currentKeyId)}.`,
       { details: { where, option: 'currentKeyId' } },
     );
   }
-  return { current: { id: currentKeyId, key: byId.get(currentKeyId)! }, byId };
+  return { current: { id: currentKeyId, key: currentKey }, byId };
 }
 
 function keyBytes(where: string, id: string, material: unknown): Buffer {

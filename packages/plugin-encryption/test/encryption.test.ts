@@ -45,7 +45,7 @@ function isCode(code: string) {
 }
 
 /** The row as stored (no codec on the way). */
-async function rawRow(id: string): Promise<{ args: any; result: any; state: string; errors: any[] }> {
+async function rawRow(id: string): Promise<{ args: Record<string, unknown>; result: unknown; state: string; errors: unknown[] }> {
   const [row] = await app.sql.unsafe(`SELECT args, result, state, errors FROM docket.jobs WHERE id = $1`, [id]);
   return row as never;
 }
@@ -240,7 +240,9 @@ test('key rotation: jobs encrypted with a retired key still decrypt; a key that 
 test('a tampered row fails with DOCKET_ENCRYPTION_TAMPERED, on read and when a worker claims it', async () => {
   const ref = await app.push(echo.withArgs({ secret: `${MARKER}-tamper` }).withQueue('tamper'));
   const { args } = await rawRow(ref.id);
-  const body = Buffer.from(args.ct, 'base64');
+  const ct = args.ct;
+  assert.ok(typeof ct === 'string', 'the stored arguments are an envelope');
+  const body = Buffer.from(ct, 'base64');
   body[0] ^= 0xff;
   await app.sql.unsafe(`UPDATE docket.jobs SET args = $2::text::jsonb WHERE id = $1`, [
     ref.id,

@@ -26,7 +26,7 @@ import {
   rejectUnknownKeys,
   type WorkerView,
 } from '@docket/core';
-import { type LeaseRecord, leaseRead, leaseRelease, leaseRenew, MIGRATIONS } from './sql.js';
+import { type LeaseRecord, type LeaseRow, leaseRead, leaseRelease, leaseRenew, MIGRATIONS } from './sql.js';
 
 export const PLUGIN_NAME = 'leadership';
 const VERSION = '0.1.0';
@@ -141,7 +141,8 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
 
   const lose = (docket: Docket, workerId: string, lease: LocalLease, reason: LostReason, holder: string | null) => {
     if (!lease.leader) return;
-    const payload: LeadershipLost = { workerId, term: lease.term!, reason, holder };
+    if (lease.term === null) throw new Error(`leadership: worker ${workerId} leads with no term.`);
+    const payload: LeadershipLost = { workerId, term: lease.term, reason, holder };
     lease.leader = false;
     lease.term = null;
     docket.emit(PLUGIN_NAME, 'leadership.lost', payload);
@@ -157,7 +158,7 @@ export function leadership(options: LeadershipOptions = {}): LeadershipPlugin {
     if (lease.leader ? now < lease.renewDueAt : now < lease.nextAttemptAt) return answer(lease);
 
     const sent = performance.now();
-    let row;
+    let row: LeaseRow;
     try {
       row = await leaseRenew(docket.sql, docket.schema, { holder: workerId, token: lease.token, leaseMs });
     } catch (error) {

@@ -64,7 +64,9 @@ export async function leaseRenew(sql: SqlClient, schema: string, params: { holde
       WHERE NOT EXISTS (SELECT 1 FROM taken)`,
     [params.holder, params.token, params.leaseMs],
   );
-  return rows[0]!;
+  const [row] = rows;
+  if (!row) throw new Error('leadership: renewing the lease returned no row.');
+  return row;
 }
 
 /** Gives the lease up at once (expires now) if the caller still holds it; returns its term then. */

@@ -200,10 +200,14 @@ export class LogBuffer {
       entries.push(entry);
     }
     if (entries.length === 0) return [];
-    while (this.inFlight && entries.some((e) => this.inFlight!.keys.has(e.key))) await this.inFlight.done;
+    while (true) {
+      const flight = this.inFlight;
+      if (!flight || !entries.some((e) => flight.keys.has(e.key))) break;
+      await flight.done;
+    }
     return entries.map((entry) => {
       const lines = entry.lines.slice();
-      return { entry, rows: lines.map((l) => toRow(entry, l)), lastSeq: lines.length > 0 ? lines[lines.length - 1]!.seq : -1 };
+      return { entry, rows: lines.map((l) => toRow(entry, l)), lastSeq: lines.at(-1)?.seq ?? -1 };
     });
   }
 

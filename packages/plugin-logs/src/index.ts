@@ -147,7 +147,7 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
     for (const r of rows) if (r.attempt > 1 || r.seq >= settings.limit) over.add(r.jobId);
     const work: Array<Promise<unknown>> = over.size > 0 ? [linesTrim(sql, target.schema, { jobIds: [...over], limit: settings.limit })] : [];
     if (settings.live && inserted.length > 0) {
-      for (const payload of encodeNotices(inserted.map(({ i }) => rows[i]!))) work.push(target.notify(LOGS_TOPIC, payload, sql));
+      for (const payload of encodeNotices(inserted.map(({ i }) => rows[i]))) work.push(target.notify(LOGS_TOPIC, payload, sql));
     }
     await Promise.all(work);
   }
@@ -326,10 +326,6 @@ function refId(ref: JobRef | { id: string } | string): string {
     throw new InvalidOptionError(`${PLUGIN_NAME}: expected a job reference (from push) or a job id.`);
   }
   return id;
-}
-
-function lineKey(l: { jobId: string; attempt: number; seq: number }): string {
-  return `${l.jobId}:${l.attempt}:${l.seq}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -74,9 +74,12 @@ export function linesInsert(sql: SqlClient, schema: string, lines: readonly Line
   ).then((rows) => {
     // RETURNING gives keys; map them back to input positions.
     const index = new Map(lines.map((l, i) => [`${l.jobId}:${l.attempt}:${l.seq}`, i]));
-    return (rows as unknown as Array<{ job_id: string; attempt: number; seq: number }>).map((r) => ({
-      i: index.get(`${r.job_id}:${r.attempt}:${r.seq}`)!,
-    }));
+    return (rows as unknown as Array<{ job_id: string; attempt: number; seq: number }>).map((r) => {
+      const key = `${r.job_id}:${r.attempt}:${r.seq}`;
+      const i = index.get(key);
+      if (i === undefined) throw new Error(`logs: the insert returned line ${key}, which it was not given.`);
+      return { i };
+    });
   });
 }
 

@@ -187,7 +187,8 @@ async function sweep(app: Docket, settings: Settings, sweeper: string | null, si
       );
       const byId = new Map(decisions.map((d) => [d.update.id, d]));
       for (const w of written) {
-        const d = byId.get(w.id)!;
+        const d = byId.get(w.id);
+        if (!d) throw new Error(`recovery: updating lost jobs returned job ${w.id}, which it was not given.`);
         batch.push({ ...d.job, recoveries: w.recovery_count });
       }
       return batch.filter((j) => j.state !== 'pending').map((j) => j.id);

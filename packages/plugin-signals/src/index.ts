@@ -127,7 +127,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
   broadcast.add('enqueued');
 
   const binding = pluginBinding(PLUGIN_NAME, 'signals');
-  const listeners = new Map<string, Set<Listener<any>>>();
+  const listeners = new Map<string, Set<Listener<AnySignal>>>();
   let listening: Promise<void> | null = null;
   let listenError: unknown = null;
 
@@ -225,16 +225,20 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     }
   }
 
-  async function on(type: string, listener: Listener<any>): Promise<() => void> {
+  async function on(type: string, listener: Listener<AnySignal>): Promise<() => void> {
     if (typeof type !== 'string' || type.length === 0)
       throw new InvalidOptionError(`${PLUGIN_NAME}.on: the signal type must be a non-empty string, e.g. 'succeeded' or '*'.`);
     if (typeof listener !== 'function') throw new InvalidOptionError(`${PLUGIN_NAME}.on('${type}'): the listener must be a function.`);
     binding.app('on');
     // Registered at once, so signals produced while the LISTEN is being set up are not missed.
     let set = listeners.get(type);
-    if (!set) listeners.set(type, (set = new Set()));
-    set.add(listener);
-    const off = () => void set!.delete(listener);
+    if (!set) {
+      set = new Set();
+      listeners.set(type, set);
+    }
+    const registered = set;
+    registered.add(listener);
+    const off = () => void registered.delete(listener);
     try {
       await ensureListening(type);
     } catch (error) {
@@ -244,7 +248,7 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     return off;
   }
 
-  async function next(type: string, nextOptions: NextOptions<any> = {}): Promise<AnySignal> {
+  async function next(type: string, nextOptions: NextOptions<AnySignal> = {}): Promise<AnySignal> {
     rejectUnknownKeys(`${PLUGIN_NAME}.next(type, options)`, nextOptions, ['filter', 'timeoutMs']);
     const timeoutMs =
       nextOptions.timeoutMs === undefined

@@ -86,13 +86,13 @@ export function encodeSignals(signals: readonly AnySignal[], topicBytes: number)
 export function decode(payload: string): AnySignal[] {
   const body = JSON.parse(payload) as { e?: 1; at?: Date; n?: string[]; q?: string[]; j?: Tuple[]; s?: AnySignal[] };
   if (body.e === 1) {
-    const names = body.n!;
-    const queues = body.q!;
+    const { n: names, q: queues, j: jobs } = body;
+    if (!names || !queues || !jobs) throw new Error('not a signals payload');
     const at = new Date(body.at as unknown as number);
-    return body.j!.map(([id, n, q, priority, scheduledAt]) => ({
+    return jobs.map(([id, n, q, priority, scheduledAt]) => ({
       type: 'enqueued',
       at,
-      job: { id, name: names[n]!, queue: queues[q]! },
+      job: { id, name: names[n], queue: queues[q] },
       priority,
       scheduledAt: new Date(scheduledAt),
     }));

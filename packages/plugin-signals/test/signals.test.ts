@@ -207,7 +207,7 @@ describe('misbehaving listeners', () => {
       assert.ok(failures.length >= 3 * n, `every throw was reported (${failures.length})`);
       assert.ok(failures.every((e) => e instanceof Error && /throw/.test(e.message)));
     } finally {
-      offs.forEach((off) => off());
+      for (const off of offs) off();
     }
   });
 });

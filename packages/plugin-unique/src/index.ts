@@ -187,7 +187,7 @@ export function unique(options: UniqueOptions = {}): UniquePlugin {
         // Debounce: the last push of a batch wins; only a pending holder is changed.
         const debounced = new Map<string, { args: unknown; delayMs: number }>();
         mine.forEach(({ i, row, spec }, n) => {
-          const holder = holders[n]!;
+          const holder = holders[n];
           if (holder.id === null) {
             throw new UniqueHolderGoneError(
               `the job holding unique key '${spec.key}' finished and was deleted while this push ran, so there is no job to name; push again.`,

@@ -33,7 +33,8 @@ function run<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
 /** The database clock (the push transaction's `now()`, which is also the new jobs' `created_at`). */
 export async function clockRead(sql: SqlClient): Promise<Date> {
   const [row] = await run<{ now: Date }>(sql, 'SELECT now() AS now', []);
-  return row!.now;
+  if (!row) throw new Error('SELECT now() returned no row.');
+  return row.now;
 }
 
 export interface HolderRow {

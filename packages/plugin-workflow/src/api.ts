@@ -20,6 +20,7 @@ import { type GraphFormat, renderWorkflow } from './graph.js';
 import { META } from './meta.js';
 import { announceRuns, NOTIFY_TOPIC, PLUGIN_NAME, runtimeOf } from './plugin.js';
 import { describeValue, fromSpec, sealSpecs } from './spec.js';
+import type { StepRow } from './sql.js';
 
 declare const workflowResult: unique symbol;
 
@@ -83,7 +84,7 @@ export interface PushWorkflowOptions {
   tx?: SqlClient;
 }
 
-type RefInput = WorkflowRef<any> | { id: string } | string;
+type RefInput = WorkflowRef<unknown> | { id: string } | string;
 
 function refId(ref: RefInput, what: string): string {
   const id = typeof ref === 'string' ? ref : ref?.id;
@@ -119,12 +120,14 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
     );
     const jobOf = new Map<string, string>();
     refs.forEach((ref, i) => {
+      const root = roots[i];
+      if (!root) throw new Error(`pushMany returned ${refs.length} refs for ${roots.length} root steps.`);
       if (ref.duplicate) {
         throw new WorkflowStepDeduplicatedError(
-          `Step '${roots[i]!.key}' of workflow '${flow.name}' was answered with existing job ${ref.id} by a plugin (deduplication); workflow steps need their own job. Remove the unique option from this step.`,
+          `Step '${root.key}' of workflow '${flow.name}' was answered with existing job ${ref.id} by a plugin (deduplication); workflow steps need their own job. Remove the unique option from this step.`,
         );
       }
-      jobOf.set(roots[i]!.key, ref.id);
+      jobOf.set(root.key, ref.id);
     });
     await db.stepsInsert(tx, {
       runId,
@@ -145,7 +148,7 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
   return app.sql.begin((tx) => run(tx)) as Promise<WorkflowRef<R>>;
 }
 
-function stepState(row: Record<string, any>): StepState {
+function stepState(row: StepRow): StepState {
   if (row.step_state === 'blocked') return 'blocked';
   if (row.step_state === 'queued') return (row.job_state ?? 'pending') as StepState;
   return row.step_state as StepState;
@@ -164,7 +167,9 @@ async function readRun<R>(app: Docket, db: ReturnType<typeof runtimeOf>['db'], i
   const rows = await db.stepsGet(app.sql, { runId: id });
   if (app.codec.active) {
     const results = await app.codec.decodeResults(rows.map((r) => r.result));
-    rows.forEach((r, i) => (r.result = results[i]));
+    rows.forEach((r, i) => {
+      r.result = results[i];
+    });
   }
   const steps: WorkflowStepRecord[] = rows.map((r) => ({
     key: r.key,

@@ -9,13 +9,14 @@ import { META } from './meta.js';
 import { describeValue, type JobSpec, toInvocation, toSpec } from './spec.js';
 
 /** A job a flow can hold: a definition (its default arguments) or an invocation (`withArgs(...)` etc.). */
+// biome-ignore lint/suspicious/noExplicitAny: the defaults mean "any step"; the argument type is invariant, so `unknown` would refuse every job.
 export type Step<A = any, R = any> = JobDefinition<A, R> | JobInvocation<A, R>;
-type AnyStep = Step<any, any>;
+type AnyStep = Step;
 
 /** The result type of a step. */
-export type StepResult<S> = S extends JobInvocation<any, infer R> ? R : S extends JobDefinition<any, infer R> ? R : never;
+export type StepResult<S> = S extends JobInvocation<infer _A, infer R> ? R : S extends JobDefinition<infer _A, infer R> ? R : never;
 /** The argument type of a step. */
-export type StepArgs<S> = S extends JobInvocation<infer A, any> ? A : S extends JobDefinition<infer A, any> ? A : never;
+export type StepArgs<S> = S extends JobInvocation<infer A, infer _R> ? A : S extends JobDefinition<infer A, infer _R> ? A : never;
 
 /** What a step type error says: the step does not accept what it would be given. */
 export interface ArgsMismatch<Given, Accepts> {
@@ -102,6 +103,7 @@ type NewKey<Results, K extends string> = string extends keyof Results ? K : K ex
  * A named DAG under construction. Each `step` returns a new builder; a step can only run after
  * steps declared before it, so cycles cannot be written. `Results` maps step keys to result types.
  */
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the empty result map; TypeScript drops it from `{} & { a: A }`, which `Record<never, never>` would leave in every result type.
 export class WorkflowBuilder<Results extends Record<string, unknown> = {}> extends Flow<Results> {
   step<K extends string, S extends AnyStep>(
     key: NewKey<Results, K>,
@@ -135,6 +137,7 @@ export class WorkflowBuilder<Results extends Record<string, unknown> = {}> exten
  * A step runs once every step it names in `after` has succeeded; it can read their results with
  * `ctx.workflow.parentResults()`.
  */
+// biome-ignore lint/complexity/noBannedTypes: `{}` is the empty result map; TypeScript drops it from `{} & { a: A }`, which `Record<never, never>` would leave in every result type.
 export function workflow(name: string, options: { onFailure?: FailurePolicy } = {}): WorkflowBuilder<{}> {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('workflow(name, options): options must be an object.');
   for (const k of Object.keys(options)) {

@@ -91,6 +91,13 @@ declare module '@docket/core' {
 const SUBTASKS = Symbol('docket.workflow.subtasks');
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
+/** A run or parent id the settlement was selected for carrying (so its absence is a bug). */
+function requiredMeta(s: Settlement, key: string): string {
+  const id = metaString(s.job.meta, key);
+  if (id === undefined) throw new Error(`Job ${s.job.id} has no \`${key}\` meta, though it was selected for having one.`);
+  return id;
+}
+
 type FinalState = 'succeeded' | 'failed' | 'cancelled';
 
 /**
@@ -257,10 +264,10 @@ class Engine {
     refs.forEach((ref, index) => {
       // A push a plugin answered with an existing job (deduplication) is not this job's subtask.
       if (ref.duplicate) return;
-      const i = owner[index]!;
-      counts[i]!++;
+      const i = owner[index];
+      counts[i]++;
       childIds.push(ref.id);
-      childParents.push(held[i]!.settlement.job.id);
+      childParents.push(held[i].settlement.job.id);
     });
     const parentIds: string[] = [];
     const rootIds: string[] = [];
@@ -269,7 +276,7 @@ class Engine {
       if (counts[i] === 0) return;
       parentIds.push(settlement.job.id);
       rootIds.push(metaString(settlement.job.meta, META.rootId) ?? settlement.job.id);
-      totals.push(counts[i]!);
+      totals.push(counts[i]);
       const outcome = settlement.outcome as { state: 'succeeded'; result: unknown };
       settlement.outcome = { state: 'waiting', result: outcome.result };
     });
@@ -285,7 +292,7 @@ class Engine {
   }
 
   private async finishChildren(children: Settlement[], ctx: SettleContext): Promise<void> {
-    const parentIds = [...new Set(children.map((s) => metaString(s.job.meta, META.parentId)!))];
+    const parentIds = [...new Set(children.map((s) => requiredMeta(s, META.parentId)))];
     // One round trip: lock the parents (children-first order), then count (pipelined).
     const [, rows] = await Promise.all([
       this.db.parentsLock(ctx.sql, { ids: parentIds }),
@@ -353,7 +360,7 @@ class Engine {
   private async advanceRuns(ended: Settlement[], ctx: SettleContext): Promise<void> {
     const { db } = this;
     const sql = ctx.sql;
-    const runIds = [...new Set(ended.map((s) => metaString(s.job.meta, META.workflowId)!))];
+    const runIds = [...new Set(ended.map((s) => requiredMeta(s, META.workflowId)))];
     // One round trip: the runs are locked (in id order) by the first statement before the second
     // one reads them and moves their steps (postgres.js pipelines queries on a transaction).
     const [locked, { finished, touched }] = await Promise.all([
@@ -394,8 +401,9 @@ class Engine {
       for (const f of list) {
         const t = tally(f.run);
         t.error ??= JSON.stringify({ step: f.key, jobId: f.jobId, state: f.state, error: f.error });
-        if (!running(f.run)) continue;
-        if (runs.get(f.run)!.on_failure === 'fail-fast') {
+        const run = runs.get(f.run);
+        if (run?.state !== 'running') continue;
+        if (run.on_failure === 'fail-fast') {
           if (!t.failNow) failFast.push(f.run);
           t.failNow = true;
         } else {
@@ -447,12 +455,13 @@ class Engine {
     }
 
     const ids = [...tallies.keys()];
+    const runTallies = [...tallies.values()];
     const advanced = await db.runsAdvance(sql, {
       ids,
-      finished: ids.map((id) => tallies.get(id)!.finished),
-      failed: ids.map((id) => tallies.get(id)!.failed),
-      failNow: ids.map((id) => tallies.get(id)!.failNow),
-      errors: ids.map((id) => tallies.get(id)!.error),
+      finished: runTallies.map((t) => t.finished),
+      failed: runTallies.map((t) => t.failed),
+      failNow: runTallies.map((t) => t.failNow),
+      errors: runTallies.map((t) => t.error),
       queued,
     });
     const ended_ = advanced.filter((r) => running(r.id) && r.state !== 'running');
@@ -471,7 +480,7 @@ class Engine {
 
   /** Pushes runnable steps; returns the jobs pushed, and the steps a plugin answered with an existing job instead. */
   private async pushSteps(
-    ready: Array<{ run_id: string; key: string; spec: any; input: string; parents: string[] }>,
+    ready: Array<{ run_id: string; key: string; spec: JobSpec; input: string; parents: string[] }>,
     results: Map<string, unknown>,
     ctx: SettleContext,
   ): Promise<{ queued: Queued; unpushed: Array<{ run_id: string; key: string; duplicateOf: string }> }> {
@@ -490,17 +499,19 @@ class Engine {
     if (missing.keys.length > 0) {
       const rows = await this.db.stepsResults(ctx.sql, missing);
       const stored = await ctx.app.codec.decodeResults(rows.map((row) => row.result));
-      rows.forEach((row, i) => parentResult.set(`${row.run_id}\u0000${row.key}`, stored[i]));
+      rows.forEach((row, i) => {
+        parentResult.set(`${row.run_id}\u0000${row.key}`, stored[i]);
+      });
     }
     const resultOf = (run: string, key: string) => parentResult.get(`${run}\u0000${key}`) ?? null;
     const specs = await openSpecs(
       ctx.app,
-      ready.map((r) => r.spec as JobSpec),
+      ready.map((r) => r.spec),
     );
     const invocations = ready.map((r, i) => {
       const meta = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
-      const spec = specs[i]!;
-      if (r.input === 'previous') return fromSpec(spec, meta, { value: resultOf(r.run_id, r.parents[0]!) });
+      const spec = specs[i];
+      if (r.input === 'previous') return fromSpec(spec, meta, { value: resultOf(r.run_id, r.parents[0]) });
       if (r.input === 'list') return fromSpec(spec, meta, { value: r.parents.map((p) => resultOf(r.run_id, p)) });
       return fromSpec(spec, meta);
     });
@@ -508,7 +519,7 @@ class Engine {
     const queued: Queued = { runIds: [], keys: [], jobIds: [] };
     const unpushed: Array<{ run_id: string; key: string; duplicateOf: string }> = [];
     refs.forEach((ref, i) => {
-      const r = ready[i]!;
+      const r = ready[i];
       if (ref.duplicate) {
         unpushed.push({ run_id: r.run_id, key: r.key, duplicateOf: ref.id });
         return;

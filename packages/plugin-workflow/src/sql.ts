@@ -4,9 +4,64 @@
  * Locks are always taken in one order: subtask parents by descending id (children before their
  * parents, the way releases nest), then workflow runs by ascending id.
  */
-import type { Docket, SqlClient } from '@docket/core';
+import type { Docket, JobError, SqlClient } from '@docket/core';
+import type { WorkflowRecord } from './api.js';
+import type { FailurePolicy, FlowKind } from './flows.js';
+import type { JobSpec } from './spec.js';
 
-type Row = Record<string, any>;
+type Row = Record<string, unknown>;
+
+/** A row of `workflow_runs` as `runGet` reads it. */
+export interface RunRow {
+  id: string;
+  name: string;
+  kind: FlowKind;
+  state: string;
+  on_failure: FailurePolicy;
+  steps_total: number;
+  steps_open: number;
+  steps_failed: number;
+  error: WorkflowRecord['error'] | null;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+/** A step with its job's state, as `stepsGet` reads it. */
+export interface StepRow {
+  key: string;
+  position: number;
+  parents: string[] | null;
+  step_state: string;
+  input: string;
+  name: string;
+  job_id: string | null;
+  job_state: string | null;
+  result: unknown;
+  errors: JobError[] | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+/** A row of `workflow_parents` as `parentGet` reads it. */
+export interface ParentRow {
+  job_id: string;
+  root_id: string;
+  total: number;
+  open: number;
+  failed: number;
+  on_failure: string;
+  created_at: Date;
+}
+
+/** A step a completion touched (unblocked) in `stepsFinish`. */
+export interface TouchedStep {
+  run_id: string;
+  key: string;
+  blocking: number;
+  spec: JobSpec;
+  input: string;
+  parents: string[];
+}
 
 export interface StepInsert {
   key: string;
@@ -36,12 +91,13 @@ export class WorkflowSql {
   // Runs
 
   async runInsert(sql: SqlClient, p: { name: string; kind: string; onFailure: string; steps: number }): Promise<string> {
-    const [row] = await this.run(
+    const [row] = await this.run<{ id: string }>(
       sql,
       `INSERT INTO ${this.s}.workflow_runs (name, kind, on_failure, steps_total, steps_open) VALUES ($1, $2, $3, $4, $4) RETURNING id::text AS id`,
       [p.name, p.kind, p.onFailure, p.steps],
     );
-    return row!.id;
+    if (!row) throw new Error('Inserting a workflow run returned no row.');
+    return row.id;
   }
 
   /** Locks runs in id order (the one lock order between workers finishing steps of the same runs). */
@@ -121,7 +177,7 @@ export class WorkflowSql {
     return { found: true, cancelled: true, jobIds: rows[0]?.job_ids ?? [] };
   }
 
-  runGet(sql: SqlClient, p: { id: string }): Promise<Row[]> {
+  runGet(sql: SqlClient, p: { id: string }): Promise<RunRow[]> {
     return this.run(
       sql,
       `SELECT id::text AS id, name, kind, state, on_failure, steps_total, steps_open, steps_failed, error, created_at, finished_at
@@ -188,9 +244,9 @@ export class WorkflowSql {
     p: { jobIds: string[]; states: string[] },
   ): Promise<{
     finished: Array<{ run_id: string; key: string; state: string; job_id: string }>;
-    touched: Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }>;
+    touched: TouchedStep[];
   }> {
-    const rows = await this.run(
+    const rows = await this.run<{ fin: boolean; run_id: string; key: string; state: string; job_id: string } & Omit<TouchedStep, 'run_id' | 'key'>>(
       sql,
       `WITH fin AS (
          UPDATE ${this.s}.workflow_steps s SET state = u.state
@@ -223,7 +279,7 @@ export class WorkflowSql {
       [p.jobIds, p.states],
     );
     const finished: Array<{ run_id: string; key: string; state: string; job_id: string }> = [];
-    const touched: Array<{ run_id: string; key: string; blocking: number; spec: any; input: string; parents: string[] }> = [];
+    const touched: TouchedStep[] = [];
     for (const r of rows) {
       if (r.fin) finished.push({ run_id: r.run_id, key: r.key, state: r.state, job_id: r.job_id });
       else touched.push({ run_id: r.run_id, key: r.key, blocking: r.blocking, spec: r.spec, input: r.input, parents: r.parents });
@@ -315,7 +371,7 @@ export class WorkflowSql {
     );
   }
 
-  stepsGet(sql: SqlClient, p: { runId: string }): Promise<Row[]> {
+  stepsGet(sql: SqlClient, p: { runId: string }): Promise<StepRow[]> {
     return this.run(
       sql,
       `SELECT s.key, s.position, s.parents, s.state AS step_state, s.input, s.spec->>'name' AS name, s.job_id::text AS job_id,
@@ -392,7 +448,7 @@ export class WorkflowSql {
     );
   }
 
-  parentGet(sql: SqlClient, p: { id: string }): Promise<Row[]> {
+  parentGet(sql: SqlClient, p: { id: string }): Promise<ParentRow[]> {
     return this.run(
       sql,
       `SELECT job_id::text AS job_id, root_id::text AS root_id, total, open, failed, on_failure, created_at

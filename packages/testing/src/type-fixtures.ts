@@ -34,9 +34,10 @@ export function checkTypeFixtures(dir: string): Promise<TypeFixtureReport> {
       const output = stdout + stderr;
       if (error && !/error TS\d+/.test(output)) return reject(new Error(`tsc failed without type errors:\n${output}`));
       const errors = [...output.matchAll(/^(.+?\.ts)\((\d+),\d+\): error (TS\d+: .*(?:\n {2}.*)*)/gm)].map((m) => ({
-        file: m[1]!.split(/[\\/]/).pop()!,
+        // split always yields at least one part, so pop finds the file's base name
+        file: m[1].split(/[\\/]/).pop() ?? m[1],
         line: Number(m[2]),
-        text: m[3]!,
+        text: m[3],
       }));
       const sources = new Map<string, string[]>();
       const source = (file: string) => {

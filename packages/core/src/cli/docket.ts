@@ -24,7 +24,7 @@ async function appFrom(args: string[]): Promise<Docket> {
     const i = args.indexOf(name);
     return i >= 0 ? args[i + 1] : undefined;
   };
-  const module = args.find((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1]!.startsWith('--')));
+  const module = args.find((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
   if (module) {
     const loaded = (await import(pathToFileURL(resolve(module)).href)) as { default?: unknown };
     const value = typeof loaded.default === 'function' ? await (loaded.default as () => unknown)() : loaded.default;

@@ -1,4 +1,4 @@
-import type { JobDefinition } from '../job-definition.js';
+import type { AnyJobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
 import type { AttemptAbort } from '../worker/attempt-abort.js';
 import type { Executor, ExecutorSettings } from './executor.js';
@@ -16,7 +16,7 @@ export class AsyncExecutor implements Executor {
 
   constructor(private readonly settings: ExecutorSettings) {}
 
-  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
+  run(definition: AnyJobDefinition, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
     let attempt: Promise<unknown>;
     try {
       attempt = Promise.resolve(definition.handler(job.args, ctx));

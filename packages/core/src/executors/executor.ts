@@ -1,4 +1,4 @@
-import type { JobDefinition } from '../job-definition.js';
+import type { AnyJobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
 import type { AttemptAbort } from '../worker/attempt-abort.js';
 
@@ -10,7 +10,7 @@ import type { AttemptAbort } from '../worker/attempt-abort.js';
  */
 export interface Executor {
   readonly kind: 'async' | 'thread' | 'process';
-  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown>;
+  run(definition: AnyJobDefinition, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown>;
   close(): Promise<void>;
 }
 

@@ -26,7 +26,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ClosedError, ExecutorFailedError, LimitExceededError } from '../errors.js';
-import type { JobDefinition } from '../job-definition.js';
+import type { AnyJobDefinition } from '../job-definition.js';
 import type { JobContext, RunningJob } from '../types.js';
 import type { AttemptAbort } from '../worker/attempt-abort.js';
 import type { Executor, ExecutorSettings } from './executor.js';
@@ -115,7 +115,7 @@ export abstract class PooledExecutor implements Executor {
     return n;
   }
 
-  run(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
+  run(definition: AnyJobDefinition, job: RunningJob, ctx: JobContext, abort: AttemptAbort): Promise<unknown> {
     const { signal } = abort;
     if (this.closed) return Promise.reject(new ClosedError(`The ${this.kind} executor is closed; job '${job.name}' (${job.id}) was not started.`));
     if (signal.aborted) return Promise.reject(signal.reason);
@@ -205,7 +205,7 @@ export abstract class PooledExecutor implements Executor {
   /** An idle runner for this memory limit, or a new one (ending an idle one first when at the cap). */
   private acquire(memoryMb: number | undefined): Runner {
     for (let i = this.idle.length - 1; i >= 0; i--) {
-      const runner = this.idle[i]!;
+      const runner = this.idle[i];
       if (runner.memoryMb === memoryMb) {
         this.idle.splice(i, 1);
         runner.state = 'busy';
@@ -255,7 +255,7 @@ export abstract class PooledExecutor implements Executor {
     runner.lastUsed = Date.now();
     runner.handle.unref();
     this.idle.push(runner);
-    while (this.idle.length > this.settings.concurrency) this.retire(this.idle[0]!);
+    while (this.idle.length > this.settings.concurrency) this.retire(this.idle[0]);
   }
 
   /** Ends a runner for good: it is never reused. */
@@ -306,11 +306,11 @@ function plainJob(job: RunningJob): RunningJob {
 /** Flags of this process that must not reach a runner: debugger ports, test and watch modes, -e/-p code. */
 export function runnerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
   const out: string[] = [];
-  for (let i = 0; i < execArgv.length; i++) {
-    const arg = execArgv[i]!;
+  const args = execArgv[Symbol.iterator]();
+  for (const arg of args) {
     if (/^--(inspect|debug|test|watch)/.test(arg)) continue;
     if (/^(-e|--eval|-p|--print|-pe)$/.test(arg)) {
-      i++; // and its code
+      args.next(); // and its code
       continue;
     }
     if (/^(--eval|--print)=/.test(arg)) continue;

@@ -20,9 +20,9 @@
  * started as a runner (worker data marker in a thread, argv marker in a forked child).
  */
 import { pathToFileURL } from 'node:url';
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as errors from '../errors.js';
-import { isJobDefinition, type JobDefinition } from '../job-definition.js';
+import { type AnyJobDefinition, isJobDefinition } from '../job-definition.js';
 import { describeThrown, NON_ERROR_NAME } from '../thrown.js';
 import type { JobContext, RunningJob } from '../types.js';
 
@@ -142,8 +142,8 @@ export function jobsModuleUrl(jobsModule: string): string {
  * Every job definition among a module's exports: named or default, a single definition, or an
  * array or plain object of them.
  */
-export function collectJobs(exports: Record<string, unknown>, where: string): Map<string, JobDefinition<any, any>> {
-  const jobs = new Map<string, JobDefinition<any, any>>();
+export function collectJobs(exports: Record<string, unknown>, where: string): Map<string, AnyJobDefinition> {
+  const jobs = new Map<string, AnyJobDefinition>();
   const add = (value: unknown) => {
     if (!isJobDefinition(value)) return;
     const existing = jobs.get(value.jobName);
@@ -160,7 +160,7 @@ export function collectJobs(exports: Record<string, unknown>, where: string): Ma
   return jobs;
 }
 
-export async function loadJobs(jobsModule: string): Promise<Map<string, JobDefinition<any, any>>> {
+export async function loadJobs(jobsModule: string): Promise<Map<string, AnyJobDefinition>> {
   const url = jobsModuleUrl(jobsModule);
   const where = `jobsModule ${url}`;
   const exports = (await import(url)) as Record<string, unknown>;
@@ -187,7 +187,7 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
   if (started) return;
   started = true;
   const running = new Map<number, AbortController>();
-  let jobs: Map<string, JobDefinition<any, any>> | null = null;
+  let jobs: Map<string, AnyJobDefinition> | null = null;
 
   const reply = (message: ChildMessage & { type: 'done' }) => {
     try {
@@ -207,9 +207,11 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
   };
 
   const run = async (m: RunMessage) => {
-    const definition = jobs!.get(m.name);
+    // The parent sends 'run' only after this runner said 'ready', which it says once the jobs are loaded.
+    if (!jobs) throw new Error(`Docket runner in ${where}: asked to run job '${m.name}' (${m.job.id}) before its jobs module was loaded.`);
+    const definition = jobs.get(m.name);
     if (!definition) {
-      const known = [...jobs!.keys()].map((n) => `'${n}'`).join(', ');
+      const known = [...jobs.keys()].map((n) => `'${n}'`).join(', ');
       reply({
         type: 'done',
         id: m.id,
@@ -249,8 +251,7 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
   );
 }
 
-function startThread(jobsModule: string): void {
-  const port = parentPort!;
+function startThread(port: MessagePort, jobsModule: string): void {
   serve(
     {
       send: (message) => port.postMessage(message),
@@ -271,7 +272,9 @@ function startProcess(jobsModule: string): void {
   serve(
     {
       send: (message) => {
-        process.send!(message, undefined, undefined, (error) => {
+        // startProcess runs only in a forked child, which has its IPC channel (checked where it is called).
+        if (!process.send) throw new Error('Docket runner: this child process has no IPC channel to its worker.');
+        process.send(message, undefined, undefined, (error) => {
           if (error) process.exit(1); // the channel is gone: the worker is too
         });
       },
@@ -284,7 +287,7 @@ function startProcess(jobsModule: string): void {
 
 const marker = isMainThread ? undefined : (workerData as Record<string, unknown> | null)?.[WORKER_DATA_KEY];
 if (marker && typeof marker === 'object' && parentPort) {
-  startThread(String((marker as { jobsModule: string }).jobsModule));
+  startThread(parentPort, String((marker as { jobsModule: string }).jobsModule));
 } else if (isMainThread && process.send && process.argv[2] === RUNNER_ARG && process.argv[3]) {
   startProcess(process.argv[3]);
 }

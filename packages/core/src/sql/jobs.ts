@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import { settledChannel } from '../notifier.js';
-import type { JobError, JobInsert, JobRecord, JobState, Outcome, RunningJob, SqlClient } from '../types.js';
+import type { JobError, JobInsert, JobLimits, JobRecord, JobState, Outcome, RunningJob, SqlClient } from '../types.js';
 
 /** An extra `jobs` column a plugin added in its migration and fills in `beforePush`. */
 export interface JobColumn {
@@ -59,8 +59,41 @@ export interface CompletionInput {
   outcome: Outcome;
 }
 
+/** The columns of a job's row that both row shapes below carry (a claim returns empty JSON as NULL). */
+interface JobRowCommon {
+  id: string;
+  name: string;
+  args: unknown;
+  errors: JobError[] | null;
+  attempt: number;
+  max_attempts: number;
+  priority: number;
+  limits: JobLimits | null;
+  meta: Record<string, unknown> | null;
+}
+
+/** A `jobs` row as `ALL_COLUMNS` selects it (ids as text, timestamps as Date). */
+export interface JobRow extends JobRowCommon {
+  queue: string;
+  worker_id: string | null;
+  scheduled_at: Date;
+  created_at: Date;
+  started_at: Date | null;
+  state: JobState;
+  result: unknown;
+  finished_at: Date | null;
+}
+
+/** A row of `fetch` (see its RETURNING list): times as epoch milliseconds, and the plugin columns a shaped claim adds. */
+export interface ClaimedRow extends JobRowCommon {
+  scheduled_ms: number;
+  created_ms: number;
+  started_ms: number;
+  [column: string]: unknown;
+}
+
 function runningJob(
-  row: Record<string, any>,
+  row: JobRowCommon,
   queue: string,
   workerId: string | null,
   scheduledAt: Date,
@@ -85,17 +118,17 @@ function runningJob(
   };
 }
 
-export function toRunningJob(row: Record<string, any>): RunningJob {
+export function toRunningJob(row: JobRow): RunningJob {
   return runningJob(row, row.queue, row.worker_id, row.scheduled_at, row.created_at, row.started_at);
 }
 
 /** A row of `fetch` (see its RETURNING list) as the job its worker runs. */
-export function toClaimedJob(row: Record<string, any>, queue: string, workerId: string): RunningJob {
+export function toClaimedJob(row: ClaimedRow, queue: string, workerId: string): RunningJob {
   return runningJob(row, queue, workerId, new Date(row.scheduled_ms), new Date(row.created_ms), new Date(row.started_ms));
 }
 
-export function toJobRecord(row: Record<string, any>): JobRecord {
-  return { ...toRunningJob(row), state: row.state as JobState, result: row.result ?? null, finishedAt: row.finished_at };
+export function toJobRecord(row: JobRow): JobRecord {
+  return { ...toRunningJob(row), state: row.state, result: row.result ?? null, finishedAt: row.finished_at };
 }
 
 /**
@@ -266,7 +299,7 @@ export class JobsSql {
    */
   async insert(sql: SqlClient, params: { rows: readonly JobInsert[]; argsText: readonly string[]; withTimes: boolean }): Promise<InsertResultRow[]> {
     const { rows, argsText: jsonArgs, withTimes } = params;
-    if (rows.length === 1) return this.insertOne(sql, rows[0]!, jsonArgs[0]!);
+    if (rows.length === 1) return this.insertOne(sql, rows[0], jsonArgs[0]);
     const n = rows.length;
     // Array literals and JSON arrays built here: queue and job names are validated (letters, digits
     // and _ - . : /), so quoting them needs no escaping; JSON texts are joined as they are.
@@ -280,7 +313,7 @@ export class JobsSql {
       meta: string[] | null = null;
     const extra = this.columns.map(() => new Array<unknown>(n));
     for (let i = 0; i < n; i++) {
-      const row = rows[i]!;
+      const row = rows[i];
       queue[i] = row.queue;
       name[i] = row.name;
       priority[i] = row.priority;
@@ -290,7 +323,7 @@ export class JobsSql {
       if (!isEmpty(row.limits)) (limits ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.limits);
       if (!isEmpty(row.meta)) (meta ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.meta);
       for (let c = 0; c < this.columns.length; c++) {
-        extra[c]![i] = columnValue(row.columns[this.columns[c]!.name]);
+        extra[c][i] = columnValue(row.columns[this.columns[c].name]);
       }
     }
     const values = [
@@ -307,14 +340,14 @@ export class JobsSql {
       withTimes,
     ];
     const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, values);
-    const { ids, inserted, scheduled } = result!;
+    const { ids, inserted, scheduled } = result;
     const out: InsertResultRow[] = new Array(n);
     const now = new Date();
     let k = 0;
     for (let i = 0; i < n; i++) {
-      const id = ids[i]!;
+      const id = ids[i];
       const hit = inserted === null || inserted[k] === id;
-      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k]! : now };
+      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k] : now };
       if (hit) k++;
     }
     return out;
@@ -342,7 +375,7 @@ export class JobsSql {
    * Claims up to `limit` runnable jobs of one queue for `workerId`. `asyncCommit`: the claim's
    * commit does not wait for the WAL flush (see ASYNC_COMMIT).
    */
-  claim(sql: SqlClient, params: { queue: string; limit: number; workerId: string; asyncCommit: boolean }): Promise<Record<string, any>[]> {
+  claim(sql: SqlClient, params: { queue: string; limit: number; workerId: string; asyncCommit: boolean }): Promise<ClaimedRow[]> {
     return this.run(sql, params.asyncCommit ? this.fetchAsyncText : this.fetchText, [params.queue, params.limit, params.workerId]);
   }
 
@@ -351,7 +384,7 @@ export class JobsSql {
    * jobs whose plugin column holds an excluded value, and, with `perKey`, taking at most `max` jobs
    * per value of a plugin column, round-robin from `perKey.after`. Returns the plugin columns too.
    */
-  claimShaped(sql: SqlClient, params: ShapedClaim): Promise<Record<string, any>[]> {
+  claimShaped(sql: SqlClient, params: ShapedClaim): Promise<ClaimedRow[]> {
     const { exclude, perKey } = params;
     const shape = `${params.asyncCommit}|${exclude.map((e) => e.column).join(',')}|${perKey ? perKey.column : ''}`;
     let text = this.shapedTexts.get(shape);
@@ -474,7 +507,7 @@ export class JobsSql {
       wakeQueues.length === 0 ? this.completeText : this.completeFreeingText,
       wakeQueues.length === 0 ? [fence.ids, workerId, fence.attempts, outcomes] : [fence.ids, workerId, fence.attempts, outcomes, wakeQueues],
     );
-    return { written: row!.ids ?? items.map((item) => item.id), finishedAt: row!.finished_at };
+    return { written: row.ids ?? items.map((item) => item.id), finishedAt: row.finished_at };
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
@@ -492,11 +525,11 @@ export class JobsSql {
     );
   }
 
-  getOne(sql: SqlClient, params: { id: string }): Promise<Record<string, any>[]> {
+  getOne(sql: SqlClient, params: { id: string }): Promise<JobRow[]> {
     return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = $1`, [params.id]);
   }
 
-  getMany(sql: SqlClient, params: { ids: readonly string[] }): Promise<Record<string, any>[]> {
+  getMany(sql: SqlClient, params: { ids: readonly string[] }): Promise<JobRow[]> {
     return this.run(sql, `SELECT ${ALL_COLUMNS} FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[])`, [params.ids]);
   }
 
@@ -581,7 +614,7 @@ export class JobsSql {
   releaseWaiting(
     sql: SqlClient,
     params: { items: ReadonlyArray<{ id: string; state: 'succeeded' | 'failed' | 'cancelled'; result: string | null; error: string | null }> },
-  ): Promise<Record<string, any>[]> {
+  ): Promise<JobRow[]> {
     const { items } = params;
     return this.run(
       sql,
@@ -631,7 +664,7 @@ function quotedArray(values: readonly string[]): string {
   let last = '';
   let lastQuoted = '';
   for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
+    const v = values[i];
     if (v !== last || i === 0) {
       last = v;
       lastQuoted = `"${v}"`;
@@ -655,7 +688,7 @@ function fenceParams(jobs: readonly Attempted[]): { ids: string; attempts: strin
   let ids = '';
   let attempts = '';
   for (let i = 0; i < jobs.length; i++) {
-    const { id, attempt } = jobs[i]!;
+    const { id, attempt } = jobs[i];
     const sep = i === 0 ? '' : ',';
     ids += `${sep}${id}`;
     attempts += `${sep}"${id}":${attempt}`;

@@ -8,7 +8,7 @@
  */
 import type postgres from 'postgres';
 import { JOB_STATES, type JobState, type SqlClient } from '../types.js';
-import { ALL_COLUMNS, notifyChunks, QUEUES_PER_NOTIFY } from './jobs.js';
+import { ALL_COLUMNS, type JobRow, notifyChunks, QUEUES_PER_NOTIFY } from './jobs.js';
 
 /**
  * The states `jobs_attention_idx` holds (its predicate, core migration 2): the ones operators look
@@ -110,7 +110,7 @@ export async function jobsCreatedIdBounds(
  * with the number of keys, not of jobs. With queues given, names are looked up inside each queue;
  * with queues and names given, the keys are their product and no probe is needed.
  */
-function attentionKeys(p: Params, schema: string, s: JobState, queues: string | null, names: string | null): string {
+function attentionKeys(schema: string, s: JobState, queues: string | null, names: string | null): string {
   if (queues && names) return `SELECT q.queue, n.name FROM unnest(${queues}) q(queue) CROSS JOIN unnest(${names}) n(name)`;
   const jobs = `${schema}.jobs`;
   if (queues) {
@@ -144,7 +144,7 @@ export function jobsList(
   sql: SqlClient,
   schema: string,
   params: { filter: JobsFilter; order: 'newest' | 'oldest'; after: string | null; bounds: IdBounds | null; limit: number },
-): Promise<Array<Record<string, any>>> {
+): Promise<JobRow[]> {
   const { filter, order, after, bounds, limit } = params;
   const p = new Params();
   const jobs = `${schema}.jobs`;
@@ -172,7 +172,7 @@ export function jobsList(
   const attention = filter.states.filter((s) => ATTENTION_STATES.includes(s));
   const others = filter.states.filter((s) => !ATTENTION_STATES.includes(s));
   const recursive = !(queues && names);
-  const ctes = attention.map((s) => `keys_${s} AS (${attentionKeys(p, schema, s, queues, names)})`);
+  const ctes = attention.map((s) => `keys_${s} AS (${attentionKeys(schema, s, queues, names)})`);
   const streams = [
     ...attention.map(
       (s) => `SELECT r.id FROM keys_${s} k CROSS JOIN LATERAL
@@ -304,6 +304,9 @@ export function jobsCount(
   return run(sql, text, p.values);
 }
 
+/** A row of `jobRetry`: the job's state before the call and, when it was retried, the job's columns (all NULL otherwise). */
+export type JobRetryRow = { previous_state: JobState } & ((JobRow & { retried: true }) | { retried: false });
+
 /**
  * Puts one failed or cancelled job back to `pending`, runnable now, with at least one more attempt
  * allowed (`max_attempts` is raised to `attempt + 1` when spent); its attempt count and error
@@ -311,11 +314,7 @@ export function jobsCount(
  * and, when it was retried, the job as the retry left it (no row: no such job). The row is
  * returned by the statement itself: a notified worker may claim the job before a second read.
  */
-export function jobRetry(
-  sql: SqlClient,
-  schema: string,
-  params: { channel: string; id: string },
-): Promise<Array<{ previous_state: JobState; retried: boolean } & Record<string, any>>> {
+export function jobRetry(sql: SqlClient, schema: string, params: { channel: string; id: string }): Promise<JobRetryRow[]> {
   return run(
     sql,
     `WITH target AS (SELECT id, state AS previous_state FROM ${schema}.jobs WHERE id = $1::bigint FOR UPDATE),
@@ -373,7 +372,7 @@ export async function jobsRetry(
      FROM (SELECT count(*) FROM note) n`,
     p.values,
   );
-  return { ids: row!.ids, finishedBefore: row!.before, full: row!.picked === params.batchSize };
+  return { ids: row.ids, finishedBefore: row.before, full: row.picked === params.batchSize };
 }
 
 export interface WorkerListRow {

@@ -16,7 +16,16 @@ export interface QueueRecord {
   paused: boolean;
 }
 
-function toQueue(row: Record<string, any>): QueueRecord {
+/** A row of the `queues` table (the columns `toQueue` reads). */
+interface QueueRow {
+  name: string;
+  concurrency: number | null;
+  executor: ExecutorKind;
+  poll_interval_ms: number;
+  paused: boolean;
+}
+
+function toQueue(row: QueueRow): QueueRecord {
   return {
     name: row.name,
     concurrency: row.concurrency,
@@ -37,7 +46,7 @@ export class QueuesSql {
     sql: SqlClient,
     q: { name: string; concurrency?: number | null; executor?: ExecutorKind; pollIntervalMs?: number },
   ): Promise<QueueRecord> {
-    const [row] = await (sql as postgres.Sql).unsafe(
+    const [row] = await (sql as postgres.Sql).unsafe<QueueRow[]>(
       `INSERT INTO ${this.schema}.queues AS q (name, concurrency, executor, poll_interval_ms)
        VALUES ($1, $2, COALESCE($3, 'async'), COALESCE($4, 1000))
        ON CONFLICT (name) DO UPDATE SET
@@ -48,7 +57,7 @@ export class QueuesSql {
        RETURNING *`,
       [q.name, q.concurrency ?? null, q.executor ?? null, q.pollIntervalMs ?? null, q.concurrency !== undefined],
     );
-    return toQueue(row!);
+    return toQueue(row);
   }
 
   /** Inserts the queue with defaults when it does not exist; never changes an existing one. */
@@ -61,7 +70,7 @@ export class QueuesSql {
 
   async setPaused(sql: SqlClient, params: { name: string; paused: boolean }): Promise<QueueRecord | undefined> {
     const { name, paused } = params;
-    const [row] = await (sql as postgres.Sql).unsafe(
+    const [row] = await (sql as postgres.Sql).unsafe<QueueRow[]>(
       `WITH upd AS (UPDATE ${this.schema}.queues SET paused = $2, updated_at = now() WHERE name = $1 RETURNING *),
        note AS (SELECT pg_notify('${this.channel}', CASE WHEN $2 THEN 'q:' ELSE 'p:' END || name) FROM upd)
        SELECT upd.* FROM upd CROSS JOIN (SELECT count(*) FROM note) n`,
@@ -73,8 +82,10 @@ export class QueuesSql {
   async list(sql: SqlClient, params: { names?: readonly string[] } = {}): Promise<QueueRecord[]> {
     const { names } = params;
     const rows = names
-      ? await (sql as postgres.Sql).unsafe(`SELECT * FROM ${this.schema}.queues WHERE name = ANY($1::text[]) ORDER BY name`, [names as string[]])
-      : await (sql as postgres.Sql).unsafe(`SELECT * FROM ${this.schema}.queues ORDER BY name`);
+      ? await (sql as postgres.Sql).unsafe<QueueRow[]>(`SELECT * FROM ${this.schema}.queues WHERE name = ANY($1::text[]) ORDER BY name`, [
+          names as string[],
+        ])
+      : await (sql as postgres.Sql).unsafe<QueueRow[]>(`SELECT * FROM ${this.schema}.queues ORDER BY name`);
     return rows.map(toQueue);
   }
 }

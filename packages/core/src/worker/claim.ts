@@ -3,7 +3,7 @@ import type { AppInternals, Docket } from '../app.js';
 import { InvalidOptionError } from '../errors.js';
 import { type ClaimContext, tapped, wanted } from '../hooks.js';
 import { describe } from '../options.js';
-import { type ShapedClaim, toClaimedJob } from '../sql/jobs.js';
+import { type ClaimedRow, type ShapedClaim, toClaimedJob } from '../sql/jobs.js';
 import type { ClaimedJob, RunningJob } from '../types.js';
 
 /** What one claim of a queue runner brought back. */
@@ -35,7 +35,7 @@ export async function claimWithHooks(
     const request = new ClaimRequest(tx, app, params.queue, params.workerId, params.limit, internals.jobColumns);
     if (tapped(hooks.beforeClaim)) await hooks.beforeClaim.promise(request);
     const shape = request.shape();
-    let rows: Record<string, any>[] = [];
+    let rows: ClaimedRow[] = [];
     if (shape.limit > 0) {
       const fetch: ShapedClaim = {
         queue: params.queue,
@@ -52,10 +52,11 @@ export async function claimWithHooks(
       columns: pluginColumns(row, internals.jobColumns),
     }));
     if (claimed.length > 0 && tapped(hooks.afterClaim)) await hooks.afterClaim.promise(claimed, request);
-    const keyCursor = shape.perKey
+    const { perKey } = shape;
+    const keyCursor = perKey
       ? nextCursor(
           params.keyCursor,
-          claimed.map((c) => c.columns[shape.perKey!.column]),
+          claimed.map((c) => c.columns[perKey.column]),
         )
       : params.keyCursor;
     return {
@@ -137,7 +138,7 @@ class ClaimRequest implements ClaimContext {
   }
 }
 
-function pluginColumns(row: Record<string, any>, columns: ReadonlyArray<{ name: string }>): Record<string, unknown> {
+function pluginColumns(row: ClaimedRow, columns: ReadonlyArray<{ name: string }>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const { name } of columns) out[name] = row[name] ?? null;
   return out;
@@ -148,13 +149,14 @@ function pluginColumns(row: Record<string, any>, columns: ReadonlyArray<{ name: 
  * cursor, or, when it wrapped around, after the greatest key it took before the cursor.
  */
 function nextCursor(previous: unknown, keys: readonly unknown[]): unknown {
-  let after: unknown = null;
-  let wrapped: unknown = null;
+  // A key is a plugin column's value (text, a number, a Date, …), compared with `>` as JavaScript does.
+  let after: NonNullable<unknown> | null = null;
+  let wrapped: NonNullable<unknown> | null = null;
   for (const key of keys) {
     if (key === null || key === undefined) continue;
-    if (previous === null || previous === undefined || (key as any) > (previous as any)) {
-      if (after === null || (key as any) > (after as any)) after = key;
-    } else if (wrapped === null || (key as any) > (wrapped as any)) {
+    if (previous === null || previous === undefined || key > previous) {
+      if (after === null || key > after) after = key;
+    } else if (wrapped === null || key > wrapped) {
       wrapped = key;
     }
   }

@@ -50,6 +50,12 @@ const onSignal = (signal: StopSignal) => {
   }
 };
 
+/** The signal whose stop is under way: `onSignal` records it whenever it makes `count` positive. */
+function signalUnderWay(): StopSignal {
+  if (firstSignal === null) throw new Error('Docket: a signal-started stop is under way but its signal was not recorded.');
+  return firstSignal;
+}
+
 function listen(): void {
   if (listening) return;
   listening = true;
@@ -71,7 +77,7 @@ async function finishAfterStops(): Promise<void> {
   for (const r of failed) logger?.error('a worker failed to stop cleanly', { error: (r as PromiseRejectedResult).reason });
   participants.clear();
   unlisten();
-  const signal = firstSignal!;
+  const signal = signalUnderWay();
   count = 0;
   firstSignal = null;
   stops = [];
@@ -92,7 +98,7 @@ async function finishAfterStops(): Promise<void> {
 export function registerForSignals(participant: SignalParticipant): () => void {
   participants.add(participant);
   listen();
-  if (count > 0) stops.push(participant.signalled(1, firstSignal!));
+  if (count > 0) stops.push(participant.signalled(1, signalUnderWay()));
   return () => {
     if (count > 0) return; // the signal's stop is under way: finishAfterStops clears the set
     participants.delete(participant);

@@ -2,7 +2,7 @@ import type { AppInternals, Docket } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, type WorkerShutdownError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
 import { tapped, wanted } from '../hooks.js';
-import type { JobDefinition } from '../job-definition.js';
+import type { AnyJobDefinition, JobDefinition } from '../job-definition.js';
 import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob, Settlement } from '../types.js';
@@ -47,7 +47,7 @@ export class QueueRunner {
     private readonly worker: Worker,
     private readonly app: Docket,
     private readonly internals: AppInternals,
-    private readonly definitions: ReadonlyMap<string, JobDefinition<any, any>>,
+    private readonly definitions: ReadonlyMap<string, AnyJobDefinition>,
     private readonly executor: Executor,
     private readonly completer: Completer,
   ) {}
@@ -144,7 +144,11 @@ export class QueueRunner {
   private pump(): void {
     if (this.stopping) return;
     const { concurrency, prefetch } = this.settings;
-    while (this.active.size < concurrency && this.buffer.length > 0) this.startJob(this.buffer.shift()!);
+    while (this.active.size < concurrency) {
+      const job = this.buffer.shift();
+      if (!job) break;
+      this.startJob(job);
+    }
     const want = concurrency + prefetch - this.active.size - this.buffer.length;
     // Refill once the buffer is down to one round of slots: batches stay large (each statement
     // costs about as much as a few dozen rows), and what is left keeps the slots busy meanwhile.
@@ -195,7 +199,7 @@ export class QueueRunner {
       asyncCommit: this.worker.asyncClaims,
     });
     const jobs = new Array<RunningJob>(rows.length);
-    for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i]!, this.settings.name, this.worker.id);
+    for (let i = 0; i < rows.length; i++) jobs[i] = toClaimedJob(rows[i], this.settings.name, this.worker.id);
     return jobs;
   }
 
@@ -305,8 +309,8 @@ export class QueueRunner {
     if (index >= 0) {
       const [job] = this.buffer.splice(index, 1);
       this.completer.add({
-        job: job!,
-        outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job!.attempt) },
+        job,
+        outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job.attempt) },
         ctx: null,
       });
       return true;

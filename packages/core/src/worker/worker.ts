@@ -10,7 +10,7 @@ import { createExecutor } from '../executors/index.js';
 import type { MaintenanceContext } from '../hooks.js';
 import { tapped } from '../hooks.js';
 import { assertQueueName } from '../identifiers.js';
-import { isJobDefinition, type JobDefinition } from '../job-definition.js';
+import { type AnyJobDefinition, isJobDefinition } from '../job-definition.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
 import { type PeriodicLoops, startPeriodicTasks } from '../periodic.js';
 import type { ExecutorKind } from '../sql/queues.js';
@@ -43,7 +43,7 @@ export interface WorkerQueueOptions {
 /** Options of `new Worker(app, options)`: the jobs it can run, the queues it serves, and its timings. */
 export interface WorkerOptions {
   /** The job definitions this worker can run. */
-  jobs: ReadonlyArray<JobDefinition<any, any>>;
+  jobs: ReadonlyArray<AnyJobDefinition>;
   /** Queues to serve, by name. */
   queues: Readonly<Record<string, WorkerQueueOptions>>;
   /** Stable id for this worker's heartbeat row. Default: hostname-pid-random. */
@@ -112,7 +112,7 @@ export class Worker {
   readonly maintenanceIntervalMs: number;
   private readonly options: WorkerOptions;
   private readonly internals: AppInternals;
-  private readonly definitions = new Map<string, JobDefinition<any, any>>();
+  private readonly definitions = new Map<string, AnyJobDefinition>();
   private readonly runners = new Map<string, QueueRunner>();
   private readonly executors: Executor[] = [];
   private readonly unsubscribe: Array<() => void> = [];
@@ -245,7 +245,9 @@ export class Worker {
           notifier.on('q', (body) => {
             for (const q of body.split(',')) this.runners.get(q)?.pause();
           }),
-          notifier.onReconnect(() => this.runners.forEach((r) => r.wake())),
+          notifier.onReconnect(() => {
+            for (const runner of this.runners.values()) runner.wake();
+          }),
         );
         await notifier.start();
       }
@@ -348,7 +350,7 @@ export class Worker {
    * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
    * outside it. @internal (called by the queue runner)
    */
-  async runAtomic(definition: JobDefinition<any, any>, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
+  async runAtomic(definition: AnyJobDefinition, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
     const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
       const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
