@@ -398,7 +398,9 @@ export function cron(options: CronOptions = {}): CronPlugin {
         const last = timeBefore(row, lateBound) ?? cursor;
         const ranAt = row.missed === 'runOnce' ? last : null;
         if (ranAt) candidates.push(ranAt);
-        events.push(() => docket.emit(PLUGIN_NAME, 'cron.missed', { schedule: name, policy: row.missed, first: cursor, last, ranAt }));
+        // The payload is built now: `cursor` moves on before the events are emitted.
+        const missedEvent: CronMissedEvent = { schedule: name, policy: row.missed, first: cursor, last, ranAt };
+        events.push(() => docket.emit(PLUGIN_NAME, 'cron.missed', missedEvent));
         totals.missed++;
         cursor = timeAfter(row, new Date(lateBound.getTime() - 1)) ?? NEVER;
       }
@@ -417,7 +419,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
             break;
           }
           if (await fireInsert(tx, docket.schema, { schedule: name, fireAt: at, skipped: 'overlap', workerId, term })) {
-            events.push(() => docket.emit(PLUGIN_NAME, 'cron.skipped', { schedule: name, fireAt: at, reason: 'overlap' }));
+            const skippedEvent: CronSkippedEvent = { schedule: name, fireAt: at, reason: 'overlap' };
+            events.push(() => docket.emit(PLUGIN_NAME, 'cron.skipped', skippedEvent));
             totals.skipped++;
           }
           continue;
@@ -434,7 +437,8 @@ export function cron(options: CronOptions = {}): CronPlugin {
         }
         const ref = await docket.push(invocationFor(row, at), { tx });
         await fireSetJob(tx, docket.schema, { schedule: name, fireAt: at, jobId: ref.id });
-        events.push(() => docket.emit(PLUGIN_NAME, 'cron.fired', { schedule: name, fireAt: at, jobId: ref.id, workerId, term }));
+        const firedEvent: CronFiredEvent = { schedule: name, fireAt: at, jobId: ref.id, workerId, term };
+        events.push(() => docket.emit(PLUGIN_NAME, 'cron.fired', firedEvent));
         if (at > now) wakes.push({ queue: row.queue, at });
         totals.fired++;
         lastFireAt = at;
