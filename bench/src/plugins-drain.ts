@@ -18,8 +18,6 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@docket/core';
 import { cron } from '@docket/plugin-cron';
 import { leadership } from '@docket/plugin-leadership';
@@ -33,6 +31,7 @@ import postgres from 'postgres';
 import { backendCpu, backendCpuSpent } from './backend-cpu.js';
 import { bufferAccesses } from './buffer-accesses.js';
 import { nowUs } from './clock.js';
+import { profiled } from './cpu-profile.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer } from './db.js';
 import { fmt, median } from './stats.js';
 import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, docketRemaining } from './systems/docket.js';
@@ -99,21 +98,6 @@ interface Sample {
   pgUs: number;
   /** Shared-buffer accesses of the drain's database per job (counted, not timed). */
   blocks: number;
-}
-
-async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
-  if (!file) return run();
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  try {
-    return await run();
-  } finally {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(profile));
-    session.disconnect();
-  }
 }
 
 async function drain(server: Awaited<ReturnType<typeof startServer>>, name: string, round: number, jobs: number): Promise<Sample> {

@@ -11,10 +11,10 @@
  * Also runs the bare loop (limits/bare.ts) on the same server for the same N, so the two rows
  * read side by side. Linux only (/proc).
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { nowUs } from './clock.js';
+import { profiled } from './cpu-profile.js';
 import { createDatabase, dropDatabase, type Server, startServer } from './db.js';
 import { bareDrain, bareSetup } from './limits/bare.js';
 import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, docketRemaining, loadDocket } from './systems/docket.js';
@@ -42,21 +42,6 @@ const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'drain.cpupro
 const pushProfile = argv.includes('--cpu-prof-push') ? arg('--cpu-prof-push', 'push.cpuprofile') : undefined;
 /** `--cpu-prof-single FILE`: the same for the single pushes. */
 const singleProfile = argv.includes('--cpu-prof-single') ? arg('--cpu-prof-single', 'single.cpuprofile') : undefined;
-
-async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
-  if (!file) return run();
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.start');
-  try {
-    return await run();
-  } finally {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(profile));
-    session.disconnect();
-  }
-}
 
 const ticks = 100; // USER_HZ on Linux
 
