@@ -75,7 +75,13 @@ export async function shapeClaim(claim: ClaimContext, schema: string, rules: Que
 }
 
 /** Adds the claim's starts to the windows `shapeClaim` read, in the claim's transaction. */
-export async function recordClaim(claimed: readonly ClaimedJob[], claim: ClaimContext, schema: string, rules: QueueRules, windows: ClaimWindows): Promise<void> {
+export async function recordClaim(
+  claimed: readonly ClaimedJob[],
+  claim: ClaimContext,
+  schema: string,
+  rules: QueueRules,
+  windows: ClaimWindows,
+): Promise<void> {
   // Each start is recorded at a time no earlier than its `started_at` (claimed rows carry it
   // rounded down to the millisecond), so it counts for at least a full period after it started.
   let startedMs = 0;

@@ -11,7 +11,15 @@
  * its attempt count untouched, and the runner is told when the window opens (`claim.retryAt`).
  * README.md states the guarantees and their limits.
  */
-import { assertQueueName, type ClaimContext, type Docket, type DocketPlugin, type PeriodicEvents, periodicBinding, rejectUnknownKeys } from '@docket/core';
+import {
+  assertQueueName,
+  type ClaimContext,
+  type Docket,
+  type DocketPlugin,
+  type PeriodicEvents,
+  periodicBinding,
+  rejectUnknownKeys,
+} from '@docket/core';
 import { type ClaimWindows, recordClaim, shapeClaim } from './claim.js';
 import { RateLimitNoKeyRuleError } from './errors.js';
 import { KEY_EXTENSION, rateLimitKey } from './key.js';

@@ -6,9 +6,9 @@ import { assertQueueName, booleanOption, InvalidOptionError, integerOption, reje
 
 /** Largest `limit` accepted (far above any plausible rate; keeps the window arithmetic exact). */
 export const MAX_LIMIT = 1_000_000_000;
-/** Shortest window: below it, the 1 ms grid windows are recorded on would cost more than 10% of the rate. */
+/** Shortest window: below it, the 1 ms grid starts are recorded on (window.ts) would cost more than 10% of the rate. */
 export const MIN_PERIOD_MS = 10;
-/** Longest window (a week): a window's log keeps up to ~100 entries, one per hundredth of the period. */
+/** Longest window (a week); a window's log keeps at most ~1,000 entries, one per thousandth of the period. */
 export const MAX_PERIOD_MS = 7 * 24 * 3_600_000;
 
 /** At most `limit` job starts in any `periodMs` milliseconds. */

@@ -4,9 +4,10 @@
  * after its entry's time. Pure functions; the plugin reads and writes logs in the claim's
  * transaction (sql.ts) under the queue's row lock.
  *
- * Entries are recorded on a grid of a hundredth of the period (at least 1 ms), rounded up: starts
- * of claims close together share one entry, so a log holds at most ~101 live entries whatever the
- * rate, and rounding up only makes a start count a little longer (never shorter) than its period.
+ * Entries are recorded on a grid of a thousandth of the period (at least 1 ms), rounded up: starts
+ * of claims close together share one entry, so a log holds at most ~1,001 live entries whatever
+ * the rate (in practice one per claim within the period), and rounding up only makes a start
+ * count a little longer (never shorter) than its period.
  */
 
 export interface WindowLog {
@@ -18,9 +19,9 @@ export interface WindowLog {
 
 export const EMPTY_LOG: WindowLog = Object.freeze({ at: Object.freeze([]), counts: Object.freeze([]) });
 
-/** The step of the grid entries are recorded on: a hundredth of the period, at least 1 ms. */
+/** The step of the grid entries are recorded on: a thousandth of the period, at least 1 ms. */
 export function gridMs(periodMs: number): number {
-  return Math.max(1, Math.floor(periodMs / 100));
+  return Math.max(1, Math.floor(periodMs / 1000));
 }
 
 /** `ms` rounded up to the grid of `periodMs` (integers in, an integer out). */
