@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Docket, DocketError, defineJob, type JobRef, Worker } from '@docket/core';
-import { createTestDatabase, type TestDatabase, waitFor } from '@docket/testing';
+import { createTestDatabase, type TestDatabase } from '@docket/testing';
 import postgres from 'postgres';
 import { AGING_COLUMN, type PriorityAgingPlugin, priorityAging } from '../src/index.js';
 
