@@ -24,6 +24,8 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       -- One sliding window log per queue (key '') and per key: the starts that still count, as
       -- (time, count) entries, epoch milliseconds on the database clock. expires_ms: when the
       -- newest entry stops counting (after that the row is dead and the cleanup deletes it).
+      -- Every claim rewrites its rows: only the primary key is indexed and pages keep half their
+      -- room free, so those updates are HOT (no index entry, pruned in place).
       CREATE TABLE ${schema}.ratelimit_windows (
         queue      text NOT NULL,
         key        text NOT NULL,
@@ -31,8 +33,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         counts     int[] NOT NULL DEFAULT '{}',
         expires_ms float8 NOT NULL DEFAULT 0,
         PRIMARY KEY (queue, key)
-      );
-      CREATE INDEX ratelimit_windows_live_idx ON ${schema}.ratelimit_windows (queue, expires_ms);
+      ) WITH (fillfactor = 50);
     `,
   },
 ]);
@@ -102,8 +103,20 @@ export interface WindowWrite {
 
 /** Writes the windows a claim changed, in the claim's transaction (one statement). */
 export async function windowsWrite(sql: SqlClient, schema: string, params: { queue: string; windows: readonly WindowWrite[] }): Promise<void> {
-  if (params.windows.length === 0) return;
+  const { windows } = params;
+  if (windows.length === 0) return;
   const literal = (values: readonly number[]) => `{${values.join(',')}}`;
+  const [only] = windows;
+  if (windows.length === 1 && only?.key === QUEUE_ROW) {
+    // The queue's own row, which this claim holds locked: a plain update by primary key.
+    await run(
+      sql,
+      `UPDATE ${schema}.ratelimit_windows SET at_ms = $2::float8[], counts = $3::int[], expires_ms = $4
+       WHERE queue = $1 AND key = '${QUEUE_ROW}'`,
+      [params.queue, literal(only.at), literal(only.counts), only.expiresMs],
+    );
+    return;
+  }
   await run(
     sql,
     `INSERT INTO ${schema}.ratelimit_windows (queue, key, at_ms, counts, expires_ms)
@@ -113,10 +126,10 @@ export async function windowsWrite(sql: SqlClient, schema: string, params: { que
        SET at_ms = EXCLUDED.at_ms, counts = EXCLUDED.counts, expires_ms = EXCLUDED.expires_ms`,
     [
       params.queue,
-      params.windows.map((w) => w.key),
-      params.windows.map((w) => literal(w.at)),
-      params.windows.map((w) => literal(w.counts)),
-      params.windows.map((w) => w.expiresMs),
+      windows.map((w) => w.key),
+      windows.map((w) => literal(w.at)),
+      windows.map((w) => literal(w.counts)),
+      windows.map((w) => w.expiresMs),
     ],
   );
 }
