@@ -29,6 +29,7 @@ import {
   mixedWorkload,
   rssWorkload,
   type Samples,
+  scaleWorkload,
 } from './workloads.js';
 
 const log = (line: string) => {
@@ -270,6 +271,8 @@ async function main(): Promise<void> {
         }
       }
       if (want('mixed')) for (const s of systems) await run(s, 'mixed run', () => mixedWorkload(server, s, config, log), round);
+      if (want('scale'))
+        for (const s of systems) await run(s, 'drain by 1, 2 and 4 worker processes', () => scaleWorkload(server, s, config, log), round);
       if (want('rss') && round === 0) {
         for (const s of systems) {
           if (s.id === 'bullmq-pg' && !config.systems.includes('bullmq-pg')) continue;

@@ -1,4 +1,4 @@
-import type { Config } from './config.js';
+import { type Config, SCALE_PROCESSES } from './config.js';
 import { fmt, median } from './stats.js';
 
 export interface MetricDef {
@@ -61,6 +61,14 @@ export const METRICS: MetricDef[] = [
   { key: 'rss_long_end', title: () => 'Long drain: worker RSS at the end', unit: 'MB', better: 'lower' },
   { key: 'rss_long_peak', title: () => 'Long drain: worker RSS peak', unit: 'MB', better: 'lower' },
   { key: 'rss_long_slope', title: () => 'Long drain: RSS slope from 10% of the jobs on', unit: 'MB per 100k jobs', better: 'lower' },
+  ...SCALE_PROCESSES.map(
+    (k): MetricDef => ({
+      key: `scale_${k}`,
+      title: (c) => `Drain of ${n(c.scaleJobs)} jobs by ${k} worker process${k > 1 ? 'es' : ''} at once, concurrency ${c.concurrency} each`,
+      unit: 'jobs/s',
+      better: 'higher',
+    }),
+  ),
   { key: 'mixed_makespan', title: () => 'Mixed run: makespan', unit: 's', better: 'lower' },
   { key: 'mixed_prio', title: () => 'Mixed run: high-priority share of the first slots', unit: '%', better: 'higher' },
   { key: 'mixed_late_p50', title: () => 'Mixed run: scheduled-job lateness p50', unit: 'ms', better: 'lower' },
