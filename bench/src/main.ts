@@ -302,7 +302,9 @@ async function main(): Promise<void> {
   }
   const docketSkip = skipped.docket ?? (config.systems.includes('docket') ? null : 'not selected');
   const targetRows = targets(config, results, limits, docketSkip);
-  log(`\nTargets of issue 7 (ratios from this run):\n${renderTargets(targetRows)}`);
+  log(
+    `\nTargets of issues 7 and 18 (ratios from this run; the plugin tax, hand-off and sustained load have their own scripts: plugins-drain, handoff, sustained):\n${renderTargets(targetRows)}`,
+  );
   if (Object.keys(skipped).length) {
     log('\nSkipped systems:');
     for (const [id, why] of Object.entries(skipped)) log(`  ${id}: ${why}`);

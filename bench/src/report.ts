@@ -194,6 +194,10 @@ export function targets(config: Config, results: Results, limits: Results, docke
   abs('Latency p50 ≤ 2 ms', 'lat_p50', 2);
   abs('Latency p99 ≤ 6 ms', 'lat_p99', 6);
   ratioRow('Latency p50 ahead of BullMQ on Redis', 'lat_p50', 'bullmq', 'lat_p50', 1, results);
+  // Issue 18: within 10% (p50) and 25% (p99) of the bare INSERT+NOTIFY → LISTEN → claim loop,
+  // shown as the limit's share of Docket's time (≥ 91% and ≥ 80%).
+  ratioRow('Latency p50 within 10% of the bare limit (limit ÷ Docket ≥ 91%)', 'lat_p50', 'bare', 'lat_p50', 1 / 1.1, limits, true);
+  ratioRow('Latency p99 within 25% of the bare limit (limit ÷ Docket ≥ 80%)', 'lat_p99', 'bare', 'lat_p99', 1 / 1.25, limits, true);
   {
     const target = `Drain with ${n(config.history)} finished jobs within 10% of the empty drain${config.quick ? ' (quick: smaller history)' : ''}`;
     const c = cell(d.hist_ratio);
