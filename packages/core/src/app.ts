@@ -24,7 +24,7 @@ import {
 } from './hooks.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
-import { toJsonText } from './json.js';
+import { isEmptyObject, toJsonText } from './json.js';
 import { consoleLogger, type Logger, silentLogger } from './logger.js';
 import { CORE_MIGRATIONS } from './migrations/core.js';
 import { Migrator, type PendingMigration } from './migrator.js';
@@ -451,8 +451,8 @@ export class Docket implements AsyncDisposable {
     }
     const argsText = this.#codec.encodesArgs
       ? await this.#codec.argsText(toInsert)
-      : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
-    for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
+      : toInsert.map((row) => toJsonText(row.args, () => `Arguments of job '${row.name}'`));
+    for (const row of toInsert) if (!isEmptyObject(row.meta)) toJsonText(row.meta, () => `Meta of job '${row.name}'`);
     const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
     const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, { rows: toInsert, argsText, withTimes: wantTimes });
     const inserted: InsertedJob[] = [];

@@ -225,7 +225,7 @@ export class Settlements {
       items: releases.map((r) => ({
         id: r.id,
         state: r.state,
-        result: r.result === undefined ? null : toJsonText(r.result, `Result of job ${r.id}`),
+        result: r.result === undefined ? null : toJsonText(r.result, () => `Result of job ${r.id}`),
         error: r.error ? JSON.stringify(r.error) : null,
       })),
     });

@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { isEmptyObject } from '../json.js';
 import { settledChannel } from '../notifier.js';
 import type { JobError, JobInsert, JobLimits, JobRecord, JobState, Outcome, RunningJob, SqlClient } from '../types.js';
 
@@ -320,8 +321,8 @@ export class JobsSql {
       maxAttempts[i] = row.maxAttempts;
       if (row.scheduledAt) (scheduledAt ??= new Array<string>(n).fill('NULL'))[i] = `"${row.scheduledAt.toISOString()}"`;
       if (row.delayMs !== null && row.delayMs !== undefined) (delay ??= new Array<string>(n).fill('NULL'))[i] = String(row.delayMs);
-      if (!isEmpty(row.limits)) (limits ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.limits);
-      if (!isEmpty(row.meta)) (meta ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.meta);
+      if (!isEmptyObject(row.limits)) (limits ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.limits);
+      if (!isEmptyObject(row.meta)) (meta ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.meta);
       for (let c = 0; c < this.columns.length; c++) {
         extra[c][i] = columnValue(row.columns[this.columns[c].name]);
       }
@@ -648,11 +649,6 @@ export const QUEUES_PER_NOTIFY = 45;
 /** A plugin column's value as sent to PostgreSQL (dates as ISO text, missing as NULL). */
 function columnValue(value: unknown): unknown {
   return value instanceof Date ? value.toISOString() : (value ?? null);
-}
-
-function isEmpty(value: object): boolean {
-  for (const _ in value) return false;
-  return true;
 }
 
 /**
