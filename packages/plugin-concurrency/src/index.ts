@@ -16,7 +16,7 @@ import { assertQueueName, type DocketPlugin, pluginBinding } from '@docket/core'
 import { ConcurrencyQueueNotConfiguredError } from './errors.js';
 import { concurrencyKey, KEY_EXTENSION } from './key.js';
 import { type ConcurrencyOptions, type ConcurrencySettings, type QueueRules, resolveSettings } from './options.js';
-import { MIGRATIONS, queueClaimLock, runningByKey, runningCount } from './sql.js';
+import { claimUsageLock, MIGRATIONS, usageRead } from './sql.js';
 
 export { CONCURRENCY_ERRORS, ConcurrencyQueueNotConfiguredError } from './errors.js';
 export { concurrencyKey, KEY_EXTENSION, MAX_KEY_LENGTH } from './key.js';
@@ -89,20 +89,17 @@ export function concurrency(options: ConcurrencyOptions): ConcurrencyPlugin {
           claim.perKey(KEY_COLUMN, Math.max(1, claim.limit));
           return;
         }
-        // From here to the claim's commit, this queue's other claims wait: what is counted below
-        // cannot change under this claim except by jobs ending (which only frees capacity).
-        await queueClaimLock(claim.sql, app.schema, { queue: claim.queue });
-        if (keyLimit === null) {
-          const running = await runningCount(claim.sql, app.schema, { queue: claim.queue, upTo: max as number });
-          claim.limitTo((max as number) - running);
-          if (claim.limit > 0) claim.perKey(KEY_COLUMN, claim.limit);
-          return;
-        }
-        const counts = await runningByKey(claim.sql, app.schema, { queue: claim.queue });
+        // From here to the claim's commit, this queue's other claims wait: what is counted cannot
+        // change under this claim except by jobs ending (which only frees capacity).
+        const counts = await claimUsageLock(claim.sql, app.schema, { queue: claim.queue, byKey: keyLimit !== null, upTo: max ?? 0 });
         if (max !== null) {
           const running = counts.reduce((sum, row) => sum + row.n, 0);
           claim.limitTo(max - running);
           if (claim.limit === 0) return;
+        }
+        if (keyLimit === null) {
+          claim.perKey(KEY_COLUMN, claim.limit);
+          return;
         }
         const budgets: Array<[string, number]> = [];
         for (const { key, n } of counts) if (key !== null) budgets.push([key, Math.max(0, keyLimit - n)]);
@@ -113,7 +110,7 @@ export function concurrency(options: ConcurrencyOptions): ConcurrencyPlugin {
     async usage(queue) {
       const app = binding.app('usage');
       assertQueueName(queue);
-      const counts = await runningByKey(app.sql, app.schema, { queue });
+      const counts = await usageRead(app.sql, app.schema, { queue });
       const keys: Record<string, number> = {};
       let running = 0;
       for (const { key, n } of counts) {

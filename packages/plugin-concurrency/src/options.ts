@@ -68,7 +68,11 @@ export function resolveSettings(options: ConcurrencyOptions): ConcurrencySetting
     resolved[queue] = Object.freeze({
       max: rules.max === undefined ? null : integerOption(at, 'max', rules.max, 1, { min: 1, max: MAX_LIMIT }),
       keyLimit:
-        rules.keyLimit === undefined ? keyLimit : rules.keyLimit === null ? null : integerOption(at, 'keyLimit', rules.keyLimit, 1, { min: 1, max: MAX_LIMIT }),
+        rules.keyLimit === undefined
+          ? keyLimit
+          : rules.keyLimit === null
+            ? null
+            : integerOption(at, 'keyLimit', rules.keyLimit, 1, { min: 1, max: MAX_LIMIT }),
     });
   }
   return Object.freeze({ queues: Object.freeze(resolved) });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { defineJob } from '@docket/core';
 import '../src/index.js';
-import { byKey, peakOverlap, setup } from './helpers.js';
+import { byKey, peakOverlap, setup, type WorkerProcess } from './helpers.js';
 
 type WorkArgs = { ms: number; firstMs?: number; key?: string; n?: number };
 const workOn = (queue: string) => defineJob({ name: 'work', queue }, async (_: WorkArgs) => undefined);
@@ -38,7 +38,9 @@ test('per-key limit 1, 50 keys × 20 jobs on 3 processes: a key’s jobs never o
     // 20 batches, each one job of every key: job n of a key is pushed after job n − 1.
     const refs = [];
     for (let n = 0; n < 20; n++) {
-      refs.push(...(await h.app.pushMany(Array.from({ length: 50 }, (_, k) => work.withArgs({ ms: 5, key: `k${k}`, n }).withConcurrencyKey(`k${k}`)))));
+      refs.push(
+        ...(await h.app.pushMany(Array.from({ length: 50 }, (_, k) => work.withArgs({ ms: 5, key: `k${k}`, n }).withConcurrencyKey(`k${k}`)))),
+      );
     }
     const workers = [h.spawn(), h.spawn(), h.spawn()];
     await Promise.all(workers.map((w) => w.started));
@@ -139,18 +141,24 @@ test('a long run with kill -9s ends with no capacity held: cap and per-key limit
   try {
     const work = workOn('churn');
     const refs = await h.app.pushMany(
-      Array.from({ length: 300 }, (_, i) => work.withArgs({ ms: 30, key: `k${i % 30}`, n: i }).withConcurrencyKey(`k${i % 30}`)),
+      Array.from({ length: 600 }, (_, i) => work.withArgs({ ms: 50, key: `k${i % 30}`, n: i }).withConcurrencyKey(`k${i % 30}`)),
     );
-    let workers = [h.spawn({ RECOVERY: 1 }), h.spawn({ RECOVERY: 1 }), h.spawn({ RECOVERY: 1 })];
-    await Promise.all(workers.map((w) => w.started));
-    // Six times: kill one process while it holds running jobs, start a new one.
+    const workers = new Map<string, WorkerProcess>();
+    const start = async () => {
+      const p = h.spawn({ RECOVERY: 1 });
+      workers.set(await p.started, p);
+    };
+    await Promise.all([start(), start(), start()]);
+    // Six times: kill -9 a process that holds running jobs, start a new one.
     for (let kill = 0; kill < 6; kill++) {
-      await new Promise((r) => setTimeout(r, 700));
-      const victim = workers[kill % workers.length]!;
+      const [holder] = await h.db
+        .sql`SELECT worker_id FROM docket.jobs WHERE queue = 'churn' AND state = 'running' AND worker_id = ANY(${[...workers.keys()]}) LIMIT 1`;
+      if (!holder) break; // the run is over
+      const victim = workers.get(holder.worker_id)!;
+      workers.delete(holder.worker_id);
       await victim.kill();
-      const fresh = h.spawn({ RECOVERY: 1 });
-      workers = workers.map((w) => (w === victim ? fresh : w));
-      await fresh.started;
+      await start();
+      await new Promise((r) => setTimeout(r, 500));
     }
     for (const ref of refs) assert.equal((await h.app.waitForJob(ref, { timeoutMs: 180_000 })).state, 'succeeded');
     const recovered = await h.db.sql`SELECT count(*)::int AS n FROM docket.jobs WHERE queue = 'churn' AND attempt > 1`;
