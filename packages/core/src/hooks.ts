@@ -68,7 +68,10 @@ export interface ClaimContext {
    * values from where this runner's previous claim stopped (fair across keys: one key's backlog
    * does not fill the claim). Only values with a job that can run now take a turn (a value left out
    * with `exclude`, or whose pending jobs are all scheduled later, is skipped at the cost of one
-   * index probe, however long its backlog). Jobs with NULL there are not capped.
+   * index probe, however long its backlog). Each value takes at most its share of the claim
+   * (`limit` ÷ the values taking a turn, rounded up), so a claim reads about `limit` jobs; a value
+   * with fewer runnable jobs than its share leaves the claim short, and the runner claims again
+   * when its jobs settle. Jobs with NULL there are not capped.
    *
    * `budgets` gives some values a smaller allowance for this claim, as `[value, remaining]` pairs
    * (a Map): a value with remaining 0 is left out, one with remaining n takes at most

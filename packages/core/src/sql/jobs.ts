@@ -451,8 +451,11 @@ export class JobsSql {
       // key) from the key after this runner's previous claim, wrapping to the first key. A key takes
       // a lane when it is not left out and has a job that can run now (one scheduled later, e.g. a
       // retry, must not hold a lane that a due key needs); at most `max` (or its budget) due jobs of
-      // each lane, best first; then one job per lane and round (every lane's best, then every lane's
-      // second, …), plus jobs without a key, each its own lane.
+      // each lane, best first, and no more than its share of the claim (limit ÷ lanes, rounded up:
+      // reading `max` jobs of each of hundreds of lanes to keep `limit` of them made the claim read
+      // many times what it takes); then one job per lane and round (every lane's best, then every
+      // lane's second, …), plus jobs without a key, each its own lane. A lane with fewer due jobs
+      // than its share leaves the claim short; the runner claims again when its jobs settle.
       const nextKey = (after: string) =>
         `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ORDER BY j.${k} LIMIT 1)`;
       const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ORDER BY j.${k} LIMIT 1)`;
@@ -481,7 +484,8 @@ export class JobsSql {
           CROSS JOIN LATERAL (
             SELECT j.id, j.priority, j.scheduled_at, row_number() OVER (ORDER BY j.priority DESC, j.scheduled_at, j.id) AS round
             FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} = l.k
-            ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT COALESCE(b.n, ${max})
+            ORDER BY j.priority DESC, j.scheduled_at, j.id
+            LIMIT LEAST(COALESCE(b.n, ${max}), ceil($2::float8 / (SELECT count(*) FROM lanes))::int)
           ) c
           UNION ALL
           (SELECT j.id, j.priority, j.scheduled_at, 1 FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} IS NULL
