@@ -15,8 +15,9 @@
  * Workers use the bench's queue options (concurrency 10, prefetch 500) unless said otherwise. Each
  * round runs every scenario once, starting one further along the list, after an uncounted
  * warm-up, so load from other processes falls on all alike. Reported per scenario: jobs/s
- * (median), the ratio to its baseline, and CPU per job of this process and of the drain's
- * PostgreSQL backends (and that ratio, which load from other processes moves less than wall time).
+ * (median), the ratio to its baseline, CPU per job of this process and of the drain's PostgreSQL
+ * backends (and that ratio, which load from other processes moves less than wall time), and the
+ * drain database's shared-buffer accesses per job, a count such load does not move at all.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench flow-control -- --rounds 3
  *   options: --jobs N (20000), --keyed-jobs N (100000), --rounds N (3), --scenarios LIST (default: all)
@@ -27,6 +28,7 @@ import { Docket, type DocketPlugin, defineJob, Worker } from '@docket/core';
 import { concurrency } from '@docket/plugin-concurrency';
 import postgres from 'postgres';
 import { backendCpu, backendCpuSpent } from './backend-cpu.js';
+import { bufferAccesses } from './buffer-accesses.js';
 import { nowUs } from './clock.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer } from './db.js';
 import { fmt, median } from './stats.js';
@@ -112,6 +114,8 @@ interface Sample {
   nodeUs: number;
   /** CPU of the drain database's backends per job, µs. */
   pgUs: number;
+  /** Shared-buffer accesses of the drain's database per job (counted, not timed: load does not move it). */
+  blocks: number;
 }
 
 async function drain(server: Awaited<ReturnType<typeof startServer>>, name: string, total: number): Promise<Sample> {
@@ -140,6 +144,9 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     }
     await producer.close();
     await check`vacuum analyze docket.jobs`;
+    // Counted from here (every earlier session has closed and reported): the workers' apps' migrate
+    // (it finds every migration applied) and LISTEN fall in the count, a few hundred blocks.
+    const blocks0 = await bufferAccesses(check);
     for (const app of apps) {
       await app.migrate();
       workers.push(new Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: scenario.queue } }));
@@ -153,7 +160,10 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     const wallS = (nowUs() - t0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
     const pgS = backendCpuSpent(pg0, await backendCpu(check));
-    return { rate: total / wallS, nodeUs: (cpu.user + cpu.system) / total, pgUs: (pgS / total) * 1e6 };
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    await Promise.all(apps.map((a) => a.close()));
+    const blocks = (await bufferAccesses(check)) - blocks0;
+    return { rate: total / wallS, nodeUs: (cpu.user + cpu.system) / total, pgUs: (pgS / total) * 1e6, blocks: blocks / total };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await Promise.all(apps.map((a) => a.close()));
@@ -196,7 +206,7 @@ try {
       const s = await drain(server, name, total);
       samples.get(name)!.push(s);
       console.log(
-        `round ${r}  ${name.padEnd(14)} ${fmt(s.rate, 0).padStart(7)} jobs/s  node ${fmt(s.nodeUs, 1)} µs/job  postgres ${fmt(s.pgUs, 1)} µs/job  (load ${loadAverage()})`,
+        `round ${r}  ${name.padEnd(14)} ${fmt(s.rate, 0).padStart(7)} jobs/s  node ${fmt(s.nodeUs, 1)} µs/job  postgres ${fmt(s.pgUs, 1)} µs/job  ${fmt(s.blocks, 1)} blocks/job  (load ${loadAverage()})`,
       );
     }
   }
@@ -205,7 +215,7 @@ try {
     `\nmedian over ${rounds} round(s); ratio: median jobs/s over its baseline's median in this run; cpu ratio: baseline's CPU per job over this one's`,
   );
   console.log(
-    `${'scenario'.padEnd(15)} ${'baseline'.padEnd(12)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  rounds (jobs/s)`,
+    `${'scenario'.padEnd(15)} ${'baseline'.padEnd(12)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  ${'blocks/job'.padStart(10)}  rounds (jobs/s)`,
   );
   for (const [name, list] of samples) {
     const base = samples.get(SCENARIOS[name]!.baseline);
@@ -214,7 +224,7 @@ try {
     const baseCpu = base ? cpuPerJob(base) : Number.NaN;
     console.log(
       `${name.padEnd(15)} ${SCENARIOS[name]!.baseline.padEnd(12)} ${fmt(rate, 0).padStart(7)}  ${fmt(rate / baseRate, 2).padStart(5)}  ${fmt(median(list.map((s) => s.nodeUs)), 1).padStart(11)}  ` +
-        `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
+        `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${fmt(median(list.map((s) => s.blocks)), 1).padStart(10)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
     );
   }
 } finally {
