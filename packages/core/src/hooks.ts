@@ -66,10 +66,23 @@ export interface ClaimContext {
   /**
    * Takes at most `max` jobs per distinct value of a plugin column in this claim, going round the
    * values from where this runner's previous claim stopped (fair across keys: one key's backlog
-   * does not fill the claim). Jobs with NULL there are not capped. Give the column an index on
-   * `(queue, <column>) WHERE state = 'pending'` in the plugin's migration.
+   * does not fill the claim). Only values with a job that can run now take a turn (a value left out
+   * with `exclude`, or whose pending jobs are all scheduled later, is skipped at the cost of one
+   * index probe, however long its backlog). Each value takes at most its share of the claim
+   * (`limit` ÷ the values taking a turn, rounded up), so a claim reads about `limit` jobs; a value
+   * with fewer runnable jobs than its share leaves the claim short, and the runner claims again
+   * when its jobs settle. Jobs with NULL there are not capped.
+   *
+   * `budgets` gives some values a smaller allowance for this claim, as `[value, remaining]` pairs
+   * (a Map): a value with remaining 0 is left out, one with remaining n takes at most
+   * min(n, max) — e.g. a per-key concurrency limit minus the key's running jobs. Calls add up: the
+   * smallest `max` and the smallest budget per value win.
+   *
+   * Give the column an index on `(queue, <column>, priority DESC, scheduled_at, id) WHERE
+   * state = 'pending'` in the plugin's migration (`(queue, <column>)` serves too, at the cost of
+   * sorting each key's due jobs).
    */
-  perKey(column: string, max: number): void;
+  perKey(column: string, max: number, budgets?: Iterable<readonly [unknown, number]>): void;
   /**
    * The runner should claim again at `at` even if nothing wakes it (a rate window opens). The
    * earliest time any tap gives wins.

@@ -113,6 +113,53 @@ describe('claim hooks', () => {
     await worker.stop();
   });
 
+  test('perKey budgets: a key takes at most what it has left, a spent key takes no lane', async () => {
+    const gate = deferred();
+    const job = defineJob({ name: 'budgeted', queue: 'budgeted' }, async () => {
+      await gate.promise;
+    });
+    shapedQueues.add('budgeted');
+    // As a per-key limit of 3 would: 'a' has two running (1 left), 'b' three (none left), 'c' none.
+    shape = (claim) =>
+      claim.perKey(
+        'tenant',
+        3,
+        new Map([
+          ['a', 1],
+          ['b', 0],
+        ]),
+      );
+    for (const tenant of ['a', 'b', 'c']) await h.app.pushMany(Array.from({ length: 5 }, () => job.with('test.tenant', tenant)));
+    const claimed: string[] = [];
+    recordClaimed = (jobs) => void claimed.push(...jobs.map((c) => String(c.columns.tenant)));
+    const worker = await h.worker({ jobs: [job], queues: { budgeted: { concurrency: 10, prefetch: 0, pollIntervalMs: 60_000 } } });
+    while (claimed.length < 4) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual([...claimed].sort(), ['a', 'c', 'c', 'c'], 'a: its budget of 1; b: left out; c: max 3');
+    // A budget larger than max is held to max; two calls keep the smaller budget.
+    claimed.length = 0;
+    shape = (claim) => {
+      claim.perKey('tenant', 2, [['b', 5]]);
+      claim.perKey('tenant', 2, [['a', 1]]);
+      claim.perKey('tenant', 2, [['a', 0]]);
+    };
+    await h.app.wake(['budgeted']);
+    while (claimed.length < 4) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual([...claimed].sort(), ['b', 'b', 'c', 'c']);
+    gate.resolve();
+    await worker.stop();
+  });
+
+  test('perKey: a key whose pending jobs are all scheduled later takes no lane from a key that can run', async () => {
+    const job = defineJob({ name: 'later-first', queue: 'later-first' }, async () => 'ok');
+    shapedQueues.add('later-first');
+    shape = (claim) => claim.perKey('tenant', 1);
+    // 'a-later' sorts first and has only a job due in an hour; a claim of one job must still find 'b-now'.
+    await h.app.push(job.with('test.tenant', 'a-later').withDelay(3_600_000));
+    const now = await h.app.push(job.with('test.tenant', 'b-now'));
+    await h.worker({ jobs: [job], queues: { 'later-first': { concurrency: 1, prefetch: 0, pollIntervalMs: 60_000 } } });
+    assert.equal((await h.app.waitForJob(now, { timeoutMs: 10_000 })).state, 'succeeded');
+  });
+
   test('afterClaim writes in the claim’s transaction: a throw there rolls the claim back', async () => {
     const job = defineJob({ name: 'audited', queue: 'audited' }, async () => 'ok');
     shapedQueues.add('audited');
@@ -189,10 +236,18 @@ describe('claim hooks', () => {
     assert.equal((failure.cause as DocketError).code, 'DOCKET_INVALID_OPTION');
     assert.match(failure.message, /defineJobColumn/);
     assert.equal((await h.app.getJob(ref)).state, 'pending');
-    misuse = (claim) => claim.perKey('tenant', 0);
-    errors.length = 0;
-    while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.equal(((errors[0] as DocketError).cause as DocketError).code, 'DOCKET_INVALID_OPTION');
+    for (const bad of [
+      (claim: ClaimContext) => claim.perKey('tenant', 0),
+      (claim: ClaimContext) => claim.perKey('tenant', 2, [['t', -1]]),
+      (claim: ClaimContext) => claim.perKey('tenant', 2, [[null, 1]]),
+      (claim: ClaimContext) => claim.perKey('tenant', 2, 7 as unknown as Map<string, number>),
+    ]) {
+      misuse = bad;
+      errors.length = 0;
+      while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(((errors[0] as DocketError).cause as DocketError).code, 'DOCKET_INVALID_OPTION');
+      assert.equal((await h.app.getJob(ref)).state, 'pending');
+    }
     misuse = null;
     assert.equal((await h.app.waitForJob(ref, { timeoutMs: 10_000 })).state, 'succeeded');
   });

@@ -38,7 +38,8 @@ export interface ShapedClaim {
   workerId: string;
   asyncCommit: boolean;
   exclude: ReadonlyArray<{ column: string; values: readonly unknown[] }>;
-  perKey: { column: string; max: number; after: unknown } | null;
+  /** `budgets`: keys that may take fewer than `max` jobs in this claim (each remaining >= 1). */
+  perKey: { column: string; max: number; after: unknown; budgets: ReadonlyArray<{ value: unknown; remaining: number }> } | null;
 }
 
 /** One per pushed row, in push order. */
@@ -399,7 +400,14 @@ export class JobsSql {
     }
     const values: unknown[] = [params.queue, params.limit, params.workerId];
     for (const e of exclude) values.push(e.values.map(columnValue));
-    if (perKey) values.push(perKey.max, perKey.after === null ? null : columnValue(perKey.after));
+    if (perKey) {
+      values.push(
+        perKey.max,
+        perKey.after === null ? null : columnValue(perKey.after),
+        perKey.budgets.map((b) => columnValue(b.value)),
+        perKey.budgets.map((b) => b.remaining),
+      );
+    }
     return this.run(sql, text, values);
   }
   private readonly shapedTexts = new Map<string, string>();
@@ -411,7 +419,8 @@ export class JobsSql {
       if (!column) throw new Error(`job column '${name}' is not declared`);
       return column.type;
     };
-    // $1 queue, $2 limit, $3 worker, then one array per excluded column, then per-key max and cursor.
+    // $1 queue, $2 limit, $3 worker, then one array per excluded column, then per-key max, cursor,
+    // and the budgets' keys and counts.
     const excludeSql = excluded.map((name, i) => `AND (j.${name} IS NULL OR j.${name} <> ALL($${4 + i}::${type(name)}[]))`).join(' ');
     // statement_timestamp(), not now(): this statement runs in a transaction that taps began
     // earlier, and jobs that became due since then are due now.
@@ -429,13 +438,29 @@ export class JobsSql {
       const k = keyColumn;
       const max = `$${4 + excluded.length}`;
       const cursor = `$${5 + excluded.length}::${type(k)}`;
+      const budgetKeys = `$${6 + excluded.length}::${type(k)}[]`;
+      const budgetCounts = `$${7 + excluded.length}::int[]`;
+      // Values of the key column that are left out are tested once per key (a hashed NOT IN), not
+      // once per pending row: a key at its cap may have a long backlog, and skipping it must not
+      // cost a walk through that backlog. Other columns' exclusions are tested per job as usual.
+      const keyExcluded = excluded.indexOf(k);
+      const otherExcludeSql = excluded
+        .map((name, i) => (name === k ? '' : `AND (j.${name} IS NULL OR j.${name} <> ALL($${4 + i}::${type(name)}[]))`))
+        .join(' ');
+      const runnableJob = `j.state = 'pending' AND j.queue = $1 AND j.scheduled_at <= statement_timestamp() ${otherExcludeSql}`;
       // Round-robin over the keys that have pending jobs: a loose index scan (one probe per distinct
-      // key) from the key after this runner's previous claim, wrapping to the first key; at most
-      // `max` due jobs of each key, best first; then one job per key and round (every key's best,
-      // then every key's second, …), plus jobs without a key, each its own lane.
+      // key) from the key after this runner's previous claim, wrapping to the first key. A key takes
+      // a lane when it is not left out and has a job that can run now (one scheduled later, e.g. a
+      // retry, must not hold a lane that a due key needs); at most `max` (or its budget) due jobs of
+      // each lane, best first, and no more than its share of the claim (limit ÷ lanes, rounded up:
+      // reading `max` jobs of each of hundreds of lanes to keep `limit` of them made the claim read
+      // many times what it takes); then one job per lane and round (every lane's best, then every
+      // lane's second, …), plus jobs without a key, each its own lane. A lane with fewer due jobs
+      // than its share leaves the claim short; the runner claims again when its jobs settle.
       const nextKey = (after: string) =>
-        `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
-      const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
+        `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ORDER BY j.${k} LIMIT 1)`;
+      const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ORDER BY j.${k} LIMIT 1)`;
+      const notExcludedKey = keyExcluded < 0 ? '' : `AND ks.k NOT IN (SELECT v FROM unnest($${4 + keyExcluded}::${type(k)}[]) v WHERE v IS NOT NULL)`;
       candidates = `
         WITH RECURSIVE after_cursor(k) AS (
           SELECT CASE WHEN ${cursor} IS NULL THEN ${firstKey} ELSE ${nextKey(cursor)} END
@@ -448,19 +473,23 @@ export class JobsSql {
           SELECT ${nextKey('w.k')} FROM wrapped w WHERE w.k IS NOT NULL AND w.k <= ${cursor}
         ),
         lanes AS (
-          SELECT k FROM (SELECT k, 0 AS pass FROM after_cursor WHERE k IS NOT NULL
-                         UNION ALL SELECT k, 1 FROM wrapped WHERE k IS NOT NULL AND k <= ${cursor}) ks
+          SELECT ks.k FROM (SELECT k, 0 AS pass FROM after_cursor WHERE k IS NOT NULL
+                            UNION ALL SELECT k, 1 FROM wrapped WHERE k IS NOT NULL AND k <= ${cursor}) ks
+          WHERE true ${notExcludedKey}
+            AND EXISTS (SELECT 1 FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} = ks.k)
           LIMIT $2
         ),
         picked AS (
-          SELECT c.id, c.priority, c.scheduled_at, c.round FROM lanes l
+          SELECT c.id, c.priority, c.scheduled_at, c.round
+          FROM lanes l LEFT JOIN unnest(${budgetKeys}, ${budgetCounts}) AS b(k, n) ON b.k = l.k
           CROSS JOIN LATERAL (
             SELECT j.id, j.priority, j.scheduled_at, row_number() OVER (ORDER BY j.priority DESC, j.scheduled_at, j.id) AS round
-            FROM ${schema}.jobs j WHERE ${runnable} AND j.${k} = l.k
-            ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT ${max}
+            FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} = l.k
+            ORDER BY j.priority DESC, j.scheduled_at, j.id
+            LIMIT LEAST(COALESCE(b.n, ${max}), ceil($2::float8 / (SELECT count(*) FROM lanes))::int)
           ) c
           UNION ALL
-          (SELECT j.id, j.priority, j.scheduled_at, 1 FROM ${schema}.jobs j WHERE ${runnable} AND j.${k} IS NULL
+          (SELECT j.id, j.priority, j.scheduled_at, 1 FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} IS NULL
            ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT $2)
         )
         SELECT j.id FROM ${schema}.jobs j
