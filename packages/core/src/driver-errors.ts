@@ -155,3 +155,17 @@ export function explainDriverErrorsOf(proto: object, methods: readonly string[])
     };
   }
 }
+
+/**
+ * The SQLSTATE of a database error, whichever library raised it: its own `code`, or its cause's
+ * (a query builder's wrapper), or `meta.code` (Prisma's raw-query error). Undefined when none.
+ */
+export function sqlstateOf(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    const meta = (e as { meta?: { code?: unknown } }).meta;
+    if (typeof meta?.code === 'string' && /^[0-9A-Z]{5}$/.test(meta.code)) return meta.code;
+  }
+  return undefined;
+}
