@@ -163,9 +163,14 @@ export function explainDriverErrorsOf(proto: object, methods: readonly string[])
 export function sqlstateOf(error: unknown): string | undefined {
   for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    if (isSqlstate(code)) return code;
     const meta = (e as { meta?: { code?: unknown } }).meta;
-    if (typeof meta?.code === 'string' && /^[0-9A-Z]{5}$/.test(meta.code)) return meta.code;
+    if (isSqlstate(meta?.code)) return meta.code;
   }
   return undefined;
+}
+
+/** Five digits or upper-case letters; of class P only P0 exists (PL/pgSQL), so P1000–P9999 are some library's own codes. */
+function isSqlstate(code: unknown): code is string {
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^P[1-9]/.test(code);
 }
