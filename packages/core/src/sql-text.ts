@@ -30,7 +30,9 @@ export function toSqlText(value: unknown): string | null {
       if (Array.isArray(value)) return arrayLiteral(value);
       return JSON.stringify(value);
     default:
-      throw new InvalidOptionError(`A statement parameter cannot be ${describe(value)}: pass text, a number, a boolean, a Date, an array or a JSON object.`);
+      throw new InvalidOptionError(
+        `A statement parameter cannot be ${describe(value)}: pass text, a number, a boolean, a Date, an array or a JSON object.`,
+      );
   }
 }
 

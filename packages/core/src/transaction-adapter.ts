@@ -99,8 +99,10 @@ function knownLibrary(tx: unknown): { what: string; wrap: string; from: string }
   if (has('selectFrom') && has('executeQuery')) return { what: 'a Kysely transaction', wrap: 'kyselyTransaction(trx)', from: '@docket/tx/kysely' };
   if (has('execute') && has('select') && has('insert'))
     return { what: 'a Drizzle transaction', wrap: 'drizzleTransaction(tx)', from: '@docket/tx/drizzle' };
-  if (has('raw') && has('transaction') && typeof tx === 'function') return { what: 'a Knex transaction', wrap: 'knexTransaction(trx)', from: '@docket/tx/knex' };
-  if (has('query') && (has('release') || has('connect'))) return { what: 'a node-postgres client', wrap: 'pgTransaction(client)', from: '@docket/tx/pg' };
+  if (has('raw') && has('transaction') && typeof tx === 'function')
+    return { what: 'a Knex transaction', wrap: 'knexTransaction(trx)', from: '@docket/tx/knex' };
+  if (has('query') && (has('release') || has('connect')))
+    return { what: 'a node-postgres client', wrap: 'pgTransaction(client)', from: '@docket/tx/pg' };
   return null;
 }
 

@@ -108,7 +108,8 @@ describe('push_job(): push from SQL', () => {
       await listener.next((p) => p === `t:sql-later@${row!.expected_ms}`);
 
       const at = new Date(Date.now() + 86_400_000);
-      const [atRow] = await h.db.sql`SELECT docket.push_job('sql-later', 'orders.confirm', '{}', NULL, ${at.toISOString()}::timestamptz, NULL, NULL, NULL)::text AS id`;
+      const [atRow] = await h.db
+        .sql`SELECT docket.push_job('sql-later', 'orders.confirm', '{}', NULL, ${at.toISOString()}::timestamptz, NULL, NULL, NULL)::text AS id`;
       const atJob = await h.app.getJob(atRow!.id as string);
       assert.equal(atJob.scheduledAt.getTime(), at.getTime());
       assert.equal(atJob.priority, 0);
@@ -150,7 +151,21 @@ describe('push_job(): push from SQL', () => {
   });
 
   test('names are checked by the same rules as assertQueueName and assertJobName', async () => {
-    const candidates = ['default', 'emails.high', 'a:b-c_d', 'x/y', 'with space', '', 'é', 'q'.repeat(128), 'q'.repeat(129), 'n'.repeat(200), 'n'.repeat(201), "o'k", 'tab\t'];
+    const candidates = [
+      'default',
+      'emails.high',
+      'a:b-c_d',
+      'x/y',
+      'with space',
+      '',
+      'é',
+      'q'.repeat(128),
+      'q'.repeat(129),
+      'n'.repeat(200),
+      'n'.repeat(201),
+      "o'k",
+      'tab\t',
+    ];
     const tsAccepts = (check: (v: string) => unknown, value: string) => {
       try {
         check(value);

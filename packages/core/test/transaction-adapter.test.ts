@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Docket, DocketError, defineJob, isDocketError, type TransactionAdapter } from '@docket/core';
+import { Docket, type DocketError, defineJob, isDocketError, type TransactionAdapter } from '@docket/core';
 import postgres from 'postgres';
 import { type Harness, harness } from './helpers.js';
 

@@ -24,7 +24,11 @@ export function prismaTransaction(tx: PrismaTransaction): TransactionAdapter {
   }
   // The client itself can connect and disconnect; an interactive transaction's client cannot.
   if (typeof (tx as { $disconnect?: unknown }).$disconnect === 'function') {
-    throw notATransaction('prismaTransaction', 'a PrismaClient', 'Pass the `tx` of `prisma.$transaction(async (tx) => …)` (an interactive transaction).');
+    throw notATransaction(
+      'prismaTransaction',
+      'a PrismaClient',
+      'Pass the `tx` of `prisma.$transaction(async (tx) => …)` (an interactive transaction).',
+    );
   }
   return {
     async query(text, params) {

@@ -28,7 +28,9 @@ test('Drizzle: a repeated $n sends its value twice; $n in a literal stays text',
   const db = await createTestDatabase();
   const pool = new pg.Pool({ connectionString: db.url, max: 1 });
   try {
-    const rows = await drizzle(pool).transaction((tx) => drizzleTransaction(tx).query(`SELECT $1::text || $1::text AS twice, '$2' AS literal, $2::int AS n`, ['a', '7']));
+    const rows = await drizzle(pool).transaction((tx) =>
+      drizzleTransaction(tx).query(`SELECT $1::text || $1::text AS twice, '$2' AS literal, $2::int AS n`, ['a', '7']),
+    );
     assert.deepEqual(rows, [{ twice: 'aa', literal: '$2', n: 7 }]);
   } finally {
     await pool.end();

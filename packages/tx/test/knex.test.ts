@@ -25,7 +25,10 @@ test('Knex: a `?` of the SQL itself (a jsonb operator) stays one, and a repeated
   const k = knex({ client: 'pg', connection: db.url, pool: { min: 0, max: 1 } });
   try {
     const rows = await k.transaction((trx) =>
-      knexTransaction(trx).query(`SELECT '{"a": 1}'::jsonb ? 'a' AS has, $1::text || '-' || $1::text AS twice, $2::text AS second, '?' AS mark`, ['x', 'y']),
+      knexTransaction(trx).query(`SELECT '{"a": 1}'::jsonb ? 'a' AS has, $1::text || '-' || $1::text AS twice, $2::text AS second, '?' AS mark`, [
+        'x',
+        'y',
+      ]),
     );
     assert.deepEqual(rows, [{ has: true, twice: 'x-x', second: 'y', mark: '?' }]);
   } finally {

@@ -29,7 +29,10 @@ test('a pool, a query builder or a client instead of its transaction is refused'
     assert.throws(() => kyselyTransaction(kysely as never), refused(/a Kysely instance is not a transaction/));
     assert.throws(() => drizzleTransaction(drizzle(pool) as never), refused(/a Drizzle database is not a transaction/));
     assert.throws(() => knexTransaction(k as never), refused(/a Knex instance is not a transaction/));
-    assert.throws(() => prismaTransaction({ $queryRawUnsafe: async () => [], $disconnect: async () => {} } as never), refused(/a PrismaClient is not a transaction/));
+    assert.throws(
+      () => prismaTransaction({ $queryRawUnsafe: async () => [], $disconnect: async () => {} } as never),
+      refused(/a PrismaClient is not a transaction/),
+    );
     for (const make of [pgTransaction, kyselyTransaction, drizzleTransaction, knexTransaction, prismaTransaction] as Array<(v: never) => unknown>) {
       assert.throws(() => make({} as never), refused(/is not a transaction/));
     }

@@ -199,7 +199,9 @@ export function adapterSuite(name: string, open: (url: string) => Promise<Librar
 
     test('a push refused before it sends anything leaves the transaction usable', async () => {
       await lib.transaction(async (tx) => {
-        await assert.rejects(h.app.push(echo.withArgs({ n: 1n } as never), { tx: tx.adapter }), (e: unknown) => isDocketError(e, 'DOCKET_ARGS_NOT_SERIALIZABLE'));
+        await assert.rejects(h.app.push(echo.withArgs({ n: 1n } as never), { tx: tx.adapter }), (e: unknown) =>
+          isDocketError(e, 'DOCKET_ARGS_NOT_SERIALIZABLE'),
+        );
         await tx.insertOrder(4);
       });
       assert.equal(await count('orders WHERE id = 4'), 1);

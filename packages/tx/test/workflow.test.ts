@@ -12,7 +12,10 @@ import { pgTransaction } from '../src/pg.js';
 
 const first = defineJob({ name: 'wf.first' }, async () => 1);
 const second = defineJob({ name: 'wf.second' }, async () => 2);
-const flow = () => workflow('in-your-transaction').step('first', first).step('second', second, { after: ['first'] });
+const flow = () =>
+  workflow('in-your-transaction')
+    .step('first', first)
+    .step('second', second, { after: ['first'] });
 
 let h: Harness<Docket, Worker, WorkerOptions>;
 let pool: pg.Pool;
@@ -57,6 +60,7 @@ test('pushWorkflow in a rolled-back node-postgres transaction leaves no run, no 
   const [before] = await h.db.sql`SELECT (SELECT count(*) FROM docket.jobs)::int AS jobs, (SELECT count(*) FROM docket.workflow_steps)::int AS steps`;
   const run = await inTransaction((client) => pushWorkflow(h.app, flow(), { tx: pgTransaction(client) }), false);
   await assert.rejects(getWorkflow(h.app, run), /No workflow run/);
-  const [afterwards] = await h.db.sql`SELECT (SELECT count(*) FROM docket.jobs)::int AS jobs, (SELECT count(*) FROM docket.workflow_steps)::int AS steps`;
+  const [afterwards] = await h.db
+    .sql`SELECT (SELECT count(*) FROM docket.jobs)::int AS jobs, (SELECT count(*) FROM docket.workflow_steps)::int AS steps`;
   assert.deepEqual(afterwards, before);
 });
