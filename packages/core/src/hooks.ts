@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import tapable from 'tapable';
 import type { Docket } from './app.js';
 import { PluginFailedError } from './errors.js';
+import type { TransactionAdapter } from './transaction-adapter.js';
 import type {
   ClaimedJob,
   DocketEvent,
@@ -17,17 +18,31 @@ import type {
 
 const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
 
-/** What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app. */
+/**
+ * What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app.
+ *
+ * `sql` is typed as postgres.js, and is postgres.js unless the caller pushed in a transaction
+ * another library owns (`adapter` is then set): `sql` is then a facade over that adapter with
+ * `sql.unsafe(text, params)` and the tagged template with plain values, both resolving with the
+ * rows; any other postgres.js feature (fragments, `sql(array)` helpers, `begin`, `json`, …)
+ * throws DOCKET_TX_UNSUPPORTED. Push-time code that should work in every transaction writes
+ * `$n` parameters, casts each (`$1::bigint[]`: a library may send text as `text`), and selects
+ * text where the type matters (`id::text`, epoch milliseconds as text): a foreign library parses
+ * result values its own way (int8 comes back as a string, as postgres.js gives it).
+ */
 export interface PushContext {
   /** The transaction of the push: the caller's `{ tx }`, or one the core opened because a hook needs it. */
   sql: postgres.TransactionSql | postgres.Sql;
   /** True when the push runs in the caller's own transaction. */
   callerTransaction: boolean;
+  /** The caller's TransactionAdapter when their transaction belongs to another library (then `sql` is a facade over it); else null. */
+  adapter: TransactionAdapter | null;
   app: Docket;
 }
 
 /** Rows a plugin-added unique index skipped; taps resolve each to the job it collided with. */
 export interface PushConflicts {
+  /** The push's transaction, as `PushContext.sql` describes it (a facade in a foreign transaction). */
   readonly sql: postgres.TransactionSql | postgres.Sql;
   readonly skipped: ReadonlyArray<{ index: number; row: JobInsert }>;
   /** Indexed like `skipped`; set `resolved[i]` to the id of the existing job the row collided with. */

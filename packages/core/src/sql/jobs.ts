@@ -195,22 +195,24 @@ export class JobsSql {
       wake AS (${notifyChunks(channel, 'p:', 'SELECT DISTINCT queue AS v FROM ins WHERE scheduled_at <= now()', QUEUES_PER_NOTIFY)}),
       later AS (${laterNotify('ins')}),
       counted AS (SELECT count(*) AS n FROM ins)
-      -- One row of arrays, not a row per job: ids in input order; the inserted ones (ascending, which
-      -- is input order too since ids are drawn in that order) only when some were skipped; their run
-      -- times only when a hook wants them ($${10 + columns.length}).
-      SELECT (SELECT array_agg(id::text ORDER BY ord) FROM input) AS ids,
+      -- One row of comma-separated lists, not a row per job: ids in input order; the inserted ones
+      -- (ascending, which is input order too since ids are drawn in that order) only when some were
+      -- skipped; their run times (epoch ms) only when a hook wants them ($${10 + columns.length}).
+      -- Text only, so the answer reads the same through every driver a caller's transaction may
+      -- use (their own parsers of arrays, int8 and timestamps never apply).
+      SELECT (SELECT string_agg(id::text, ',' ORDER BY ord) FROM input) AS ids,
              CASE WHEN (SELECT n FROM counted) < cardinality($1::text[])
-                  THEN (SELECT COALESCE(array_agg(id::text ORDER BY id), '{}') FROM ins) END AS inserted,
+                  THEN (SELECT COALESCE(string_agg(id::text, ',' ORDER BY id), '') FROM ins) END AS inserted,
              CASE WHEN $${10 + columns.length}::boolean
-                  THEN (SELECT array_agg(scheduled_at ORDER BY id) FROM ins) END AS scheduled,
-             (SELECT count(*) FROM wake) + (SELECT count(*) FROM later) AS woke`;
+                  THEN (SELECT string_agg(floor(extract(epoch FROM scheduled_at) * 1000)::bigint::text, ',' ORDER BY id) FROM ins) END AS scheduled,
+             ((SELECT count(*) FROM wake) + (SELECT count(*) FROM later))::text AS woke`;
 
     // One job: plain VALUES, cheaper to plan and run than unnest (single pushes are commit-bound).
     const oneExtra = columns.map((c, i) => `, $${10 + i}::${c.type}`).join('');
     this.insertOneText = `
       WITH ins AS (
         INSERT INTO ${schema}.jobs (queue, name, args, priority, max_attempts, scheduled_at, limits, meta${extraNames})
-        VALUES ($1, $2, $3::text::jsonb, $4, $5, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
+        VALUES ($1::text, $2::text, $3::text::jsonb, $4::int, $5::int, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
                 $8::text::jsonb, $9::text::jsonb${oneExtra})
         ${onConflict}
         RETURNING id, queue, scheduled_at
@@ -221,7 +223,9 @@ export class JobsSql {
                                         ELSE 't:' || queue || '@' || (extract(epoch FROM scheduled_at) * 1000)::bigint END)
         FROM ins
       )
-      SELECT ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins CROSS JOIN (SELECT count(*) FROM wake) w`;
+      -- Text only, as the bulk statement's answer.
+      SELECT ins.id::text AS id, floor(extract(epoch FROM ins.scheduled_at) * 1000)::bigint::text AS scheduled_ms
+      FROM ins CROSS JOIN (SELECT count(*) FROM wake) w`;
 
     const fetchText = (asyncClaims: boolean) => `
       WITH next AS (
@@ -341,15 +345,17 @@ export class JobsSql {
       ...extra,
       withTimes,
     ];
-    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, values);
-    const { ids, inserted, scheduled } = result;
+    const [result] = await this.run<{ ids: string; inserted: string | null; scheduled: string | null }>(sql, this.insertText, values);
+    const ids = result.ids.split(',');
+    const inserted = result.inserted === null ? null : result.inserted === '' ? [] : result.inserted.split(',');
+    const scheduled = result.scheduled === null ? null : result.scheduled.split(',');
     const out: InsertResultRow[] = new Array(n);
     const now = new Date();
     let k = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i];
       const hit = inserted === null || inserted[k] === id;
-      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k] : now };
+      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? new Date(Number(scheduled[k])) : now };
       if (hit) k++;
     }
     return out;
@@ -368,9 +374,11 @@ export class JobsSql {
       JSON.stringify(row.meta),
     ];
     for (const column of this.columns) params.push(columnValue(row.columns[column.name]));
-    const result = await this.run<InsertResultRow>(sql, this.insertOneText, params);
+    const [done] = await this.run<{ id: string; scheduled_ms: string }>(sql, this.insertOneText, params);
     // No row back: a plugin's unique index skipped it (ON CONFLICT DO NOTHING).
-    return result.length === 1 ? result : [{ id: '', inserted: false, scheduled_at: new Date() }];
+    return done
+      ? [{ id: done.id, inserted: true, scheduled_at: new Date(Number(done.scheduled_ms)) }]
+      : [{ id: '', inserted: false, scheduled_at: new Date() }];
   }
 
   /**
