@@ -27,7 +27,17 @@ if (!existsSync(client) || statSync(client).mtimeMs < statSync(schema).mtimeMs) 
     stdio: ['ignore', 'ignore', 'inherit'],
   });
 }
-const { PrismaClient } = (await import(client)) as typeof import('./prisma/.generated/client.js');
+// Typed by hand: the generated module does not exist before this file has run once (typecheck runs first).
+interface GeneratedClient {
+  $transaction<T>(fn: (tx: GeneratedTransaction) => Promise<T>, options?: { timeout?: number }): Promise<T>;
+  $disconnect(): Promise<void>;
+}
+interface GeneratedTransaction {
+  order: { create(args: { data: { id: number; total: number } }): Promise<unknown> };
+  $queryRawUnsafe<T = unknown>(query: string, ...values: unknown[]): Promise<T>;
+  $executeRawUnsafe(query: string, ...values: unknown[]): Promise<number>;
+}
+const { PrismaClient } = (await import(client)) as { PrismaClient: new (options: { adapter: PrismaPg }) => GeneratedClient };
 
 adapterSuite('Prisma (interactive transaction, driver adapter pg)', async (url) => {
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 2 }) });
