@@ -223,6 +223,39 @@ describe('claim hooks', () => {
     assert.equal((await h.app.waitForJob(await late, { timeoutMs: 10_000 })).state, 'succeeded');
   });
 
+  test('capacity freed by a plugin ending a running job (app.settleJobs) wakes the runners a claim cut short', async () => {
+    // A cap of one running job, counted from the rows; the worker polls once a minute, so only a
+    // wake-up can start the second job within the test's time.
+    shapedQueues.add('capped');
+    shape = async (claim) => {
+      const [{ running }] = await claim.sql<[{ running: number }]>`
+        SELECT count(*)::int AS running FROM docket.jobs WHERE queue = 'capped' AND state = 'running'`;
+      claim.limitTo(1 - running);
+    };
+    const release = deferred<void>();
+    const started = deferred<void>();
+    const job = defineJob({ name: 'held', queue: 'capped' }, async (args: { n: number }) => {
+      if (args.n === 1) {
+        started.resolve();
+        await release.promise;
+      }
+      return args.n;
+    });
+    const first = await h.app.push(job.withArgs({ n: 1 }));
+    await h.worker({ jobs: [job], queues: { capped: { concurrency: 2, pollIntervalMs: 60_000 } } });
+    await started.promise;
+    const second = await h.app.push(job.withArgs({ n: 2 }));
+    // As a recovery plugin failing a poison job would: its own fenced statement, then settle.
+    await h.app.settleJobs(async (tx) => {
+      const rows = await tx<{ id: string }[]>`
+        UPDATE docket.jobs SET state = 'cancelled', finished_at = now()
+        WHERE id = ${first.id} AND state = 'running' RETURNING id::text AS id`;
+      return rows.map((r) => r.id);
+    });
+    assert.equal((await h.app.waitForJob(second, { timeoutMs: 10_000 })).state, 'succeeded');
+    release.resolve();
+  });
+
   test('a tap that names an undeclared column or a bad value fails the claim with a coded error, and nothing is lost', async () => {
     const job = defineJob({ name: 'misused', queue: 'misused' }, async () => 'ok');
     shapedQueues.add('misused');

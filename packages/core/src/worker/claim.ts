@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { AppInternals, Docket } from '../app.js';
 import { InvalidOptionError } from '../errors.js';
-import { type ClaimContext, tapped, wanted } from '../hooks.js';
+import { type ClaimContext, type CoreHooks, tapped, wanted } from '../hooks.js';
 import { describe } from '../options.js';
 import { type ClaimedRow, type ShapedClaim, toClaimedJob } from '../sql/jobs.js';
 import type { ClaimedJob, RunningJob } from '../types.js';
@@ -16,8 +16,8 @@ export interface ClaimResult {
 }
 
 /** Whether any `beforeClaim`/`afterClaim` tap shapes claims of `queue` (else: the plain statement). */
-export function claimShaped(internals: AppInternals, queue: string): boolean {
-  const { beforeClaim, afterClaim } = internals.hooks;
+export function isShapedQueue(hooks: Pick<CoreHooks, 'beforeClaim' | 'afterClaim'>, queue: string): boolean {
+  const { beforeClaim, afterClaim } = hooks;
   return (tapped(beforeClaim) && wanted(beforeClaim, queue)) || (tapped(afterClaim) && wanted(afterClaim, queue));
 }
 
