@@ -14,7 +14,12 @@
  *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX
  *
  * Every plugin is configured as an application would: defaults, a cron schedule (daily, 12 hours
- * from now, so it does not fire during the drain), a signals listener for failures.
+ * from now, so it does not fire during the drain), a signals listener for failures, a rate limit
+ * and an aging rule on another queue. Two more configurations put the flow-control rules on the
+ * drained queue itself, where they never bite: `ratelimit-unreached` (a limit the drain cannot
+ * reach: every claim is shaped, in its own transaction, with the window locked, read and written)
+ * and `aging-unreached` (a step longer than the drain: every job is pushed with the aging marker
+ * and sits in the aging index, the periodic run finds nothing due).
  */
 
 import { execFileSync } from 'node:child_process';
@@ -22,7 +27,9 @@ import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@
 import { cron } from '@docket/plugin-cron';
 import { leadership } from '@docket/plugin-leadership';
 import { jobLogs } from '@docket/plugin-logs';
+import { priorityAging } from '@docket/plugin-priority-aging';
 import { pruner } from '@docket/plugin-pruner';
+import { ratelimit } from '@docket/plugin-ratelimit';
 import { recovery } from '@docket/plugin-recovery';
 import { signals } from '@docket/plugin-signals';
 import { unique } from '@docket/plugin-unique';
@@ -60,6 +67,8 @@ const PLUGINS: Record<string, () => DocketPlugin[]> = {
   signals: () => [signals()],
   logs: () => [jobLogs()],
   workflow: () => [workflows()],
+  ratelimit: () => [ratelimit({ queues: { emails: { limit: 50, periodMs: 1000 } } })],
+  'priority-aging': () => [priorityAging({ queues: { reports: { everyMs: 60_000, maxPriority: 10 } } })],
 };
 
 interface Config {
@@ -74,6 +83,8 @@ const CONFIGS: Record<string, Config> = {
   ...Object.fromEntries(Object.entries(PLUGINS).map(([name, plugins]) => [name, { plugins, logs: false }])),
   all: { plugins: () => Object.values(PLUGINS).flatMap((plugins) => plugins()), logs: false },
   'logs-used': { plugins: PLUGINS.logs!, logs: true },
+  'ratelimit-unreached': { plugins: () => [ratelimit({ queues: { [DOCKET_QUEUE]: { limit: 1_000_000_000, periodMs: 1000 } } })], logs: false },
+  'aging-unreached': { plugins: () => [priorityAging({ queues: { [DOCKET_QUEUE]: { everyMs: 3_600_000, maxPriority: 10 } } })], logs: false },
 };
 
 const jobs = Number(arg('--jobs', '50000'));

@@ -22,6 +22,7 @@ import {
   type SettleContext,
   skipUnwanted,
   tapped,
+  wanted,
   wrapPluginErrors,
 } from './hooks.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
@@ -425,10 +426,9 @@ export class Docket implements AsyncDisposable {
         }
       }
     }
-    const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushInCallerTransaction(options.tx, rows)) as never;
     // Without a hook that needs a transaction the push is one statement, committed when it returns.
-    const { refs, inserted } = needsTransaction
+    const { refs, inserted } = this.#pushNeedsTransaction(rows)
       ? await this.sql.begin((tx) => this.#pushIn(tx, rows, null, null))
       : await this.#pushIn(this.sql, rows, null, null);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
@@ -471,6 +471,16 @@ export class Docket implements AsyncDisposable {
   }
 
   /**
+   * Whether a push of `rows` runs hooks that need its transaction: `afterPush` or
+   * `resolvePushConflicts` taps, or a `beforePush` tap that wants one of the rows.
+   */
+  #pushNeedsTransaction(rows: readonly JobInsert[]): boolean {
+    const hooks = this.#hooks;
+    if (tapped(hooks.afterPush) || tapped(hooks.resolvePushConflicts)) return true;
+    return tapped(hooks.beforePush) && rows.some((row) => wanted(hooks.beforePush, row));
+  }
+
+  /**
    * The push itself, in `sql` (a transaction when hooks need one). `adapter`: set when `sql` is the
    * facade over a caller's foreign transaction. `progress`: set for a caller's transaction, marked
    * once something may have been written in it.
@@ -478,7 +488,7 @@ export class Docket implements AsyncDisposable {
   async #pushIn(sql: SqlClient, input: JobInsert[], adapter: TransactionAdapter | null, progress: { sent: boolean } | null) {
     const ctx: PushContext = { sql, callerTransaction: progress !== null, adapter, app: this };
     let rows = input;
-    if (tapped(this.#hooks.beforePush)) {
+    if (tapped(this.#hooks.beforePush) && rows.some((row) => wanted(this.#hooks.beforePush, row))) {
       if (progress) progress.sent = true;
       rows = await this.#hooks.beforePush.promise(rows, ctx);
       if (!Array.isArray(rows) || rows.length !== input.length) {
