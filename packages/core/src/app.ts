@@ -16,6 +16,7 @@ import {
   type CoreHooks,
   createHooks,
   type DocketHooks,
+  needsTransaction,
   type PushContext,
   type SettleContext,
   skipUnwanted,
@@ -407,10 +408,11 @@ export class Docket implements AsyncDisposable {
         }
       }
     }
-    const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
+    const transaction =
+      needsTransaction(this.#hooks.beforePush) || needsTransaction(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
-    // Without a hook that needs a transaction the push is one statement, committed when it returns.
-    const { refs, inserted } = needsTransaction
+    // Without a tap that needs a transaction the push is one statement, committed when it returns.
+    const { refs, inserted } = transaction
       ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false))
       : await this.#pushIn(this.sql, rows, false);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {

@@ -15,7 +15,7 @@ import type {
   WorkerView,
 } from './types.js';
 
-const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
+const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } = tapable;
 
 /** What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app. */
 export interface PushContext {
@@ -25,6 +25,23 @@ export interface PushContext {
   callerTransaction: boolean;
   app: Docket;
 }
+
+/** What a tap of `beforePush` or `afterPush` may say about the push's transaction. */
+export interface PushTapOptions {
+  /**
+   * `false` when the tap neither reads nor writes through `ctx.sql` (it changes rows in memory, or
+   * counts): a push whose taps all say so stays the core's one statement, with no transaction,
+   * and such a tap gets the pool as `ctx.sql` — an `afterPush` tap then runs after that statement
+   * committed. Default true (the tap runs in the push's transaction).
+   */
+  transaction?: boolean;
+}
+
+/**
+ * The function that runs one attempt's handler (through its executor) and resolves with its
+ * result or rejects with its error: what `wrapAttempt` taps wrap.
+ */
+export type AttemptRun = () => Promise<unknown>;
 
 /** Rows a plugin-added unique index skipped; taps resolve each to the job it collided with. */
 export interface PushConflicts {
@@ -144,11 +161,14 @@ export interface MigrateContext {
 export function createHooks() {
   return {
     /** push/pushMany, before the INSERT. Waterfall: taps return the (possibly changed) rows. In the push transaction. */
-    beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext]>(['rows', 'ctx'], 'beforePush'),
+    beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext], JobInsert[], PushTapOptions>(['rows', 'ctx'], 'beforePush'),
     /** After the INSERT when a plugin's unique index skipped rows. Series: taps fill `resolved`. In the push transaction. */
     resolvePushConflicts: new AsyncSeriesHook<[PushConflicts]>(['conflicts'], 'resolvePushConflicts'),
-    /** After the INSERT, same transaction: plugin writes commit or roll back with the push. Series. */
-    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext]>(['jobs', 'ctx'], 'afterPush'),
+    /**
+     * After the INSERT, same transaction: plugin writes commit or roll back with the push. Series.
+     * (A tap with `transaction: false` on a push that needed no transaction runs after its statement.)
+     */
+    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext], PushTapOptions>(['jobs', 'ctx'], 'afterPush'),
     /** After the push committed — its own transaction, or its one statement (not fired for pushes in a caller's transaction). Parallel notification. */
     pushCommitted: new AsyncParallelHook<[InsertedJob[]]>(['jobs'], 'pushCommitted'),
 
@@ -170,6 +190,15 @@ export function createHooks() {
      * it to the jobs it serves; when no tap wants a job, the core does not await the hook for it.
      */
     jobStart: new AsyncSeriesHook<[JobContext], JobTapOptions>(['ctx'], 'jobStart'),
+    /**
+     * Wraps the run of one attempt's handler, after `jobStart`, on the worker's main thread whatever
+     * the executor (for an atomic job the run includes its transaction and completion). Sync
+     * waterfall: each tap returns a function that calls the one it was given exactly once and
+     * returns (or rethrows) what it gives — to run the handler inside a tracing context or an
+     * AsyncLocalStorage, or to time it. A tap's `wants(job)` limits it to the jobs it serves; when
+     * no tap wants a job, its handler runs unwrapped.
+     */
+    wrapAttempt: new SyncWaterfallHook<[AttemptRun, JobContext], AttemptRun, JobTapOptions>(['run', 'ctx'], 'wrapAttempt'),
     /**
      * Jobs settling, inside the transaction that writes the outcome, batched. Waterfall: for attempts
      * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
@@ -231,8 +260,9 @@ export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K
 export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
 
 /**
- * Taps of the claim hooks and `jobStart` run only for what their `wants` accepts (a queue, a job):
- * a tap that does not want it is skipped — its plugin is not called at all. (`settle` taps see
+ * Taps of the claim hooks, `jobStart` and `wrapAttempt` run only for what their `wants` accepts (a
+ * queue, a job): a tap that does not want it is skipped — its plugin is not called at all (a skipped
+ * `wrapAttempt` tap returns nothing, so the waterfall keeps the run it was given). (`settle` taps see
  * the whole batch the core writes in its transaction, and pick their own settlements from it.)
  */
 export function skipUnwanted(hooks: CoreHooks): void {
@@ -240,6 +270,7 @@ export function skipUnwanted(hooks: CoreHooks): void {
     beforeClaim: (args) => (args[0] as ClaimContext).queue,
     afterClaim: (args) => (args[1] as ClaimContext).queue,
     jobStart: (args) => (args[0] as JobContext).job,
+    wrapAttempt: (args) => (args[1] as JobContext).job,
   };
   for (const [hookName, subject] of Object.entries(subjectOf)) {
     (hooks[hookName as keyof CoreHooks] as unknown as tapable.Hook<unknown[], unknown>).intercept({
@@ -330,4 +361,12 @@ export function wanted<T>(hook: { taps: readonly unknown[] }, item: T): boolean 
 /** Whether every tap of `hook` declared `wants` (so some items can skip the hook entirely). */
 export function everyTapFilters(hook: { taps: readonly unknown[] }): boolean {
   return (hook.taps as ReadonlyArray<{ wants?: unknown }>).every((tap) => typeof tap.wants === 'function');
+}
+
+/**
+ * Whether some tap of a push hook needs the push's transaction (every tap that did not declare
+ * `transaction: false`). The core opens one for a push only when some tap does.
+ */
+export function needsTransaction(hook: { taps: readonly unknown[] }): boolean {
+  return (hook.taps as ReadonlyArray<{ transaction?: unknown }>).some((tap) => tap.transaction !== false);
 }

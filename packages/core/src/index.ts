@@ -7,6 +7,7 @@ export { defaultApplicationName } from './application-name.js';
 export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
 export {
+  type AttemptRun,
   type ClaimContext,
   type ClaimTapOptions,
   type CodecContext,
@@ -19,6 +20,7 @@ export {
   type PrimaryQuery,
   type PushConflicts,
   type PushContext,
+  type PushTapOptions,
   type SettleContext,
   type SettleTapOptions,
   type TapOnly,
