@@ -37,6 +37,9 @@ import {
   type ListJobsOptions,
   type ListWorkersOptions,
   Operations,
+  type QueueLag,
+  type QueueLagOptions,
+  queueLagOf,
   type RerunOptions,
   type RetryJobsFilter,
   type WorkerInfo,
@@ -793,6 +796,12 @@ export class Docket implements AsyncDisposable {
   async listWorkers(options: ListWorkersOptions = {}): Promise<WorkerInfo[]> {
     return this.#ops.listWorkers(options);
   }
+
+  /** Per queue with pending jobs: the earliest due time among them and how long ago it was (0 when none is due yet). */
+  async queueLag(options: QueueLagOptions = {}): Promise<QueueLag[]> {
+    this.#assertOpen();
+    return queueLagOf(this, options);
+  }
 }
 
 // Every public method that reaches the database explains the driver's connection and missing-table
@@ -821,6 +830,7 @@ explainDriverErrorsOf(Docket.prototype, [
   'retryJobs',
   'rerunJob',
   'listWorkers',
+  'queueLag',
 ]);
 
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */

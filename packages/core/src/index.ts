@@ -55,6 +55,8 @@ export {
   type JobPage,
   type ListJobsOptions,
   type ListWorkersOptions,
+  type QueueLag,
+  type QueueLagOptions,
   RERUN_OF_META_KEY,
   type RerunOptions,
   type RetryableState,
