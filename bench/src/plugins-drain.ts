@@ -14,7 +14,8 @@
  *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX
  *
  * Every plugin is configured as an application would: defaults, a cron schedule (daily, 12 hours
- * from now, so it does not fire during the drain), a signals listener for failures.
+ * from now, so it does not fire during the drain), a signals listener for failures, and the metrics
+ * exporter scraped every second during the drain (as Prometheus would, more often than its default).
  */
 
 import { execFileSync } from 'node:child_process';
@@ -22,6 +23,7 @@ import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@
 import { cron } from '@docket/plugin-cron';
 import { leadership } from '@docket/plugin-leadership';
 import { jobLogs } from '@docket/plugin-logs';
+import { metrics } from '@docket/plugin-metrics';
 import { pruner } from '@docket/plugin-pruner';
 import { recovery } from '@docket/plugin-recovery';
 import { signals } from '@docket/plugin-signals';
@@ -60,6 +62,7 @@ const PLUGINS: Record<string, () => DocketPlugin[]> = {
   signals: () => [signals()],
   logs: () => [jobLogs()],
   workflow: () => [workflows()],
+  metrics: () => [metrics()],
 };
 
 interface Config {
@@ -136,13 +139,17 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     const events = plugins.find((p) => p.name === 'signals') as ReturnType<typeof signals> | undefined;
     // As an application would: someone listens for failures (none happen here).
     if (events) await events.on('failed', () => {});
+    const exporter = plugins.find((p) => p.name === 'metrics') as ReturnType<typeof metrics> | undefined;
     const worker = new Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
     const pg0 = await backendCpu(check);
     const cpu0 = process.cpuUsage();
     const t0 = nowUs();
     await profiled(cpuProfile && round > 0 ? `${cpuProfile}-${name}-r${round}.cpuprofile` : undefined, async () => {
       await worker.start();
+      // A scrape every second while the drain runs (counters, histograms and the database gauges).
+      const scraper = exporter ? setInterval(() => void exporter.metrics(), 1000) : undefined;
       await finished;
+      clearInterval(scraper);
       while ((await docketRemaining(check)) > 0) await new Promise((r) => setTimeout(r, 1));
     });
     const wallS = (nowUs() - t0) / 1e6;
