@@ -4,6 +4,7 @@
  */
 export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
 export { defaultApplicationName } from './application-name.js';
+export type { DocketConfig } from './cli/config.js';
 export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
 export {

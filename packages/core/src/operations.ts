@@ -362,3 +362,12 @@ function decodeCursor(where: string, cursor: unknown): Cursor {
   const bounds = match[2] === undefined ? null : { lo: match[2] || null, hi: match[3] || null };
   return { id: match[1], bounds };
 }
+
+/**
+ * A `listJobs` cursor that continues after job `id` (newest first: the jobs older than it), for a
+ * caller that pages by a job id it showed (the command line's `--before ID`).
+ * @internal
+ */
+export function cursorAfter(id: string): string {
+  return encodeCursor({ id, bounds: null });
+}
