@@ -415,9 +415,7 @@ export class Docket implements AsyncDisposable {
       needsTransaction(this.#hooks.beforePush) || needsTransaction(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
     // Without a tap that needs a transaction the push is one statement, committed when it returns.
-    const { refs, inserted } = transaction
-      ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false))
-      : await this.#pushIn(this.sql, rows, false);
+    const { refs, inserted } = transaction ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false)) : await this.#pushIn(this.sql, rows, false);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
       this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
     }

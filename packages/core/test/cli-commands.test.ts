@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { defineJob, type JobRecord, Worker } from '@docket/core';
+import { defineJob, type JobRecord, type Worker } from '@docket/core';
 import { type Harness, harness } from './helpers.js';
 
 const cli = new URL('../src/cli/docket.ts', import.meta.url).pathname;
@@ -22,9 +22,14 @@ const execArgv = process.execArgv.map((arg) => (arg === 'tsx' ? import.meta.reso
 /** Runs the `docket` command line in a child process (the source entry, through tsx, as the workspace resolves it). */
 function docket(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [...execArgv, cli, ...args], { env: { ...process.env, ...options.env }, cwd: options.cwd }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [...execArgv, cli, ...args],
+      { env: { ...process.env, ...options.env }, cwd: options.cwd },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -55,7 +60,10 @@ describe('docket commands against a real database', () => {
     for (const ref of refs) await h.app.waitForJob(ref, { timeoutMs: 20_000 });
     failed = await h.app.getJob(refs[5]!);
     // Waiting in a queue nobody serves.
-    await h.app.pushMany([defineJob({ name: 'cli.later', queue: 'cli-idle' }, async () => {}), defineJob({ name: 'cli.later', queue: 'cli-idle' }, async () => {})]);
+    await h.app.pushMany([
+      defineJob({ name: 'cli.later', queue: 'cli-idle' }, async () => {}),
+      defineJob({ name: 'cli.later', queue: 'cli-idle' }, async () => {}),
+    ]);
   });
   after(() => h.close());
 
@@ -203,14 +211,19 @@ test('docket worker CONFIG runs the config module’s worker and stops gracefull
 
     // A config without worker options cannot run a worker.
     const appOnly = join(dir, 'app-only.mjs');
-    await writeFile(appOnly, `import { Docket } from ${JSON.stringify(core)}; export default new Docket({ connection: ${JSON.stringify(h.db.url)} });`);
+    await writeFile(
+      appOnly,
+      `import { Docket } from ${JSON.stringify(core)}; export default new Docket({ connection: ${JSON.stringify(h.db.url)} });`,
+    );
     assertError(await docket(['worker', appOnly]), 4, /DOCKET_CONFIG_INVALID: .*needs the worker's options/);
   } finally {
     await h.close();
   }
 });
 
-test('docket NAME runs the docket-NAME executable a package installed (the extension point), with its arguments and exit code', { timeout: 60_000 }, async () => {
+test('docket NAME runs the docket-NAME executable a package installed (the extension point), with its arguments and exit code', {
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'docket-cli-ext-'));
   const bin = join(dir, 'node_modules', '.bin');
   await mkdir(bin, { recursive: true });

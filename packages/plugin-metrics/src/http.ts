@@ -122,7 +122,8 @@ function digest(token: string): Buffer {
 function authorized(req: IncomingMessage, expected: Buffer): boolean {
   const header = req.headers.authorization ?? '';
   const match = /^Bearer\s+(.+)$/i.exec(header);
-  return match !== null && timingSafeEqual(digest(match[1]!.trim()), expected);
+  const given = match?.[1];
+  return given !== undefined && timingSafeEqual(digest(given.trim()), expected);
 }
 
 function shown(value: unknown): string {

@@ -82,9 +82,12 @@ export function metrics(options: MetricsOptions = {}): MetricsPlugin {
   }
   const prefix = options.prefix ?? 'docket_';
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    throw new InvalidOptionError(`${where}: \`prefix\` must be a valid start of a Prometheus metric name (letters, digits, _ and :), got ${String(prefix)}.`, {
-      details: { option: 'prefix' },
-    });
+    throw new InvalidOptionError(
+      `${where}: \`prefix\` must be a valid start of a Prometheus metric name (letters, digits, _ and :), got ${String(prefix)}.`,
+      {
+        details: { option: 'prefix' },
+      },
+    );
   }
   const databaseMetrics = booleanOption(where, 'databaseMetrics', options.databaseMetrics, true);
   const cacheMs = integerOption(where, 'cacheMs', options.cacheMs, 5000, { min: 0, max: 3_600_000 });
@@ -98,10 +101,14 @@ export function metrics(options: MetricsOptions = {}): MetricsPlugin {
   const logError = (message: string) => (error: unknown) => {
     binding.current?.logger.warn(`${PLUGIN_NAME}: ${message}`, { error });
   };
-  const reader = new DatabaseReader(() => binding.app('metrics'), cacheMs, (error) => {
-    readErrors.inc();
-    logError('reading the database gauges failed; they are left out of this scrape')(error);
-  });
+  const reader = new DatabaseReader(
+    () => binding.app('metrics'),
+    cacheMs,
+    (error) => {
+      readErrors.inc();
+      logError('reading the database gauges failed; they are left out of this scrape')(error);
+    },
+  );
 
   const labelNames = ['queue', 'name'] as const;
   const metric = <T>(make: () => T): T => {
@@ -322,4 +329,3 @@ export const METRIC_NAMES = [
   'workers_alive',
   'queue_workers_alive',
 ] as const;
-

@@ -32,13 +32,16 @@ describe('metrics during a real drain, scraped over HTTP', () => {
     const gateStarted = deferred();
     const ok = defineJob({ name: 'ok', queue: 'm-ok' }, async () => 'done');
     const flakySeen = new Set<string>();
-    const flaky = defineJob({ name: 'flaky', queue: 'm-flaky', maxAttempts: 3, retry: { backoff: 'fixed', delayMs: 10, jitter: false } }, async (_args, ctx) => {
-      // Fails its first attempt, succeeds the second.
-      if (!flakySeen.has(ctx.job.id)) {
-        flakySeen.add(ctx.job.id);
-        throw new Error('first attempt fails');
-      }
-    });
+    const flaky = defineJob(
+      { name: 'flaky', queue: 'm-flaky', maxAttempts: 3, retry: { backoff: 'fixed', delayMs: 10, jitter: false } },
+      async (_args, ctx) => {
+        // Fails its first attempt, succeeds the second.
+        if (!flakySeen.has(ctx.job.id)) {
+          flakySeen.add(ctx.job.id);
+          throw new Error('first attempt fails');
+        }
+      },
+    );
     const doomed = defineJob({ name: 'doomed', queue: 'm-doomed', maxAttempts: 1 }, async () => {
       throw new Error('always fails');
     });
@@ -84,13 +87,15 @@ describe('metrics during a real drain, scraped over HTTP', () => {
     const [cancelMe] = (await h.app.listJobs({ queue: 'm-unserved', order: 'newest', limit: 1 })).jobs;
     await h.app.cancelJob(cancelMe!.id);
     const [lost] = (await h.app.listJobs({ queue: 'm-unserved', state: 'pending', order: 'newest', limit: 1 })).jobs;
-    await h.db.sql`UPDATE docket.jobs SET state = 'running', attempt = 1, worker_id = 'gone-worker', started_at = now() - interval '1 hour' WHERE id = ${lost!.id}`;
+    await h.db
+      .sql`UPDATE docket.jobs SET state = 'running', attempt = 1, worker_id = 'gone-worker', started_at = now() - interval '1 hour' WHERE id = ${lost!.id}`;
     assert.equal((await sweeper.runNow()).recovered.length, 1);
 
     const after = parseExposition((await get(url)).body);
     const db = await h.db.sql<Array<{ queue: string; name: string; state: string; jobs: number; attempts: number }>>`
       SELECT queue, name, state, count(*)::int AS jobs, sum(attempt)::int AS attempts FROM docket.jobs GROUP BY queue, name, state`;
-    const jobsIn = (name: string, state?: string) => db.filter((r) => r.name === name && (!state || r.state === state)).reduce((n, r) => n + r.jobs, 0);
+    const jobsIn = (name: string, state?: string) =>
+      db.filter((r) => r.name === name && (!state || r.state === state)).reduce((n, r) => n + r.jobs, 0);
     const attemptsOf = (name: string) => db.filter((r) => r.name === name).reduce((n, r) => n + r.attempts, 0);
     const sample = (metric: string, queue: string, name: string) => after.get(key(metric, { queue, name })) ?? 0;
 
@@ -121,7 +126,11 @@ describe('metrics during a real drain, scraped over HTTP', () => {
       assert.equal(after.get(key('docket_jobs', { queue: c.queue, state: c.state })), c.count, `${c.queue}/${c.state}`);
     }
     const names = [...new Set([...after.keys()].map((k) => k.slice(0, k.indexOf('{')).replace(/_(bucket|sum|count)$/, '')))];
-    for (const name of names) assert.ok(METRIC_NAMES.some((m) => `docket_${m}` === name), `${name} is a documented metric`);
+    for (const name of names)
+      assert.ok(
+        METRIC_NAMES.some((m) => `docket_${m}` === name),
+        `${name} is a documented metric`,
+      );
   });
 });
 

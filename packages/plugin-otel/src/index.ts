@@ -15,6 +15,17 @@
  * names (`parentKeys`). Built only on the public hooks: `beforePush` (a tap that needs no
  * transaction), `wrapAttempt` and `afterSettle`.
  */
+
+import {
+  type Docket,
+  type DocketPlugin,
+  InvalidOptionError,
+  integerOption,
+  type JobInsert,
+  type PushContext,
+  rejectUnknownKeys,
+  type SettledJob,
+} from '@docket/core';
 import {
   type Attributes,
   context,
@@ -28,16 +39,6 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
-import {
-  type Docket,
-  type DocketPlugin,
-  InvalidOptionError,
-  integerOption,
-  type JobInsert,
-  type PushContext,
-  rejectUnknownKeys,
-  type SettledJob,
-} from '@docket/core';
 import { ATTR, MESSAGING_SYSTEM } from './attributes.js';
 import { extractFrom, injectInto } from './traceparent.js';
 
@@ -101,11 +102,11 @@ export function otel(options: OtelOptions = {}): OtelPlugin {
       let stamp = active.spanContext();
       if (producerSpans) {
         const queues = new Set(rows.map((r) => r.queue));
-        const queue = queues.size === 1 ? rows[0]!.queue : null;
+        const queue = queues.size === 1 ? ([...queues][0] ?? null) : null;
         const attributes: Attributes = { [ATTR.system]: MESSAGING_SYSTEM, [ATTR.operationType]: 'create', [ATTR.operationName]: 'push' };
         if (queue !== null) attributes[ATTR.destination] = queue;
         if (rows.length > 1) attributes[ATTR.batchCount] = rows.length;
-        else attributes[ATTR.jobName] = rows[0]!.name;
+        else if (rows[0]) attributes[ATTR.jobName] = rows[0].name;
         const span = tracer().startSpan(queue === null ? 'create' : `create ${queue}`, { kind: SpanKind.PRODUCER, attributes });
         // The span stands for the jobs' creation; their ids are not known until the INSERT.
         span.end();

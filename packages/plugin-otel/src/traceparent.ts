@@ -26,13 +26,13 @@ export function injectInto(meta: Record<string, unknown>, context: SpanContext):
 export function extractFrom(meta: Readonly<Record<string, unknown>>): SpanContext | null {
   const header = meta[TRACEPARENT_META_KEY];
   if (typeof header !== 'string') return null;
-  const match = TRACEPARENT.exec(header);
-  if (!match) return null;
+  const [, traceId, spanId, flags] = TRACEPARENT.exec(header) ?? [];
+  if (traceId === undefined || spanId === undefined || flags === undefined) return null;
   const state = meta[TRACESTATE_META_KEY];
   const context: SpanContext = {
-    traceId: match[1]!,
-    spanId: match[2]!,
-    traceFlags: Number.parseInt(match[3]!, 16) & TraceFlags.SAMPLED,
+    traceId,
+    spanId,
+    traceFlags: Number.parseInt(flags, 16) & TraceFlags.SAMPLED,
     isRemote: true,
     ...(typeof state === 'string' && state.length > 0 ? { traceState: createTraceState(state) } : {}),
   };

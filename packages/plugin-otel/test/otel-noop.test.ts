@@ -1,8 +1,8 @@
 // No SDK in this process: every OpenTelemetry call is the API's no-op (each test file runs in a process of its own).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { trace } from '@opentelemetry/api';
 import { defineJob } from '@docket/core';
+import { trace } from '@opentelemetry/api';
 import { otel, TRACEPARENT_META_KEY } from '../src/index.js';
 import { type Harness, harness } from './helpers.js';
 
@@ -11,11 +11,16 @@ let h: Harness;
 before(async () => (h = await harness({ plugins: [plugin] })));
 after(() => h.close());
 
-test('without an SDK nothing breaks: jobs push, run, fail and retry as without the plugin, and no context is stamped', { timeout: 30_000 }, async () => {
+test('without an SDK nothing breaks: jobs push, run, fail and retry as without the plugin, and no context is stamped', {
+  timeout: 30_000,
+}, async () => {
   const ok = defineJob({ name: 'noop.ok', queue: 'otel-noop' }, async () => 'fine');
-  const fails = defineJob({ name: 'noop.fails', queue: 'otel-noop', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 10, jitter: false } }, async () => {
-    throw new Error('always');
-  });
+  const fails = defineJob(
+    { name: 'noop.fails', queue: 'otel-noop', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 10, jitter: false } },
+    async () => {
+      throw new Error('always');
+    },
+  );
   await h.worker({ jobs: [ok, fails], queues: { 'otel-noop': {} } });
   const [a, b] = await trace.getTracer('no-sdk').startActiveSpan('request', async (span) => {
     try {

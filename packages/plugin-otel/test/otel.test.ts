@@ -2,12 +2,12 @@ import './sdk.js';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { defineJob, type JobContext } from '@docket/core';
 import { chain, pushWorkflow, waitForWorkflow, workflows } from '@docket/plugin-workflow';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ATTR, otel, TRACEPARENT_META_KEY } from '../src/index.js';
-import { exporter, finished, type SpanSummary } from './sdk.js';
 import { type Harness, harness, nextMessage } from './helpers.js';
+import { exporter, finished, type SpanSummary } from './sdk.js';
 
 const consumerOf = (id: string) => finished().find((s) => s.kind === SpanKind.CONSUMER && s.attributes[ATTR.messageId] === id);
 
@@ -29,7 +29,9 @@ describe('otel with the real SDK', () => {
   });
   after(() => h.close());
 
-  test('a push in process A and its run in process B are one trace: the consumer span is a child of A’s producer span', { timeout: 60_000 }, async () => {
+  test('a push in process A and its run in process B are one trace: the consumer span is a child of A’s producer span', {
+    timeout: 60_000,
+  }, async () => {
     const child = fork(new URL('./fixtures/producer.ts', import.meta.url), {
       env: { ...process.env, TEST_DATABASE_URL: h.db.url },
       execArgv: process.execArgv,
@@ -80,7 +82,9 @@ describe('otel with the real SDK', () => {
     await worker.stop();
   });
 
-  test('a failing attempt records its exception and the retry; the handler’s own spans are children of the consumer span', { timeout: 30_000 }, async () => {
+  test('a failing attempt records its exception and the retry; the handler’s own spans are children of the consumer span', {
+    timeout: 30_000,
+  }, async () => {
     let attempts = 0;
     const flaky = defineJob(
       { name: 'flaky', queue: 'otel-retry', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 10, jitter: false } },
@@ -141,7 +145,7 @@ describe('otel with the real SDK', () => {
     });
     const request = finished().find((s) => s.name === 'tree request')!;
     assert.equal((await h.app.waitForJob(ref, { timeoutMs: 20_000 })).state, 'succeeded');
-    assert.equal((await waitForWorkflow(h.app, run, { timeoutMs: 20_000 })).state, "succeeded");
+    assert.equal((await waitForWorkflow(h.app, run, { timeoutMs: 20_000 })).state, 'succeeded');
 
     const parentSpan = await span(() => consumerOf(ref.id));
     const [leafJob] = (await h.app.listJobs({ name: 'leaf' })).jobs;

@@ -32,7 +32,7 @@ export function parseArgs(command: string, argv: readonly string[], spec: ArgSpe
   const flags = new Map<string, string>();
   const switches = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i] ?? '';
     if (arg === '--') {
       positionals.push(...argv.slice(i + 1));
       break;
@@ -61,7 +61,8 @@ export function parseArgs(command: string, argv: readonly string[], spec: ArgSpe
 export function intFlag(args: ParsedArgs, command: string, name: string, fallback: number, min: number, max: number): number {
   const raw = args.flags.get(name);
   if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, got '${raw}'`, command);
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max)
+    throw new UsageError(`--${name} takes a whole number from ${min} to ${max}, got '${raw}'`, command);
   return Number(raw);
 }
 

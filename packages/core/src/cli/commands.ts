@@ -24,7 +24,12 @@ const queues: Command = {
   spec: { flags: [...CONNECT_FLAGS], switches: ['json'] },
   async run(app, args, print) {
     noPositionals('queues', args);
-    const [rows, counts, lag, workers] = await Promise.all([app.listQueues(), app.countJobs({ state: ['pending', 'running', 'waiting', 'failed'] }), app.queueLag(), app.listWorkers()]);
+    const [rows, counts, lag, workers] = await Promise.all([
+      app.listQueues(),
+      app.countJobs({ state: ['pending', 'running', 'waiting', 'failed'] }),
+      app.queueLag(),
+      app.listWorkers(),
+    ]);
     const names = [...new Set([...rows.map((q) => q.name), ...counts.map((c) => c.queue)])].sort();
     const list = names.map((name) => {
       const row = rows.find((q) => q.name === name);
@@ -46,7 +51,16 @@ const queues: Command = {
       print(
         table(
           ['queue', 'paused', 'pending', 'running', 'waiting', 'failed', 'lag', 'workers'],
-          list.map((q) => [q.name, q.paused ? 'yes' : 'no', String(q.pending), String(q.running), String(q.waiting), String(q.failed), duration(q.lagMs), String(q.workers)]),
+          list.map((q) => [
+            q.name,
+            q.paused ? 'yes' : 'no',
+            String(q.pending),
+            String(q.running),
+            String(q.waiting),
+            String(q.failed),
+            duration(q.lagMs),
+            String(q.workers),
+          ]),
         ),
       );
     return EXIT.OK;
@@ -57,7 +71,8 @@ const queue: Command = {
   spec: { flags: [...CONNECT_FLAGS], switches: ['json'] },
   async run(app, args, print) {
     const [action, name, ...rest] = args.positionals;
-    if (action !== 'pause' && action !== 'resume') throw new UsageError(action === undefined ? 'say pause or resume' : `unknown action '${action}'`, 'queue');
+    if (action !== 'pause' && action !== 'resume')
+      throw new UsageError(action === undefined ? 'say pause or resume' : `unknown action '${action}'`, 'queue');
     if (name === undefined) throw new UsageError('a queue name is required', 'queue');
     if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`, 'queue');
     const record = action === 'pause' ? await app.pauseQueue(name) : await app.resumeQueue(name);
@@ -117,7 +132,10 @@ const job: Command = {
     const record = action === 'show' ? await app.getJob(id) : action === 'retry' ? await app.retryJob(id) : await app.cancelJob(id);
     if (args.switches.has('json')) print(json(record));
     else if (action === 'show') print(describeJob(record));
-    else print(`job ${record.id} is ${record.state}${action === 'cancel' && record.state === 'running' ? ' (cancellation requested: its handler is being aborted)' : ''}`);
+    else
+      print(
+        `job ${record.id} is ${record.state}${action === 'cancel' && record.state === 'running' ? ' (cancellation requested: its handler is being aborted)' : ''}`,
+      );
     return EXIT.OK;
   },
 };
@@ -133,7 +151,15 @@ const workers: Command = {
       print(
         table(
           ['id', 'host', 'pid', 'queues', 'running', 'heartbeat', 'started'],
-          list.map((w) => [w.id, w.hostname, String(w.pid), w.queues.join(','), String(w.runningJobs), `${duration(w.heartbeatAgeMs)} ago`, time(w.startedAt)]),
+          list.map((w) => [
+            w.id,
+            w.hostname,
+            String(w.pid),
+            w.queues.join(','),
+            String(w.runningJobs),
+            `${duration(w.heartbeatAgeMs)} ago`,
+            time(w.startedAt),
+          ]),
         ),
       );
     return EXIT.OK;
@@ -145,12 +171,22 @@ const stats: Command = {
   async run(app, args, print) {
     noPositionals('stats', args);
     const [counts, lag, list] = await Promise.all([app.countJobs(), app.queueLag(), app.listWorkers()]);
-    const byState = Object.fromEntries(JOB_STATES.map((s) => [s, counts.filter((c) => c.state === s).reduce((n, c) => n + c.count, 0)])) as Record<JobState, number>;
+    const byState = Object.fromEntries(JOB_STATES.map((s) => [s, counts.filter((c) => c.state === s).reduce((n, c) => n + c.count, 0)])) as Record<
+      JobState,
+      number
+    >;
     const exact = counts.every((c) => c.exact);
     const queuesWithJobs = new Set(counts.map((c) => c.queue)).size;
     const alive = list.filter((w) => w.heartbeatAgeMs < 3 * w.heartbeatIntervalMs).length;
     const worst = lag.reduce<(typeof lag)[number] | null>((a, l) => (a === null || l.lagMs > a.lagMs ? l : a), null);
-    const result = { jobs: byState, exact, queues: queuesWithJobs, workers: list.length, workersAlive: alive, maxLag: worst ? { queue: worst.queue, lagMs: worst.lagMs } : null };
+    const result = {
+      jobs: byState,
+      exact,
+      queues: queuesWithJobs,
+      workers: list.length,
+      workersAlive: alive,
+      maxLag: worst ? { queue: worst.queue, lagMs: worst.lagMs } : null,
+    };
     if (args.switches.has('json')) {
       print(json(result));
       return EXIT.OK;
@@ -192,7 +228,8 @@ function describeJob(j: JobRecord): string {
     `meta        ${JSON.stringify(j.meta)}`,
   ];
   if (Object.keys(j.limits).length > 0) lines.push(`limits      ${JSON.stringify(j.limits)}`);
-  for (const e of j.errors) lines.push(`error       attempt ${e.attempt} at ${e.at}: ${e.code ? `${e.code} ` : ''}${e.name}: ${e.message.split('\n')[0]}`);
+  for (const e of j.errors)
+    lines.push(`error       attempt ${e.attempt} at ${e.at}: ${e.code ? `${e.code} ` : ''}${e.name}: ${e.message.split('\n')[0]}`);
   return lines.join('\n');
 }
 

@@ -27,19 +27,25 @@ export async function loadConfig(file: string): Promise<DocketConfig> {
   try {
     loaded = (await import(pathToFileURL(resolve(file)).href)) as { default?: unknown };
   } catch (error) {
-    throw new ConfigInvalidError(`${file}: the config module could not be loaded: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, {
-      cause: error,
-      details: { file },
-    });
+    throw new ConfigInvalidError(
+      `${file}: the config module could not be loaded: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      {
+        cause: error,
+        details: { file },
+      },
+    );
   }
   let value: unknown;
   try {
     value = typeof loaded.default === 'function' ? await (loaded.default as () => unknown)() : loaded.default;
   } catch (error) {
-    throw new ConfigInvalidError(`${file}: the config module's default export threw: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, {
-      cause: error,
-      details: { file },
-    });
+    throw new ConfigInvalidError(
+      `${file}: the config module's default export threw: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      {
+        cause: error,
+        details: { file },
+      },
+    );
   }
   if (value instanceof Docket) return { app: value };
   if (value !== null && typeof value === 'object' && (value as { app?: unknown }).app instanceof Docket) {
@@ -58,7 +64,8 @@ export async function loadConfig(file: string): Promise<DocketConfig> {
 /** The app of a command that reads or changes the database. */
 export async function appFrom(command: string, options: { url?: string; schema?: string; config?: string }): Promise<Docket> {
   if (options.config !== undefined) {
-    if (options.url !== undefined || options.schema !== undefined) throw new UsageError('--config replaces --url and --schema; give one or the other', command);
+    if (options.url !== undefined || options.schema !== undefined)
+      throw new UsageError('--config replaces --url and --schema; give one or the other', command);
     return (await loadConfig(options.config)).app;
   }
   const url = options.url ?? process.env.DATABASE_URL;

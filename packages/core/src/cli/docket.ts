@@ -20,7 +20,11 @@ const print = (text: string) => process.stdout.write(`${text}\n`);
 async function migrations(command: 'migrate' | 'pending', argv: readonly string[]): Promise<number> {
   const args = parseArgs(command, argv, { flags: ['url', 'schema', 'config'], switches: [] });
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument '${args.positionals[1]}'`, command);
-  const app = await appFrom(command, { url: args.flags.get('url'), schema: args.flags.get('schema'), config: args.positionals[0] ?? args.flags.get('config') });
+  const app = await appFrom(command, {
+    url: args.flags.get('url'),
+    schema: args.flags.get('schema'),
+    config: args.positionals[0] ?? args.flags.get('config'),
+  });
   try {
     if (command === 'migrate') {
       const applied = await app.migrate();
@@ -28,7 +32,9 @@ async function migrations(command: 'migrate' | 'pending', argv: readonly string[
       return EXIT.OK;
     }
     const pending = await app.pendingMigrations();
-    print(pending.length === 0 ? 'docket: no pending migrations' : pending.map((m) => `docket: pending ${m.owner}@${m.version} ${m.name}`).join('\n'));
+    print(
+      pending.length === 0 ? 'docket: no pending migrations' : pending.map((m) => `docket: pending ${m.owner}@${m.version} ${m.name}`).join('\n'),
+    );
     return pending.length === 0 ? EXIT.OK : EXIT.NO;
   } finally {
     await app.close();

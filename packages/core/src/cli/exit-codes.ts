@@ -40,7 +40,7 @@ export function exitCodeOf(error: unknown): number {
 
 /** The one line an error is reported as: `docket: CODE: message` (the first line of the message only, never a stack). */
 export function errorLine(error: unknown): string {
-  const message = (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim();
+  const message = (error instanceof Error ? error.message : String(error)).split('\n')[0]?.trim() ?? '';
   if (isDocketError(error)) return `docket: ${error.code}: ${message}`;
   if (isPostgresError(error)) return `docket: SQLSTATE ${error.code}: ${message}`;
   if (error instanceof UsageError) return `docket: ${message}`;

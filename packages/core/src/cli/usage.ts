@@ -9,7 +9,8 @@ const CONNECT = `Connection (every command but worker):
 export const USAGE: Readonly<Record<string, string>> = {
   migrate: 'docket migrate [CONFIG | --url URL [--schema NAME]]\n  Applies the pending migrations (with CONFIG: its plugins’ too).',
   pending: 'docket pending [CONFIG | --url URL [--schema NAME]]\n  Lists the migrations the database lacks; exit code 1 when there are any.',
-  worker: 'docket worker CONFIG\n  Runs a worker from CONFIG (default export { app, worker }); SIGTERM or Ctrl-C stops it gracefully (twice: aborts running jobs).',
+  worker:
+    'docket worker CONFIG\n  Runs a worker from CONFIG (default export { app, worker }); SIGTERM or Ctrl-C stops it gracefully (twice: aborts running jobs).',
   queues: 'docket queues [--json]\n  Every queue: paused or not, jobs pending/running/waiting/failed, lag of its oldest due job, live workers.',
   queue: 'docket queue pause|resume NAME [--json]\n  Stops (or lets again) every worker fetching the queue’s jobs; running jobs finish.',
   jobs: 'docket jobs [--queue Q] [--state S] [--name N] [--limit N] [--before ID] [--json]\n  Jobs newest first (limit 1-1000, default 20); --before ID lists those older than job ID (the next page).',
@@ -29,7 +30,7 @@ ${Object.values(USAGE)
   docket help [COMMAND]
 
 Any other command NAME runs the executable docket-NAME (from node_modules/.bin or PATH) with the
-remaining arguments: packages add commands that way (e.g. docket dashboard from @docket/dashboard).
+remaining arguments: that is how packages add commands (a package's bin named docket-NAME).
 
 ${CONNECT}
 
