@@ -23,9 +23,10 @@ import {
   rejectUnknownKeys,
   type SettledJob,
 } from '@docket/core';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { DatabaseReader, isAlive } from './database.js';
 import { MetricsNameTakenError } from './errors.js';
+import { LocalHistogram } from './histogram.js';
 import { type MetricsHandler, type MetricsServer, metricsHandler, type ServeOptions, serveMetrics } from './http.js';
 import { type Counted, SeriesTable } from './series.js';
 
@@ -97,7 +98,6 @@ export function metrics(options: MetricsOptions = {}): MetricsPlugin {
   const registry = options.registry ?? new Registry();
 
   const binding = pluginBinding(PLUGIN_NAME, PLUGIN_NAME);
-  const series = new SeriesTable(maxSeries);
   const logError = (message: string) => (error: unknown) => {
     binding.current?.logger.warn(`${PLUGIN_NAME}: ${message}`, { error });
   };
@@ -110,6 +110,17 @@ export function metrics(options: MetricsOptions = {}): MetricsPlugin {
     },
   );
 
+  const waitSeconds = new LocalHistogram(
+    `${prefix}job_queue_wait_seconds`,
+    'Time from when an attempt was due to when a worker of this process claimed it (database clock).',
+    waitBuckets,
+  );
+  const runSeconds = new LocalHistogram(
+    `${prefix}job_run_seconds`,
+    'Time the handler of an attempt ran on a worker of this process, whatever its outcome.',
+    runBuckets,
+  );
+  const series = new SeriesTable(maxSeries, { wait: waitSeconds, run: runSeconds });
   const labelNames = ['queue', 'name'] as const;
   const metric = <T>(make: () => T): T => {
     try {
@@ -144,26 +155,8 @@ export function metrics(options: MetricsOptions = {}): MetricsPlugin {
   counter('retried', 'Failed attempts scheduled to run again, settled by this process.');
   counter('cancelled', 'Jobs cancelled, settled by this process.');
   counter('recovered', 'Jobs put back in their queue after their worker was lost, by recovery sweeps of this process.');
-  const waitSeconds = metric(
-    () =>
-      new Histogram({
-        name: `${prefix}job_queue_wait_seconds`,
-        help: 'Time from when an attempt was due to when a worker of this process claimed it (database clock).',
-        labelNames,
-        buckets: waitBuckets,
-        registers: [registry],
-      }),
-  );
-  const runSeconds = metric(
-    () =>
-      new Histogram({
-        name: `${prefix}job_run_seconds`,
-        help: 'Time the handler of an attempt ran on a worker of this process, whatever its outcome.',
-        labelNames,
-        buckets: runBuckets,
-        registers: [registry],
-      }),
-  );
+  metric(() => waitSeconds.register(registry));
+  metric(() => runSeconds.register(registry));
   const readErrors = metric(
     () =>
       new Counter({
@@ -265,12 +258,12 @@ export function metrics(options: MetricsOptions = {}): MetricsPlugin {
         const s = series.get(job.queue, job.name);
         return async () => {
           s.pending.started++;
-          if (job.startedAt) waitSeconds.observe(s.labels, Math.max(0, job.startedAt.getTime() - job.scheduledAt.getTime()) / 1000);
+          if (job.startedAt) waitSeconds.observe(s.wait, Math.max(0, job.startedAt.getTime() - job.scheduledAt.getTime()) / 1000);
           const t0 = performance.now();
           try {
             return await run();
           } finally {
-            runSeconds.observe(s.labels, (performance.now() - t0) / 1000);
+            runSeconds.observe(s.run, (performance.now() - t0) / 1000);
           }
         };
       });

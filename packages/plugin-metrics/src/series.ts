@@ -1,3 +1,5 @@
+import type { HistogramCell, LocalHistogram } from './histogram.js';
+
 /**
  * The job counters of one process, kept as plain numbers per (queue, job name) and handed to
  * prom-client when it is scraped: counting a job is a map lookup and an addition, whatever the
@@ -17,12 +19,18 @@ export interface Series {
   readonly labels: { readonly queue: string; readonly name: string };
   /** Counts not yet handed to prom-client, per counter. */
   readonly pending: Record<Counted, number>;
+  /** This pair's queue wait and run time histograms. */
+  readonly wait: HistogramCell;
+  readonly run: HistogramCell;
 }
 
 export class SeriesTable {
   private readonly byKey = new Map<string, Series>();
 
-  constructor(private readonly maxSeries: number) {}
+  constructor(
+    private readonly maxSeries: number,
+    private readonly histograms: { readonly wait: LocalHistogram; readonly run: LocalHistogram },
+  ) {}
 
   /** The series of (queue, name), or its queue's overflow series once the table is full. */
   get(queue: string, name: string): Series {
@@ -54,7 +62,8 @@ export class SeriesTable {
 
   private add(key: string, queue: string, name: string): Series {
     const pending = Object.fromEntries(COUNTED.map((c) => [c, 0])) as Record<Counted, number>;
-    const series: Series = { labels: Object.freeze({ queue, name }), pending };
+    const labels = Object.freeze({ queue, name });
+    const series: Series = { labels, pending, wait: this.histograms.wait.cell(labels), run: this.histograms.run.cell(labels) };
     this.byKey.set(key, series);
     return series;
   }

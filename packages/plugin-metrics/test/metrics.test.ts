@@ -111,6 +111,13 @@ describe('metrics during a real drain, scraped over HTTP', () => {
       assert.equal(sample('docket_jobs_failed_total', queue, name), jobsIn(name, 'failed'), `${name}: failed`);
       assert.equal(sample('docket_job_run_seconds_count', queue, name), attemptsOf(name), `${name}: one run time per attempt`);
       assert.equal(sample('docket_job_queue_wait_seconds_count', queue, name), attemptsOf(name), `${name}: one wait per attempt`);
+      assert.equal(
+        after.get(key('docket_job_run_seconds_bucket', { queue, name, le: '+Inf' })),
+        attemptsOf(name),
+        `${name}: +Inf holds every attempt`,
+      );
+      const buckets = [...after.entries()].filter(([k]) => k.startsWith('docket_job_queue_wait_seconds_bucket{') && k.includes(`name="${name}"`));
+      assert.equal(buckets.length, 17, `${name}: 16 bounds and +Inf`);
     }
     assert.equal(jobsIn('ok', 'succeeded'), 120);
     assert.equal(sample('docket_jobs_retried_total', 'm-flaky', 'flaky'), 8, 'each flaky job was retried once');
