@@ -11,11 +11,13 @@
  * shared-buffer accesses per job of the drain's database, which it does not move at all.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench plugins-drain -- --rounds 3
- *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX
+ *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX,
+ *            --scrape-ms N (1000; 0: no scrape)
  *
  * Every plugin is configured as an application would: defaults, a cron schedule (daily, 12 hours
  * from now, so it does not fire during the drain), a signals listener for failures, and the metrics
- * exporter scraped every second during the drain (as Prometheus would, more often than its default).
+ * exporter scraped every second during the drain (`--scrape-ms`; Prometheus scrapes every 15-60 s), and
+ * the tracing plugin without an OpenTelemetry SDK (its cost when tracing is off).
  */
 
 import { execFileSync } from 'node:child_process';
@@ -24,6 +26,7 @@ import { cron } from '@docket/plugin-cron';
 import { leadership } from '@docket/plugin-leadership';
 import { jobLogs } from '@docket/plugin-logs';
 import { metrics } from '@docket/plugin-metrics';
+import { otel } from '@docket/plugin-otel';
 import { pruner } from '@docket/plugin-pruner';
 import { recovery } from '@docket/plugin-recovery';
 import { signals } from '@docket/plugin-signals';
@@ -63,6 +66,7 @@ const PLUGINS: Record<string, () => DocketPlugin[]> = {
   logs: () => [jobLogs()],
   workflow: () => [workflows()],
   metrics: () => [metrics()],
+  otel: () => [otel()],
 };
 
 interface Config {
@@ -87,6 +91,7 @@ const configs = arg('--configs', Object.keys(CONFIGS).join(','))
   .filter(Boolean);
 /** `--cpu-prof PREFIX`: a V8 CPU profile of each drain, written to PREFIX-<config>-r<round>.cpuprofile. */
 const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'plugins-drain') : undefined;
+const scrapeMs = Number(arg('--scrape-ms', '1000'));
 
 for (const name of configs) {
   if (!CONFIGS[name]) throw new Error(`unknown configuration '${name}'; known: ${Object.keys(CONFIGS).join(', ')}`);
@@ -147,7 +152,7 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     await profiled(cpuProfile && round > 0 ? `${cpuProfile}-${name}-r${round}.cpuprofile` : undefined, async () => {
       await worker.start();
       // A scrape every second while the drain runs (counters, histograms and the database gauges).
-      const scraper = exporter ? setInterval(() => void exporter.metrics(), 1000) : undefined;
+      const scraper = exporter && scrapeMs > 0 ? setInterval(() => void exporter.metrics(), scrapeMs) : undefined;
       await finished;
       clearInterval(scraper);
       while ((await docketRemaining(check)) > 0) await new Promise((r) => setTimeout(r, 1));

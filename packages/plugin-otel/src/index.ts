@@ -23,6 +23,7 @@ import {
   integerOption,
   type JobInsert,
   type PushContext,
+  pluginBinding,
   rejectUnknownKeys,
   type SettledJob,
 } from '@docket/core';
@@ -174,7 +175,7 @@ export function otel(options: OtelOptions = {}): OtelPlugin {
     span.end();
   };
 
-  let bound: Docket | null = null;
+  const binding = pluginBinding(PLUGIN_NAME, PLUGIN_NAME);
   return {
     name: PLUGIN_NAME,
     version: PLUGIN_VERSION,
@@ -183,8 +184,7 @@ export function otel(options: OtelOptions = {}): OtelPlugin {
     },
 
     apply(app: Docket) {
-      if (bound !== null) throw new InvalidOptionError(`${PLUGIN_NAME}: one plugin value serves one app; call otel() again for another app.`);
-      bound = app;
+      binding.bind(app);
       app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, transaction: false }, stampPush);
 
       app.hooks.wrapAttempt.tap(PLUGIN_NAME, (run, ctx) => () => {
@@ -203,6 +203,8 @@ export function otel(options: OtelOptions = {}): OtelPlugin {
         };
         if (ctx.workerId !== null) attributes[ATTR.clientId] = ctx.workerId;
         const span = tracer().startSpan(`process ${job.queue}`, { kind: SpanKind.CONSUMER, attributes }, parent);
+        // No SDK and no pushed context: a no-op span with nothing to carry; run the handler as it is.
+        if (!isSpanContextValid(span.spanContext())) return run();
         endSpan(job.id, null);
         open.set(job.id, { span, attempt: job.attempt });
         if (open.size > maxOpenSpans) {
