@@ -67,7 +67,7 @@ describe('docket commands against a real database', () => {
   });
   after(() => h.close());
 
-  test('queues, queue pause/resume, workers, stats: tables and --json agree with the operations API', { timeout: 120_000 }, async () => {
+  test('queues, queue pause/resume, workers, stats: tables and --json agree with the operations API', { timeout: 300_000 }, async () => {
     const queues = await docket(['queues', '--url', url, '--json']);
     assert.equal(queues.code, 0, queues.stderr);
     const list = JSON.parse(queues.stdout) as Array<{ name: string; paused: boolean; pending: number; failed: number; workers: number }>;
@@ -105,7 +105,7 @@ describe('docket commands against a real database', () => {
     assert.match((await docket(['stats', '--url', url])).stdout, /^succeeded\s+5$/m);
   });
 
-  test('jobs pages with --before; job show, retry and cancel; refused operations exit 1', { timeout: 120_000 }, async () => {
+  test('jobs pages with --before; job show, retry and cancel; refused operations exit 1', { timeout: 300_000 }, async () => {
     const first = await docket(['jobs', '--url', url, '--queue', 'cli-q', '--limit', '2']);
     assert.equal(first.code, 0, first.stderr);
     const lines = first.stdout.trim().split('\n');
@@ -148,7 +148,7 @@ describe('docket commands against a real database', () => {
     assertError(await docket(['job', 'show', '987654', '--url', url]), 1, /DOCKET_JOB_NOT_FOUND/);
   });
 
-  test('bad arguments print usage and exit 2; database and config errors are one coded line', { timeout: 120_000 }, async () => {
+  test('bad arguments print usage and exit 2; database and config errors are one coded line', { timeout: 300_000 }, async () => {
     for (const args of [
       ['jobs', '--url', url, '--limit', '0'],
       ['jobs', '--url', url, '--bogus', 'x'],
@@ -174,7 +174,7 @@ describe('docket commands against a real database', () => {
   });
 });
 
-test('docket worker CONFIG runs the config module’s worker and stops gracefully on SIGTERM with exit 0', { timeout: 120_000 }, async () => {
+test('docket worker CONFIG runs the config module’s worker and stops gracefully on SIGTERM with exit 0', { timeout: 300_000 }, async () => {
   const h = await harness();
   const dir = await mkdtemp(join(tmpdir(), 'docket-cli-worker-'));
   try {

@@ -7,7 +7,6 @@
  * Errors are one line, `docket: CODE: message`, with the exit codes of exit-codes.ts.
  */
 import { ConfigInvalidError } from '../errors.js';
-import { Worker } from '../worker/worker.js';
 import { parseArgs, UsageError } from './args.js';
 import { COMMANDS, runCommand } from './commands.js';
 import { appFrom, loadConfig } from './config.js';
@@ -55,6 +54,8 @@ async function worker(argv: readonly string[]): Promise<number> {
   }
   const { app } = config;
   try {
+    // Loaded here: the other commands start faster without the worker and its executors.
+    const { Worker } = await import('../worker/worker.js');
     const running = new Worker(app, { ...config.worker, handleSignals: true });
     await running.start();
     process.stderr.write(`docket: worker ${running.id} started on queues ${running.queueNames.join(', ')}; SIGTERM or Ctrl-C stops it\n`);
