@@ -18,6 +18,7 @@ import {
   type CoreHooks,
   createHooks,
   type DocketHooks,
+  needsTransaction,
   type PushContext,
   type SettleContext,
   skipUnwanted,
@@ -39,6 +40,9 @@ import {
   type ListJobsOptions,
   type ListWorkersOptions,
   Operations,
+  type QueueLag,
+  type QueueLagOptions,
+  queueLagOf,
   type RerunOptions,
   type RetryJobsFilter,
   type WorkerInfo,
@@ -427,7 +431,7 @@ export class Docket implements AsyncDisposable {
       }
     }
     if (options.tx) return (await this.#pushInCallerTransaction(options.tx, rows)) as never;
-    // Without a hook that needs a transaction the push is one statement, committed when it returns.
+    // Without a tap that needs a transaction the push is one statement, committed when it returns.
     const { refs, inserted } = this.#pushNeedsTransaction(rows)
       ? await this.sql.begin((tx) => this.#pushIn(tx, rows, null, null))
       : await this.#pushIn(this.sql, rows, null, null);
@@ -471,13 +475,13 @@ export class Docket implements AsyncDisposable {
   }
 
   /**
-   * Whether a push of `rows` runs hooks that need its transaction: `afterPush` or
-   * `resolvePushConflicts` taps, or a `beforePush` tap that wants one of the rows.
+   * Whether a push of `rows` runs taps that need its transaction: `resolvePushConflicts` taps, and
+   * `afterPush` or `beforePush` taps that did not declare `transaction: false` (a `beforePush` tap
+   * only when it wants one of the rows).
    */
   #pushNeedsTransaction(rows: readonly JobInsert[]): boolean {
     const hooks = this.#hooks;
-    if (tapped(hooks.afterPush) || tapped(hooks.resolvePushConflicts)) return true;
-    return tapped(hooks.beforePush) && rows.some((row) => wanted(hooks.beforePush, row));
+    return tapped(hooks.resolvePushConflicts) || needsTransaction(hooks.afterPush) || needsTransaction(hooks.beforePush, rows);
   }
 
   /**
@@ -859,6 +863,12 @@ export class Docket implements AsyncDisposable {
   async listWorkers(options: ListWorkersOptions = {}): Promise<WorkerInfo[]> {
     return this.#ops.listWorkers(options);
   }
+
+  /** Per queue with pending jobs: the earliest due time among them and how long ago it was (0 when none is due yet). */
+  async queueLag(options: QueueLagOptions = {}): Promise<QueueLag[]> {
+    this.#assertOpen();
+    return queueLagOf(this, options);
+  }
 }
 
 // Every public method that reaches the database explains the driver's connection and missing-table
@@ -887,6 +897,7 @@ explainDriverErrorsOf(Docket.prototype, [
   'retryJobs',
   'rerunJob',
   'listWorkers',
+  'queueLag',
 ]);
 
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */

@@ -16,7 +16,7 @@ import type {
   WorkerView,
 } from './types.js';
 
-const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
+const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } = tapable;
 
 /**
  * What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app.
@@ -39,6 +39,23 @@ export interface PushContext {
   adapter: TransactionAdapter | null;
   app: Docket;
 }
+
+/** What a tap of `beforePush` or `afterPush` may say about the push's transaction. */
+export interface PushTapOptions {
+  /**
+   * `false` when the tap neither reads nor writes through `ctx.sql` (it changes rows in memory, or
+   * counts): a push whose taps all say so stays the core's one statement, with no transaction,
+   * and such a tap gets the pool as `ctx.sql` — an `afterPush` tap then runs after that statement
+   * committed. Default true (the tap runs in the push's transaction).
+   */
+  transaction?: boolean;
+}
+
+/**
+ * The function that runs one attempt's handler (through its executor) and resolves with its
+ * result or rejects with its error: what `wrapAttempt` taps wrap.
+ */
+export type AttemptRun = () => Promise<unknown>;
 
 /** Rows a plugin-added unique index skipped; taps resolve each to the job it collided with. */
 export interface PushConflicts {
@@ -186,13 +203,17 @@ export function createHooks() {
     /**
      * push/pushMany, before the INSERT. Waterfall: taps return the (possibly changed) rows. In the
      * push transaction. A tap's `wants(row)` limits it to pushes with rows it serves; a push whose
-     * rows no tap wants runs no tap and opens no transaction for this hook.
+     * rows no tap wants runs no tap and opens no transaction for this hook. A tap with
+     * `transaction: false` (it only changes rows in memory) does not make the push open one either.
      */
     beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext], JobInsert[], PushTapOptions>(['rows', 'ctx'], 'beforePush'),
     /** After the INSERT when a plugin's unique index skipped rows. Series: taps fill `resolved`. In the push transaction. */
     resolvePushConflicts: new AsyncSeriesHook<[PushConflicts]>(['conflicts'], 'resolvePushConflicts'),
-    /** After the INSERT, same transaction: plugin writes commit or roll back with the push. Series. */
-    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext]>(['jobs', 'ctx'], 'afterPush'),
+    /**
+     * After the INSERT, same transaction: plugin writes commit or roll back with the push. Series.
+     * (A tap with `transaction: false` on a push that needed no transaction runs after its statement.)
+     */
+    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext], PushTapOptions>(['jobs', 'ctx'], 'afterPush'),
     /** After the push committed — its own transaction, or its one statement (not fired for pushes in a caller's transaction). Parallel notification. */
     pushCommitted: new AsyncParallelHook<[InsertedJob[]]>(['jobs'], 'pushCommitted'),
 
@@ -214,6 +235,15 @@ export function createHooks() {
      * it to the jobs it serves; when no tap wants a job, the core does not await the hook for it.
      */
     jobStart: new AsyncSeriesHook<[JobContext], JobTapOptions>(['ctx'], 'jobStart'),
+    /**
+     * Wraps the run of one attempt's handler, after `jobStart`, on the worker's main thread whatever
+     * the executor (for an atomic job the run includes its transaction and completion). Sync
+     * waterfall: each tap returns a function that calls the one it was given exactly once and
+     * returns (or rethrows) what it gives — to run the handler inside a tracing context or an
+     * AsyncLocalStorage, or to time it. A tap's `wants(job)` limits it to the jobs it serves; when
+     * no tap wants a job, its handler runs unwrapped.
+     */
+    wrapAttempt: new SyncWaterfallHook<[AttemptRun, JobContext], AttemptRun, JobTapOptions>(['run', 'ctx'], 'wrapAttempt'),
     /**
      * Jobs settling, inside the transaction that writes the outcome, batched. Waterfall: for attempts
      * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
@@ -275,10 +305,11 @@ export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K
 export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
 
 /**
- * Taps of `beforePush`, the claim hooks and `jobStart` run only for what their `wants` accepts (a
- * pushed row, a queue, a job): a tap that wants none of it is skipped — its plugin is not called at
- * all (a skipped waterfall tap leaves the value as it was). (`settle` taps see the whole batch the
- * core writes in its transaction, and pick their own settlements from it.)
+ * Taps of `beforePush`, the claim hooks, `jobStart` and `wrapAttempt` run only for what their
+ * `wants` accepts (a pushed row, a queue, a job): a tap that wants none of it is skipped — its
+ * plugin is not called at all (a skipped waterfall tap returns nothing, so the waterfall keeps the
+ * value it was given: the rows, the run). (`settle` taps see the whole batch the core writes in its
+ * transaction, and pick their own settlements from it.)
  */
 export function skipUnwanted(hooks: CoreHooks): void {
   type Wants = (subject: unknown) => boolean;
@@ -287,6 +318,7 @@ export function skipUnwanted(hooks: CoreHooks): void {
     beforeClaim: (wants, args) => wants((args[0] as ClaimContext).queue),
     afterClaim: (wants, args) => wants((args[1] as ClaimContext).queue),
     jobStart: (wants, args) => wants((args[0] as JobContext).job),
+    wrapAttempt: (wants, args) => wants((args[1] as JobContext).job),
   };
   for (const [hookName, accept] of Object.entries(accepts)) {
     (hooks[hookName as keyof CoreHooks] as unknown as tapable.Hook<unknown[], unknown>).intercept({
@@ -377,4 +409,15 @@ export function wanted<T>(hook: { taps: readonly unknown[] }, item: T): boolean 
 /** Whether every tap of `hook` declared `wants` (so some items can skip the hook entirely). */
 export function everyTapFilters(hook: { taps: readonly unknown[] }): boolean {
   return (hook.taps as ReadonlyArray<{ wants?: unknown }>).every((tap) => typeof tap.wants === 'function');
+}
+
+/**
+ * Whether some tap of a push hook needs the push's transaction: a tap that did not declare
+ * `transaction: false` and (with `items`) wants one of them. The core opens one for a push only
+ * when some tap does.
+ */
+export function needsTransaction<T>(hook: { taps: readonly unknown[] }, items?: readonly T[]): boolean {
+  return (hook.taps as ReadonlyArray<{ transaction?: unknown; wants?: (item: T) => boolean }>).some(
+    (tap) => tap.transaction !== false && (items === undefined || tap.wants === undefined || items.some(tap.wants)),
+  );
 }

@@ -1,7 +1,7 @@
 import type { AppInternals, Docket } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, type WorkerShutdownError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
-import { tapped, wanted } from '../hooks.js';
+import { type AttemptRun, tapped, wanted } from '../hooks.js';
 import type { AnyJobDefinition, JobDefinition } from '../job-definition.js';
 import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
@@ -272,17 +272,25 @@ export class QueueRunner {
         );
       }
       if (tapped(hooks.jobStart) && wanted(hooks.jobStart, job)) await hooks.jobStart.promise(ctx);
+      const attemptCtx = ctx;
       if (definition.atomic && this.executor.kind === 'async') {
-        await this.worker.runAtomic(definition, job, ctx, abort, this.executor);
+        await this.wrapped(attemptCtx, () => this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor));
         return;
       }
-      const result = await this.executor.run(definition, job, ctx, abort);
+      const result = await this.wrapped(attemptCtx, () => this.executor.run(definition, job, attemptCtx, abort));
       this.completer.add({ job, outcome: successOutcome(job, result), ctx });
     } catch (error) {
       this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Runs the attempt through the `wrapAttempt` taps that want its job (directly when none does). */
+  private wrapped(ctx: JobContext, run: AttemptRun): Promise<unknown> {
+    const { wrapAttempt } = this.internals.hooks;
+    if (!tapped(wrapAttempt) || !wanted(wrapAttempt, ctx.job)) return run();
+    return wrapAttempt.call(run, ctx)();
   }
 
   /** Records a failed attempt (or gives the job back when the worker is shutting down). */
