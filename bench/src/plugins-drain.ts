@@ -11,7 +11,8 @@
  * shared-buffer accesses per job of the drain's database, which it does not move at all.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench plugins-drain -- --rounds 3
- *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX
+ *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX,
+ *            --scrape-ms N (1000; 0: no scrape)
  *
  * Every plugin is configured as an application would: defaults, a cron schedule (daily, 12 hours
  * from now, so it does not fire during the drain), a signals listener for failures, a rate limit
@@ -19,7 +20,9 @@
  * drained queue itself, where they never bite: `ratelimit-unreached` (a limit the drain cannot
  * reach: every claim is shaped, in its own transaction, with the window locked, read and written)
  * and `aging-unreached` (a step longer than the drain: every job is pushed with the aging marker
- * and sits in the aging index, the periodic run finds nothing due).
+ * and sits in the aging index, the periodic run finds nothing due). The metrics exporter is scraped
+ * every second during the drain (`--scrape-ms`; Prometheus scrapes every 15-60 s), and the tracing
+ * plugin runs without an OpenTelemetry SDK (its cost when tracing is off).
  */
 
 import { execFileSync } from 'node:child_process';
@@ -27,6 +30,8 @@ import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@
 import { cron } from '@docket/plugin-cron';
 import { leadership } from '@docket/plugin-leadership';
 import { jobLogs } from '@docket/plugin-logs';
+import { metrics } from '@docket/plugin-metrics';
+import { otel } from '@docket/plugin-otel';
 import { priorityAging } from '@docket/plugin-priority-aging';
 import { pruner } from '@docket/plugin-pruner';
 import { ratelimit } from '@docket/plugin-ratelimit';
@@ -69,6 +74,8 @@ const PLUGINS: Record<string, () => DocketPlugin[]> = {
   workflow: () => [workflows()],
   ratelimit: () => [ratelimit({ queues: { emails: { limit: 50, periodMs: 1000 } } })],
   'priority-aging': () => [priorityAging({ queues: { reports: { everyMs: 60_000, maxPriority: 10 } } })],
+  metrics: () => [metrics()],
+  otel: () => [otel()],
 };
 
 interface Config {
@@ -95,6 +102,7 @@ const configs = arg('--configs', Object.keys(CONFIGS).join(','))
   .filter(Boolean);
 /** `--cpu-prof PREFIX`: a V8 CPU profile of each drain, written to PREFIX-<config>-r<round>.cpuprofile. */
 const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'plugins-drain') : undefined;
+const scrapeMs = Number(arg('--scrape-ms', '1000'));
 
 for (const name of configs) {
   if (!CONFIGS[name]) throw new Error(`unknown configuration '${name}'; known: ${Object.keys(CONFIGS).join(', ')}`);
@@ -147,13 +155,17 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     const events = plugins.find((p) => p.name === 'signals') as ReturnType<typeof signals> | undefined;
     // As an application would: someone listens for failures (none happen here).
     if (events) await events.on('failed', () => {});
+    const exporter = plugins.find((p) => p.name === 'metrics') as ReturnType<typeof metrics> | undefined;
     const worker = new Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
     const pg0 = await backendCpu(check);
     const cpu0 = process.cpuUsage();
     const t0 = nowUs();
     await profiled(cpuProfile && round > 0 ? `${cpuProfile}-${name}-r${round}.cpuprofile` : undefined, async () => {
       await worker.start();
+      // A scrape every second while the drain runs (counters, histograms and the database gauges).
+      const scraper = exporter && scrapeMs > 0 ? setInterval(() => void exporter.metrics(), scrapeMs) : undefined;
       await finished;
+      clearInterval(scraper);
       while ((await docketRemaining(check)) > 0) await new Promise((r) => setTimeout(r, 1));
     });
     const wallS = (nowUs() - t0) / 1e6;

@@ -37,3 +37,36 @@ test('a script that fails makes the check fail, with its output', { timeout: 300
     (error: unknown) => error instanceof PackCheckError && /exited 3/.test(error.message) && /function/.test(error.message),
   );
 });
+
+// The `docket` binary as a user gets it: built, packed, installed by npm, run with plain node.
+const CLI_SCRIPT = `
+import { spawnSync } from 'node:child_process';
+import { Docket, defineJob } from '@docket/core';
+
+const docket = (...args) => {
+  const r = spawnSync('node_modules/.bin/docket', args, { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+const migrated = docket('migrate');
+const app = new Docket({ connection: process.env.DATABASE_URL, logger: false });
+const job = defineJob({ name: 'packed.cli', queue: 'packed-q' }, async () => {});
+const ref = await app.push(job);
+await app.close();
+const queues = JSON.parse(docket('queues', '--json').stdout);
+const shown = docket('job', 'show', ref.id);
+const bad = docket('jobs', '--limit', 'many');
+console.log(JSON.stringify({
+  migrate: migrated.code,
+  queue: queues.map((q) => q.name + ':' + q.pending).join(','),
+  show: shown.code + ' ' + /^state +pending$/m.test(shown.stdout),
+  bad: bad.code + ' ' + bad.stderr.split('\\n')[0],
+}));
+`;
+
+test('the packed docket binary runs with plain node: migrate, queues --json, job show, a usage error', { timeout: 300_000 }, async () => {
+  const result = await packCheck({ packages: ['packages/core'], build: false, script: CLI_SCRIPT });
+  assert.equal(
+    result.stdout.trim(),
+    JSON.stringify({ migrate: 0, queue: 'packed-q:1', show: '0 true', bad: "2 docket: --limit takes a whole number from 1 to 1000, got 'many'" }),
+  );
+});

@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import tapable from 'tapable';
 import type { Docket } from './app.js';
 import { PluginFailedError } from './errors.js';
+import type { TransactionAdapter } from './transaction-adapter.js';
 import type {
   ClaimedJob,
   DocketEvent,
@@ -15,19 +16,50 @@ import type {
   WorkerView,
 } from './types.js';
 
-const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook } = tapable;
+const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } = tapable;
 
-/** What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app. */
+/**
+ * What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app.
+ *
+ * `sql` is typed as postgres.js, and is postgres.js unless the caller pushed in a transaction
+ * another library owns (`adapter` is then set): `sql` is then a facade over that adapter with
+ * `sql.unsafe(text, params)` and the tagged template with plain values, both resolving with the
+ * rows; any other postgres.js feature (fragments, `sql(array)` helpers, `begin`, `json`, …)
+ * throws DOCKET_TX_UNSUPPORTED. Push-time code that should work in every transaction writes
+ * `$n` parameters, casts each (`$1::bigint[]`: a library may send text as `text`), and selects
+ * text where the type matters (`id::text`, epoch milliseconds as text): a foreign library parses
+ * result values its own way (int8 comes back as a string, as postgres.js gives it).
+ */
 export interface PushContext {
   /** The transaction of the push: the caller's `{ tx }`, or one the core opened because a hook needs it. */
   sql: postgres.TransactionSql | postgres.Sql;
   /** True when the push runs in the caller's own transaction. */
   callerTransaction: boolean;
+  /** The caller's TransactionAdapter when their transaction belongs to another library (then `sql` is a facade over it); else null. */
+  adapter: TransactionAdapter | null;
   app: Docket;
 }
 
+/** What a tap of `beforePush` or `afterPush` may say about the push's transaction. */
+export interface PushTapOptions {
+  /**
+   * `false` when the tap neither reads nor writes through `ctx.sql` (it changes rows in memory, or
+   * counts): a push whose taps all say so stays the core's one statement, with no transaction,
+   * and such a tap gets the pool as `ctx.sql` — an `afterPush` tap then runs after that statement
+   * committed. Default true (the tap runs in the push's transaction).
+   */
+  transaction?: boolean;
+}
+
+/**
+ * The function that runs one attempt's handler (through its executor) and resolves with its
+ * result or rejects with its error: what `wrapAttempt` taps wrap.
+ */
+export type AttemptRun = () => Promise<unknown>;
+
 /** Rows a plugin-added unique index skipped; taps resolve each to the job it collided with. */
 export interface PushConflicts {
+  /** The push's transaction, as `PushContext.sql` describes it (a facade in a foreign transaction). */
   readonly sql: postgres.TransactionSql | postgres.Sql;
   readonly skipped: ReadonlyArray<{ index: number; row: JobInsert }>;
   /** Indexed like `skipped`; set `resolved[i]` to the id of the existing job the row collided with. */
@@ -66,10 +98,23 @@ export interface ClaimContext {
   /**
    * Takes at most `max` jobs per distinct value of a plugin column in this claim, going round the
    * values from where this runner's previous claim stopped (fair across keys: one key's backlog
-   * does not fill the claim). Jobs with NULL there are not capped. Give the column an index on
-   * `(queue, <column>) WHERE state = 'pending'` in the plugin's migration.
+   * does not fill the claim). Only values with a job that can run now take a turn (a value left out
+   * with `exclude`, or whose pending jobs are all scheduled later, is skipped at the cost of one
+   * index probe, however long its backlog). Each value takes at most its share of the claim
+   * (`limit` ÷ the values taking a turn, rounded up), so a claim reads about `limit` jobs; a value
+   * with fewer runnable jobs than its share leaves the claim short, and the runner claims again
+   * when its jobs settle. Jobs with NULL there are not capped.
+   *
+   * `budgets` gives some values a smaller allowance for this claim, as `[value, remaining]` pairs
+   * (a Map): a value with remaining 0 is left out, one with remaining n takes at most
+   * min(n, max) — e.g. a per-key concurrency limit minus the key's running jobs. Calls add up: the
+   * smallest `max` and the smallest budget per value win.
+   *
+   * Give the column an index on `(queue, <column>, priority DESC, scheduled_at, id) WHERE
+   * state = 'pending'` in the plugin's migration (`(queue, <column>)` serves too, at the cost of
+   * sorting each key's due jobs).
    */
-  perKey(column: string, max: number): void;
+  perKey(column: string, max: number, budgets?: Iterable<readonly [unknown, number]>): void;
   /**
    * The runner should claim again at `at` even if nothing wakes it (a rate window opens). The
    * earliest time any tap gives wins.
@@ -158,13 +203,17 @@ export function createHooks() {
     /**
      * push/pushMany, before the INSERT. Waterfall: taps return the (possibly changed) rows. In the
      * push transaction. A tap's `wants(row)` limits it to pushes with rows it serves; a push whose
-     * rows no tap wants runs no tap and opens no transaction for this hook.
+     * rows no tap wants runs no tap and opens no transaction for this hook. A tap with
+     * `transaction: false` (it only changes rows in memory) does not make the push open one either.
      */
     beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext], JobInsert[], PushTapOptions>(['rows', 'ctx'], 'beforePush'),
     /** After the INSERT when a plugin's unique index skipped rows. Series: taps fill `resolved`. In the push transaction. */
     resolvePushConflicts: new AsyncSeriesHook<[PushConflicts]>(['conflicts'], 'resolvePushConflicts'),
-    /** After the INSERT, same transaction: plugin writes commit or roll back with the push. Series. */
-    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext]>(['jobs', 'ctx'], 'afterPush'),
+    /**
+     * After the INSERT, same transaction: plugin writes commit or roll back with the push. Series.
+     * (A tap with `transaction: false` on a push that needed no transaction runs after its statement.)
+     */
+    afterPush: new AsyncSeriesHook<[InsertedJob[], PushContext], PushTapOptions>(['jobs', 'ctx'], 'afterPush'),
     /** After the push committed — its own transaction, or its one statement (not fired for pushes in a caller's transaction). Parallel notification. */
     pushCommitted: new AsyncParallelHook<[InsertedJob[]]>(['jobs'], 'pushCommitted'),
 
@@ -186,6 +235,15 @@ export function createHooks() {
      * it to the jobs it serves; when no tap wants a job, the core does not await the hook for it.
      */
     jobStart: new AsyncSeriesHook<[JobContext], JobTapOptions>(['ctx'], 'jobStart'),
+    /**
+     * Wraps the run of one attempt's handler, after `jobStart`, on the worker's main thread whatever
+     * the executor (for an atomic job the run includes its transaction and completion). Sync
+     * waterfall: each tap returns a function that calls the one it was given exactly once and
+     * returns (or rethrows) what it gives — to run the handler inside a tracing context or an
+     * AsyncLocalStorage, or to time it. A tap's `wants(job)` limits it to the jobs it serves; when
+     * no tap wants a job, its handler runs unwrapped.
+     */
+    wrapAttempt: new SyncWaterfallHook<[AttemptRun, JobContext], AttemptRun, JobTapOptions>(['run', 'ctx'], 'wrapAttempt'),
     /**
      * Jobs settling, inside the transaction that writes the outcome, batched. Waterfall: for attempts
      * (`ctx` set) taps may change the outcome (e.g. to `waiting`); for cancellations and releases
@@ -247,10 +305,11 @@ export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K
 export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
 
 /**
- * Taps of `beforePush`, the claim hooks and `jobStart` run only for what their `wants` accepts (a
- * pushed row, a queue, a job): a tap that wants none of it is skipped — its plugin is not called at
- * all (a skipped waterfall tap leaves the value as it was). (`settle` taps see the whole batch the
- * core writes in its transaction, and pick their own settlements from it.)
+ * Taps of `beforePush`, the claim hooks, `jobStart` and `wrapAttempt` run only for what their
+ * `wants` accepts (a pushed row, a queue, a job): a tap that wants none of it is skipped — its
+ * plugin is not called at all (a skipped waterfall tap returns nothing, so the waterfall keeps the
+ * value it was given: the rows, the run). (`settle` taps see the whole batch the core writes in its
+ * transaction, and pick their own settlements from it.)
  */
 export function skipUnwanted(hooks: CoreHooks): void {
   type Wants = (subject: unknown) => boolean;
@@ -259,6 +318,7 @@ export function skipUnwanted(hooks: CoreHooks): void {
     beforeClaim: (wants, args) => wants((args[0] as ClaimContext).queue),
     afterClaim: (wants, args) => wants((args[1] as ClaimContext).queue),
     jobStart: (wants, args) => wants((args[0] as JobContext).job),
+    wrapAttempt: (wants, args) => wants((args[1] as JobContext).job),
   };
   for (const [hookName, accept] of Object.entries(accepts)) {
     (hooks[hookName as keyof CoreHooks] as unknown as tapable.Hook<unknown[], unknown>).intercept({
@@ -349,4 +409,15 @@ export function wanted<T>(hook: { taps: readonly unknown[] }, item: T): boolean 
 /** Whether every tap of `hook` declared `wants` (so some items can skip the hook entirely). */
 export function everyTapFilters(hook: { taps: readonly unknown[] }): boolean {
   return (hook.taps as ReadonlyArray<{ wants?: unknown }>).every((tap) => typeof tap.wants === 'function');
+}
+
+/**
+ * Whether some tap of a push hook needs the push's transaction: a tap that did not declare
+ * `transaction: false` and (with `items`) wants one of them. The core opens one for a push only
+ * when some tap does.
+ */
+export function needsTransaction<T>(hook: { taps: readonly unknown[] }, items?: readonly T[]): boolean {
+  return (hook.taps as ReadonlyArray<{ transaction?: unknown; wants?: (item: T) => boolean }>).some(
+    (tap) => tap.transaction !== false && (items === undefined || tap.wants === undefined || items.some(tap.wants)),
+  );
 }

@@ -4,9 +4,11 @@
  */
 export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
 export { defaultApplicationName } from './application-name.js';
+export type { DocketConfig } from './cli/config.js';
 export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
 export {
+  type AttemptRun,
   type ClaimContext,
   type ClaimTapOptions,
   type CodecContext,
@@ -54,6 +56,8 @@ export {
   type JobPage,
   type ListJobsOptions,
   type ListWorkersOptions,
+  type QueueLag,
+  type QueueLagOptions,
   RERUN_OF_META_KEY,
   type RerunOptions,
   type RetryableState,
@@ -79,6 +83,7 @@ export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginE
 export type { ErrorClass, ErrorMatcher, RetryOptions } from './retry.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { ExecutorKind, QueueRecord } from './sql/queues.js';
+export { type PushTransaction, type TransactionAdapter, transactionSql } from './transaction-adapter.js';
 export {
   type AnyDocketEvent,
   type ClaimedJob,

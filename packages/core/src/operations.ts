@@ -12,7 +12,17 @@ import { assertJobName, assertQueueName } from './identifiers.js';
 import { defineJob, type Pushable } from './job-definition.js';
 import { describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { toJobRecord } from './sql/jobs.js';
-import { type IdBounds, type JobsFilter, jobRetry, jobsCount, jobsCreatedIdBounds, jobsList, jobsRetry, workersList } from './sql/operations.js';
+import {
+  type IdBounds,
+  type JobsFilter,
+  jobRetry,
+  jobsCount,
+  jobsCreatedIdBounds,
+  jobsList,
+  jobsRetry,
+  queuesLag,
+  workersList,
+} from './sql/operations.js';
 import { JOB_STATES, type JobRecord, type JobRef, type JobState } from './types.js';
 
 /** Which jobs: every field narrows, a list means any of its values; no field means every job. */
@@ -101,6 +111,21 @@ export interface WorkerInfo {
   /** Jobs in `running` state claimed by this worker now. */
   runningJobs: number;
   meta: Record<string, unknown>;
+}
+
+/** Which queues `app.queueLag()` reports. */
+export interface QueueLagOptions {
+  /** One queue or several; default every queue with pending jobs. */
+  queue?: string | readonly string[];
+}
+
+/** How far behind a queue is, one row of `app.queueLag()`. */
+export interface QueueLag {
+  queue: string;
+  /** The earliest due time (`scheduledAt`) among the queue's pending jobs. */
+  oldestPendingAt: Date;
+  /** Milliseconds since `oldestPendingAt` on the database clock; 0 when no pending job is due yet. */
+  lagMs: number;
 }
 
 /** The `meta` key a re-run job carries: the id of the job it re-runs. */
@@ -254,6 +279,19 @@ export class Operations {
   }
 }
 
+/**
+ * How long the longest-waiting due job of each queue has waited: per queue with pending jobs, the
+ * earliest due time among them and its age. Served by the fetch index, one probe per (queue,
+ * priority) group, whatever the backlog or the history.
+ */
+export async function queueLagOf(app: Host, options: QueueLagOptions = {}): Promise<QueueLag[]> {
+  const where = 'queueLag(options)';
+  rejectUnknownKeys(where, options, ['queue']);
+  const queues = listOption(where, 'queue', options.queue, assertQueueName);
+  const rows = await queuesLag(app.sql, app.schema, { queues });
+  return rows.map((r) => ({ queue: r.queue, oldestPendingAt: r.oldest, lagMs: r.lag_ms }));
+}
+
 /** The filter fields, validated; `allowed` are the states this call takes, `defaults` the states of an unset `state`. */
 function jobFilter(where: string, filter: JobFilter, allowed: readonly JobState[], defaults: readonly JobState[] = allowed): JobsFilter {
   const createdSince = dateOption(where, 'createdSince', filter.createdSince);
@@ -323,4 +361,13 @@ function decodeCursor(where: string, cursor: unknown): Cursor {
   }
   const bounds = match[2] === undefined ? null : { lo: match[2] || null, hi: match[3] || null };
   return { id: match[1], bounds };
+}
+
+/**
+ * A `listJobs` cursor that continues after job `id` (newest first: the jobs older than it), for a
+ * caller that pages by a job id it showed (the command line's `--before ID`).
+ * @internal
+ */
+export function cursorAfter(id: string): string {
+  return encodeCursor({ id, bounds: null });
 }

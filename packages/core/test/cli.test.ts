@@ -17,7 +17,7 @@ function docket(args: string[], env: Record<string, string> = {}) {
   );
 }
 
-test('docket migrate / pending from the command line, with --url or a config module', { timeout: 60_000 }, async () => {
+test('docket migrate / pending from the command line, with --url or a config module', { timeout: 180_000 }, async () => {
   const db = await createTestDatabase({ template: false });
   try {
     assert.equal((await docket(['pending', '--url', db.url])).code, 1, 'pending exits 1 before migrating');

@@ -129,7 +129,7 @@ describe('hooks carry plugins end to end', () => {
     const rows = await h.db.sql`SELECT owner, version FROM docket.migrations ORDER BY owner, version`;
     assert.deepEqual(
       rows.map((r) => `${r.owner}@${r.version}`),
-      ['core@1', 'core@2', `${PLUGIN}@1`, `${PLUGIN}@2`],
+      ['core@1', 'core@2', 'core@3', `${PLUGIN}@1`, `${PLUGIN}@2`],
     );
     assert.deepEqual(await h.app.migrate(), [], 'migrate is idempotent');
   });
@@ -317,7 +317,7 @@ test('migrations: concurrent migrate() from many apps applies each migration onc
         .flat()
         .map((m) => `${m.owner}@${m.version}`)
         .sort(),
-      ['core@1', 'core@2'],
+      ['core@1', 'core@2', 'core@3'],
       'each core migration applied exactly once',
     );
     await db.sql`INSERT INTO docket.migrations (owner, version, name) VALUES ('core', 999, 'from the future')`;
@@ -787,5 +787,90 @@ test('a beforePush tap with `wants` is called only for pushes with a row it want
     await app.close();
     await sql.end({ timeout: 5 });
     await db.drop();
+  }
+});
+
+test('push taps with `transaction: false` keep the push one statement: they get the pool, and afterPush sees the row committed', async () => {
+  const seen: Array<{ hook: string; pool: boolean; visible?: number }> = [];
+  const counting: DocketPlugin = {
+    name: 'test-no-tx',
+    apply(app) {
+      app.hooks.beforePush.tapPromise({ name: 'test-no-tx', transaction: false }, async (rows, ctx) => {
+        seen.push({ hook: 'beforePush', pool: ctx.sql === app.sql });
+        return rows.map((row) => ({ ...row, meta: { ...row.meta, stamped: true } }));
+      });
+      app.hooks.afterPush.tapPromise({ name: 'test-no-tx', transaction: false }, async (jobs, ctx) => {
+        // Another connection of the pool sees the row only if the push already committed.
+        const [{ n }] = await app.sql.unsafe(`SELECT count(*)::int AS n FROM ${app.schema}.jobs WHERE id = $1`, [jobs[0]!.id]);
+        seen.push({ hook: 'afterPush', pool: ctx.sql === app.sql, visible: n });
+      });
+    },
+  };
+  const h = await harness({ plugins: [counting] });
+  try {
+    const job = defineJob({ name: 'stamped', queue: 'no-tx' }, async () => {});
+    const ref = await h.app.push(job);
+    assert.deepEqual(seen, [
+      { hook: 'beforePush', pool: true },
+      { hook: 'afterPush', pool: true, visible: 1 },
+    ]);
+    assert.equal((await h.app.getJob(ref)).meta.stamped, true, 'the tap changed the row');
+  } finally {
+    await h.close();
+  }
+  // One tap without the option: the push opens a transaction again, for every tap.
+  seen.length = 0;
+  const writer: DocketPlugin = { name: 'test-writer', apply: (app) => app.hooks.afterPush.tapPromise('test-writer', async () => {}) };
+  const h2 = await harness({ plugins: [counting, writer] });
+  try {
+    await h2.app.push(defineJob({ name: 'stamped', queue: 'no-tx' }, async () => {}));
+    assert.deepEqual(seen, [
+      { hook: 'beforePush', pool: false },
+      { hook: 'afterPush', pool: false, visible: 0 },
+    ]);
+  } finally {
+    await h2.close();
+  }
+});
+
+test('wrapAttempt: taps wrap the handler run of the jobs they want; the handler runs inside the wrapper, its error passes through as it is', async () => {
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const store = new AsyncLocalStorage<string>();
+  const wrapped: string[] = [];
+  const outcomes: string[] = [];
+  const tracer: DocketPlugin = {
+    name: 'test-wrap',
+    apply(app) {
+      app.hooks.wrapAttempt.tap({ name: 'test-wrap', wants: (job) => job.queue === 'wrapped' }, (run, ctx) => async () => {
+        wrapped.push(ctx.job.name);
+        try {
+          const result = await store.run(`in ${ctx.job.name}`, run);
+          outcomes.push(`ok ${JSON.stringify(result)}`);
+          return result;
+        } catch (error) {
+          outcomes.push(`threw ${(error as Error).message}`);
+          throw error;
+        }
+      });
+    },
+  };
+  const h = await harness({ plugins: [tracer] });
+  try {
+    const seesStore = defineJob({ name: 'sees-store', queue: 'wrapped' }, async () => store.getStore() ?? 'none');
+    const fails = defineJob({ name: 'fails', queue: 'wrapped', maxAttempts: 1 }, async () => {
+      throw new TypeError('handler broke');
+    });
+    const plain = defineJob({ name: 'plain', queue: 'unwrapped' }, async () => store.getStore() ?? 'none');
+    await h.worker({ jobs: [seesStore, fails, plain], queues: { wrapped: {}, unwrapped: {} } });
+    const [a, b, c] = await Promise.all([h.app.push(seesStore), h.app.push(fails), h.app.push(plain)]);
+    const done = await Promise.all([a, b, c].map((ref) => h.app.waitForJob(ref, { timeoutMs: 10_000 })));
+    assert.equal(done[0]!.result, 'in sees-store', 'the handler ran inside the wrapper');
+    assert.equal(done[1]!.state, 'failed');
+    assert.equal(done[1]!.errors[0]!.name, 'TypeError', 'the handler error is stored as it is, not as a plugin failure');
+    assert.equal(done[2]!.result, 'none', 'a job no tap wants runs unwrapped');
+    assert.deepEqual(wrapped.sort(), ['fails', 'sees-store']);
+    assert.deepEqual(outcomes.sort(), ['ok "in sees-store"', 'threw handler broke']);
+  } finally {
+    await h.close();
   }
 });

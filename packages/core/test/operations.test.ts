@@ -571,3 +571,39 @@ describe('operations: validation', () => {
     await assert.rejects(() => app.listJobs(), assertCode('DOCKET_CLOSED'));
   });
 });
+
+describe('operations: queueLag', () => {
+  let h: Harness;
+  before(async () => (h = await harness()));
+  after(() => h.close());
+
+  test('per queue with pending jobs: the earliest due time over every priority, its age, 0 when none is due', async () => {
+    const lagA = defineJob({ name: 'lag.a', queue: 'lag-a' }, async () => {});
+    const lagB = defineJob({ name: 'lag.b', queue: 'lag-b' }, async () => {});
+    const [old, , urgent] = await h.app.pushMany([lagA, lagA.withPriority(5), lagA.withPriority(9)]);
+    // The oldest due job is in the lowest priority group; a higher group holds a newer one.
+    await h.db.sql`UPDATE docket.jobs SET scheduled_at = now() - interval '90 seconds' WHERE id = ${old!.id}`;
+    await h.db.sql`UPDATE docket.jobs SET scheduled_at = now() - interval '30 seconds' WHERE id = ${urgent!.id}`;
+    await h.app.push(lagB.withDelay(3_600_000));
+    // Jobs in other states are not waiting.
+    const [done] = await h.app.pushMany([lagA]);
+    await h.db.sql`UPDATE docket.jobs SET state = 'failed', scheduled_at = now() - interval '1 day' WHERE id = ${done!.id}`;
+
+    const lag = await h.app.queueLag();
+    assert.deepEqual(
+      lag.map((l) => l.queue),
+      ['lag-a', 'lag-b'],
+    );
+    const [a, b] = lag;
+    assert.ok(a!.lagMs >= 90_000 && a!.lagMs < 200_000, `lag-a waited ${a!.lagMs} ms`);
+    assert.equal(b!.lagMs, 0, 'a queue whose only job is not due has no lag');
+    assert.ok(b!.oldestPendingAt.getTime() > Date.now() + 3_000_000);
+    assert.deepEqual(
+      (await h.app.queueLag({ queue: 'lag-b' })).map((l) => l.queue),
+      ['lag-b'],
+    );
+    assert.deepEqual(await h.app.queueLag({ queue: ['nothing-here'] }), []);
+    await assert.rejects(h.app.queueLag({ queue: 'bad queue!' }), assertCode('DOCKET_INVALID_QUEUE_NAME'));
+    await assert.rejects(h.app.queueLag({ queues: 'x' } as never), assertCode('DOCKET_INVALID_OPTION'));
+  });
+});

@@ -11,6 +11,11 @@ export const META = Object.freeze({
   workflowId: 'workflowId',
   /** On a workflow step: the step's key in its workflow. */
   workflowStep: 'workflowStep',
+  /**
+   * On a workflow step pushed when its parents finished: the id of the parent step's job whose
+   * completion made it runnable (a tracer continues that job's trace through it).
+   */
+  releasedBy: 'releasedBy',
   /** On a job pushed with link/linkError callbacks: the callbacks, `[{ on: 'succeeded' | 'failed', spec }]`. */
   callbacks: 'callbacks',
   /** On a callback job: the id of the job whose success or failure pushed it. */

@@ -430,7 +430,10 @@ class Engine {
     const ready = touched.filter((t) => t.blocking === 0);
     let queued: Queued = { runIds: [], keys: [], jobIds: [] };
     if (ready.length > 0) {
-      const pushed = await this.pushSteps(ready, results, ctx);
+      // Which job of this batch released each ready step: one of its parents that finished now.
+      const finishedJob = new Map(finished.map((row) => [`${row.run_id}\u0000${row.key}`, row.job_id]));
+      const releasedBy = ready.map((r) => r.parents.map((p) => finishedJob.get(`${r.run_id}\u0000${p}`)).find((id) => id !== undefined));
+      const pushed = await this.pushSteps(ready, releasedBy, results, ctx);
       queued = pushed.queued;
       if (pushed.unpushed.length > 0) {
         // Rare (a plugin deduplicated a step): record what was pushed first, then fail the rest.
@@ -481,6 +484,7 @@ class Engine {
   /** Pushes runnable steps; returns the jobs pushed, and the steps a plugin answered with an existing job instead. */
   private async pushSteps(
     ready: Array<{ run_id: string; key: string; spec: JobSpec; input: string; parents: string[] }>,
+    releasedBy: ReadonlyArray<string | undefined>,
     results: Map<string, unknown>,
     ctx: SettleContext,
   ): Promise<{ queued: Queued; unpushed: Array<{ run_id: string; key: string; duplicateOf: string }> }> {
@@ -509,7 +513,9 @@ class Engine {
       ready.map((r) => r.spec),
     );
     const invocations = ready.map((r, i) => {
-      const meta = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
+      const meta: Record<string, string> = { [META.workflowId]: r.run_id, [META.workflowStep]: r.key };
+      const by = releasedBy[i];
+      if (by !== undefined) meta[META.releasedBy] = by;
       const spec = specs[i];
       if (r.input === 'previous') return fromSpec(spec, meta, { value: resultOf(r.run_id, r.parents[0]) });
       if (r.input === 'list') return fromSpec(spec, meta, { value: r.parents.map((p) => resultOf(r.run_id, p)) });

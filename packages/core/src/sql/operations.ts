@@ -401,3 +401,42 @@ export function workersList(sql: SqlClient, schema: string, params: { queue: str
     [params.queue],
   );
 }
+
+export interface QueueLagRow {
+  queue: string;
+  oldest: Date;
+  lag_ms: number;
+}
+
+/**
+ * Per queue with pending jobs: the earliest `scheduled_at` among them and how long ago that was
+ * (0 when not due yet), on the database clock. A loose index scan of `jobs_fetch_idx`: one probe
+ * per (queue, priority) group to find the groups, one per group for its earliest due time — cost
+ * follows the number of groups, not of pending jobs.
+ */
+export function queuesLag(sql: SqlClient, schema: string, params: { queues: readonly string[] | null }): Promise<QueueLagRow[]> {
+  const only = params.queues ? ' AND queue = ANY($1::text[])' : '';
+  const pending = `FROM ${schema}.jobs WHERE state = 'pending'${only}`;
+  return run(
+    sql,
+    `WITH RECURSIVE grp AS (
+       (SELECT queue, priority ${pending} ORDER BY queue, priority DESC LIMIT 1)
+       UNION ALL
+       SELECT n.queue, n.priority
+       FROM grp g CROSS JOIN LATERAL (
+         (SELECT queue, priority ${pending} AND queue = g.queue AND priority < g.priority ORDER BY queue, priority DESC LIMIT 1)
+         UNION ALL
+         (SELECT queue, priority ${pending} AND queue > g.queue ORDER BY queue, priority DESC LIMIT 1)
+         LIMIT 1
+       ) n
+     )
+     SELECT g.queue, min(o.scheduled_at) AS oldest,
+            greatest(extract(epoch FROM statement_timestamp() - min(o.scheduled_at)) * 1000, 0)::float8 AS lag_ms
+     FROM grp g CROSS JOIN LATERAL (
+       SELECT scheduled_at ${pending} AND queue = g.queue AND priority = g.priority ORDER BY scheduled_at LIMIT 1
+     ) o
+     GROUP BY g.queue
+     ORDER BY g.queue`,
+    params.queues ? [params.queues] : [],
+  );
+}

@@ -1,13 +1,13 @@
 import type { AppInternals, Docket } from '../app.js';
 import { JobCancelledError, LimitExceededError, UnknownJobError, type WorkerShutdownError } from '../errors.js';
 import type { Executor } from '../executors/executor.js';
-import { tapped, wanted } from '../hooks.js';
+import { type AttemptRun, tapped, wanted } from '../hooks.js';
 import type { AnyJobDefinition, JobDefinition } from '../job-definition.js';
 import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob, Settlement } from '../types.js';
 import { AttemptAbort } from './attempt-abort.js';
-import { claimShaped, claimWithHooks } from './claim.js';
+import { claimWithHooks, isShapedQueue } from './claim.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
 import type { Worker } from './worker.js';
@@ -164,7 +164,7 @@ export class QueueRunner {
     const pauses = this.pauses;
     const wakes = this.wakes;
     try {
-      const jobs = claimShaped(this.internals, this.settings.name) ? await this.claimShaped(limit) : await this.claimPlain(limit);
+      const jobs = isShapedQueue(this.internals.hooks, this.settings.name) ? await this.claimShaped(limit) : await this.claimPlain(limit);
       // Short: the queue is drained, unless a wake-up came in meanwhile (its jobs may have been
       // committed after this claim's snapshot).
       if (jobs.length < limit && wakes === this.wakes) this.drained = true;
@@ -272,17 +272,25 @@ export class QueueRunner {
         );
       }
       if (tapped(hooks.jobStart) && wanted(hooks.jobStart, job)) await hooks.jobStart.promise(ctx);
+      const attemptCtx = ctx;
       if (definition.atomic && this.executor.kind === 'async') {
-        await this.worker.runAtomic(definition, job, ctx, abort, this.executor);
+        await this.wrapped(attemptCtx, () => this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor));
         return;
       }
-      const result = await this.executor.run(definition, job, ctx, abort);
+      const result = await this.wrapped(attemptCtx, () => this.executor.run(definition, job, attemptCtx, abort));
       this.completer.add({ job, outcome: successOutcome(job, result), ctx });
     } catch (error) {
       this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Runs the attempt through the `wrapAttempt` taps that want its job (directly when none does). */
+  private wrapped(ctx: JobContext, run: AttemptRun): Promise<unknown> {
+    const { wrapAttempt } = this.internals.hooks;
+    if (!tapped(wrapAttempt) || !wanted(wrapAttempt, ctx.job)) return run();
+    return wrapAttempt.call(run, ctx)();
   }
 
   /** Records a failed attempt (or gives the job back when the worker is shutting down). */
