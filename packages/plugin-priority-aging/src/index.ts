@@ -69,13 +69,14 @@ export function priorityAging(options: PriorityAgingOptions): PriorityAgingPlugi
     apply(app) {
       binding.apply(app);
       app.defineJobColumn({ name: AGING_COLUMN, type: 'timestamptz' });
-      // Only rows that can age are marked (and only pushes with one run this tap, in a
-      // transaction); a job pushed at or above its ceiling never ages, so it is left out of the index.
+      // Only rows that can age are marked (only pushes with one run this tap, and it sets a column
+      // in memory: no transaction, transaction: false); a job pushed at or above its ceiling never
+      // ages, so it is left out of the index.
       const ages = (row: { queue: string; priority: number }) => {
         const rule = ruleOf(row.queue);
         return rule !== undefined && row.priority < rule.maxPriority;
       };
-      app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, wants: ages }, async (rows) => {
+      app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, wants: ages, transaction: false }, async (rows) => {
         for (const row of rows) if (ages(row)) row.columns[AGING_COLUMN] = COUNT_FROM_RUN_TIME;
         return rows;
       });

@@ -26,9 +26,9 @@ export interface ClaimWindows {
 }
 
 /**
- * Narrows `claim` to the starts the windows allow now: `limitTo` what the queue's window has left;
- * leaves out keys with nothing left and caps every other key at the least any waiting key has
- * left (the core's perKey takes one cap for all keys); asks to claim again when capacity frees.
+ * Narrows `claim` to the starts the windows allow now: `limitTo` what the queue's window has left,
+ * and to each key what its window has left (the core's perKey budgets: a key with nothing left is
+ * left out); asks to claim again when a window opens.
  */
 export async function shapeClaim(claim: ClaimContext, schema: string, rules: QueueRules): Promise<ClaimWindows> {
   const row = await queueWindowLock(claim.sql, schema, { queue: claim.queue });
@@ -66,33 +66,21 @@ export async function shapeClaim(claim: ClaimContext, schema: string, rules: Que
 
   const { limit, periodMs } = rules.perKey;
   const keys = new Map<string, WindowLog>();
-  const excluded: string[] = [];
-  // Keys with starts left but no job due now: they must not get more than the cap found below.
-  const quiet: Array<{ key: string; left: number }> = [];
-  let cap = limit;
+  // What each key that started jobs within the period has left (0 leaves it out of the claim);
+  // a key without such starts has the whole limit.
+  const budgets: Array<[string, number]> = [];
   let release = Infinity;
   for (const window of await keyWindowsRead(claim.sql, schema, { queue: claim.queue, nowMs })) {
     const log = liveLog({ at: window.at_ms, counts: window.counts }, nowMs, periodMs);
     keys.set(window.key, log);
-    const left = limit - used(log);
-    if (left < 1) {
-      excluded.push(window.key);
-      if (window.waiting) release = Math.min(release, firstRelease(log, periodMs) ?? Infinity);
-    } else if (window.waiting) {
-      cap = Math.min(cap, left);
-    } else {
-      quiet.push({ key: window.key, left });
-    }
+    const left = Math.max(0, limit - used(log));
+    budgets.push([window.key, left]);
+    // A key with a job due now may be held back (all of it, or past its budget): claim again when
+    // its window frees a start, whether or not a job of the queue settles before then.
+    if (window.waiting) release = Math.min(release, firstRelease(log, periodMs) ?? Infinity);
   }
-  // A key whose first job comes due between this read and the claim is left out rather than let
-  // past its window; it takes its turn in the next claim.
-  for (const { key, left } of quiet) if (left < cap) excluded.push(key);
-  claim.exclude(KEY_COLUMN, excluded);
-  claim.perKey(KEY_COLUMN, cap);
+  claim.perKey(KEY_COLUMN, limit, budgets);
   if (release !== Infinity) claim.retryAt(new Date(release));
-  // A key with little left held every key to `cap` in this claim: claim again at once, when the
-  // others may take more.
-  if (cap < limit) claim.retryAt(new Date());
   return { queue, keys };
 }
 

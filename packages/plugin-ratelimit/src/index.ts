@@ -100,9 +100,10 @@ export function ratelimit(options: RateLimitOptions): RateLimitPlugin {
       app.defineJobOption(KEY_EXTENSION);
       app.defineJobColumn({ name: KEY_COLUMN, type: 'text' });
 
-      // Only pushes with a keyed job run this (and need a transaction); every other push stays one statement.
+      // Only pushes with a keyed job run this; every other push runs no hook of the plugin.
       const keyed = (row: { extensions: Record<string, unknown> }) => row.extensions[KEY_EXTENSION] !== undefined;
-      app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, wants: keyed }, async (rows) => {
+      // It only reads and sets rows in memory: no transaction either (transaction: false).
+      app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, wants: keyed, transaction: false }, async (rows) => {
         // Every row is checked before any is changed: a bad row fails the push, nothing is stored.
         const keys = rows.map((row) => {
           if (!keyed(row)) return null;

@@ -72,7 +72,7 @@ export interface KeyWindowRow {
   key: string;
   at_ms: number[];
   counts: number[];
-  /** The key has a pending job due now (one that this claim could take). */
+  /** The key has a pending job due now (one held back, when its window is full). */
   waiting: boolean;
 }
 
