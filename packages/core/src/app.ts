@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { type JobActivity, subscribeActivity } from './activity.js';
 import { applicationNameOption } from './application-name.js';
 import { Codec, type PayloadCodec } from './codec.js';
 import { explainDriverErrorsOf, invalidUrlError } from './driver-errors.js';
@@ -38,6 +39,8 @@ import {
   Operations,
   type RerunOptions,
   type RetryJobsFilter,
+  type Throughput,
+  type ThroughputOptions,
   type WorkerInfo,
 } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
@@ -721,6 +724,22 @@ export class Docket implements AsyncDisposable {
     return off;
   }
 
+  /**
+   * Calls `fn` for every job activity the database announces, from any process: jobs pushed,
+   * scheduled, settled, a cancel requested, a queue paused (see `JobActivity`). For views that
+   * refresh when jobs move (a dashboard, an exporter). Uses the app's one LISTEN connection, plus
+   * the settled-jobs channel, which carries one notification per completion batch. Resolves once
+   * listening, with a function that stops.
+   */
+  async listenActivity(fn: (activity: JobActivity) => void): Promise<() => void> {
+    this.#assertOpen();
+    if (typeof fn !== 'function') throw new InvalidOptionError(`listenActivity(fn): \`fn\` must be a function, got ${describe(fn)}.`);
+    if (!this.#notifier.enabled) {
+      throw new InvalidOptionError('listenActivity() needs LISTEN/NOTIFY, but this app was created with `listen: false`: refresh on a timer instead.');
+    }
+    return subscribeActivity(this.#notifier, fn);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Lifecycle
 
@@ -787,6 +806,11 @@ export class Docket implements AsyncDisposable {
     return (await this.#ops.rerunJob(refId(ref), options)) as JobRef<A, R>;
   }
 
+  /** Jobs that finished in a window (default the last hour) per queue and bucket (default a minute), by final state. */
+  async jobThroughput(options: ThroughputOptions = {}): Promise<Throughput> {
+    return this.#ops.jobThroughput(options);
+  }
+
   /** Workers with a live heartbeat row: host, pid, queues, start, heartbeat age and the jobs each runs now. */
   async listWorkers(options: ListWorkersOptions = {}): Promise<WorkerInfo[]> {
     return this.#ops.listWorkers(options);
@@ -813,12 +837,14 @@ explainDriverErrorsOf(Docket.prototype, [
   'listQueues',
   'notify',
   'listen',
+  'listenActivity',
   'listJobs',
   'countJobs',
   'retryJob',
   'retryJobs',
   'rerunJob',
   'listWorkers',
+  'jobThroughput',
 ]);
 
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */

@@ -3,6 +3,7 @@
  * worker and its executors. Everything a plugin may use is exported here (and only here).
  */
 export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
+export type { JobActivity } from './activity.js';
 export { defaultApplicationName } from './application-name.js';
 export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
@@ -57,6 +58,9 @@ export {
   type RerunOptions,
   type RetryableState,
   type RetryJobsFilter,
+  type Throughput,
+  type ThroughputBucket,
+  type ThroughputOptions,
   type WorkerInfo,
 } from './operations.js';
 export { booleanOption, type IntegerRule, integerOption, oneOfOption, rejectUnknownKeys, suggest } from './options.js';
