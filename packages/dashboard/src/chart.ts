@@ -5,8 +5,8 @@
 import type { Throughput } from '@docket/core';
 import { type Html, html } from './html.js';
 
-const W = 720;
-const H = 170;
+const W = 1000;
+const H = 190;
 const PAD = { left: 40, right: 8, top: 10, bottom: 22 };
 const SERIES = [
   ['succeeded', 'c-succeeded'],

@@ -1,6 +1,6 @@
 /**
  * HTML built by tagged templates: every interpolated value is escaped unless it is already `Html`
- * (made by `html` or `raw`). Job arguments, results, errors and log lines reach a page only through
+ * (made by `html` or `raw`). Job arguments, results, errors and what plugins show reach a page only through
  * this, so no stored text can become markup. `Html` is recognised by a registered symbol, not by
  * class, so a panel module that resolved another copy of this package still composes with it.
  */

@@ -15,7 +15,7 @@ export const DASHBOARD_PANELS: unique symbol = Symbol.for('docket.dashboard.pane
 /** What a plugin value may carry: a function returning its panels (it may load them lazily). */
 export type PanelContribution = () => readonly DashboardPanel[] | Promise<readonly DashboardPanel[]>;
 
-/** What a panel renders: markup, or null to show nothing (say, a job without log lines). */
+/** What a panel renders: markup, or null to show nothing (say, a job it has nothing about). */
 export type PanelOutput = Html | null | Promise<Html | null>;
 
 interface PanelBase {

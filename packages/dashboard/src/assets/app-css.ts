@@ -54,6 +54,8 @@ a.stat[href]:hover { text-decoration: none; border-color: var(--line-strong); }
 .s-pending { border-top-color: var(--pending); } .s-running { border-top-color: #f59e0b; } .s-waiting { border-top-color: var(--waiting); }
 .s-failed { border-top-color: #ef4444; } .s-succeeded { border-top-color: #22c55e; } .s-workers { border-top-color: var(--accent); }
 .table-wrap { overflow-x: auto; margin: 0 -20px; }
+.card > .table-wrap:first-child { margin-top: -18px; border-radius: 10px 10px 0 0; }
+.card > .table-wrap:last-child { margin-bottom: -18px; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th { text-align: left; font-size: 11.5px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; padding: 8px 12px; border-bottom: 1px solid var(--line); white-space: nowrap; background: #fafafa; }
 td { padding: 9px 12px; border-bottom: 1px solid var(--line); vertical-align: middle; }
@@ -130,8 +132,8 @@ svg .axis { fill: #9ca3af; font-size: 10px; font-family: system-ui, sans-serif; 
 svg .c-succeeded { fill: #22c55e; } svg .c-failed { fill: #ef4444; } svg .c-cancelled { fill: #9ca3af; }
 svg.spark { width: 120px; height: 24px; display: block; background: #fafafa; border-radius: 3px; }
 .panel-error { color: var(--failed); background: #fef2f2; padding: 8px 12px; border-radius: 8px; }
-table.log td { font-family: var(--mono); font-size: 12.5px; padding-top: 5px; padding-bottom: 5px; vertical-align: top; }
-table.log td.msg { white-space: pre-wrap; word-break: break-word; }
+table.lines td { font-family: var(--mono); font-size: 12.5px; padding-top: 5px; padding-bottom: 5px; vertical-align: top; }
+table.lines td.msg { white-space: pre-wrap; word-break: break-word; }
 .lvl { font-weight: 600; text-transform: uppercase; font-size: 11px; }
 .lvl-debug { color: #9ca3af; } .lvl-info { color: var(--pending); } .lvl-warn { color: #b45309; } .lvl-error { color: var(--failed); }
 svg.graph { display: block; max-width: 100%; height: auto; }
@@ -148,6 +150,9 @@ svg.graph [data-state="waiting"] rect { fill: #fae8ff; stroke: #a21caf; }
 svg.graph [data-state="succeeded"] rect { fill: #dcfce7; stroke: #16a34a; }
 svg.graph [data-state="failed"] rect { fill: #fee2e2; stroke: #dc2626; }
 svg.graph [data-state="cancelled"] rect { fill: #e5e7eb; stroke: #4b5563; }
+h3.sub-h { font-size: 13px; margin: 16px 0 6px; }
+.panel-head { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin-bottom: 12px; }
+.graph-wrap { overflow-x: auto; padding: 4px 0; }
 .tree { list-style: none; padding-left: 0; margin: 0; }
 .tree ul { list-style: none; padding-left: 18px; border-left: 1px dashed var(--line-strong); margin: 4px 0 4px 6px; }
 .tree li { margin: 3px 0; }

@@ -41,7 +41,7 @@ export async function workersPage(ctx: RequestContext): Promise<Html> {
         <td>${
           w.runningJobs === 0
             ? html`<span class="muted">idle</span>`
-            : html`<span class="strong">${w.runningJobs}</span> ${jobs.length > 0 ? html`<ul class="running">${jobs.slice(0, 10).map((j) => html`<li><a href="${ctx.jobHref(j.id)}">${j.name} <span class="mono muted">#${j.id}</span></a> ${stateBadge('running')} <span class="muted">since ${time(j.startedAt)}</span></li>`)}${jobs.length > 10 ? html`<li class="muted">and ${jobs.length - 10} more</li>` : ''}</ul>` : ''}`
+            : html`<span class="strong">${w.runningJobs} running</span> ${jobs.length > 0 ? html`<ul class="running">${jobs.slice(0, 10).map((j) => html`<li><a href="${ctx.jobHref(j.id)}">${j.name} <span class="mono muted">#${j.id}</span></a> ${stateBadge('running')} <span class="muted">since ${time(j.startedAt)}</span></li>`)}${jobs.length > 10 ? html`<li class="muted">and ${jobs.length - 10} more</li>` : ''}</ul>` : ''}`
         }</td>
       </tr>`;
     })}</tbody></table></div>`
