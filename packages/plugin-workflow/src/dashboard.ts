@@ -8,7 +8,7 @@ import type { JobRecord } from '@docket/core';
 import { getSubtasks, getWorkflow, type WorkflowRecord } from './api.js';
 import { META, metaString } from './meta.js';
 
-const NODE_W = 176;
+const NODE_W = 196;
 const NODE_H = 46;
 const GAP_X = 56;
 const GAP_Y = 18;
