@@ -426,20 +426,23 @@ export async function jobsThroughput(
   const until = p.add(params.until, 'timestamptz');
   const bucket = p.add(params.bucketMs, 'float8');
   const byQueue = params.queues ? ` AND j.queue = ANY(${p.add(params.queues, 'text[]')})` : '';
+  // The window's ends as expressions (no CTE to join): constants for the statement, so the planner
+  // turns them into `jobs_finished_brin` conditions.
+  const lo = `COALESCE(${since}, statement_timestamp() - interval '1 hour')`;
+  const hi = `COALESCE(${until}, statement_timestamp())`;
   const rows = await run<ThroughputRow & { window_since: Date; window_until: Date; has: boolean }>(
     sql,
-    `WITH w AS (SELECT COALESCE(${since}, statement_timestamp() - interval '1 hour') AS since, COALESCE(${until}, statement_timestamp()) AS until),
-     b AS (
+    `WITH b AS (
        SELECT j.queue, to_timestamp(floor(extract(epoch FROM j.finished_at) * 1000 / ${bucket}) * ${bucket} / 1000) AS start,
               count(*) FILTER (WHERE j.state = 'succeeded')::int AS succeeded,
               count(*) FILTER (WHERE j.state = 'failed')::int AS failed,
               count(*) FILTER (WHERE j.state = 'cancelled')::int AS cancelled
-       FROM ${schema}.jobs j, w
-       WHERE j.finished_at >= w.since AND j.finished_at < w.until AND j.state IN ('succeeded', 'failed', 'cancelled')${byQueue}
+       FROM ${schema}.jobs j
+       WHERE j.finished_at >= ${lo} AND j.finished_at < ${hi} AND j.state IN ('succeeded', 'failed', 'cancelled')${byQueue}
        GROUP BY 1, 2
      )
-     SELECT w.since AS window_since, w.until AS window_until, b.queue IS NOT NULL AS has, b.*
-     FROM w LEFT JOIN b ON true ORDER BY b.start, b.queue`,
+     SELECT ${lo} AS window_since, ${hi} AS window_until, b.queue IS NOT NULL AS has, b.*
+     FROM (SELECT 1) one LEFT JOIN b ON true ORDER BY b.start, b.queue`,
     p.values,
   );
   const first = rows[0];
