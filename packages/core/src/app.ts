@@ -62,6 +62,7 @@ import {
   type JobState,
 } from './types.js';
 
+/** What `new Docket(options)` takes: the connection, the schema, the plugins, and how the app listens and logs. */
 export interface DocketOptions {
   /** A connection URL, or your own postgres.js instance (Docket then never ends it). */
   connection: string | postgres.Sql;
@@ -116,17 +117,20 @@ const OPTION_KEYS = [
   'statementTimeoutMs',
 ] as const;
 
+/** Options of `push` and `pushMany`. */
 export interface PushOptions {
   /** Push inside your postgres.js transaction: invisible until it commits, gone if it rolls back. */
   tx?: postgres.TransactionSql | postgres.Sql;
 }
 
+/** Options of `waitForJob`. */
 export interface WaitOptions {
   /** Give up with a WaitTimeoutError after this long. Default: wait until the job settles. */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
 
+/** A queue's settings, as `declareQueue(name, options)` stores them. */
 export interface QueueOptions {
   /**
    * A per-worker default, not a global cap: how many of the queue's jobs run at once on each worker
@@ -735,7 +739,9 @@ export class Docket implements AsyncDisposable {
     this.#assertOpen();
     if (typeof fn !== 'function') throw new InvalidOptionError(`listenActivity(fn): \`fn\` must be a function, got ${describe(fn)}.`);
     if (!this.#notifier.enabled) {
-      throw new InvalidOptionError('listenActivity() needs LISTEN/NOTIFY, but this app was created with `listen: false`: refresh on a timer instead.');
+      throw new InvalidOptionError(
+        'listenActivity() needs LISTEN/NOTIFY, but this app was created with `listen: false`: refresh on a timer instead.',
+      );
     }
     return subscribeActivity(this.#notifier, fn);
   }
