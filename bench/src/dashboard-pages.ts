@@ -59,7 +59,9 @@ try {
   await app.migrate();
   const t0 = nowUs();
   await fillHistory(url, { jobs, pending, queues: 8, names: 6, spanDays: SPAN_DAYS });
-  console.log(`${fmt(jobs, 0)} finished jobs and ${fmt(pending, 0)} pending (8 queues, 6 names, ${SPAN_DAYS} days) in ${fmt((nowUs() - t0) / 1e6, 1)} s`);
+  console.log(
+    `${fmt(jobs, 0)} finished jobs and ${fmt(pending, 0)} pending (8 queues, 6 names, ${SPAN_DAYS} days) in ${fmt((nowUs() - t0) / 1e6, 1)} s`,
+  );
   console.log(`${server.origin}; ${await serverVersion(server)}`);
   const served = await serveDashboard(app, { port: 0, debounceMs: 0, refreshMs: 0 });
   const base = served.url;

@@ -2,8 +2,9 @@
  * @docket/core — the kernel: tables, migrations, the hook bus, the plugin API, the app, the
  * worker and its executors. Everything a plugin may use is exported here (and only here).
  */
-export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
+
 export type { JobActivity } from './activity.js';
+export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
 export { defaultApplicationName } from './application-name.js';
 export type { PayloadCodec } from './codec.js';
 export * from './errors.js';

@@ -289,7 +289,9 @@ export class Operations {
     const bucketMs = integerOption(where, 'bucketMs', options.bucketMs, 60_000, { min: 1000, max: 86_400_000 });
     const span = (until?.getTime() ?? Date.now()) - (since?.getTime() ?? (until?.getTime() ?? Date.now()) - 3_600_000);
     if (span <= 0) {
-      throw new InvalidOptionError(`${where}: \`since\` must be before \`until\` (or now, when \`until\` is not given).`, { details: { where, option: 'since' } });
+      throw new InvalidOptionError(`${where}: \`since\` must be before \`until\` (or now, when \`until\` is not given).`, {
+        details: { where, option: 'since' },
+      });
     }
     if (span / bucketMs > MAX_BUCKETS) {
       throw new InvalidOptionError(

@@ -34,7 +34,12 @@ async function nextActivity<K extends JobActivity['kind']>(
 
 test('listenActivity announces pushes, scheduled pushes, settled jobs, pauses and resumes, from the statements that did them', async () => {
   const job = defineJob({ name: 'activity.job', queue: 'activity-a' }, async () => 'done');
-  const pushed = await nextActivity(h.app, 'pushed', (a) => a.queues.includes('activity-a'), () => h.app.push(job));
+  const pushed = await nextActivity(
+    h.app,
+    'pushed',
+    (a) => a.queues.includes('activity-a'),
+    () => h.app.push(job),
+  );
   assert.deepEqual(pushed.queues, ['activity-a']);
 
   const scheduled = await nextActivity(
@@ -57,9 +62,19 @@ test('listenActivity announces pushes, scheduled pushes, settled jobs, pauses an
   );
   assert.ok(ref && settled.ids.includes(ref.id));
 
-  const paused = await nextActivity(h.app, 'paused', (a) => a.queues.includes('activity-d'), () => h.app.pauseQueue('activity-d'));
+  const paused = await nextActivity(
+    h.app,
+    'paused',
+    (a) => a.queues.includes('activity-d'),
+    () => h.app.pauseQueue('activity-d'),
+  );
   assert.deepEqual(paused.queues, ['activity-d']);
-  const resumed = await nextActivity(h.app, 'pushed', (a) => a.queues.includes('activity-d'), () => h.app.resumeQueue('activity-d'));
+  const resumed = await nextActivity(
+    h.app,
+    'pushed',
+    (a) => a.queues.includes('activity-d'),
+    () => h.app.resumeQueue('activity-d'),
+  );
   assert.deepEqual(resumed.queues, ['activity-d'], 'a resume says runnable jobs may be there');
 });
 
@@ -69,7 +84,12 @@ test('a stopped listener hears nothing more', async () => {
   off();
   const job = defineJob({ name: 'activity.quiet', queue: 'activity-quiet' }, async () => null);
   // A second listener proves the notification went out (and was delivered) while the first was off.
-  await nextActivity(h.app, 'pushed', (a) => a.queues.includes('activity-quiet'), () => h.app.push(job));
+  await nextActivity(
+    h.app,
+    'pushed',
+    (a) => a.queues.includes('activity-quiet'),
+    () => h.app.push(job),
+  );
   assert.deepEqual(heard, []);
 });
 
@@ -83,8 +103,5 @@ test('listenActivity refuses an app that does not listen, and a listener that is
   } finally {
     await quiet.close();
   }
-  await assert.rejects(
-    h.app.listenActivity('nope' as never),
-    (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION',
-  );
+  await assert.rejects(h.app.listenActivity('nope' as never), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_OPTION');
 });

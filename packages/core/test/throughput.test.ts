@@ -54,7 +54,11 @@ test('by default the window is the last hour on the database clock, returned eve
   const t = await h.app.jobThroughput({ queue: 'tp-recent' });
   assert.ok(Math.abs(t.until.getTime() - t.since.getTime() - 3_600_000) < 5, 'an hour');
   assert.ok(Math.abs(t.until.getTime() - Date.now()) < 60_000, 'ending now');
-  assert.equal(t.buckets.reduce((n, b) => n + b.succeeded, 0), 1, `job ${id} is counted`);
+  assert.equal(
+    t.buckets.reduce((n, b) => n + b.succeeded, 0),
+    1,
+    `job ${id} is counted`,
+  );
   const empty = await h.app.jobThroughput({ queue: 'tp-none' });
   assert.deepEqual(empty.buckets, []);
   assert.ok(empty.since < empty.until);
@@ -67,5 +71,8 @@ test('jobThroughput validates its options', async () => {
   await assert.rejects(h.app.jobThroughput({ since: new Date('2020-01-01'), until: new Date('2030-01-01') }), invalid, 'too many buckets');
   await assert.rejects(h.app.jobThroughput({ since: 'yesterday' as never }), invalid);
   await assert.rejects(h.app.jobThroughput({ intervalMs: 1000 } as never), invalid);
-  await assert.rejects(h.app.jobThroughput({ queue: 'bad queue!' }), (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_QUEUE_NAME');
+  await assert.rejects(
+    h.app.jobThroughput({ queue: 'bad queue!' }),
+    (e: unknown) => e instanceof DocketError && e.code === 'DOCKET_INVALID_QUEUE_NAME',
+  );
 });

@@ -86,6 +86,8 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`${error.message ? `docket dashboard: ${error.message}\n` : ''}${USAGE}\n`);
     process.exit(2);
   }
-  process.stderr.write(`docket dashboard: ${isDocketError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `docket dashboard: ${isDocketError(error) ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

@@ -4,13 +4,14 @@
  * the plugin in ./fastify.ts), or run it alone with `serveDashboard` / `docket dashboard`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Docket, DocketError, InvalidOptionError, booleanOption, integerOption, rejectUnknownKeys } from '@docket/core';
+import { booleanOption, type Docket, DocketError, InvalidOptionError, integerOption, rejectUnknownKeys } from '@docket/core';
 import { ASSETS } from './assets.js';
-import { type Html, isHtml } from './html.js';
+import { type Html, html, isHtml } from './html.js';
 import { LiveHub } from './live.js';
 import { jobPage } from './pages/job.js';
 import { jobsPage } from './pages/jobs.js';
 import { layout, problemPage } from './pages/layout.js';
+import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { panelBody } from './pages/panel-sections.js';
 import { workersPage } from './pages/workers.js';
@@ -19,8 +20,6 @@ import { JOB_ID, QUEUE } from './params.js';
 import { BadRequest, RequestContext, type Site } from './request.js';
 import { cookies, type DashboardAuth, Security, securityHeaders } from './security.js';
 import { SharedReads } from './shared-reads.js';
-import { html } from './html.js';
-import { loginPage } from './pages/login.js';
 
 export interface DashboardOptions {
   /** Where the dashboard is mounted: `''` (default, the server's root) or a path like `/admin/docket`. */
@@ -73,8 +72,10 @@ export function createDashboard(app: Docket, options: DashboardOptions = {}): Da
   const debounceMs = integerOption(where, 'debounceMs', options.debounceMs, 500, { min: 0, max: 60_000 });
   const pageSize = integerOption(where, 'pageSize', options.pageSize, 50, { min: 10, max: 500 });
   const title = options.title ?? 'Docket';
-  if (typeof title !== 'string' || title.length === 0 || title.length > 80) throw new InvalidOptionError(`${where}: \`title\` must be 1–80 characters.`);
-  if (options.panels !== undefined && !Array.isArray(options.panels)) throw new InvalidOptionError(`${where}: \`panels\` must be an array of panels.`);
+  if (typeof title !== 'string' || title.length === 0 || title.length > 80)
+    throw new InvalidOptionError(`${where}: \`title\` must be 1–80 characters.`);
+  if (options.panels !== undefined && !Array.isArray(options.panels))
+    throw new InvalidOptionError(`${where}: \`panels\` must be an array of panels.`);
   const security = new Security(options.auth, options.secret, basePath || '/');
   // Reads are shared for a little longer than a burst of refreshes takes to arrive.
   const reads = new SharedReads(Math.max(debounceMs, 250) + 250);
@@ -93,38 +94,54 @@ export function createDashboard(app: Docket, options: DashboardOptions = {}): Da
     ['GET', new RegExp(`^/jobs/(${JOB_ID.source})$`), (ctx, m) => jobPage(ctx, m[1] as string)],
     ['GET', /^\/workers$/, (ctx) => workersPage(ctx)],
     ['GET', /^\/p\/([a-z][a-z0-9-]{0,39})$/, (ctx, m) => pagePanel(ctx, m[1] as string)],
-    ['POST', new RegExp(`^/queues/(${QUEUE.source})/(pause|resume)$`), async (ctx, m) => {
-      const queue = m[1] as string;
-      if (m[2] === 'pause') await ctx.app.pauseQueue(queue);
-      else await ctx.app.resumeQueue(queue);
-      return done(ctx, `Queue ${queue} ${m[2] === 'pause' ? 'paused: workers start none of its jobs until it is resumed' : 'resumed'}.`);
-    }],
-    ['POST', new RegExp(`^/jobs/(${JOB_ID.source})/(retry|cancel|rerun)$`), async (ctx, m) => {
-      const id = m[1] as string;
-      if (m[2] === 'retry') {
-        await ctx.app.retryJob(id);
-        return done(ctx, `Job #${id} will run again.`);
-      }
-      if (m[2] === 'cancel') {
-        const job = await ctx.app.cancelJob(id);
-        return done(ctx, job.state === 'cancelled' ? `Job #${id} cancelled.` : `Cancelling job #${id}: its handler was asked to stop.`);
-      }
-      const ref = await ctx.app.rerunJob(id);
-      return { redirect: ctx.jobHref(ref.id), message: `Job #${id} pushed again as #${ref.id}.` };
-    }],
-    ['POST', /^\/jobs\/retry-failed$/, async (ctx) => {
-      const filter = retryFilter(ctx.body);
-      const ids = await ctx.app.retryJobs(filter);
-      return done(ctx, `${ids.length} failed job${ids.length === 1 ? '' : 's'} will run again.`);
-    }],
-    ['POST', /^\/p\/([a-z][a-z0-9-]{0,39})\/actions\/([a-z][a-z0-9-]{0,39})$/, async (ctx, m) => {
-      const panel = ctx.site.panels.find((p) => p.id === m[1]);
-      const action = panel?.actions?.[m[2] as string];
-      if (!panel || !action) throw new NotFound('No such panel action.');
-      const result = await action(ctx.forPanel(panel.id), ctx.body);
-      const target = result?.redirect && isInside(ctx.site.basePath, result.redirect) ? result.redirect : backOf(ctx);
-      return { redirect: target, message: result?.message };
-    }],
+    [
+      'POST',
+      new RegExp(`^/queues/(${QUEUE.source})/(pause|resume)$`),
+      async (ctx, m) => {
+        const queue = m[1] as string;
+        if (m[2] === 'pause') await ctx.app.pauseQueue(queue);
+        else await ctx.app.resumeQueue(queue);
+        return done(ctx, `Queue ${queue} ${m[2] === 'pause' ? 'paused: workers start none of its jobs until it is resumed' : 'resumed'}.`);
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/jobs/(${JOB_ID.source})/(retry|cancel|rerun)$`),
+      async (ctx, m) => {
+        const id = m[1] as string;
+        if (m[2] === 'retry') {
+          await ctx.app.retryJob(id);
+          return done(ctx, `Job #${id} will run again.`);
+        }
+        if (m[2] === 'cancel') {
+          const job = await ctx.app.cancelJob(id);
+          return done(ctx, job.state === 'cancelled' ? `Job #${id} cancelled.` : `Cancelling job #${id}: its handler was asked to stop.`);
+        }
+        const ref = await ctx.app.rerunJob(id);
+        return { redirect: ctx.jobHref(ref.id), message: `Job #${id} pushed again as #${ref.id}.` };
+      },
+    ],
+    [
+      'POST',
+      /^\/jobs\/retry-failed$/,
+      async (ctx) => {
+        const filter = retryFilter(ctx.body);
+        const ids = await ctx.app.retryJobs(filter);
+        return done(ctx, `${ids.length} failed job${ids.length === 1 ? '' : 's'} will run again.`);
+      },
+    ],
+    [
+      'POST',
+      /^\/p\/([a-z][a-z0-9-]{0,39})\/actions\/([a-z][a-z0-9-]{0,39})$/,
+      async (ctx, m) => {
+        const panel = ctx.site.panels.find((p) => p.id === m[1]);
+        const action = panel?.actions?.[m[2] as string];
+        if (!panel || !action) throw new NotFound('No such panel action.');
+        const result = await action(ctx.forPanel(panel.id), ctx.body);
+        const target = result?.redirect && isInside(ctx.site.basePath, result.redirect) ? result.redirect : backOf(ctx);
+        return { redirect: target, message: result?.message };
+      },
+    ],
   ];
 
   async function pagePanel(ctx: RequestContext, id: string): Promise<Html> {
@@ -153,15 +170,18 @@ export function createDashboard(app: Docket, options: DashboardOptions = {}): Da
       if (method === 'GET') return send(res, 200, loginPage(ctx, null));
       if (method === 'POST') {
         ctx.body = await readForm(req);
-        if (!security.csrfValid(req, ctx.body.get('_csrf'))) return sendText(res, 403, 'Forbidden: the form is missing its CSRF token or it is stale; reload the page.');
-        if (!security.checkLogin(ctx.body.get('token') ?? '')) return send(res, 401, loginPage(ctx, 'That token is not the one this dashboard was started with.'));
+        if (!security.csrfValid(req, ctx.body.get('_csrf')))
+          return sendText(res, 403, 'Forbidden: the form is missing its CSRF token or it is stale; reload the page.');
+        if (!security.checkLogin(ctx.body.get('token') ?? ''))
+          return send(res, 401, loginPage(ctx, 'That token is not the one this dashboard was started with.'));
         res.appendHeader('set-cookie', security.sessionCookie(req));
         return redirect(res, ctx.href('/'));
       }
     }
     if (!(await security.authenticated(req))) {
       security.challenge(res);
-      if (security.mode === 'token' && method === 'GET' && (req.headers.accept ?? '').includes('text/html')) return send(res, 401, loginPage(ctx, null));
+      if (security.mode === 'token' && method === 'GET' && (req.headers.accept ?? '').includes('text/html'))
+        return send(res, 401, loginPage(ctx, null));
       return sendText(res, 401, 'Unauthorized: this dashboard needs authentication.');
     }
     if (method === 'GET' && path === '/events') {
@@ -193,7 +213,8 @@ export function createDashboard(app: Docket, options: DashboardOptions = {}): Da
       // An action changed something: what pages read before it is stale now.
       if (method === 'POST') reads.clear();
       const message = (out as { message?: string }).message;
-      if (message) res.appendHeader('set-cookie', `docket_flash=${encodeFlash(message)}; Path=${basePath || '/'}; HttpOnly; SameSite=Strict; Max-Age=30`);
+      if (message)
+        res.appendHeader('set-cookie', `docket_flash=${encodeFlash(message)}; Path=${basePath || '/'}; HttpOnly; SameSite=Strict; Max-Age=30`);
       return redirect(res, out.redirect);
     }
     throw new NotFound('There is no page at this address.');
@@ -210,7 +231,10 @@ export function createDashboard(app: Docket, options: DashboardOptions = {}): Da
     else if (pathname === basePath) path = '/';
     else if (pathname.startsWith(`${basePath}/`)) path = pathname.slice(basePath.length);
     else {
-      if (next) return next();
+      if (next) {
+        next();
+        return;
+      }
       res.statusCode = 404;
       res.end('Not found');
       return;
@@ -258,13 +282,19 @@ class NotFound extends Error {}
 function normaliseBase(value: string | undefined): string {
   if (value === undefined || value === '' || value === '/') return '';
   if (typeof value !== 'string' || !/^(\/[A-Za-z0-9._~-]+)+\/?$/.test(value)) {
-    throw new InvalidOptionError(`createDashboard: \`basePath\` must be a path like '/admin/docket', got ${JSON.stringify(value)}.`, { details: { option: 'basePath' } });
+    throw new InvalidOptionError(`createDashboard: \`basePath\` must be a path like '/admin/docket', got ${JSON.stringify(value)}.`, {
+      details: { option: 'basePath' },
+    });
   }
   return value.replace(/\/$/, '');
 }
 
 function isInside(basePath: string, target: string): boolean {
-  return (target === basePath || target.startsWith(`${basePath}/`) || (basePath === '' && target.startsWith('/'))) && !target.startsWith('//') && !/[\\\r\n]/.test(target);
+  return (
+    (target === basePath || target.startsWith(`${basePath}/`) || (basePath === '' && target.startsWith('/'))) &&
+    !target.startsWith('//') &&
+    !/[\\\r\n]/.test(target)
+  );
 }
 
 /** Where the action's form came from (its `_back` field), when that is a page of this dashboard. */
@@ -341,7 +371,10 @@ function redirect(res: ServerResponse, location: string): void {
 
 function sendAsset(res: ServerResponse, name: string): void {
   const asset = ASSETS[name];
-  if (!asset) return sendText(res, 404, 'Not found.');
+  if (!asset) {
+    sendText(res, 404, 'Not found.');
+    return;
+  }
   res.statusCode = 200;
   res.setHeader('content-type', asset.type);
   // Assets change only with the package version: cached for a day.

@@ -17,7 +17,11 @@ export interface FastifyDashboardOptions extends Omit<DashboardOptions, 'basePat
 interface FastifyLike {
   prefix: string;
   addContentTypeParser(type: string, fn: (request: unknown, payload: unknown, done: (error: Error | null, body?: unknown) => void) => void): void;
-  route(options: { method: string[]; url: string; handler: (request: { raw: IncomingMessage }, reply: { raw: ServerResponse; hijack(): void }) => void }): void;
+  route(options: {
+    method: string[];
+    url: string;
+    handler: (request: { raw: IncomingMessage }, reply: { raw: ServerResponse; hijack(): void }) => void;
+  }): void;
   addHook(name: 'onClose', fn: () => Promise<void>): void;
 }
 

@@ -116,11 +116,15 @@ export function validatePanel(panel: unknown, source: string): DashboardPanel {
   if (typeof p.title !== 'string' || p.title.trim() === '') fail(`panel '${p.id}' needs a title`);
   if (!PLACEMENTS.includes(p.placement as string)) fail(`panel '${p.id}' has placement ${JSON.stringify(p.placement)}; use ${PLACEMENTS.join(', ')}`);
   if (typeof p.render !== 'function') fail(`panel '${p.id}' has no render function`);
-  if (p.liveTopics !== undefined && (!Array.isArray(p.liveTopics) || !p.liveTopics.every((t) => typeof t === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(t)))) {
+  if (
+    p.liveTopics !== undefined &&
+    (!Array.isArray(p.liveTopics) || !p.liveTopics.every((t) => typeof t === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(t)))
+  ) {
     fail(`panel '${p.id}' has liveTopics that are not app.notify topics`);
   }
   for (const [name, action] of Object.entries(p.actions ?? {})) {
-    if (!ID.test(name) || typeof action !== 'function') fail(`panel '${p.id}' has an action ${JSON.stringify(name)} that is not a function with a name of a-z, 0-9 and -`);
+    if (!ID.test(name) || typeof action !== 'function')
+      fail(`panel '${p.id}' has an action ${JSON.stringify(name)} that is not a function with a name of a-z, 0-9 and -`);
   }
   return p as DashboardPanel;
 }
@@ -132,14 +136,16 @@ export async function collectPanels(app: Docket, explicit: readonly DashboardPan
     const contribution = (plugin as unknown as { [DASHBOARD_PANELS]?: unknown })[DASHBOARD_PANELS];
     if (contribution === undefined) continue;
     const source = `plugin '${plugin.name}'`;
-    if (typeof contribution !== 'function') throw new DashboardPanelError(`Dashboard panels of ${source}: the contribution must be a function returning panels.`);
+    if (typeof contribution !== 'function')
+      throw new DashboardPanelError(`Dashboard panels of ${source}: the contribution must be a function returning panels.`);
     const contributed = await (contribution as PanelContribution)();
     if (!Array.isArray(contributed)) throw new DashboardPanelError(`Dashboard panels of ${source}: the contribution returned no array.`);
     panels.push(...contributed.map((p) => validatePanel(p, source)));
   }
   const seen = new Set<string>();
   for (const panel of panels) {
-    if (seen.has(panel.id)) throw new DashboardPanelError(`Two dashboard panels have the id '${panel.id}'; ids must be unique (they are part of URLs).`);
+    if (seen.has(panel.id))
+      throw new DashboardPanelError(`Two dashboard panels have the id '${panel.id}'; ids must be unique (they are part of URLs).`);
     seen.add(panel.id);
   }
   return panels;

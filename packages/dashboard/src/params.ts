@@ -32,7 +32,8 @@ export interface JobsQuery {
 export function jobsQuery(ctx: { param: RequestContext['param'] }): JobsQuery {
   const blank = (v: string | null) => (v === null || v === '' ? undefined : v);
   const state = blank(ctx.param('state', /[a-z]{0,20}/));
-  if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) throw new BadRequest('The query parameter `state` is not a job state.');
+  if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state))
+    throw new BadRequest('The query parameter `state` is not a job state.');
   const query: JobsQuery = {
     queue: blank(ctx.param('queue', new RegExp(`(?:${QUEUE.source})?`))),
     state: state as JobState | undefined,
@@ -49,5 +50,12 @@ export function jobsQuery(ctx: { param: RequestContext['param'] }): JobsQuery {
 /** The filter as query parameters again (for links that keep it). */
 export function jobsQueryParams(q: JobsQuery): Record<string, string | undefined> {
   const iso = (d: Date | undefined) => d?.toISOString().slice(0, 16);
-  return { queue: q.queue, state: q.state, name: q.name, since: iso(q.since), before: iso(q.before), order: q.order === 'newest' ? undefined : q.order };
+  return {
+    queue: q.queue,
+    state: q.state,
+    name: q.name,
+    since: iso(q.since),
+    before: iso(q.before),
+    order: q.order === 'newest' ? undefined : q.order,
+  };
 }

@@ -95,7 +95,12 @@ export class RequestContext implements PanelContext {
   }
 
   /** A form that POSTs to `action` (a dashboard path) with the CSRF token; nothing in read-only mode. */
-  form(action: string, fields: Readonly<Record<string, string>>, label: string, options: { confirm?: string; danger?: boolean; id?: string } = {}): Html {
+  form(
+    action: string,
+    fields: Readonly<Record<string, string>>,
+    label: string,
+    options: { confirm?: string; danger?: boolean; id?: string } = {},
+  ): Html {
     if (this.readOnly) return html``;
     return html`<form method="post" action="${this.href(action)}" class="inline"${options.confirm ? html` data-confirm="${options.confirm}"` : ''}>
       <input type="hidden" name="_csrf" value="${this.csrf}"><input type="hidden" name="_back" value="${this.here}">${Object.entries(fields).map(

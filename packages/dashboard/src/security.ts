@@ -148,14 +148,18 @@ function validateAuth(auth: DashboardAuth | undefined): DashboardAuth | undefine
     }
   } else if ('authorize' in auth) {
     rejectUnknownKeys(where, auth, ['authorize']);
-    if (typeof auth.authorize !== 'function') throw new InvalidOptionError(`${where}.authorize must be a function (request) => boolean.`, { details: { option: 'auth.authorize' } });
+    if (typeof auth.authorize !== 'function')
+      throw new InvalidOptionError(`${where}.authorize must be a function (request) => boolean.`, { details: { option: 'auth.authorize' } });
   } else {
     rejectUnknownKeys(where, auth, ['username', 'password']);
     const { username, password } = auth as { username?: unknown; password?: unknown };
     if (typeof username !== 'string' || username === '' || username.includes(':') || typeof password !== 'string' || password.length < 8) {
-      throw new InvalidOptionError(`${where} needs \`username\` (no colon) and \`password\` (at least 8 characters), or { token }, or { authorize }.`, {
-        details: { option: 'auth' },
-      });
+      throw new InvalidOptionError(
+        `${where} needs \`username\` (no colon) and \`password\` (at least 8 characters), or { token }, or { authorize }.`,
+        {
+          details: { option: 'auth' },
+        },
+      );
     }
   }
   return auth;

@@ -55,10 +55,14 @@ describe('the dashboard in a browser', { skip: chromium.skip }, () => {
     const shown = await page.$$eval('table.queues tbody tr', (rows) =>
       rows.map((tr) => ({
         queue: tr.getAttribute('data-queue'),
-        counts: Object.fromEntries([...tr.querySelectorAll('td[data-state]')].map((td) => [td.getAttribute('data-state'), (td.textContent ?? '').trim()])),
+        counts: Object.fromEntries(
+          [...tr.querySelectorAll('td[data-state]')].map((td) => [td.getAttribute('data-state'), (td.textContent ?? '').trim()]),
+        ),
       })),
     );
-    const rows = await h.db.sql<{ queue: string; state: string; n: number }[]>`SELECT queue, state, count(*)::int AS n FROM docket.jobs GROUP BY 1, 2`;
+    const rows = await h.db.sql<
+      { queue: string; state: string; n: number }[]
+    >`SELECT queue, state, count(*)::int AS n FROM docket.jobs GROUP BY 1, 2`;
     assert.deepEqual(shown.map((r) => r.queue).sort(), [...new Set(rows.map((r) => r.queue))].sort());
     for (const r of shown) {
       for (const state of JOB_STATES) {
@@ -75,7 +79,7 @@ describe('the dashboard in a browser', { skip: chromium.skip }, () => {
 
   test("a failed job's page shows each attempt's error with its stack", async () => {
     const page = await open(`/jobs/${seeded.failedWebhook}`);
-    const stack = await page.$eval('.attempt .stack-text', (el) => (el as HTMLElement).innerText);
+    const stack = await page.$eval('.attempt .stack-text', (el) => el.textContent ?? '');
     assert.match(stack, /at deliver \(\/srv\/app\/src\/jobs\/webhooks\.ts:41:11\)/);
     assert.ok(await page.$eval('.attempt .stack-text', (el) => (el as HTMLElement).offsetHeight > 40), 'the stack is visible, not collapsed');
     assert.match(await page.$eval('.attempt .error-title', (el) => el.textContent ?? ''), /ECONNREFUSED/);
@@ -157,7 +161,7 @@ describe('the dashboard in a browser', { skip: chromium.skip }, () => {
       assert.equal(await page.$$eval('main script', (s) => s.length), 0, `${path}: no injected script`);
       assert.deepEqual(dialogs, []);
       if (path.startsWith('/jobs/')) {
-        const text = await page.$eval('main', (m) => (m as HTMLElement).innerText);
+        const text = await page.$eval('main', (m) => m.textContent ?? '');
         assert.ok(text.includes(payload.note) && text.includes(payload.title), 'the payload is shown as the text it is');
       }
       await page.close();
@@ -168,8 +172,15 @@ describe('the dashboard in a browser', { skip: chromium.skip }, () => {
     const page = await open('/');
     const before = await page.$eval('[data-stat="pending"] .stat-value', (el) => Number(el.textContent?.replace(/,/g, '')));
     await page.waitForSelector('#live-indicator[data-status="live"]', { timeout: 10_000 });
-    await h.app.pushMany([sendEmail.withArgs({ to: 'a@example.com', template: 'welcome' }), renderReport.withArgs({ report: 'x', month: '2026-01' })]);
-    await page.waitForFunction((n) => Number(document.querySelector('[data-stat="pending"] .stat-value')?.textContent?.replace(/,/g, '')) === n + 2, { timeout: 10_000 }, before);
+    await h.app.pushMany([
+      sendEmail.withArgs({ to: 'a@example.com', template: 'welcome' }),
+      renderReport.withArgs({ report: 'x', month: '2026-01' }),
+    ]);
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('[data-stat="pending"] .stat-value')?.textContent?.replace(/,/g, '')) === n + 2,
+      { timeout: 10_000 },
+      before,
+    );
     await page.close();
   });
 
@@ -185,7 +196,10 @@ describe('the dashboard in a browser', { skip: chromium.skip }, () => {
     await running.promise;
     const page = await open('/workers');
     const links = await page.$$eval('ul.running a', (as) => as.map((a) => a.getAttribute('href')));
-    assert.ok(links.some((href) => href?.endsWith(`/jobs/${ref.id}`)), 'the running job is listed under its worker');
+    assert.ok(
+      links.some((href) => href?.endsWith(`/jobs/${ref.id}`)),
+      'the running job is listed under its worker',
+    );
     const workers = await h.app.listWorkers();
     assert.equal(await page.$$eval('table.workers tbody tr', (rows) => rows.length), workers.length);
     await shot(page, 'workers');

@@ -24,7 +24,10 @@ export class Client {
     readonly headers: Record<string, string> = {},
   ) {}
 
-  async request(path: string, init: { method?: string; body?: Record<string, string> | string; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(
+    path: string,
+    init: { method?: string; body?: Record<string, string> | string; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { accept: 'text/html', ...this.headers, ...init.headers };
     if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     let body: string | undefined;
@@ -32,7 +35,12 @@ export class Client {
       body = typeof init.body === 'string' ? init.body : new URLSearchParams(init.body).toString();
       headers['content-type'] ??= 'application/x-www-form-urlencoded';
     }
-    const res = await fetch(new URL(path.replace(/^\//, ''), this.base), { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, body, redirect: 'manual' });
+    const res = await fetch(new URL(path.replace(/^\//, ''), this.base), {
+      method: init.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers,
+      body,
+      redirect: 'manual',
+    });
     for (const cookie of res.headers.getSetCookie()) {
       const [pair] = cookie.split(';');
       const eq = (pair ?? '').indexOf('=');

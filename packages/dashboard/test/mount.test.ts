@@ -107,7 +107,9 @@ function firstLine(child: ChildProcess): Promise<{ line?: string; code?: number 
   });
 }
 
-test('docket dashboard ./docket.config.js: the core command line runs the dashboard’s bin; a public address without auth is refused', { timeout: 60_000 }, async () => {
+test('docket dashboard ./docket.config.js: the core command line runs the dashboard’s bin; a public address without auth is refused', {
+  timeout: 60_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'docket-dashboard-cli-'));
   try {
     const tsx = import.meta.resolve('tsx');
@@ -119,10 +121,17 @@ test('docket dashboard ./docket.config.js: the core command line runs the dashbo
     await chmod(join(bin, 'docket-dashboard'), 0o755);
     const config = join(dir, 'docket.config.mjs');
     const core = import.meta.resolve('@docket/core');
-    await writeFile(config, `import { Docket } from ${JSON.stringify(core)};\nexport default new Docket({ connection: ${JSON.stringify(h.db.url)}, logger: false });\n`);
+    await writeFile(
+      config,
+      `import { Docket } from ${JSON.stringify(core)};\nexport default new Docket({ connection: ${JSON.stringify(h.db.url)}, logger: false });\n`,
+    );
     const docket = new URL('../../core/src/cli/docket.ts', import.meta.url).pathname;
     const run = (args: string[], env: Record<string, string> = {}) =>
-      spawn(process.execPath, ['--import', tsx, docket, 'dashboard', config, ...args], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      spawn(process.execPath, ['--import', tsx, docket, 'dashboard', config, ...args], {
+        cwd: dir,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
 
     const child = run(['--port', '0']);
     try {

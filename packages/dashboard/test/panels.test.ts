@@ -53,7 +53,10 @@ test('a third-party panel shows on the overview, on job pages and as a page of i
   try {
     const client = new Client(served.url);
     const overview = await client.page('/');
-    assert.match(overview.text, /<section class="card panel" id="panel-acme-health"[^>]*><h2>Acme health<\/h2><p id="acme-health">All systems &lt;b&gt;go&lt;\/b&gt;<\/p>/);
+    assert.match(
+      overview.text,
+      /<section class="card panel" id="panel-acme-health"[^>]*><h2>Acme health<\/h2><p id="acme-health">All systems &lt;b&gt;go&lt;\/b&gt;<\/p>/,
+    );
     assert.match(overview.text, /This panel failed: acme backend &lt;down&gt;/, 'a failing panel shows its error, escaped');
     assert.match(overview.text, /<a href="\/p\/acme"[^>]*>Acme<\/a>/, 'the page is in the navigation');
 
@@ -122,7 +125,10 @@ test('a panel of the wrong shape, or two with one id, is refused with a coded er
   const plugin = { name: 'bad-plugin', apply() {}, [Symbol.for('docket.dashboard.panels')]: 'not a function' } as unknown as DocketPlugin;
   const app = new Docket({ connection: db.url, plugins: [plugin], logger: false });
   try {
-    await assert.rejects(createDashboard(app).panels(), (e: unknown) => isDocketError(e, 'DOCKET_DASHBOARD_PANEL_INVALID') && /bad-plugin/.test((e as Error).message));
+    await assert.rejects(
+      createDashboard(app).panels(),
+      (e: unknown) => isDocketError(e, 'DOCKET_DASHBOARD_PANEL_INVALID') && /bad-plugin/.test((e as Error).message),
+    );
   } finally {
     await app.close();
   }
@@ -131,12 +137,14 @@ test('a panel of the wrong shape, or two with one id, is refused with a coded er
 test('the dashboard names no plugin: its source imports none and mentions no plugin feature', () => {
   const src = fileURLToPath(new URL('../src/', import.meta.url));
   const hits: string[] = [];
-  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
   for (const file of walk(src)) {
     readFileSync(file, 'utf8')
       .split('\n')
       .forEach((line, i) => {
-        if (/@docket\/plugin-|\b(cron|workflows?|schedules?|subtasks?|log lines?|leadership|concurrency|rate.?limit)\b/i.test(line)) hits.push(`${file.slice(src.length)}:${i + 1}: ${line.trim()}`);
+        if (/@docket\/plugin-|\b(cron|workflows?|schedules?|subtasks?|log lines?|leadership|concurrency|rate.?limit)\b/i.test(line))
+          hits.push(`${file.slice(src.length)}:${i + 1}: ${line.trim()}`);
       });
   }
   assert.deepEqual(hits, []);

@@ -199,8 +199,15 @@ describe('input and output', () => {
     const payload = { x: '<script>window.__pwned = 1</script>', y: '"><img src=x onerror="window.__pwned = 2">' };
     const job = defineJob({ name: 'xss.job', queue: 'xss' }, async (_args: typeof payload) => null);
     const ref = await h.app.push(job.withArgs(payload));
-    const error = { attempt: 1, name: '<b>Bold</b>', message: payload.y, stack: `Error: ${payload.x}\n    at <anonymous>`, at: new Date().toISOString() };
-    await h.db.sql`UPDATE docket.jobs SET state = 'failed', attempt = 1, finished_at = now(), errors = ${h.db.sql.json([error])} WHERE id = ${ref.id}`;
+    const error = {
+      attempt: 1,
+      name: '<b>Bold</b>',
+      message: payload.y,
+      stack: `Error: ${payload.x}\n    at <anonymous>`,
+      at: new Date().toISOString(),
+    };
+    await h.db
+      .sql`UPDATE docket.jobs SET state = 'failed', attempt = 1, finished_at = now(), errors = ${h.db.sql.json([error])} WHERE id = ${ref.id}`;
     const served = await serve(h.app);
     try {
       const client = new Client(served.url);

@@ -5,9 +5,15 @@
 import { defineJob } from '@docket/core';
 import type { Harness } from './helpers.js';
 
-export const sendEmail = defineJob({ name: 'emails.send', queue: 'emails' }, async (_args: { to: string; template: string }) => ({ messageId: 'msg-1' }));
-export const renderReport = defineJob({ name: 'reports.render', queue: 'reports' }, async (_args: { report: string; month: string }) => ({ pages: 12 }));
-export const deliverWebhook = defineJob({ name: 'webhooks.deliver', queue: 'webhooks' }, async (_args: { url: string; event: string }) => ({ status: 200 }));
+export const sendEmail = defineJob({ name: 'emails.send', queue: 'emails' }, async (_args: { to: string; template: string }) => ({
+  messageId: 'msg-1',
+}));
+export const renderReport = defineJob({ name: 'reports.render', queue: 'reports' }, async (_args: { report: string; month: string }) => ({
+  pages: 12,
+}));
+export const deliverWebhook = defineJob({ name: 'webhooks.deliver', queue: 'webhooks' }, async (_args: { url: string; event: string }) => ({
+  status: 200,
+}));
 export const resizeImage = defineJob({ name: 'images.resize', queue: 'images' }, async (_args: { key: string; width: number }) => ({ bytes: 48213 }));
 
 const STACK = `Error: connect ECONNREFUSED 10.0.4.17:443
@@ -19,10 +25,22 @@ const STACK = `Error: connect ECONNREFUSED 10.0.4.17:443
 /** Pushes the history; returns the ids of one failed webhook job and one failed report. */
 export async function seedHistory(h: Harness, finishedPerQueue = 150): Promise<{ failedWebhook: string; failedReport: string }> {
   const sql = h.db.sql;
-  const emails = await h.app.pushMany(Array.from({ length: finishedPerQueue }, (_, i) => sendEmail.withArgs({ to: `user${i}@example.com`, template: i % 3 ? 'welcome' : 'receipt' })));
-  const reports = await h.app.pushMany(Array.from({ length: Math.round(finishedPerQueue / 3) }, (_, i) => renderReport.withArgs({ report: 'revenue', month: `2026-${String((i % 12) + 1).padStart(2, '0')}` })));
-  const hooks = await h.app.pushMany(Array.from({ length: Math.round(finishedPerQueue / 1.5) }, (_, i) => deliverWebhook.withArgs({ url: `https://hooks.example.com/${i}`, event: 'order.paid' })));
-  const images = await h.app.pushMany(Array.from({ length: Math.round(finishedPerQueue / 2) }, (_, i) => resizeImage.withArgs({ key: `uploads/${i}.jpg`, width: 640 })));
+  const emails = await h.app.pushMany(
+    Array.from({ length: finishedPerQueue }, (_, i) => sendEmail.withArgs({ to: `user${i}@example.com`, template: i % 3 ? 'welcome' : 'receipt' })),
+  );
+  const reports = await h.app.pushMany(
+    Array.from({ length: Math.round(finishedPerQueue / 3) }, (_, i) =>
+      renderReport.withArgs({ report: 'revenue', month: `2026-${String((i % 12) + 1).padStart(2, '0')}` }),
+    ),
+  );
+  const hooks = await h.app.pushMany(
+    Array.from({ length: Math.round(finishedPerQueue / 1.5) }, (_, i) =>
+      deliverWebhook.withArgs({ url: `https://hooks.example.com/${i}`, event: 'order.paid' }),
+    ),
+  );
+  const images = await h.app.pushMany(
+    Array.from({ length: Math.round(finishedPerQueue / 2) }, (_, i) => resizeImage.withArgs({ key: `uploads/${i}.jpg`, width: 640 })),
+  );
   const finish = async (ids: string[], state: string, error: { name: string; message: string; stack: string } | null = null) => {
     if (ids.length === 0) return;
     // Finish times spread over the last hour, a little denser lately; each job ran for 0.1–1.5 s, a few seconds after it was pushed.
@@ -43,7 +61,14 @@ export async function seedHistory(h: Harness, finishedPerQueue = 150): Promise<{
   await finish(ids(hooks).slice(0, -14), 'succeeded');
   await finish(ids(images).slice(0, -6), 'succeeded');
   await finish(ids(hooks).slice(-14, -6), 'failed', failure('connect ECONNREFUSED 10.0.4.17:443', STACK));
-  await finish(ids(reports).slice(-4, -2), 'failed', failure("Cannot read properties of undefined (reading 'total')", `TypeError: Cannot read properties of undefined (reading 'total')\n    at renderTotals (/srv/app/src/reports/render.ts:88:23)\n    at async Object.handler (/srv/app/src/jobs/reports.ts:12:3)`));
+  await finish(
+    ids(reports).slice(-4, -2),
+    'failed',
+    failure(
+      "Cannot read properties of undefined (reading 'total')",
+      `TypeError: Cannot read properties of undefined (reading 'total')\n    at renderTotals (/srv/app/src/reports/render.ts:88:23)\n    at async Object.handler (/srv/app/src/jobs/reports.ts:12:3)`,
+    ),
+  );
   await finish(ids(emails).slice(-12, -10), 'cancelled');
   // The rest stays pending (a backlog), some scheduled later.
   await sql`UPDATE docket.jobs SET scheduled_at = now() + interval '25 minutes' WHERE id = ANY(${ids(images).slice(-3)}::bigint[])`;

@@ -16,7 +16,8 @@ export function cronPanels(plugin: CronPlugin): DashboardPanel[] {
       async render(ctx) {
         const { html } = ctx;
         const schedules = await plugin.list();
-        if (schedules.length === 0) return html`<p class="empty">No schedule yet: add one with <code>cron().schedule({ name, cron, job })</code>.</p>`;
+        if (schedules.length === 0)
+          return html`<p class="empty">No schedule yet: add one with <code>cron().schedule({ name, cron, job })</code>.</p>`;
         const never = (d: Date) => d.getUTCFullYear() >= 9999;
         return html`<div class="table-wrap"><table class="schedules"><thead><tr><th>Schedule</th><th>When</th><th>Job</th><th>Next</th><th>Last</th><th>Latest job</th><th></th></tr></thead><tbody>
         ${schedules.map(

@@ -3,8 +3,9 @@
  * drawn as a graph with each step's state (SVG, each step linking to its job), and its place in a
  * parent/subtask tree. Loaded only when a dashboard asks the plugin for its panels.
  */
-import type { DashboardPanel, Html, PanelContext } from '@docket/dashboard';
+
 import type { JobRecord } from '@docket/core';
+import type { DashboardPanel, Html, PanelContext } from '@docket/dashboard';
 import { getSubtasks, getWorkflow, type WorkflowRecord } from './api.js';
 import { META, metaString } from './meta.js';
 
@@ -37,7 +38,9 @@ export function workflowGraph(ctx: PanelContext, record: WorkflowRecord, current
   columns.forEach((keys, col) => {
     // Each column centred against the tallest one.
     const offset = ((tallest - keys.length) * (NODE_H + GAP_Y)) / 2;
-    keys.forEach((key, row) => pos.set(key, { x: PAD + col * (NODE_W + GAP_X), y: PAD + offset + row * (NODE_H + GAP_Y) }));
+    keys.forEach((key, row) => {
+      pos.set(key, { x: PAD + col * (NODE_W + GAP_X), y: PAD + offset + row * (NODE_H + GAP_Y) });
+    });
   });
   const width = PAD * 2 + columns.length * NODE_W + (columns.length - 1) * GAP_X;
   const height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y;

@@ -86,7 +86,9 @@ async function main(argv: string[]): Promise<number> {
   if (command !== 'migrate' && command !== 'pending') {
     const external = command && /^[a-z][a-z0-9-]{0,63}$/.test(command) ? findExternal(command) : null;
     if (external) return runExternal(external, args);
-    process.stderr.write(`${command ? `docket: unknown command '${command}' (no docket-${command} in node_modules/.bin or on PATH)\n` : ''}${USAGE}\n`);
+    process.stderr.write(
+      `${command ? `docket: unknown command '${command}' (no docket-${command} in node_modules/.bin or on PATH)\n` : ''}${USAGE}\n`,
+    );
     return 2;
   }
   const app = await appFrom(args);

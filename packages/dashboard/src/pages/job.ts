@@ -1,5 +1,5 @@
 /** A job's page: what it was given and returned, each attempt with its timing and error stack, meta, actions, plugin panels. */
-import { type JobRecord, JobNotFoundError } from '@docket/core';
+import { JobNotFoundError, type JobRecord } from '@docket/core';
 import { duration, json, stateBadge, time } from '../format.js';
 import { type Html, html } from '../html.js';
 import type { RequestContext } from '../request.js';
@@ -20,7 +20,12 @@ function attempts(job: JobRecord): Attempt[] {
     n: e.attempt,
     startedAt: e.startedAt ? new Date(e.startedAt) : null,
     endedAt: new Date(e.at),
-    outcome: e.attempt === job.attempt && (job.state === 'failed' || job.state === 'cancelled') ? job.state : e.name === 'WorkerShutdownError' ? 'given back' : 'failed',
+    outcome:
+      e.attempt === job.attempt && (job.state === 'failed' || job.state === 'cancelled')
+        ? job.state
+        : e.name === 'WorkerShutdownError'
+          ? 'given back'
+          : 'failed',
     error: e,
   }));
   const recorded = new Set(out.map((a) => a.n));

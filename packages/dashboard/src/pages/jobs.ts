@@ -63,7 +63,11 @@ export async function jobsPage(ctx: RequestContext): Promise<Html | { redirect: 
     q.state === 'failed' && page.jobs.length > 0
       ? ctx.form(
           '/jobs/retry-failed',
-          Object.fromEntries(Object.entries({ queue: q.queue, name: q.name, since: q.since?.toISOString(), before: q.before?.toISOString() }).filter(([, v]) => v !== undefined)) as Record<string, string>,
+          Object.fromEntries(
+            Object.entries({ queue: q.queue, name: q.name, since: q.since?.toISOString(), before: q.before?.toISOString() }).filter(
+              ([, v]) => v !== undefined,
+            ),
+          ) as Record<string, string>,
           'Retry all failed',
           { confirm: 'Retry every failed job that matches this filter?' },
         )

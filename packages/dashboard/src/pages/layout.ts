@@ -9,7 +9,9 @@ export function layout(ctx: RequestContext, options: { title: string; active: st
     ['overview', 'Overview', ctx.href('/')],
     ['jobs', 'Jobs', ctx.href('/jobs')],
     ['workers', 'Workers', ctx.href('/workers')],
-    ...site.panels.filter((p) => p.placement === 'page' && p.nav !== false).map((p): [string, string, string] => [`p:${p.id}`, p.title, ctx.pageHref(p.id)]),
+    ...site.panels
+      .filter((p) => p.placement === 'page' && p.nav !== false)
+      .map((p): [string, string, string] => [`p:${p.id}`, p.title, ctx.pageHref(p.id)]),
   ];
   return html`<!doctype html>
 <html lang="en">

@@ -36,11 +36,14 @@ export async function overviewPage(ctx: RequestContext): Promise<Html> {
 
   const total = (state: JobState) => counts.filter((c) => c.state === state).reduce((n, c) => n + c.count, 0);
   const exact = (state: JobState) => counts.filter((c) => c.state === state).every((c) => c.exact);
-  const lastHour = throughput.buckets.reduce((acc, b) => ({ ok: acc.ok + b.succeeded, failed: acc.failed + b.failed, cancelled: acc.cancelled + b.cancelled }), {
-    ok: 0,
-    failed: 0,
-    cancelled: 0,
-  });
+  const lastHour = throughput.buckets.reduce(
+    (acc, b) => ({ ok: acc.ok + b.succeeded, failed: acc.failed + b.failed, cancelled: acc.cancelled + b.cancelled }),
+    {
+      ok: 0,
+      failed: 0,
+      cancelled: 0,
+    },
+  );
 
   const stat = (label: string, value: Html, cls: string, href?: string) =>
     html`<a class="stat ${cls}" ${href ? html`href="${href}"` : ''} data-stat="${label.toLowerCase().replace(/\s+/g, '-')}"><span class="stat-label">${label}</span><span class="stat-value">${value}</span></a>`;
@@ -84,7 +87,9 @@ export async function overviewPage(ctx: RequestContext): Promise<Html> {
       <td class="actions">${
         r.paused
           ? ctx.form(`/queues/${encodeURIComponent(r.name)}/resume`, {}, 'Resume')
-          : ctx.form(`/queues/${encodeURIComponent(r.name)}/pause`, {}, 'Pause', { confirm: `Pause queue ${r.name}? Workers stop starting its jobs (running ones finish).` })
+          : ctx.form(`/queues/${encodeURIComponent(r.name)}/pause`, {}, 'Pause', {
+              confirm: `Pause queue ${r.name}? Workers stop starting its jobs (running ones finish).`,
+            })
       }</td>
     </tr>`,
     )}</tbody></table></div>`
