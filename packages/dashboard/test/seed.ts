@@ -2,7 +2,7 @@
  * A believable history for the browser tests and screenshots: several queues, every state, failures
  * with stacks, and an hour of finished jobs (their finish times spread over it, as a day of work leaves them).
  */
-import { defineJob } from '@docket/core';
+import { defineJob, type Pushable } from '@docket/core';
 import type { Harness } from './helpers.js';
 
 export const sendEmail = defineJob({ name: 'emails.send', queue: 'emails' }, async (_args: { to: string; template: string }) => ({
@@ -25,22 +25,21 @@ const STACK = `Error: connect ECONNREFUSED 10.0.4.17:443
 /** Pushes the history; returns the ids of one failed webhook job and one failed report. */
 export async function seedHistory(h: Harness, finishedPerQueue = 150): Promise<{ failedWebhook: string; failedReport: string }> {
   const sql = h.db.sql;
-  const emails = await h.app.pushMany(
-    Array.from({ length: finishedPerQueue }, (_, i) => sendEmail.withArgs({ to: `user${i}@example.com`, template: i % 3 ? 'welcome' : 'receipt' })),
-  );
-  const reports = await h.app.pushMany(
-    Array.from({ length: Math.round(finishedPerQueue / 3) }, (_, i) =>
-      renderReport.withArgs({ report: 'revenue', month: `2026-${String((i % 12) + 1).padStart(2, '0')}` }),
-    ),
-  );
-  const hooks = await h.app.pushMany(
-    Array.from({ length: Math.round(finishedPerQueue / 1.5) }, (_, i) =>
-      deliverWebhook.withArgs({ url: `https://hooks.example.com/${i}`, event: 'order.paid' }),
-    ),
-  );
-  const images = await h.app.pushMany(
-    Array.from({ length: Math.round(finishedPerQueue / 2) }, (_, i) => resizeImage.withArgs({ key: `uploads/${i}.jpg`, width: 640 })),
-  );
+  // Pushed interleaved, as a day of traffic leaves them: the newest page of the list shows every queue.
+  const emails: Array<{ id: string }> = [];
+  const reports: Array<{ id: string }> = [];
+  const hooks: Array<{ id: string }> = [];
+  const images: Array<{ id: string }> = [];
+  for (let i = 0; i < finishedPerQueue; i++) {
+    const round: Array<[Array<{ id: string }>, Pushable]> = [
+      [emails, sendEmail.withArgs({ to: `user${i}@example.com`, template: i % 3 ? 'welcome' : 'receipt' })],
+    ];
+    if (i % 3 === 0) round.push([reports, renderReport.withArgs({ report: 'revenue', month: `2026-${String((i % 12) + 1).padStart(2, '0')}` })]);
+    if (i % 3 !== 2) round.push([hooks, deliverWebhook.withArgs({ url: `https://hooks.example.com/${i}`, event: 'order.paid' })]);
+    if (i % 2 === 0) round.push([images, resizeImage.withArgs({ key: `uploads/${i}.jpg`, width: 640 })]);
+    const refs = await h.app.pushMany(round.map(([, job]) => job));
+    refs.forEach((ref, k) => round[k]?.[0].push(ref));
+  }
   const finish = async (ids: string[], state: string, error: { name: string; message: string; stack: string } | null = null) => {
     if (ids.length === 0) return;
     // Finish times spread over the last hour, a little denser lately; each job ran for 0.1–1.5 s, a few seconds after it was pushed.
@@ -56,22 +55,47 @@ export async function seedHistory(h: Harness, finishedPerQueue = 150): Promise<{
   };
   const failure = (message: string, stack: string) => ({ name: stack.slice(0, stack.indexOf(':')), message, stack });
   const ids = (refs: Array<{ id: string }>) => refs.map((r) => r.id);
-  await finish(ids(emails).slice(0, -12), 'succeeded');
-  await finish(ids(reports).slice(0, -4), 'succeeded');
-  await finish(ids(hooks).slice(0, -14), 'succeeded');
-  await finish(ids(images).slice(0, -6), 'succeeded');
-  await finish(ids(hooks).slice(-14, -6), 'failed', failure('connect ECONNREFUSED 10.0.4.17:443', STACK));
-  await finish(
-    ids(reports).slice(-4, -2),
-    'failed',
-    failure(
-      "Cannot read properties of undefined (reading 'total')",
-      `TypeError: Cannot read properties of undefined (reading 'total')\n    at renderTotals (/srv/app/src/reports/render.ts:88:23)\n    at async Object.handler (/srv/app/src/jobs/reports.ts:12:3)`,
-    ),
+  // States spread through each queue (as a day of traffic leaves them), not in blocks.
+  const where = (refs: Array<{ id: string }>, keep: (i: number) => boolean) => ids(refs).filter((_, i) => keep(i));
+  const reportFailure = failure(
+    "Cannot read properties of undefined (reading 'total')",
+    `TypeError: Cannot read properties of undefined (reading 'total')\n    at renderTotals (/srv/app/src/reports/render.ts:88:23)\n    at async Object.handler (/srv/app/src/jobs/reports.ts:12:3)`,
   );
-  await finish(ids(emails).slice(-12, -10), 'cancelled');
+  await finish(
+    where(emails, (i) => i % 15 !== 7 && i % 70 !== 3),
+    'succeeded',
+  );
+  await finish(
+    where(emails, (i) => i % 70 === 3),
+    'cancelled',
+  );
+  await finish(
+    where(reports, (i) => i % 25 !== 11 && i % 25 !== 4),
+    'succeeded',
+  );
+  await finish(
+    where(reports, (i) => i % 25 === 11),
+    'failed',
+    reportFailure,
+  );
+  await finish(
+    where(hooks, (i) => i % 12 !== 5 && i % 17 !== 9),
+    'succeeded',
+  );
+  await finish(
+    where(hooks, (i) => i % 12 === 5 && i % 17 !== 9),
+    'failed',
+    failure('connect ECONNREFUSED 10.0.4.17:443', STACK),
+  );
+  await finish(
+    where(images, (i) => i % 12 !== 1),
+    'succeeded',
+  );
   // The rest stays pending (a backlog), some scheduled later.
-  await sql`UPDATE docket.jobs SET scheduled_at = now() + interval '25 minutes' WHERE id = ANY(${ids(images).slice(-3)}::bigint[])`;
+  await sql`UPDATE docket.jobs SET scheduled_at = now() + interval '25 minutes' WHERE id = ANY(${where(images, (i) => i % 12 === 1).slice(-3)}::bigint[])`;
   await sql`ANALYZE docket.jobs`;
-  return { failedWebhook: ids(hooks).at(-7) as string, failedReport: ids(reports).at(-3) as string };
+  return {
+    failedWebhook: where(hooks, (i) => i % 12 === 5 && i % 17 !== 9).at(-1) as string,
+    failedReport: where(reports, (i) => i % 25 === 11).at(-1) as string,
+  };
 }
