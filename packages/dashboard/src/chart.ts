@@ -3,7 +3,7 @@
  * SVG (no script, no library; it scales with the page and prints).
  */
 import type { Throughput } from '@docket/core';
-import { type Html, html } from './html.js';
+import { escapeHtml, type Html, html, raw } from './html.js';
 
 const W = 1000;
 const H = 190;
@@ -52,20 +52,25 @@ export function throughputChart(t: Throughput): Html {
   const plotH = H - PAD.top - PAD.bottom;
   const bw = plotW / Math.max(xs.length, 1);
   const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
-  const bars = xs.map((start, i) => {
+  // Numbers and fixed class names only, built as plain strings (a chart is hundreds of elements;
+  // the one text, the label, is escaped).
+  let bars = '';
+  xs.forEach((start, i) => {
     const v = totals.get(start);
-    if (!v) return '';
+    if (!v) return;
     let acc = 0;
-    const x = PAD.left + i * bw + bw * 0.12;
+    const x = (PAD.left + i * bw + bw * 0.12).toFixed(1);
     const label = `${new Date(start).toISOString().slice(11, 16)} UTC: ${v.succeeded} succeeded, ${v.failed} failed, ${v.cancelled} cancelled`;
-    return html`<g><title>${label}</title>${SERIES.map(([key, cls]) => {
+    bars += `<g><title>${escapeHtml(label)}</title>`;
+    for (const [key, cls] of SERIES) {
       const n = v[key];
-      if (n === 0) return '';
+      if (n === 0) continue;
       const top = y(acc + n);
       const h = y(acc) - top;
       acc += n;
-      return html`<rect class="${cls}" x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${(bw * 0.76).toFixed(1)}" height="${Math.max(h, 0.5).toFixed(1)}" rx="1"></rect>`;
-    })}</g>`;
+      bars += `<rect class="${cls}" x="${x}" y="${top.toFixed(1)}" width="${(bw * 0.76).toFixed(1)}" height="${Math.max(h, 0.5).toFixed(1)}" rx="1"></rect>`;
+    }
+    bars += '</g>';
   });
   const grid = [0, 0.5, 1].map(
     (f) =>
@@ -78,7 +83,7 @@ export function throughputChart(t: Throughput): Html {
     return html`<text class="axis" x="${(PAD.left + plotW * f).toFixed(1)}" y="${H - 6}" text-anchor="${anchor}">${minutes === 0 ? 'now' : `−${minutes} min`}</text>`;
   });
   const sum = (key: 'succeeded' | 'failed' | 'cancelled') => [...totals.values()].reduce((n, v) => n + v[key], 0);
-  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Jobs finished per ${Math.round(t.bucketMs / 60_000)} min over the last ${Math.round(span / 60_000)} min: ${sum('succeeded')} succeeded, ${sum('failed')} failed, ${sum('cancelled')} cancelled">${grid}${bars}${ticks}</svg>`;
+  return html`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Jobs finished per ${Math.round(t.bucketMs / 60_000)} min over the last ${Math.round(span / 60_000)} min: ${sum('succeeded')} succeeded, ${sum('failed')} failed, ${sum('cancelled')} cancelled">${grid}${raw(bars)}${ticks}</svg>`;
 }
 
 /** A small bar sparkline of one queue's finished jobs (failures on top in red). */
@@ -89,12 +94,16 @@ export function sparkline(t: Throughput, queue: string): Html {
   const h = 24;
   const max = Math.max(1, ...[...totals.values()].map((v) => v.succeeded + v.failed + v.cancelled));
   const bw = w / Math.max(xs.length, 1);
-  return html`<svg class="spark" viewBox="0 0 ${w} ${h}" aria-hidden="true">${xs.map((start, i) => {
+  let bars = '';
+  xs.forEach((start, i) => {
     const v = totals.get(start);
-    if (!v) return '';
+    if (!v) return;
     const ok = ((v.succeeded + v.cancelled) / max) * h;
     const bad = (v.failed / max) * h;
     const x = (i * bw).toFixed(2);
-    return html`${ok > 0 ? html`<rect class="c-succeeded" x="${x}" y="${(h - ok).toFixed(2)}" width="${Math.max(bw - 0.4, 0.6).toFixed(2)}" height="${ok.toFixed(2)}"></rect>` : ''}${bad > 0 ? html`<rect class="c-failed" x="${x}" y="${(h - ok - bad).toFixed(2)}" width="${Math.max(bw - 0.4, 0.6).toFixed(2)}" height="${bad.toFixed(2)}"></rect>` : ''}`;
-  })}</svg>`;
+    const width = Math.max(bw - 0.4, 0.6).toFixed(2);
+    if (ok > 0) bars += `<rect class="c-succeeded" x="${x}" y="${(h - ok).toFixed(2)}" width="${width}" height="${ok.toFixed(2)}"></rect>`;
+    if (bad > 0) bars += `<rect class="c-failed" x="${x}" y="${(h - ok - bad).toFixed(2)}" width="${width}" height="${bad.toFixed(2)}"></rect>`;
+  });
+  return html`<svg class="spark" viewBox="0 0 ${w} ${h}" aria-hidden="true">${raw(bars)}</svg>`;
 }

@@ -59,9 +59,15 @@ export function clip(value: HtmlValue, max = 120): Html {
   return html`${text.length > max ? `${text.slice(0, max - 1)}…` : text}`;
 }
 
+/** 1234567 → "1,234,567" (what toLocaleString('en-US') gives, without its cost per call). */
+export function thousands(n: number): string {
+  const [int, frac] = String(n).split('.');
+  return `${(int ?? '').replace(/\B(?=(\d{3})+(?!\d))/g, ',')}${frac ? `.${frac}` : ''}`;
+}
+
 /** A count; `≈` when it is an estimate. */
 export function count(n: number, exact = true): Html {
-  const text = n.toLocaleString('en-US');
+  const text = thousands(n);
   return exact ? html`${text}` : html`<span title="estimated from the table's statistics">≈${text}</span>`;
 }
 
