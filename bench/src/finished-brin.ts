@@ -54,8 +54,13 @@ async function drain(url: string): Promise<{ blocks: number; seconds: number }> 
 const server = await startServer((line) => console.log(line));
 try {
   console.log(`${server.origin}; ${await serverVersion(server)}`);
-  console.log(`drain of ${fmt(jobs, 0)} no-op jobs (one worker, concurrency 10, prefetch 500) over ${fmt(history, 0)} finished jobs, ${rounds} rounds each`);
-  const results: Record<string, { blocks: number[]; seconds: number[] }> = { with: { blocks: [], seconds: [] }, without: { blocks: [], seconds: [] } };
+  console.log(
+    `drain of ${fmt(jobs, 0)} no-op jobs (one worker, concurrency 10, prefetch 500) over ${fmt(history, 0)} finished jobs, ${rounds} rounds each`,
+  );
+  const results: Record<string, { blocks: number[]; seconds: number[] }> = {
+    with: { blocks: [], seconds: [] },
+    without: { blocks: [], seconds: [] },
+  };
   for (let r = 0; r < rounds; r++) {
     for (const variant of r % 2 === 0 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
       const name = `finished_brin_${variant}_${process.pid}_${r}`;
@@ -73,7 +78,9 @@ try {
         const out = await drain(url);
         results[variant]?.blocks.push(out.blocks / jobs);
         results[variant]?.seconds.push(out.seconds);
-        console.log(`  round ${r + 1} ${variant.padEnd(7)} ${fmt(out.blocks / jobs, 1).padStart(6)} blocks/job  ${fmt(jobs / out.seconds, 0).padStart(7)} jobs/s`);
+        console.log(
+          `  round ${r + 1} ${variant.padEnd(7)} ${fmt(out.blocks / jobs, 1).padStart(6)} blocks/job  ${fmt(jobs / out.seconds, 0).padStart(7)} jobs/s`,
+        );
       } finally {
         await dropDatabase(server, name).catch(() => {});
       }

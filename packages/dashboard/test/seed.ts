@@ -38,7 +38,9 @@ export async function seedHistory(h: Harness, finishedPerQueue = 150): Promise<{
     if (i % 3 !== 2) round.push([hooks, deliverWebhook.withArgs({ url: `https://hooks.example.com/${i}`, event: 'order.paid' })]);
     if (i % 2 === 0) round.push([images, resizeImage.withArgs({ key: `uploads/${i}.jpg`, width: 640 })]);
     const refs = await h.app.pushMany(round.map(([, job]) => job));
-    refs.forEach((ref, k) => round[k]?.[0].push(ref));
+    refs.forEach((ref, k) => {
+      round[k]?.[0].push(ref);
+    });
   }
   const finish = async (ids: string[], state: string, error: { name: string; message: string; stack: string } | null = null) => {
     if (ids.length === 0) return;
