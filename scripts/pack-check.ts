@@ -182,6 +182,7 @@ interface Manifest {
   dependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies?: Record<string, string>;
 }
 
@@ -259,7 +260,9 @@ function checkOnlyDeclared(roots: readonly string[], installed: Map<string, Mani
     reachable.add(name);
     const manifest = installed.get(name);
     if (!manifest) return;
-    for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies, ...manifest.peerDependencies })) visit(dep);
+    // An optional peer (a framework the package can plug into) is the user's to install, or not: npm leaves it out.
+    const peers = Object.keys(manifest.peerDependencies ?? {}).filter((dep) => manifest.peerDependenciesMeta?.[dep]?.optional !== true);
+    for (const dep of [...Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies }), ...peers]) visit(dep);
   };
   roots.forEach(visit);
   const extra = [...installed.keys()].filter((name) => !reachable.has(name));

@@ -17,6 +17,7 @@
 import postgres from 'postgres';
 import { nowUs } from './clock.js';
 import { createDatabase, dropDatabase, serverVersion, startServer } from './db.js';
+import { fillHistory } from './history.js';
 import { fmt, percentile } from './stats.js';
 import { loadDocket } from './systems/docket.js';
 
@@ -45,30 +46,6 @@ interface App {
   close(): Promise<void>;
   listJobs(options: Record<string, unknown>): Promise<Page>;
   countJobs(options?: Record<string, unknown>): Promise<unknown[]>;
-}
-
-async function fill(url: string): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
-  // Finished jobs spread over queues, names and 30 days; 97% succeeded, 2% failed, 1% cancelled,
-  // mixed so that no queue or name has a state of its own.
-  await sql.unsafe(
-    `INSERT INTO docket.jobs (queue, name, state, args, attempt, max_attempts, errors, scheduled_at, created_at, started_at, finished_at)
-     SELECT CASE WHEN i % 1000 = 500 THEN 'queue-rare' ELSE 'queue-' || (i % $2) END, 'job.' || ((i / $2) % $3),
-            CASE WHEN h < 97 THEN 'succeeded' WHEN h < 99 THEN 'failed' ELSE 'cancelled' END,
-            jsonb_build_object('i', i), 1, 1,
-            CASE WHEN h BETWEEN 97 AND 98 THEN '[{"attempt":1,"name":"Error","message":"boom"}]'::jsonb ELSE '[]'::jsonb END,
-            t, t, t, t + interval '5 ms'
-     FROM generate_series(1, $1::int) i,
-          LATERAL (SELECT abs(hashint4(i) % 100) AS h,
-                          now() - interval '${SPAN_DAYS} days' + i * ($4::float8 / $1) * interval '1 millisecond' AS t) c`,
-    [jobs, queues, names, SPAN_DAYS * DAY_MS],
-  );
-  await sql.unsafe(
-    `INSERT INTO docket.jobs (queue, name, args) SELECT 'queue-' || (i % $2), 'job.' || ((i / $2) % $3), jsonb_build_object('p', i) FROM generate_series(1, $1::int) i`,
-    [pending, queues, names],
-  );
-  await sql`VACUUM ANALYZE docket.jobs`;
-  await sql.end();
 }
 
 async function timed(run: () => Promise<unknown>): Promise<{ p50: number; p99: number; n: number }> {
@@ -103,7 +80,7 @@ try {
   const app = new core.Docket({ connection: url });
   await app.migrate();
   const t0 = nowUs();
-  await fill(url);
+  await fillHistory(url, { jobs, pending, queues, names, spanDays: SPAN_DAYS });
   console.log(
     `${fmt(jobs, 0)} finished jobs and ${fmt(pending, 0)} pending (${queues} queues, ${names} names, ${SPAN_DAYS} days) in ${fmt((nowUs() - t0) / 1e6, 1)} s`,
   );

@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { type JobActivity, subscribeActivity } from './activity.js';
 import { applicationNameOption } from './application-name.js';
 import { Codec, type PayloadCodec } from './codec.js';
 import { explainDriverError, explainDriverErrorsOf, invalidUrlError, sqlstateOf } from './driver-errors.js';
@@ -45,6 +46,8 @@ import {
   queueLagOf,
   type RerunOptions,
   type RetryJobsFilter,
+  type Throughput,
+  type ThroughputOptions,
   type WorkerInfo,
 } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
@@ -68,6 +71,7 @@ import {
   type SqlClient,
 } from './types.js';
 
+/** What `new Docket(options)` takes: the connection, the schema, the plugins, and how the app listens and logs. */
 export interface DocketOptions {
   /** A connection URL, or your own postgres.js instance (Docket then never ends it). */
   connection: string | postgres.Sql;
@@ -122,6 +126,7 @@ const OPTION_KEYS = [
   'statementTimeoutMs',
 ] as const;
 
+/** Options of `push` and `pushMany`. */
 export interface PushOptions {
   /**
    * Push inside your transaction: invisible until it commits, gone if it rolls back; idle workers
@@ -134,12 +139,14 @@ export interface PushOptions {
   tx?: PushTransaction;
 }
 
+/** Options of `waitForJob`. */
 export interface WaitOptions {
   /** Give up with a WaitTimeoutError after this long. Default: wait until the job settles. */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
 
+/** A queue's settings, as `declareQueue(name, options)` stores them. */
 export interface QueueOptions {
   /**
    * A per-worker default, not a global cap: how many of the queue's jobs run at once on each worker
@@ -793,6 +800,24 @@ export class Docket implements AsyncDisposable {
     return off;
   }
 
+  /**
+   * Calls `fn` for every job activity the database announces, from any process: jobs pushed,
+   * scheduled, settled, a cancel requested, a queue paused (see `JobActivity`). For views that
+   * refresh when jobs move (a dashboard, an exporter). Uses the app's one LISTEN connection, plus
+   * the settled-jobs channel, which carries one notification per completion batch. Resolves once
+   * listening, with a function that stops.
+   */
+  async listenActivity(fn: (activity: JobActivity) => void): Promise<() => void> {
+    this.#assertOpen();
+    if (typeof fn !== 'function') throw new InvalidOptionError(`listenActivity(fn): \`fn\` must be a function, got ${describe(fn)}.`);
+    if (!this.#notifier.enabled) {
+      throw new InvalidOptionError(
+        'listenActivity() needs LISTEN/NOTIFY, but this app was created with `listen: false`: refresh on a timer instead.',
+      );
+    }
+    return subscribeActivity(this.#notifier, fn);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Lifecycle
 
@@ -859,6 +884,11 @@ export class Docket implements AsyncDisposable {
     return (await this.#ops.rerunJob(refId(ref), options)) as JobRef<A, R>;
   }
 
+  /** Jobs that finished in a window (default the last hour) per queue and bucket (default a minute), by final state. */
+  async jobThroughput(options: ThroughputOptions = {}): Promise<Throughput> {
+    return this.#ops.jobThroughput(options);
+  }
+
   /** Workers with a live heartbeat row: host, pid, queues, start, heartbeat age and the jobs each runs now. */
   async listWorkers(options: ListWorkersOptions = {}): Promise<WorkerInfo[]> {
     return this.#ops.listWorkers(options);
@@ -891,6 +921,7 @@ explainDriverErrorsOf(Docket.prototype, [
   'listQueues',
   'notify',
   'listen',
+  'listenActivity',
   'listJobs',
   'countJobs',
   'retryJob',
@@ -898,6 +929,7 @@ explainDriverErrorsOf(Docket.prototype, [
   'rerunJob',
   'listWorkers',
   'queueLag',
+  'jobThroughput',
 ]);
 
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */

@@ -2,6 +2,8 @@
  * @docket/core — the kernel: tables, migrations, the hook bus, the plugin API, the app, the
  * worker and its executors. Everything a plugin may use is exported here (and only here).
  */
+
+export type { JobActivity } from './activity.js';
 export { Docket, type DocketOptions, type PushOptions, type QueueOptions, type WaitingRelease, type WaitOptions } from './app.js';
 export { defaultApplicationName } from './application-name.js';
 export type { DocketConfig } from './cli/config.js';
@@ -62,6 +64,9 @@ export {
   type RerunOptions,
   type RetryableState,
   type RetryJobsFilter,
+  type Throughput,
+  type ThroughputBucket,
+  type ThroughputOptions,
   type WorkerInfo,
 } from './operations.js';
 export { booleanOption, type IntegerRule, integerOption, oneOfOption, rejectUnknownKeys, suggest } from './options.js';

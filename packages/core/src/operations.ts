@@ -20,6 +20,7 @@ import {
   jobsCreatedIdBounds,
   jobsList,
   jobsRetry,
+  jobsThroughput,
   queuesLag,
   workersList,
 } from './sql/operations.js';
@@ -128,12 +129,44 @@ export interface QueueLag {
   lagMs: number;
 }
 
+/** Which finished jobs `app.jobThroughput()` counts, and in which buckets. */
+export interface ThroughputOptions {
+  queue?: string | readonly string[];
+  /** Start of the window. Default: an hour before `until`'s default (now, on the database clock). */
+  since?: Date;
+  /** End of the window (exclusive). Default now, on the database clock. */
+  until?: Date;
+  /** Bucket width in milliseconds, 1,000–86,400,000; buckets are aligned on the Unix epoch. Default 60,000. At most 1,440 buckets per window. */
+  bucketMs?: number;
+}
+
+/** Jobs of one queue that finished in one bucket, by final state. */
+export interface ThroughputBucket {
+  queue: string;
+  /** Start of the bucket. */
+  start: Date;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
+/** What `app.jobThroughput()` returns: the window it read (on the database clock when defaulted) and its non-empty buckets. */
+export interface Throughput {
+  since: Date;
+  until: Date;
+  bucketMs: number;
+  /** Buckets that hold a finished job, by start then queue; a bucket without one is left out. */
+  buckets: ThroughputBucket[];
+}
+
 /** The `meta` key a re-run job carries: the id of the job it re-runs. */
 export const RERUN_OF_META_KEY = 'rerunOf';
 
 const FILTER_KEYS = ['queue', 'name', 'state', 'createdSince', 'createdBefore'] as const;
 const LIST_KEYS = [...FILTER_KEYS, 'order', 'limit', 'cursor'] as const;
 const COUNT_KEYS = ['queue', 'state', 'exactLimit'] as const;
+const THROUGHPUT_KEYS = ['queue', 'since', 'until', 'bucketMs'] as const;
+const MAX_BUCKETS = 1440;
 const RETRYABLE_STATES: readonly RetryableState[] = ['failed', 'cancelled'];
 /** Jobs retried per statement (and per commit) by `retryJobs`. */
 const RETRY_BATCH = 1000;
@@ -257,6 +290,33 @@ export class Operations {
     ).withArgs(job.args);
     const [pushed] = await this.app.pushMany([again as Pushable], options);
     return pushed;
+  }
+
+  /**
+   * Jobs that finished in a window (default: the last hour), per queue and bucket (default: a
+   * minute), by their final state: a job retried and then succeeded counts once, as succeeded.
+   */
+  async jobThroughput(options: ThroughputOptions = {}): Promise<Throughput> {
+    const where = 'jobThroughput(options)';
+    rejectUnknownKeys(where, options, THROUGHPUT_KEYS);
+    const queues = listOption(where, 'queue', options.queue, assertQueueName);
+    const since = dateOption(where, 'since', options.since);
+    const until = dateOption(where, 'until', options.until);
+    const bucketMs = integerOption(where, 'bucketMs', options.bucketMs, 60_000, { min: 1000, max: 86_400_000 });
+    const span = (until?.getTime() ?? Date.now()) - (since?.getTime() ?? (until?.getTime() ?? Date.now()) - 3_600_000);
+    if (span <= 0) {
+      throw new InvalidOptionError(`${where}: \`since\` must be before \`until\` (or now, when \`until\` is not given).`, {
+        details: { where, option: 'since' },
+      });
+    }
+    if (span / bucketMs > MAX_BUCKETS) {
+      throw new InvalidOptionError(
+        `${where}: a window of ${span} ms in buckets of ${bucketMs} ms makes more than ${MAX_BUCKETS} buckets; widen \`bucketMs\` or narrow the window.`,
+        { details: { where, option: 'bucketMs' } },
+      );
+    }
+    const result = await jobsThroughput(this.app.sql, this.app.schema, { since, until, bucketMs, queues });
+    return { since: result.since, until: result.until, bucketMs, buckets: result.rows };
   }
 
   /** Workers with a heartbeat row, oldest first, with the age of their heartbeat and the jobs they run. */

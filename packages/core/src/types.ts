@@ -27,6 +27,8 @@ export interface JobError {
   stack?: string;
   /** ISO time the attempt failed. */
   at: string;
+  /** ISO time the attempt started (on the database clock, as the claim recorded it); absent for errors recorded without an attempt. */
+  startedAt?: string;
 }
 
 /**

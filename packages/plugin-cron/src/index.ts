@@ -23,6 +23,7 @@ import {
   isJobDefinition,
   JobInvocation,
   type JobLimits,
+  type JobRef,
   oneOfOption,
   type PeriodicEvents,
   type PeriodicRun,
@@ -35,7 +36,9 @@ import {
   toJsonText,
 } from '@docket/core';
 
-export { CRON_ERRORS, CronExpressionError, CronTimezoneError } from './errors.js';
+export { CRON_ERRORS, CronExpressionError, CronScheduleNotFoundError, CronTimezoneError } from './errors.js';
+
+import { CronScheduleNotFoundError } from './errors.js';
 
 import { type CronSpec, checkExpression, checkTimezone, timeAfter, timeBefore, timesBetween } from './expression.js';
 import {
@@ -50,6 +53,7 @@ import {
   scheduleAdvance,
   scheduleDelete,
   scheduleList,
+  scheduleLock,
   scheduleLockDue,
   schedulesDue,
   scheduleUpsert,
@@ -196,6 +200,14 @@ export interface CronPlugin extends DocketPlugin {
   unschedule(name: string, pushOptions?: { tx?: SqlClient }): Promise<boolean>;
   /** Every schedule, by name. */
   list(): Promise<CronSchedule[]>;
+  /**
+   * Pushes the schedule's job now, outside its times (an operator's "run now"): the same job,
+   * arguments and options, with meta `cron: { schedule, fireAt, manual: true }`. It becomes the
+   * schedule's latest job, so without `overlap` a time that comes while it is still open is
+   * skipped, as for any run. The schedule's times are not moved. An unknown name is
+   * DOCKET_CRON_SCHEDULE_NOT_FOUND.
+   */
+  runNow(name: string, pushOptions?: { tx?: SqlClient }): Promise<JobRef>;
   /** Resolves with the result of the next firing run in this process (for tests and tooling). */
   nextRun(options?: { timeoutMs?: number }): Promise<CronRunResult>;
 }
@@ -289,14 +301,18 @@ function notRunnable(): never {
   throw new Error('cron: this stand-in definition only builds pushes; workers run the real job by name');
 }
 
-/** The job to push for one time, rebuilt from the stored schedule (any worker can fire it, with or without the definition). */
-function invocationFor(row: LockedSchedule, fireAt: Date): JobInvocation {
+/**
+ * The job to push for one time, rebuilt from the stored schedule (any worker can fire it, with or
+ * without the definition); `manual` for a run now, which runs at once and says so in its meta.
+ */
+function invocationFor(row: LockedSchedule, fireAt: Date, manual = false): JobInvocation {
   const definition = defineJob<unknown, unknown>(
     { name: row.job_name, queue: row.queue, priority: row.priority, maxAttempts: row.max_attempts, limits: row.limits as JobLimits, meta: row.meta },
     notRunnable,
   );
   let invocation = definition.withArgs(row.args);
   for (const [key, value] of Object.entries(row.extensions)) invocation = invocation.with(key, value);
+  if (manual) return invocation.withMeta({ cron: { schedule: row.name, fireAt: fireAt.toISOString(), manual: true } });
   return invocation.withMeta({ cron: { schedule: row.name, fireAt: fireAt.toISOString() } }).withScheduledAt(fireAt);
 }
 
@@ -365,6 +381,23 @@ export function cron(options: CronOptions = {}): CronPlugin {
     if (typeof name !== 'string' || !NAME_PATTERN.test(name))
       throw new InvalidOptionError(`cron.unschedule(): \`name\` must be a schedule name, got ${JSON.stringify(name)}.`);
     return scheduleDelete(pushOptions.tx ?? docket.sql, docket.schema, name);
+  }
+
+  async function runNow(name: string, pushOptions: { tx?: SqlClient } = {}): Promise<JobRef> {
+    const docket = binding.app('runNow');
+    rejectUnknownKeys('cron.runNow(name, { tx })', pushOptions, ['tx']);
+    if (typeof name !== 'string' || !NAME_PATTERN.test(name))
+      throw new InvalidOptionError(`cron.runNow(): \`name\` must be a schedule name, got ${JSON.stringify(name)}.`);
+    const run = async (tx: SqlClient): Promise<JobRef> => {
+      // Locked like a firing run locks it: the two never decide the schedule's latest job at once.
+      const row = await scheduleLock(tx, docket.schema, { name });
+      if (!row) throw new CronScheduleNotFoundError(`cron.runNow(): no schedule is named '${name}'.`, { details: { name } });
+      await decodeArgs(docket, [row]);
+      const ref = await docket.push(invocationFor(row, row.now, true), { tx });
+      await scheduleAdvance(tx, docket.schema, { name, nextFireAt: row.next_fire_at, lastFireAt: null, lastJobId: ref.id });
+      return ref;
+    };
+    return pushOptions.tx ? run(pushOptions.tx) : (docket.sql.begin((tx) => run(tx)) as Promise<JobRef>);
   }
 
   async function list(): Promise<CronSchedule[]> {
@@ -506,6 +539,11 @@ export function cron(options: CronOptions = {}): CronPlugin {
     schedule,
     unschedule,
     list,
+    runNow,
+
+    // The dashboard's extension point (a registered symbol: no import of the dashboard here); the
+    // panel module is loaded only when a dashboard asks.
+    [Symbol.for('docket.dashboard.panels')]: () => import('./dashboard.js').then((m) => m.cronPanels(plugin)),
 
     nextRun(opts) {
       binding.app('nextRun');

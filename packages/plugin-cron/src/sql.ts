@@ -198,6 +198,19 @@ export async function scheduleLockDue(sql: SqlClient, schema: string, params: { 
   return rows[0] ?? null;
 }
 
+/** Locks a schedule for this transaction (waiting for a firing run that holds it), with its latest job's state and the database time; null when there is none. */
+export async function scheduleLock(sql: SqlClient, schema: string, params: { name: string }): Promise<LockedSchedule | null> {
+  const rows = await sql.unsafe<LockedSchedule[]>(
+    `SELECT ${columns('s.')}, now() AS now,
+            (SELECT j.state FROM ${schema}.jobs j WHERE j.id = s.last_job_id) AS last_job_state
+       FROM ${schema}.cron_schedules s
+      WHERE s.name = $1
+      FOR UPDATE OF s`,
+    [params.name],
+  );
+  return rows[0] ?? null;
+}
+
 /**
  * Records the decision for one scheduled time. Answers false when the time was already decided
  * (the unique key (schedule, fire_at)): the caller must then not push.

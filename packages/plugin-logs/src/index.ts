@@ -253,13 +253,16 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
     };
   }
 
-  return {
+  const plugin: JobLogsPlugin = {
     name: PLUGIN_NAME,
     version: VERSION,
     migrations: MIGRATIONS,
     getLogs,
     followLogs,
     flush: () => buffer?.flush(true) ?? Promise.resolve(),
+    // The dashboard's extension point (a registered symbol: no import of the dashboard here); the
+    // panel module is loaded only when a dashboard asks.
+    [Symbol.for('docket.dashboard.panels')]: () => import('./dashboard.js').then((m) => m.logsPanels(plugin)),
     apply(target) {
       binding.bind(target);
       const buf = (buffer = new LogBuffer(settings, (rows) => target.sql.begin((tx) => writeLines(tx, rows)) as Promise<void>, target.logger));
@@ -308,6 +311,7 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
       });
     },
   };
+  return plugin;
 }
 
 function clip(message: string): string {

@@ -119,6 +119,9 @@ export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
     version: PLUGIN_VERSION,
     migrations: MIGRATIONS,
     options: resolved,
+    // The dashboard's extension point (a registered symbol: no import of the dashboard here); the
+    // panel module is loaded only when a dashboard asks.
+    [Symbol.for('docket.dashboard.panels')]: () => import('./dashboard.js').then((m) => m.workflowPanels()),
     apply(app: Docket) {
       binding.bind(app);
       const db = new WorkflowSql(app);

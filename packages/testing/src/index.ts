@@ -1,3 +1,4 @@
+export { CHROMIUM_ENV, findChromium, launchChromium } from './browser.js';
 export type { CreateTestDatabaseOptions, TestDatabase } from './database.js';
 export { createTestDatabase, DEFAULT_TEMPLATE_NAME, databaseUrl, TEMPLATE_ENV, withAdmin } from './database.js';
 export { EXPECTED_OUTPUT_BEGIN, EXPECTED_OUTPUT_END, expectOutput } from './expected-output.js';

@@ -440,3 +440,55 @@ export function queuesLag(sql: SqlClient, schema: string, params: { queues: read
     params.queues ? [params.queues] : [],
   );
 }
+
+export interface ThroughputRow {
+  queue: string;
+  start: Date;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
+/**
+ * Jobs that finished in [since, until) per queue and per bucket of `bucketMs` (aligned on the Unix
+ * epoch), by final state. `since`/`until` null: the last hour up to now, on the database clock,
+ * which the first row returns as `window_since`/`window_until` (also when no job finished).
+ * Served by `jobs_finished_brin`: only the block ranges whose finish times overlap the window.
+ */
+export async function jobsThroughput(
+  sql: SqlClient,
+  schema: string,
+  params: { since: Date | null; until: Date | null; bucketMs: number; queues: readonly string[] | null },
+): Promise<{ since: Date; until: Date; rows: ThroughputRow[] }> {
+  const p = new Params();
+  const since = p.add(params.since, 'timestamptz');
+  const until = p.add(params.until, 'timestamptz');
+  const bucket = p.add(params.bucketMs, 'float8');
+  const byQueue = params.queues ? ` AND j.queue = ANY(${p.add(params.queues, 'text[]')})` : '';
+  // The window's ends as expressions (no CTE to join): constants for the statement, so the planner
+  // turns them into `jobs_finished_brin` conditions.
+  const lo = `COALESCE(${since}, statement_timestamp() - interval '1 hour')`;
+  const hi = `COALESCE(${until}, statement_timestamp())`;
+  const rows = await run<ThroughputRow & { window_since: Date; window_until: Date; has: boolean }>(
+    sql,
+    `WITH b AS (
+       SELECT j.queue, to_timestamp(floor(extract(epoch FROM j.finished_at) * 1000 / ${bucket}) * ${bucket} / 1000) AS start,
+              count(*) FILTER (WHERE j.state = 'succeeded')::int AS succeeded,
+              count(*) FILTER (WHERE j.state = 'failed')::int AS failed,
+              count(*) FILTER (WHERE j.state = 'cancelled')::int AS cancelled
+       FROM ${schema}.jobs j
+       WHERE j.finished_at >= ${lo} AND j.finished_at < ${hi} AND j.state IN ('succeeded', 'failed', 'cancelled')${byQueue}
+       GROUP BY 1, 2
+     )
+     SELECT ${lo} AS window_since, ${hi} AS window_until, b.queue IS NOT NULL AS has, b.*
+     FROM (SELECT 1) one LEFT JOIN b ON true ORDER BY b.start, b.queue`,
+    p.values,
+  );
+  const first = rows[0];
+  if (!first) throw new Error('jobsThroughput: the window row is missing');
+  return {
+    since: first.window_since,
+    until: first.window_until,
+    rows: rows.filter((r) => r.has).map(({ queue, start, succeeded, failed, cancelled }) => ({ queue, start, succeeded, failed, cancelled })),
+  };
+}

@@ -6,10 +6,15 @@ import { isRetryable, retryDelayMs } from '../retry.js';
 import { describeThrown } from '../thrown.js';
 import type { JobError, Outcome, RunningJob } from '../types.js';
 
-/** A thrown value as a job's error record (a non-Error throw as what it is: see thrown.ts). */
-export function toJobError(error: unknown, attempt: number): JobError {
+/**
+ * A thrown value as a job's error record (a non-Error throw as what it is: see thrown.ts), with the
+ * attempt's number and start time, so that each attempt's timing stays readable after the next one
+ * has overwritten the job's `startedAt`.
+ */
+export function toJobError(error: unknown, job: Pick<RunningJob, 'attempt' | 'startedAt'>): JobError {
   const { name, message, code, stack } = describeThrown(error);
-  const out: JobError = { attempt, name, message, at: new Date().toISOString() };
+  const out: JobError = { attempt: job.attempt, name, message, at: new Date().toISOString() };
+  if (job.startedAt) out.startedAt = job.startedAt.toISOString();
   if (code !== undefined) out.code = code;
   if (stack !== undefined) out.stack = stack;
   return out;
@@ -25,7 +30,7 @@ export function successOutcome(job: RunningJob, result: unknown): Outcome {
       (message) => new ResultNotSerializableError(message),
     );
   } catch (error) {
-    return { state: 'failed', error: toJobError(error, job.attempt) };
+    return { state: 'failed', error: toJobError(error, job) };
   }
   return { state: 'succeeded', result: result === undefined ? null : result };
 }
@@ -36,7 +41,7 @@ export function successOutcome(job: RunningJob, result: unknown): Outcome {
  */
 export function failureOutcome(job: RunningJob, definition: JobDefinition | undefined, error: unknown): Outcome | null {
   if (error instanceof WorkerShutdownError) return null;
-  const jobError = toJobError(error, job.attempt);
+  const jobError = toJobError(error, job);
   if (error instanceof JobCancelledError) return { state: 'cancelled', error: jobError };
   if (error instanceof UnknownJobError || !definition) return { state: 'failed', error: jobError };
   const attemptsLeft = job.attempt < job.maxAttempts;

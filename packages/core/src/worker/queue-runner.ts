@@ -297,7 +297,7 @@ export class QueueRunner {
   settleFailure(job: RunningJob, definition: JobDefinition | undefined, ctx: JobContext | null, error: unknown): void {
     const outcome = failureOutcome(job, definition, error);
     if (outcome === null) {
-      this.worker.giveBack([job.id], toJobError(error, job.attempt));
+      this.worker.giveBack([job.id], toJobError(error, job));
       return;
     }
     if (outcome.state === 'failed' || outcome.state === 'retry') {
@@ -318,7 +318,7 @@ export class QueueRunner {
       const [job] = this.buffer.splice(index, 1);
       this.completer.add({
         job,
-        outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job.attempt) },
+        outcome: { state: 'cancelled', error: toJobError(new JobCancelledError('Cancelled before it started.'), job) },
         ctx: null,
       });
       return true;
