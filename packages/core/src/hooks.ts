@@ -40,7 +40,10 @@ export interface PushContext {
   app: Docket;
 }
 
-/** What a tap of `beforePush` or `afterPush` may say about the push's transaction. */
+/**
+ * What a tap of `beforePush` or `afterPush` may say about the push: whether it needs the push's
+ * transaction, and (`beforePush`) which rows it serves.
+ */
 export interface PushTapOptions {
   /**
    * `false` when the tap neither reads nor writes through `ctx.sql` (it changes rows in memory, or
@@ -49,6 +52,13 @@ export interface PushTapOptions {
    * committed. Default true (the tap runs in the push's transaction).
    */
   transaction?: boolean;
+  /**
+   * `beforePush` only: whether this tap serves `row` (called per pushed row, must be cheap and
+   * sync). The tap is called, with every row of the push, only when it wants at least one of them;
+   * it changes only the rows it wants. A push whose rows no tap that needs the transaction wants
+   * stays the core's one statement. Default: every row.
+   */
+  wants?: (row: JobInsert) => boolean;
 }
 
 /**
@@ -120,18 +130,6 @@ export interface ClaimContext {
    * earliest time any tap gives wins.
    */
   retryAt(at: Date): void;
-}
-
-/** What a tap of `beforePush` may say about which pushed rows it serves. */
-export interface PushTapOptions {
-  /**
-   * Whether this tap serves `row` (called per pushed row, must be cheap and sync). The tap is
-   * called, with every row of the push, only when it wants at least one of them; it changes only
-   * the rows it wants. A push whose rows no `beforePush` tap wants (and with no `afterPush` or
-   * `resolvePushConflicts` tap) stays the core's one statement, without a transaction.
-   * Default: every row.
-   */
-  wants?: (row: JobInsert) => boolean;
 }
 
 /** What a tap of `beforeClaim`/`afterClaim` may say about which claims it shapes. */
