@@ -20,6 +20,7 @@ import {
   type SettleContext,
   skipUnwanted,
   tapped,
+  wanted,
   wrapPluginErrors,
 } from './hooks.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
@@ -407,10 +408,9 @@ export class Docket implements AsyncDisposable {
         }
       }
     }
-    const needsTransaction = tapped(this.#hooks.beforePush) || tapped(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
     if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
     // Without a hook that needs a transaction the push is one statement, committed when it returns.
-    const { refs, inserted } = needsTransaction
+    const { refs, inserted } = this.#pushNeedsTransaction(rows)
       ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false))
       : await this.#pushIn(this.sql, rows, false);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
@@ -419,10 +419,20 @@ export class Docket implements AsyncDisposable {
     return refs as never;
   }
 
+  /**
+   * Whether a push of `rows` runs hooks that need its transaction: `afterPush` or
+   * `resolvePushConflicts` taps, or a `beforePush` tap that wants one of the rows.
+   */
+  #pushNeedsTransaction(rows: readonly JobInsert[]): boolean {
+    const hooks = this.#hooks;
+    if (tapped(hooks.afterPush) || tapped(hooks.resolvePushConflicts)) return true;
+    return tapped(hooks.beforePush) && rows.some((row) => wanted(hooks.beforePush, row));
+  }
+
   async #pushIn(sql: postgres.Sql | postgres.TransactionSql, input: JobInsert[], callerTransaction: boolean) {
     const ctx: PushContext = { sql, callerTransaction, app: this };
     let rows = input;
-    if (tapped(this.#hooks.beforePush)) {
+    if (tapped(this.#hooks.beforePush) && rows.some((row) => wanted(this.#hooks.beforePush, row))) {
       rows = await this.#hooks.beforePush.promise(rows, ctx);
       if (!Array.isArray(rows) || rows.length !== input.length) {
         throw new PluginFailedError('A beforePush tap must return the rows array, one row per pushed job.', { details: { hook: 'beforePush' } });

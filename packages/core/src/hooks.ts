@@ -77,6 +77,18 @@ export interface ClaimContext {
   retryAt(at: Date): void;
 }
 
+/** What a tap of `beforePush` may say about which pushed rows it serves. */
+export interface PushTapOptions {
+  /**
+   * Whether this tap serves `row` (called per pushed row, must be cheap and sync). The tap is
+   * called, with every row of the push, only when it wants at least one of them; it changes only
+   * the rows it wants. A push whose rows no `beforePush` tap wants (and with no `afterPush` or
+   * `resolvePushConflicts` tap) stays the core's one statement, without a transaction.
+   * Default: every row.
+   */
+  wants?: (row: JobInsert) => boolean;
+}
+
 /** What a tap of `beforeClaim`/`afterClaim` may say about which claims it shapes. */
 export interface ClaimTapOptions {
   /**
@@ -143,8 +155,12 @@ export interface MigrateContext {
  */
 export function createHooks() {
   return {
-    /** push/pushMany, before the INSERT. Waterfall: taps return the (possibly changed) rows. In the push transaction. */
-    beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext]>(['rows', 'ctx'], 'beforePush'),
+    /**
+     * push/pushMany, before the INSERT. Waterfall: taps return the (possibly changed) rows. In the
+     * push transaction. A tap's `wants(row)` limits it to pushes with rows it serves; a push whose
+     * rows no tap wants runs no tap and opens no transaction for this hook.
+     */
+    beforePush: new AsyncSeriesWaterfallHook<[JobInsert[], PushContext], JobInsert[], PushTapOptions>(['rows', 'ctx'], 'beforePush'),
     /** After the INSERT when a plugin's unique index skipped rows. Series: taps fill `resolved`. In the push transaction. */
     resolvePushConflicts: new AsyncSeriesHook<[PushConflicts]>(['conflicts'], 'resolvePushConflicts'),
     /** After the INSERT, same transaction: plugin writes commit or roll back with the push. Series. */
@@ -231,26 +247,29 @@ export type DocketHooks = { readonly [K in keyof CoreHooks]: TapOnly<CoreHooks[K
 export const HOOK_STAGE = Object.freeze({ FIRST: -1000, EARLY: -100, DEFAULT: 0, LATE: 100, LAST: 1000 });
 
 /**
- * Taps of the claim hooks and `jobStart` run only for what their `wants` accepts (a queue, a job):
- * a tap that does not want it is skipped — its plugin is not called at all. (`settle` taps see
- * the whole batch the core writes in its transaction, and pick their own settlements from it.)
+ * Taps of `beforePush`, the claim hooks and `jobStart` run only for what their `wants` accepts (a
+ * pushed row, a queue, a job): a tap that wants none of it is skipped — its plugin is not called at
+ * all (a skipped waterfall tap leaves the value as it was). (`settle` taps see the whole batch the
+ * core writes in its transaction, and pick their own settlements from it.)
  */
 export function skipUnwanted(hooks: CoreHooks): void {
-  const subjectOf: Record<string, (args: unknown[]) => unknown> = {
-    beforeClaim: (args) => (args[0] as ClaimContext).queue,
-    afterClaim: (args) => (args[1] as ClaimContext).queue,
-    jobStart: (args) => (args[0] as JobContext).job,
+  type Wants = (subject: unknown) => boolean;
+  const accepts: Record<string, (wants: Wants, args: unknown[]) => boolean> = {
+    beforePush: (wants, args) => (args[0] as JobInsert[]).some(wants),
+    beforeClaim: (wants, args) => wants((args[0] as ClaimContext).queue),
+    afterClaim: (wants, args) => wants((args[1] as ClaimContext).queue),
+    jobStart: (wants, args) => wants((args[0] as JobContext).job),
   };
-  for (const [hookName, subject] of Object.entries(subjectOf)) {
+  for (const [hookName, accept] of Object.entries(accepts)) {
     (hooks[hookName as keyof CoreHooks] as unknown as tapable.Hook<unknown[], unknown>).intercept({
-      register(tap: tapable.FullTap & { wants?: (subject: unknown) => boolean }) {
+      register(tap: tapable.FullTap & { wants?: Wants }) {
         const wants = tap.wants;
         if (typeof wants !== 'function') return tap;
         const original = tap.fn as (...args: unknown[]) => unknown;
         tap.fn =
           tap.type === 'async'
-            ? (...args: unknown[]) => (wants(subject(args)) ? original(...args) : (args[args.length - 1] as () => void)())
-            : (...args: unknown[]) => (wants(subject(args)) ? original(...args) : tap.type === 'promise' ? Promise.resolve() : undefined);
+            ? (...args: unknown[]) => (accept(wants, args) ? original(...args) : (args[args.length - 1] as () => void)())
+            : (...args: unknown[]) => (accept(wants, args) ? original(...args) : tap.type === 'promise' ? Promise.resolve() : undefined);
         return tap;
       },
     });

@@ -19,6 +19,7 @@ export {
   type PrimaryQuery,
   type PushConflicts,
   type PushContext,
+  type PushTapOptions,
   type SettleContext,
   type SettleTapOptions,
   type TapOnly,

@@ -20,6 +20,7 @@ import {
   Worker,
 } from '@docket/core';
 import { createTestDatabase, waitFor } from '@docket/testing';
+import postgres from 'postgres';
 
 declare module '@docket/core' {
   interface DocketEventMap extends PeriodicEvents<'test-ticker'> {
@@ -735,5 +736,56 @@ test('a jobStart tap with `wants` is called only for the jobs it wants', async (
     assert.deepEqual(seen, ['wanted']);
   } finally {
     await h.close();
+  }
+});
+
+test('a beforePush tap with `wants` is called only for pushes with a row it wants; other pushes stay one statement', async () => {
+  const db = await createTestDatabase();
+  // Every statement the app sends, to see whether a push opened a transaction.
+  const statements: string[] = [];
+  const sql = postgres(db.url, { max: 2, onnotice: () => {}, debug: (_connection, query) => void statements.push(query.trim().toLowerCase()) });
+  const calls: string[][] = [];
+  const picky: DocketPlugin = {
+    name: 'test-picky-push',
+    migrations: [{ version: 1, name: 'mark column', up: ({ schema }) => `ALTER TABLE ${schema}.jobs ADD COLUMN mark text` }],
+    apply(app) {
+      app.defineJobColumn({ name: 'mark', type: 'text' });
+      app.hooks.beforePush.tapPromise({ name: 'test-picky-push', wants: (row) => row.queue === 'marked' }, async (rows, ctx) => {
+        calls.push(rows.map((row) => row.queue));
+        assert.notEqual(ctx.sql, sql, 'called in the push transaction');
+        for (const row of rows) if (row.queue === 'marked') row.columns.mark = 'seen';
+        return rows;
+      });
+    },
+  };
+  const app = new Docket({ connection: sql, logger: false, plugins: [picky] });
+  try {
+    await app.migrate();
+    const plain = defineJob({ name: 'plain', queue: 'plain' }, async () => 1);
+    const marked = defineJob({ name: 'marked', queue: 'marked' }, async () => 1);
+
+    statements.length = 0;
+    await app.pushMany([plain, plain]);
+    assert.deepEqual(calls, [], 'not called for a push it wants no row of');
+    assert.ok(!statements.includes('begin'), `one statement, no transaction: ${statements.join(' | ')}`);
+
+    statements.length = 0;
+    await app.pushMany([plain, marked]);
+    assert.deepEqual(calls, [['plain', 'marked']], 'called once, with every row of the push');
+    assert.ok(statements.includes('begin'), 'the push it serves runs in a transaction');
+    const rows = await db.sql`SELECT queue, mark FROM docket.jobs ORDER BY id`;
+    assert.deepEqual(
+      rows.map((r) => [r.queue, r.mark]),
+      [
+        ['plain', null],
+        ['plain', null],
+        ['plain', null],
+        ['marked', 'seen'],
+      ],
+    );
+  } finally {
+    await app.close();
+    await sql.end({ timeout: 5 });
+    await db.drop();
   }
 });
