@@ -7,6 +7,7 @@ export { defaultApplicationName } from './application-name.js';
 export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
 export {
+  type AttemptStart,
   type ClaimContext,
   type ClaimTapOptions,
   type CodecContext,
