@@ -95,6 +95,7 @@ export {
   type JobError,
   type JobInsert,
   type JobLimits,
+  type JobProgress,
   type JobRecord,
   type JobRef,
   type JobState,

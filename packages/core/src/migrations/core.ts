@@ -83,4 +83,14 @@ export const CORE_MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE STATISTICS IF NOT EXISTS ${schema}.jobs_queue_state_stats (mcv) ON queue, state FROM ${schema}.jobs;
     `,
   },
+  {
+    version: 3,
+    name: 'jobs.progress',
+    up: ({ schema }) => `
+      -- The handler's last ctx.progress report: {"value", "data", "attempt", "at"}. Nullable without a
+      -- default, so adding it is a catalogue change (no rewrite), and a job that never reports stores
+      -- nothing (a bit in the row's null bitmap). Not indexed: it is read with the job.
+      ALTER TABLE ${schema}.jobs ADD COLUMN IF NOT EXISTS progress jsonb;
+    `,
+  },
 ]);
