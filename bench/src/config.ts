@@ -19,12 +19,16 @@ export interface Config {
   bareBig: number;
   pgbenchRows: number;
   rssJobs: number;
+  /** Jobs drained by 1, 2 and 4 worker processes in the scale workload. */
+  scaleJobs: number;
 }
 
-export const WORKLOADS = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'rss'] as const;
+export const WORKLOADS = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'scale', 'rss'] as const;
 /** Run unless --workloads says otherwise; `rss` (a long drain) only on request. */
-export const DEFAULT_WORKLOADS: WorkloadId[] = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed'];
+export const DEFAULT_WORKLOADS: WorkloadId[] = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'scale'];
 export type WorkloadId = (typeof WORKLOADS)[number];
+/** Worker-process counts of the scale workload. */
+export const SCALE_PROCESSES = [1, 2, 4] as const;
 export const ALL_SYSTEMS = ['docket', 'graphile', 'pgboss', 'bullmq', 'bullmq-pg'] as const;
 
 const HELP = `pnpm bench [--quick] [--json FILE] [--rounds N] [--systems LIST] [--workloads LIST] [--no-limits]
@@ -36,6 +40,7 @@ const HELP = `pnpm bench [--quick] [--json FILE] [--rounds N] [--systems LIST] [
                     (default: all; quick leaves out bullmq-pg, whose drain alone takes ~15 s)
   --workloads LIST  comma list of ${WORKLOADS.join(', ')}
                     (default: all but rss; drain includes the bulk enqueue)
+                    scale: the drain by 1, 2 and 4 worker processes at once
                     rss: one long drain (--rss-jobs, default 1,000,000) sampling the worker's RSS
                     against jobs done, one round, every selected system but bullmq-pg
   --rss-jobs N      jobs in the rss drain
@@ -99,5 +104,6 @@ export function parseArgs(argv: string[]): Config {
     bareBig: quick ? 0 : 100_000,
     pgbenchRows: quick ? 20_000 : 100_000,
     rssJobs: Number(value('--rss-jobs') ?? 1_000_000),
+    scaleJobs: quick ? 20_000 : 50_000,
   };
 }

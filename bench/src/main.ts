@@ -29,6 +29,7 @@ import {
   mixedWorkload,
   rssWorkload,
   type Samples,
+  scaleWorkload,
 } from './workloads.js';
 
 const log = (line: string) => {
@@ -270,6 +271,8 @@ async function main(): Promise<void> {
         }
       }
       if (want('mixed')) for (const s of systems) await run(s, 'mixed run', () => mixedWorkload(server, s, config, log), round);
+      if (want('scale'))
+        for (const s of systems) await run(s, 'drain by 1, 2 and 4 worker processes', () => scaleWorkload(server, s, config, log), round);
       if (want('rss') && round === 0) {
         for (const s of systems) {
           if (s.id === 'bullmq-pg' && !config.systems.includes('bullmq-pg')) continue;
@@ -299,7 +302,9 @@ async function main(): Promise<void> {
   }
   const docketSkip = skipped.docket ?? (config.systems.includes('docket') ? null : 'not selected');
   const targetRows = targets(config, results, limits, docketSkip);
-  log(`\nTargets of issue 7 (ratios from this run):\n${renderTargets(targetRows)}`);
+  log(
+    `\nTargets of issues 7 and 18 (ratios from this run; the plugin tax, hand-off and sustained load have their own scripts: plugins-drain, handoff, sustained):\n${renderTargets(targetRows)}`,
+  );
   if (Object.keys(skipped).length) {
     log('\nSkipped systems:');
     for (const [id, why] of Object.entries(skipped)) log(`  ${id}: ${why}`);

@@ -3,7 +3,7 @@
  * Every function returns metric samples (see report.ts for their names and units).
  */
 import { nowUs, sleep } from './clock.js';
-import type { Config } from './config.js';
+import { type Config, SCALE_PROCESSES } from './config.js';
 import { createDatabase, dropDatabase, type Server } from './db.js';
 import { type Message, WorkerProcess } from './proc.js';
 import { percentile } from './stats.js';
@@ -141,6 +141,49 @@ export async function bigDrainWorkload(server: Server, system: SystemAdapter, co
     await session.close().catch(() => {});
     await releaseTarget(server, target);
   }
+}
+
+/**
+ * The same drain (`config.scaleJobs` jobs) by 1, 2 and 4 worker processes at once, each at the
+ * usual concurrency, timed from the first start in any process to every job finished in storage.
+ * One fresh database per count; the counts run in turn within a round.
+ */
+export async function scaleWorkload(server: Server, system: SystemAdapter, config: Config, log: Log): Promise<Samples> {
+  const out: Samples = {};
+  for (const processes of SCALE_PROCESSES) {
+    const target = await freshTarget(server, system, `scale${processes}`);
+    const session = await system.open(target);
+    const n = config.scaleJobs;
+    const spec = system.worker(target);
+    const procs: WorkerProcess[] = [];
+    try {
+      for (let done = 0; done < n; done += config.bulk) await session.bulk(payloads(Math.min(config.bulk, n - done), done));
+      for (let p = 0; p < processes; p++) {
+        procs.push(
+          new WorkerProcess(spec.entry, {
+            ...spec.env,
+            BENCH_MODE: 'drain',
+            // No process handles them all: completion is read from storage.
+            BENCH_EXPECTED: String(n + 1),
+            BENCH_CONCURRENCY: String(config.concurrency),
+          }),
+        );
+      }
+      await Promise.all(procs.map((proc) => proc.wait('ready', 60_000)));
+      for (const proc of procs) proc.send('start');
+      const firsts = procs.map((proc) => proc.wait('first', 60_000).then((m) => m.t!));
+      const t0 = await Promise.race(firsts);
+      const end = await untilFinished(session, 600_000);
+      const rate = n / ((end - t0) / 1e6);
+      out[`scale_${processes}`] = rate;
+      log(`    ${processes} worker process${processes > 1 ? 'es' : ''}: ${Math.round(rate)} jobs/s`);
+    } finally {
+      await Promise.all(procs.map((proc) => proc.stop()));
+      await session.close().catch(() => {});
+      await releaseTarget(server, target);
+    }
+  }
+  return out;
 }
 
 /** Push-to-start latency on an idle worker, then (worker stopped) the sequential single enqueues. */

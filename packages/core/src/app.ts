@@ -1,15 +1,17 @@
 import postgres from 'postgres';
 import { applicationNameOption } from './application-name.js';
 import { Codec, type PayloadCodec } from './codec.js';
-import { explainDriverErrorsOf, invalidUrlError } from './driver-errors.js';
+import { explainDriverError, explainDriverErrorsOf, invalidUrlError, sqlstateOf } from './driver-errors.js';
 import {
   ClosedError,
   InvalidJobOptionError,
   InvalidOptionError,
+  isDocketError,
   JobNotFoundError,
   MigrationsPendingError,
   PluginFailedError,
   PluginInvalidError,
+  PushTransactionAbortedError,
   WaitTimeoutError,
 } from './errors.js';
 import {
@@ -25,7 +27,7 @@ import {
 } from './hooks.js';
 import { assertJobName, assertQueueName, assertSchemaName, quoteIdent } from './identifiers.js';
 import { type JobInvocation, type Pushable, toInvocation } from './job-definition.js';
-import { toJsonText } from './json.js';
+import { isEmptyObject, toJsonText } from './json.js';
 import { consoleLogger, type Logger, silentLogger } from './logger.js';
 import { CORE_MIGRATIONS } from './migrations/core.js';
 import { Migrator, type PendingMigration } from './migrator.js';
@@ -50,6 +52,7 @@ import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
 import { WorkersSql } from './sql/workers.js';
+import { type PushTransaction, resolveTransaction, type TransactionAdapter } from './transaction-adapter.js';
 import {
   type DocketEvent,
   type DocketEventMap,
@@ -61,6 +64,7 @@ import {
   type JobRecord,
   type JobRef,
   type JobState,
+  type SqlClient,
 } from './types.js';
 
 export interface DocketOptions {
@@ -118,8 +122,15 @@ const OPTION_KEYS = [
 ] as const;
 
 export interface PushOptions {
-  /** Push inside your postgres.js transaction: invisible until it commits, gone if it rolls back. */
-  tx?: postgres.TransactionSql | postgres.Sql;
+  /**
+   * Push inside your transaction: invisible until it commits, gone if it rolls back; idle workers
+   * are woken when it commits. A postgres.js transaction, or any other library's through a
+   * {@link TransactionAdapter} (`@docket/tx` has one for node-postgres, Kysely, Drizzle, Prisma
+   * and Knex). A push refused before it sends anything (a bad name, option or argument) leaves
+   * your transaction as it was; one that fails after it began writing leaves it aborted
+   * (DOCKET_PUSH_TX_ABORTED): roll it back.
+   */
+  tx?: PushTransaction;
 }
 
 export interface WaitOptions {
@@ -152,6 +163,13 @@ export interface WaitingRelease {
 type RefInput = JobRef | string | { id: string };
 
 const INTERNAL = Symbol('docket.internal');
+
+/**
+ * Raised in a caller's transaction after a push in it failed part-way: the transaction is then
+ * aborted for certain (a database error has aborted it already; this makes it so after a plugin's
+ * JavaScript error too), and the message stands in the server's log.
+ */
+const ABORT_TRANSACTION = `DO $docket$ BEGIN RAISE EXCEPTION 'a Docket push failed in this transaction, which is now aborted: roll it back'; END $docket$`;
 
 /** What the worker (part of the core) needs from the app; not part of the public API. */
 export interface AppInternals {
@@ -413,19 +431,60 @@ export class Docket implements AsyncDisposable {
     }
     const transaction =
       needsTransaction(this.#hooks.beforePush) || needsTransaction(this.#hooks.afterPush) || tapped(this.#hooks.resolvePushConflicts);
-    if (options.tx) return (await this.#pushIn(options.tx, rows, true)).refs as never;
+    if (options.tx) return (await this.#pushInCallerTransaction(options.tx, rows)) as never;
     // Without a tap that needs a transaction the push is one statement, committed when it returns.
-    const { refs, inserted } = transaction ? await this.sql.begin((tx) => this.#pushIn(tx, rows, false)) : await this.#pushIn(this.sql, rows, false);
+    const { refs, inserted } = transaction
+      ? await this.sql.begin((tx) => this.#pushIn(tx, rows, null, null))
+      : await this.#pushIn(this.sql, rows, null, null);
     if (tapped(this.#hooks.pushCommitted) && inserted.length > 0) {
       this.#hooks.pushCommitted.promise(inserted).catch((error) => this.logger.error('pushCommitted hook failed', { error }));
     }
     return refs as never;
   }
 
-  async #pushIn(sql: postgres.Sql | postgres.TransactionSql, input: JobInsert[], callerTransaction: boolean) {
-    const ctx: PushContext = { sql, callerTransaction, app: this };
+  /**
+   * A push in the caller's transaction (theirs to commit). Everything the core checks is checked
+   * before the first statement, so a refused push leaves the transaction as it was. Once something
+   * may have been written (a `beforePush` tap ran, or the insert was sent), a failure must not let
+   * the caller commit half a push — the rows without a plugin's bookkeeping — so the transaction is
+   * aborted on purpose (a statement that raises) and the error says so.
+   */
+  async #pushInCallerTransaction(tx: PushTransaction, rows: JobInsert[]): Promise<JobRef[]> {
+    const { sql, adapter } = resolveTransaction(tx);
+    if (tapped(this.#hooks.beforePush)) {
+      // The core serialises arguments after the taps (which may change them); check them now too.
+      for (const row of rows) {
+        toJsonText(row.args, `Arguments of job '${row.name}'`);
+        toJsonText(row.meta, `Meta of job '${row.name}'`);
+      }
+    }
+    const progress = { sent: false };
+    try {
+      return (await this.#pushIn(sql, rows, adapter, progress)).refs;
+    } catch (error) {
+      if (!progress.sent) throw error;
+      await Promise.resolve(sql.unsafe(ABORT_TRANSACTION)).catch(() => {});
+      const cause = await explainDriverError(error, this);
+      const sqlstate = sqlstateOf(error);
+      throw new PushTransactionAbortedError(
+        `Pushing inside your transaction failed, so Docket aborted the transaction (PostgreSQL refuses its further statements and its COMMIT rolls back): roll it back, and retry it whole if you wish. ${
+          cause instanceof Error ? cause.message : String(cause)
+        }`,
+        { cause, details: { ...(sqlstate ? { sqlstate } : {}), ...(isDocketError(cause) ? { causeCode: cause.code } : {}) } },
+      );
+    }
+  }
+
+  /**
+   * The push itself, in `sql` (a transaction when hooks need one). `adapter`: set when `sql` is the
+   * facade over a caller's foreign transaction. `progress`: set for a caller's transaction, marked
+   * once something may have been written in it.
+   */
+  async #pushIn(sql: SqlClient, input: JobInsert[], adapter: TransactionAdapter | null, progress: { sent: boolean } | null) {
+    const ctx: PushContext = { sql, callerTransaction: progress !== null, adapter, app: this };
     let rows = input;
     if (tapped(this.#hooks.beforePush)) {
+      if (progress) progress.sent = true;
       rows = await this.#hooks.beforePush.promise(rows, ctx);
       if (!Array.isArray(rows) || rows.length !== input.length) {
         throw new PluginFailedError('A beforePush tap must return the rows array, one row per pushed job.', { details: { hook: 'beforePush' } });
@@ -454,9 +513,10 @@ export class Docket implements AsyncDisposable {
     }
     const argsText = this.#codec.encodesArgs
       ? await this.#codec.argsText(toInsert)
-      : toInsert.map((row) => toJsonText(row.args, `Arguments of job '${row.name}'`));
-    for (const row of toInsert) toJsonText(row.meta, `Meta of job '${row.name}'`);
+      : toInsert.map((row) => toJsonText(row.args, () => `Arguments of job '${row.name}'`));
+    for (const row of toInsert) if (!isEmptyObject(row.meta)) toJsonText(row.meta, () => `Meta of job '${row.name}'`);
     const wantTimes = tapped(this.#hooks.afterPush) || tapped(this.#hooks.pushCommitted);
+    if (progress && toInsert.length > 0) progress.sent = true;
     const result = toInsert.length === 0 ? [] : await this.jobs.insert(sql, { rows: toInsert, argsText, withTimes: wantTimes });
     const inserted: InsertedJob[] = [];
     const skipped: Array<{ index: number; row: JobInsert }> = [];

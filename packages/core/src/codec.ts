@@ -85,7 +85,7 @@ export class Codec implements PayloadCodec {
 
   /** Push: the rows' arguments as the JSON texts to insert — checked as JSON before encoding, so a bad argument fails as without a codec. */
   async argsText(rows: readonly JobInsert[]): Promise<string[]> {
-    for (const row of rows) toJsonText(row.args, `Arguments of job '${row.name}'`);
+    for (const row of rows) toJsonText(row.args, () => `Arguments of job '${row.name}'`);
     const encoded = await this.encodeArgs(rows.map((row) => row.args));
     return encoded.map((value) => JSON.stringify(value ?? null));
   }

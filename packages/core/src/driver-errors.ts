@@ -155,3 +155,22 @@ export function explainDriverErrorsOf(proto: object, methods: readonly string[])
     };
   }
 }
+
+/**
+ * The SQLSTATE of a database error, whichever library raised it: its own `code`, or its cause's
+ * (a query builder's wrapper), or `meta.code` (Prisma's raw-query error). Undefined when none.
+ */
+export function sqlstateOf(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (isSqlstate(code)) return code;
+    const meta = (e as { meta?: { code?: unknown } }).meta;
+    if (isSqlstate(meta?.code)) return meta.code;
+  }
+  return undefined;
+}
+
+/** Five digits or upper-case letters; of class P only P0 exists (PL/pgSQL), so P1000–P9999 are some library's own codes. */
+function isSqlstate(code: unknown): code is string {
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^P[1-9]/.test(code);
+}

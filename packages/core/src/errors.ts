@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   DOCKET_JOB_STATE: 'The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run).',
   DOCKET_CONFIG_INVALID:
     'A config module given to the `docket` command line cannot be loaded, or its default export is not a Docket app, `{ app, worker }`, or a function returning one (`docket worker` needs `worker`).',
+  DOCKET_PUSH_TX_ABORTED:
+    'A push inside your transaction (`{ tx }`) failed after it began writing; Docket left your transaction aborted (roll it back). The failure is the `cause`.',
+  DOCKET_TX_UNSUPPORTED:
+    'Push-time code used a postgres.js-only feature of `ctx.sql` while the push ran in a transaction another library owns (a TransactionAdapter).',
 } as const;
 
 /** Every code of the core's catalogue (plugins' codes are `PluginErrorCode`s). */
@@ -133,6 +137,10 @@ export class JobStateError extends errorClass('DOCKET_JOB_STATE') {}
 
 /** `DOCKET_CONFIG_INVALID`: A config module given to the `docket` command line cannot be loaded, or does not export what the command needs. */
 export class ConfigInvalidError extends errorClass('DOCKET_CONFIG_INVALID') {}
+/** `DOCKET_PUSH_TX_ABORTED`: A push inside your transaction failed after it began writing; your transaction is left aborted (roll it back). */
+export class PushTransactionAbortedError extends errorClass('DOCKET_PUSH_TX_ABORTED') {}
+/** `DOCKET_TX_UNSUPPORTED`: Push-time code used a postgres.js-only feature of `ctx.sql` in a transaction another library owns. */
+export class TransactionFeatureUnsupportedError extends errorClass('DOCKET_TX_UNSUPPORTED') {}
 
 /** Whether `error` is a DocketError (of `code`, when given: a core code or a plugin's). */
 export function isDocketError(error: unknown, code?: AnyErrorCode): error is DocketError {

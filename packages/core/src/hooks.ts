@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import tapable from 'tapable';
 import type { Docket } from './app.js';
 import { PluginFailedError } from './errors.js';
+import type { TransactionAdapter } from './transaction-adapter.js';
 import type {
   ClaimedJob,
   DocketEvent,
@@ -17,12 +18,25 @@ import type {
 
 const { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook, SyncHook, SyncWaterfallHook } = tapable;
 
-/** What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app. */
+/**
+ * What `beforePush` and `afterPush` taps get besides the rows: the push's transaction and app.
+ *
+ * `sql` is typed as postgres.js, and is postgres.js unless the caller pushed in a transaction
+ * another library owns (`adapter` is then set): `sql` is then a facade over that adapter with
+ * `sql.unsafe(text, params)` and the tagged template with plain values, both resolving with the
+ * rows; any other postgres.js feature (fragments, `sql(array)` helpers, `begin`, `json`, …)
+ * throws DOCKET_TX_UNSUPPORTED. Push-time code that should work in every transaction writes
+ * `$n` parameters, casts each (`$1::bigint[]`: a library may send text as `text`), and selects
+ * text where the type matters (`id::text`, epoch milliseconds as text): a foreign library parses
+ * result values its own way (int8 comes back as a string, as postgres.js gives it).
+ */
 export interface PushContext {
   /** The transaction of the push: the caller's `{ tx }`, or one the core opened because a hook needs it. */
   sql: postgres.TransactionSql | postgres.Sql;
   /** True when the push runs in the caller's own transaction. */
   callerTransaction: boolean;
+  /** The caller's TransactionAdapter when their transaction belongs to another library (then `sql` is a facade over it); else null. */
+  adapter: TransactionAdapter | null;
   app: Docket;
 }
 
@@ -45,6 +59,7 @@ export type AttemptRun = () => Promise<unknown>;
 
 /** Rows a plugin-added unique index skipped; taps resolve each to the job it collided with. */
 export interface PushConflicts {
+  /** The push's transaction, as `PushContext.sql` describes it (a facade in a foreign transaction). */
   readonly sql: postgres.TransactionSql | postgres.Sql;
   readonly skipped: ReadonlyArray<{ index: number; row: JobInsert }>;
   /** Indexed like `skipped`; set `resolved[i]` to the id of the existing job the row collided with. */
@@ -83,10 +98,23 @@ export interface ClaimContext {
   /**
    * Takes at most `max` jobs per distinct value of a plugin column in this claim, going round the
    * values from where this runner's previous claim stopped (fair across keys: one key's backlog
-   * does not fill the claim). Jobs with NULL there are not capped. Give the column an index on
-   * `(queue, <column>) WHERE state = 'pending'` in the plugin's migration.
+   * does not fill the claim). Only values with a job that can run now take a turn (a value left out
+   * with `exclude`, or whose pending jobs are all scheduled later, is skipped at the cost of one
+   * index probe, however long its backlog). Each value takes at most its share of the claim
+   * (`limit` ÷ the values taking a turn, rounded up), so a claim reads about `limit` jobs; a value
+   * with fewer runnable jobs than its share leaves the claim short, and the runner claims again
+   * when its jobs settle. Jobs with NULL there are not capped.
+   *
+   * `budgets` gives some values a smaller allowance for this claim, as `[value, remaining]` pairs
+   * (a Map): a value with remaining 0 is left out, one with remaining n takes at most
+   * min(n, max) — e.g. a per-key concurrency limit minus the key's running jobs. Calls add up: the
+   * smallest `max` and the smallest budget per value win.
+   *
+   * Give the column an index on `(queue, <column>, priority DESC, scheduled_at, id) WHERE
+   * state = 'pending'` in the plugin's migration (`(queue, <column>)` serves too, at the cost of
+   * sorting each key's due jobs).
    */
-  perKey(column: string, max: number): void;
+  perKey(column: string, max: number, budgets?: Iterable<readonly [unknown, number]>): void;
   /**
    * The runner should claim again at `at` even if nothing wakes it (a rate window opens). The
    * earliest time any tap gives wins.

@@ -83,6 +83,7 @@ export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginE
 export type { ErrorClass, ErrorMatcher, RetryOptions } from './retry.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { ExecutorKind, QueueRecord } from './sql/queues.js';
+export { type PushTransaction, type TransactionAdapter, transactionSql } from './transaction-adapter.js';
 export {
   type AnyDocketEvent,
   type ClaimedJob,

@@ -58,55 +58,112 @@ export type JsonPayload<T> = [T] extends [void] ? T : JsonCompatible<Exclude<T, 
  * reads an absent optional property, so refusing them would only make callers strip them. A
  * value with `toJSON` (a Date) is stored as what `toJSON` returns; the types (`JsonCompatible`)
  * refuse a Date so that a handler's declared type does not promise a Date it never gets.
+ * `what` names the value in the error (a function: built only when there is an error).
  */
-export function toJsonText(value: unknown, what: string, makeError: (message: string) => Error = (m) => new ArgsNotSerializableError(m)): string {
-  const problem = findProblem(value, '$', new Set());
-  if (problem)
-    throw makeError(`${what} cannot be stored as JSON: ${problem}. Pass plain objects, arrays, strings, finite numbers, booleans and null.`);
+export function toJsonText(
+  value: unknown,
+  what: string | (() => string),
+  makeError: (message: string) => Error = (m) => new ArgsNotSerializableError(m),
+): string {
+  // Plain values (no object inside) need no walk; objects get one walk that builds no path string
+  // unless it finds a problem: this runs for every pushed job and every result.
+  if (typeof value === 'object' && value !== null) {
+    const problem = findProblem(value, null);
+    if (problem) throw makeError(`${describeWhat(what)} cannot be stored as JSON: ${problem.describe(pathOf(problem.path))}. ${PASS}`);
+  } else {
+    const problem = primitiveProblem(value, true);
+    if (problem) throw makeError(`${describeWhat(what)} cannot be stored as JSON: ${problem('$')}. ${PASS}`);
+  }
   return JSON.stringify(value ?? null);
 }
 
-function findProblem(value: unknown, path: string, seen: Set<object>): string | undefined {
+/** Whether an object has no enumerable property (without building a key array). */
+export function isEmptyObject(value: object): boolean {
+  for (const _ in value) return false;
+  return true;
+}
+
+const PASS = 'Pass plain objects, arrays, strings, finite numbers, booleans and null.';
+
+const describeWhat = (what: string | (() => string)) => (typeof what === 'function' ? what() : what);
+
+/** A part of a value that JSON does not keep: where (keys from the innermost out) and why. */
+interface Problem {
+  /** Keys (property names) and indexes from the problem up to the top value, innermost first. */
+  readonly path: Array<string | number>;
+  readonly describe: (path: string) => string;
+}
+
+function pathOf(reversed: ReadonlyArray<string | number>): string {
+  let path = '$';
+  for (let i = reversed.length - 1; i >= 0; i--) {
+    const key = reversed[i];
+    path += typeof key === 'number' ? `[${key}]` : `.${key}`;
+  }
+  return path;
+}
+
+/** Why a non-object value cannot be stored, or undefined when it can. */
+function primitiveProblem(value: unknown, top: boolean): ((path: string) => string) | undefined {
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return undefined;
     case 'number':
-      return Number.isFinite(value) ? undefined : `${path} is ${value}`;
+      return Number.isFinite(value) ? undefined : (path) => `${path} is ${value}`;
     case 'bigint':
-      return `${path} is a BigInt (${value}n); convert it to a string or number`;
+      return (path) => `${path} is a BigInt (${value}n); convert it to a string or number`;
     case 'function':
-      return `${path} is a function`;
+      return (path) => `${path} is a function`;
     case 'symbol':
-      return `${path} is a symbol`;
+      return (path) => `${path} is a symbol`;
     case 'undefined':
-      return path === '$' ? undefined : `${path} is undefined`;
+      return top ? undefined : (path) => `${path} is undefined`;
+    default:
+      return undefined;
   }
-  if (value === null) return undefined;
-  const object = value as object;
-  if (seen.has(object)) return `${path} refers back to itself (a cycle)`;
+}
+
+/** The first problem inside an object (depth first), or undefined. `seen`: the objects above it. */
+function findProblem(object: object, seen: Set<object> | null): Problem | undefined {
+  if (seen?.has(object)) return { path: [], describe: (path) => `${path} refers back to itself (a cycle)` };
   if (typeof (object as { toJSON?: unknown }).toJSON === 'function') return undefined; // Date and friends
-  seen.add(object);
+  const above = seen ?? new Set<object>();
+  above.add(object);
   try {
     if (Array.isArray(object)) {
       for (let i = 0; i < object.length; i++) {
-        const problem = findProblem(object[i], `${path}[${i}]`, seen);
-        if (problem) return problem;
+        const problem = childProblem(object[i], above);
+        if (problem) {
+          problem.path.push(i);
+          return problem;
+        }
       }
       return undefined;
     }
     const proto = Object.getPrototypeOf(object);
     if (proto !== Object.prototype && proto !== null) {
       const kind = (object as { constructor?: { name?: string } }).constructor?.name ?? 'object';
-      if (object instanceof Map || object instanceof Set) return `${path} is a ${kind} (JSON would store it as {})`;
+      if (object instanceof Map || object instanceof Set) return { path: [], describe: (path) => `${path} is a ${kind} (JSON would store it as {})` };
     }
-    for (const [key, child] of Object.entries(object)) {
-      if (child === undefined) continue;
-      const problem = findProblem(child, `${path}.${key}`, seen);
-      if (problem) return problem;
+    for (const key in object) {
+      if (!Object.hasOwn(object, key)) continue;
+      const child = (object as Record<string, unknown>)[key];
+      if (child === undefined) continue; // left out, as JSON does
+      const problem = childProblem(child, above);
+      if (problem) {
+        problem.path.push(key);
+        return problem;
+      }
     }
     return undefined;
   } finally {
-    seen.delete(object);
+    above.delete(object);
   }
+}
+
+function childProblem(child: unknown, seen: Set<object>): Problem | undefined {
+  if (typeof child === 'object' && child !== null) return findProblem(child, seen);
+  const describe = primitiveProblem(child, false);
+  return describe ? { path: [], describe } : undefined;
 }

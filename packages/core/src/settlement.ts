@@ -8,6 +8,7 @@ import type { Logger } from './logger.js';
 import { settledChannel } from './notifier.js';
 import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from './sql/jobs.js';
 import { FINISHED_STATES, type JobError, type JobRecord, type JobState, type Outcome, type SettledJob, type Settlement } from './types.js';
+import { isShapedQueue } from './worker/claim.js';
 
 type Deferred = Array<() => unknown>;
 
@@ -206,6 +207,10 @@ export class Settlements {
         const chunk = records.slice(i, i + IDS_PER_NOTIFY).map((job) => job.id);
         await tx.unsafe(`SELECT pg_notify($1, $2)`, [settledChannel(this.app.channel), `s:${chunk.join(',')}`]);
       }
+      // Jobs of a queue whose claims plugins shape may have held capacity (a running job a plugin
+      // failed or finished): runners that a claim cut short hear it at once, as after an attempt.
+      const shaped = [...new Set(records.map((job) => job.queue))].filter((queue) => isShapedQueue(this.hooks, queue));
+      if (shaped.length > 0) await this.app.wake(shaped, { sql: tx });
       return this.observe(tx, records, null, deferred);
     });
     await this.runDeferred(deferred);
@@ -225,7 +230,7 @@ export class Settlements {
       items: releases.map((r) => ({
         id: r.id,
         state: r.state,
-        result: r.result === undefined ? null : toJsonText(r.result, `Result of job ${r.id}`),
+        result: r.result === undefined ? null : toJsonText(r.result, () => `Result of job ${r.id}`),
         error: r.error ? JSON.stringify(r.error) : null,
       })),
     });

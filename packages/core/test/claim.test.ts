@@ -113,6 +113,53 @@ describe('claim hooks', () => {
     await worker.stop();
   });
 
+  test('perKey budgets: a key takes at most what it has left, a spent key takes no lane', async () => {
+    const gate = deferred();
+    const job = defineJob({ name: 'budgeted', queue: 'budgeted' }, async () => {
+      await gate.promise;
+    });
+    shapedQueues.add('budgeted');
+    // As a per-key limit of 3 would: 'a' has two running (1 left), 'b' three (none left), 'c' none.
+    shape = (claim) =>
+      claim.perKey(
+        'tenant',
+        3,
+        new Map([
+          ['a', 1],
+          ['b', 0],
+        ]),
+      );
+    for (const tenant of ['a', 'b', 'c']) await h.app.pushMany(Array.from({ length: 5 }, () => job.with('test.tenant', tenant)));
+    const claimed: string[] = [];
+    recordClaimed = (jobs) => void claimed.push(...jobs.map((c) => String(c.columns.tenant)));
+    const worker = await h.worker({ jobs: [job], queues: { budgeted: { concurrency: 10, prefetch: 0, pollIntervalMs: 60_000 } } });
+    while (claimed.length < 4) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual([...claimed].sort(), ['a', 'c', 'c', 'c'], 'a: its budget of 1; b: left out; c: max 3');
+    // A budget larger than max is held to max; two calls keep the smaller budget.
+    claimed.length = 0;
+    shape = (claim) => {
+      claim.perKey('tenant', 2, [['b', 5]]);
+      claim.perKey('tenant', 2, [['a', 1]]);
+      claim.perKey('tenant', 2, [['a', 0]]);
+    };
+    await h.app.wake(['budgeted']);
+    while (claimed.length < 4) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.deepEqual([...claimed].sort(), ['b', 'b', 'c', 'c']);
+    gate.resolve();
+    await worker.stop();
+  });
+
+  test('perKey: a key whose pending jobs are all scheduled later takes no lane from a key that can run', async () => {
+    const job = defineJob({ name: 'later-first', queue: 'later-first' }, async () => 'ok');
+    shapedQueues.add('later-first');
+    shape = (claim) => claim.perKey('tenant', 1);
+    // 'a-later' sorts first and has only a job due in an hour; a claim of one job must still find 'b-now'.
+    await h.app.push(job.with('test.tenant', 'a-later').withDelay(3_600_000));
+    const now = await h.app.push(job.with('test.tenant', 'b-now'));
+    await h.worker({ jobs: [job], queues: { 'later-first': { concurrency: 1, prefetch: 0, pollIntervalMs: 60_000 } } });
+    assert.equal((await h.app.waitForJob(now, { timeoutMs: 10_000 })).state, 'succeeded');
+  });
+
   test('afterClaim writes in the claim’s transaction: a throw there rolls the claim back', async () => {
     const job = defineJob({ name: 'audited', queue: 'audited' }, async () => 'ok');
     shapedQueues.add('audited');
@@ -176,6 +223,39 @@ describe('claim hooks', () => {
     assert.equal((await h.app.waitForJob(await late, { timeoutMs: 10_000 })).state, 'succeeded');
   });
 
+  test('capacity freed by a plugin ending a running job (app.settleJobs) wakes the runners a claim cut short', async () => {
+    // A cap of one running job, counted from the rows; the worker polls once a minute, so only a
+    // wake-up can start the second job within the test's time.
+    shapedQueues.add('capped');
+    shape = async (claim) => {
+      const [{ running }] = await claim.sql<[{ running: number }]>`
+        SELECT count(*)::int AS running FROM docket.jobs WHERE queue = 'capped' AND state = 'running'`;
+      claim.limitTo(1 - running);
+    };
+    const release = deferred<void>();
+    const started = deferred<void>();
+    const job = defineJob({ name: 'held', queue: 'capped' }, async (args: { n: number }) => {
+      if (args.n === 1) {
+        started.resolve();
+        await release.promise;
+      }
+      return args.n;
+    });
+    const first = await h.app.push(job.withArgs({ n: 1 }));
+    await h.worker({ jobs: [job], queues: { capped: { concurrency: 2, pollIntervalMs: 60_000 } } });
+    await started.promise;
+    const second = await h.app.push(job.withArgs({ n: 2 }));
+    // As a recovery plugin failing a poison job would: its own fenced statement, then settle.
+    await h.app.settleJobs(async (tx) => {
+      const rows = await tx<{ id: string }[]>`
+        UPDATE docket.jobs SET state = 'cancelled', finished_at = now()
+        WHERE id = ${first.id} AND state = 'running' RETURNING id::text AS id`;
+      return rows.map((r) => r.id);
+    });
+    assert.equal((await h.app.waitForJob(second, { timeoutMs: 10_000 })).state, 'succeeded');
+    release.resolve();
+  });
+
   test('a tap that names an undeclared column or a bad value fails the claim with a coded error, and nothing is lost', async () => {
     const job = defineJob({ name: 'misused', queue: 'misused' }, async () => 'ok');
     shapedQueues.add('misused');
@@ -189,10 +269,18 @@ describe('claim hooks', () => {
     assert.equal((failure.cause as DocketError).code, 'DOCKET_INVALID_OPTION');
     assert.match(failure.message, /defineJobColumn/);
     assert.equal((await h.app.getJob(ref)).state, 'pending');
-    misuse = (claim) => claim.perKey('tenant', 0);
-    errors.length = 0;
-    while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.equal(((errors[0] as DocketError).cause as DocketError).code, 'DOCKET_INVALID_OPTION');
+    for (const bad of [
+      (claim: ClaimContext) => claim.perKey('tenant', 0),
+      (claim: ClaimContext) => claim.perKey('tenant', 2, [['t', -1]]),
+      (claim: ClaimContext) => claim.perKey('tenant', 2, [[null, 1]]),
+      (claim: ClaimContext) => claim.perKey('tenant', 2, 7 as unknown as Map<string, number>),
+    ]) {
+      misuse = bad;
+      errors.length = 0;
+      while (errors.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(((errors[0] as DocketError).cause as DocketError).code, 'DOCKET_INVALID_OPTION');
+      assert.equal((await h.app.getJob(ref)).state, 'pending');
+    }
     misuse = null;
     assert.equal((await h.app.waitForJob(ref, { timeoutMs: 10_000 })).state, 'succeeded');
   });

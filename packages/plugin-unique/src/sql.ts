@@ -30,11 +30,15 @@ function run<T>(sql: SqlClient, text: string, params: unknown[]): Promise<T[]> {
   return sql.unsafe(text, params as never[]) as unknown as Promise<T[]>;
 }
 
-/** The database clock (the push transaction's `now()`, which is also the new jobs' `created_at`). */
+/**
+ * The database clock (the push transaction's `now()`, which is also the new jobs' `created_at`).
+ * Read as epoch milliseconds in text: the push may run in a transaction another library owns,
+ * whose driver parses a timestamptz its own way (a Date, a string).
+ */
 export async function clockRead(sql: SqlClient): Promise<Date> {
-  const [row] = await run<{ now: Date }>(sql, 'SELECT now() AS now', []);
+  const [row] = await run<{ now_ms: string }>(sql, 'SELECT floor(extract(epoch FROM now()) * 1000)::bigint::text AS now_ms', []);
   if (!row) throw new Error('SELECT now() returned no row.');
-  return row.now;
+  return new Date(Number(row.now_ms));
 }
 
 export interface HolderRow {

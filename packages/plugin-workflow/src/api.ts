@@ -10,8 +10,10 @@ import {
   JobNotFoundError,
   type JobRef,
   oneOfOption,
+  type PushTransaction,
   rejectUnknownKeys,
   type SqlClient,
+  transactionSql,
   WaitTimeoutError,
 } from '@docket/core';
 import { WorkflowDefinitionError, WorkflowNotFoundError, WorkflowStepDeduplicatedError } from './errors.js';
@@ -80,8 +82,12 @@ export interface WorkflowRecord<R = unknown> {
 }
 
 export interface PushWorkflowOptions {
-  /** Push inside your transaction (a postgres.js `sql.begin` transaction): nothing exists until it commits. */
-  tx?: SqlClient;
+  /**
+   * Push inside your transaction — a postgres.js `sql.begin` transaction, or another library's
+   * through a TransactionAdapter (`@docket/tx`): nothing exists until it commits. If the call fails,
+   * roll your transaction back.
+   */
+  tx?: PushTransaction;
 }
 
 type RefInput = WorkflowRef<unknown> | { id: string } | string;
@@ -144,7 +150,8 @@ export async function pushWorkflow<R>(app: Docket, flow: Flow<R>, options: PushW
     });
     return { id: runId, name: flow.name, kind: flow.kind };
   };
-  if (options.tx) return run(options.tx);
+  // transactionSql: the run's own statements go where the core's push goes (an adapter's facade).
+  if (options.tx) return run(transactionSql(options.tx));
   return app.sql.begin((tx) => run(tx)) as Promise<WorkflowRef<R>>;
 }
 

@@ -93,7 +93,7 @@ export class WorkflowSql {
   async runInsert(sql: SqlClient, p: { name: string; kind: string; onFailure: string; steps: number }): Promise<string> {
     const [row] = await this.run<{ id: string }>(
       sql,
-      `INSERT INTO ${this.s}.workflow_runs (name, kind, on_failure, steps_total, steps_open) VALUES ($1, $2, $3, $4, $4) RETURNING id::text AS id`,
+      `INSERT INTO ${this.s}.workflow_runs (name, kind, on_failure, steps_total, steps_open) VALUES ($1::text, $2::text, $3::text, $4::int, $4::int) RETURNING id::text AS id`,
       [p.name, p.kind, p.onFailure, p.steps],
     );
     if (!row) throw new Error('Inserting a workflow run returned no row.');

@@ -1,5 +1,6 @@
 import type { Migration } from '../plugin.js';
 import { JOB_STATES } from '../types.js';
+import { pushJobFunction } from './push-job.js';
 
 const states = JOB_STATES.map((s) => `'${s}'`).join(', ');
 
@@ -82,5 +83,10 @@ export const CORE_MIGRATIONS: readonly Migration[] = Object.freeze([
       -- at 2% of changed rows): what countJobs estimates large finished groups from. No cost on writes.
       CREATE STATISTICS IF NOT EXISTS ${schema}.jobs_queue_state_stats (mcv) ON queue, state FROM ${schema}.jobs;
     `,
+  },
+  {
+    version: 3,
+    name: 'push_job(): push from SQL',
+    up: ({ schema }) => pushJobFunction(schema),
   },
 ]);

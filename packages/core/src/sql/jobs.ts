@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { isEmptyObject } from '../json.js';
 import { settledChannel } from '../notifier.js';
 import type { JobError, JobInsert, JobLimits, JobRecord, JobState, Outcome, RunningJob, SqlClient } from '../types.js';
 
@@ -37,7 +38,8 @@ export interface ShapedClaim {
   workerId: string;
   asyncCommit: boolean;
   exclude: ReadonlyArray<{ column: string; values: readonly unknown[] }>;
-  perKey: { column: string; max: number; after: unknown } | null;
+  /** `budgets`: keys that may take fewer than `max` jobs in this claim (each remaining >= 1). */
+  perKey: { column: string; max: number; after: unknown; budgets: ReadonlyArray<{ value: unknown; remaining: number }> } | null;
 }
 
 /** One per pushed row, in push order. */
@@ -193,22 +195,24 @@ export class JobsSql {
       wake AS (${notifyChunks(channel, 'p:', 'SELECT DISTINCT queue AS v FROM ins WHERE scheduled_at <= now()', QUEUES_PER_NOTIFY)}),
       later AS (${laterNotify('ins')}),
       counted AS (SELECT count(*) AS n FROM ins)
-      -- One row of arrays, not a row per job: ids in input order; the inserted ones (ascending, which
-      -- is input order too since ids are drawn in that order) only when some were skipped; their run
-      -- times only when a hook wants them ($${10 + columns.length}).
-      SELECT (SELECT array_agg(id::text ORDER BY ord) FROM input) AS ids,
+      -- One row of comma-separated lists, not a row per job: ids in input order; the inserted ones
+      -- (ascending, which is input order too since ids are drawn in that order) only when some were
+      -- skipped; their run times (epoch ms) only when a hook wants them ($${10 + columns.length}).
+      -- Text only, so the answer reads the same through every driver a caller's transaction may
+      -- use (their own parsers of arrays, int8 and timestamps never apply).
+      SELECT (SELECT string_agg(id::text, ',' ORDER BY ord) FROM input) AS ids,
              CASE WHEN (SELECT n FROM counted) < cardinality($1::text[])
-                  THEN (SELECT COALESCE(array_agg(id::text ORDER BY id), '{}') FROM ins) END AS inserted,
+                  THEN (SELECT COALESCE(string_agg(id::text, ',' ORDER BY id), '') FROM ins) END AS inserted,
              CASE WHEN $${10 + columns.length}::boolean
-                  THEN (SELECT array_agg(scheduled_at ORDER BY id) FROM ins) END AS scheduled,
-             (SELECT count(*) FROM wake) + (SELECT count(*) FROM later) AS woke`;
+                  THEN (SELECT string_agg(floor(extract(epoch FROM scheduled_at) * 1000)::bigint::text, ',' ORDER BY id) FROM ins) END AS scheduled,
+             ((SELECT count(*) FROM wake) + (SELECT count(*) FROM later))::text AS woke`;
 
     // One job: plain VALUES, cheaper to plan and run than unnest (single pushes are commit-bound).
     const oneExtra = columns.map((c, i) => `, $${10 + i}::${c.type}`).join('');
     this.insertOneText = `
       WITH ins AS (
         INSERT INTO ${schema}.jobs (queue, name, args, priority, max_attempts, scheduled_at, limits, meta${extraNames})
-        VALUES ($1, $2, $3::text::jsonb, $4, $5, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
+        VALUES ($1::text, $2::text, $3::text::jsonb, $4::int, $5::int, COALESCE($6::timestamptz, now() + COALESCE($7::float8, 0) * interval '1 millisecond'),
                 $8::text::jsonb, $9::text::jsonb${oneExtra})
         ${onConflict}
         RETURNING id, queue, scheduled_at
@@ -219,7 +223,9 @@ export class JobsSql {
                                         ELSE 't:' || queue || '@' || (extract(epoch FROM scheduled_at) * 1000)::bigint END)
         FROM ins
       )
-      SELECT ins.id::text AS id, true AS inserted, ins.scheduled_at FROM ins CROSS JOIN (SELECT count(*) FROM wake) w`;
+      -- Text only, as the bulk statement's answer.
+      SELECT ins.id::text AS id, floor(extract(epoch FROM ins.scheduled_at) * 1000)::bigint::text AS scheduled_ms
+      FROM ins CROSS JOIN (SELECT count(*) FROM wake) w`;
 
     const fetchText = (asyncClaims: boolean) => `
       WITH next AS (
@@ -320,8 +326,8 @@ export class JobsSql {
       maxAttempts[i] = row.maxAttempts;
       if (row.scheduledAt) (scheduledAt ??= new Array<string>(n).fill('NULL'))[i] = `"${row.scheduledAt.toISOString()}"`;
       if (row.delayMs !== null && row.delayMs !== undefined) (delay ??= new Array<string>(n).fill('NULL'))[i] = String(row.delayMs);
-      if (!isEmpty(row.limits)) (limits ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.limits);
-      if (!isEmpty(row.meta)) (meta ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.meta);
+      if (!isEmptyObject(row.limits)) (limits ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.limits);
+      if (!isEmptyObject(row.meta)) (meta ??= new Array<string>(n).fill('{}'))[i] = JSON.stringify(row.meta);
       for (let c = 0; c < this.columns.length; c++) {
         extra[c][i] = columnValue(row.columns[this.columns[c].name]);
       }
@@ -339,15 +345,17 @@ export class JobsSql {
       ...extra,
       withTimes,
     ];
-    const [result] = await this.run<{ ids: string[]; inserted: string[] | null; scheduled: Date[] | null }>(sql, this.insertText, values);
-    const { ids, inserted, scheduled } = result;
+    const [result] = await this.run<{ ids: string; inserted: string | null; scheduled: string | null }>(sql, this.insertText, values);
+    const ids = result.ids.split(',');
+    const inserted = result.inserted === null ? null : result.inserted === '' ? [] : result.inserted.split(',');
+    const scheduled = result.scheduled === null ? null : result.scheduled.split(',');
     const out: InsertResultRow[] = new Array(n);
     const now = new Date();
     let k = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i];
       const hit = inserted === null || inserted[k] === id;
-      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? scheduled[k] : now };
+      out[i] = { id, inserted: hit, scheduled_at: hit && scheduled ? new Date(Number(scheduled[k])) : now };
       if (hit) k++;
     }
     return out;
@@ -366,9 +374,11 @@ export class JobsSql {
       JSON.stringify(row.meta),
     ];
     for (const column of this.columns) params.push(columnValue(row.columns[column.name]));
-    const result = await this.run<InsertResultRow>(sql, this.insertOneText, params);
+    const [done] = await this.run<{ id: string; scheduled_ms: string }>(sql, this.insertOneText, params);
     // No row back: a plugin's unique index skipped it (ON CONFLICT DO NOTHING).
-    return result.length === 1 ? result : [{ id: '', inserted: false, scheduled_at: new Date() }];
+    return done
+      ? [{ id: done.id, inserted: true, scheduled_at: new Date(Number(done.scheduled_ms)) }]
+      : [{ id: '', inserted: false, scheduled_at: new Date() }];
   }
 
   /**
@@ -398,7 +408,14 @@ export class JobsSql {
     }
     const values: unknown[] = [params.queue, params.limit, params.workerId];
     for (const e of exclude) values.push(e.values.map(columnValue));
-    if (perKey) values.push(perKey.max, perKey.after === null ? null : columnValue(perKey.after));
+    if (perKey) {
+      values.push(
+        perKey.max,
+        perKey.after === null ? null : columnValue(perKey.after),
+        perKey.budgets.map((b) => columnValue(b.value)),
+        perKey.budgets.map((b) => b.remaining),
+      );
+    }
     return this.run(sql, text, values);
   }
   private readonly shapedTexts = new Map<string, string>();
@@ -410,7 +427,8 @@ export class JobsSql {
       if (!column) throw new Error(`job column '${name}' is not declared`);
       return column.type;
     };
-    // $1 queue, $2 limit, $3 worker, then one array per excluded column, then per-key max and cursor.
+    // $1 queue, $2 limit, $3 worker, then one array per excluded column, then per-key max, cursor,
+    // and the budgets' keys and counts.
     const excludeSql = excluded.map((name, i) => `AND (j.${name} IS NULL OR j.${name} <> ALL($${4 + i}::${type(name)}[]))`).join(' ');
     // statement_timestamp(), not now(): this statement runs in a transaction that taps began
     // earlier, and jobs that became due since then are due now.
@@ -428,13 +446,29 @@ export class JobsSql {
       const k = keyColumn;
       const max = `$${4 + excluded.length}`;
       const cursor = `$${5 + excluded.length}::${type(k)}`;
+      const budgetKeys = `$${6 + excluded.length}::${type(k)}[]`;
+      const budgetCounts = `$${7 + excluded.length}::int[]`;
+      // Values of the key column that are left out are tested once per key (a hashed NOT IN), not
+      // once per pending row: a key at its cap may have a long backlog, and skipping it must not
+      // cost a walk through that backlog. Other columns' exclusions are tested per job as usual.
+      const keyExcluded = excluded.indexOf(k);
+      const otherExcludeSql = excluded
+        .map((name, i) => (name === k ? '' : `AND (j.${name} IS NULL OR j.${name} <> ALL($${4 + i}::${type(name)}[]))`))
+        .join(' ');
+      const runnableJob = `j.state = 'pending' AND j.queue = $1 AND j.scheduled_at <= statement_timestamp() ${otherExcludeSql}`;
       // Round-robin over the keys that have pending jobs: a loose index scan (one probe per distinct
-      // key) from the key after this runner's previous claim, wrapping to the first key; at most
-      // `max` due jobs of each key, best first; then one job per key and round (every key's best,
-      // then every key's second, …), plus jobs without a key, each its own lane.
+      // key) from the key after this runner's previous claim, wrapping to the first key. A key takes
+      // a lane when it is not left out and has a job that can run now (one scheduled later, e.g. a
+      // retry, must not hold a lane that a due key needs); at most `max` (or its budget) due jobs of
+      // each lane, best first, and no more than its share of the claim (limit ÷ lanes, rounded up:
+      // reading `max` jobs of each of hundreds of lanes to keep `limit` of them made the claim read
+      // many times what it takes); then one job per lane and round (every lane's best, then every
+      // lane's second, …), plus jobs without a key, each its own lane. A lane with fewer due jobs
+      // than its share leaves the claim short; the runner claims again when its jobs settle.
       const nextKey = (after: string) =>
-        `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
-      const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ${excludeSql} ORDER BY j.${k} LIMIT 1)`;
+        `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} > ${after} ORDER BY j.${k} LIMIT 1)`;
+      const firstKey = `(SELECT j.${k} FROM ${schema}.jobs j WHERE j.state = 'pending' AND j.queue = $1 AND j.${k} IS NOT NULL ORDER BY j.${k} LIMIT 1)`;
+      const notExcludedKey = keyExcluded < 0 ? '' : `AND ks.k NOT IN (SELECT v FROM unnest($${4 + keyExcluded}::${type(k)}[]) v WHERE v IS NOT NULL)`;
       candidates = `
         WITH RECURSIVE after_cursor(k) AS (
           SELECT CASE WHEN ${cursor} IS NULL THEN ${firstKey} ELSE ${nextKey(cursor)} END
@@ -447,19 +481,23 @@ export class JobsSql {
           SELECT ${nextKey('w.k')} FROM wrapped w WHERE w.k IS NOT NULL AND w.k <= ${cursor}
         ),
         lanes AS (
-          SELECT k FROM (SELECT k, 0 AS pass FROM after_cursor WHERE k IS NOT NULL
-                         UNION ALL SELECT k, 1 FROM wrapped WHERE k IS NOT NULL AND k <= ${cursor}) ks
+          SELECT ks.k FROM (SELECT k, 0 AS pass FROM after_cursor WHERE k IS NOT NULL
+                            UNION ALL SELECT k, 1 FROM wrapped WHERE k IS NOT NULL AND k <= ${cursor}) ks
+          WHERE true ${notExcludedKey}
+            AND EXISTS (SELECT 1 FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} = ks.k)
           LIMIT $2
         ),
         picked AS (
-          SELECT c.id, c.priority, c.scheduled_at, c.round FROM lanes l
+          SELECT c.id, c.priority, c.scheduled_at, c.round
+          FROM lanes l LEFT JOIN unnest(${budgetKeys}, ${budgetCounts}) AS b(k, n) ON b.k = l.k
           CROSS JOIN LATERAL (
             SELECT j.id, j.priority, j.scheduled_at, row_number() OVER (ORDER BY j.priority DESC, j.scheduled_at, j.id) AS round
-            FROM ${schema}.jobs j WHERE ${runnable} AND j.${k} = l.k
-            ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT ${max}
+            FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} = l.k
+            ORDER BY j.priority DESC, j.scheduled_at, j.id
+            LIMIT LEAST(COALESCE(b.n, ${max}), ceil($2::float8 / (SELECT count(*) FROM lanes))::int)
           ) c
           UNION ALL
-          (SELECT j.id, j.priority, j.scheduled_at, 1 FROM ${schema}.jobs j WHERE ${runnable} AND j.${k} IS NULL
+          (SELECT j.id, j.priority, j.scheduled_at, 1 FROM ${schema}.jobs j WHERE ${runnableJob} AND j.${k} IS NULL
            ORDER BY j.priority DESC, j.scheduled_at, j.id LIMIT $2)
         )
         SELECT j.id FROM ${schema}.jobs j
@@ -648,11 +686,6 @@ export const QUEUES_PER_NOTIFY = 45;
 /** A plugin column's value as sent to PostgreSQL (dates as ISO text, missing as NULL). */
 function columnValue(value: unknown): unknown {
   return value instanceof Date ? value.toISOString() : (value ?? null);
-}
-
-function isEmpty(value: object): boolean {
-  for (const _ in value) return false;
-  return true;
 }
 
 /**

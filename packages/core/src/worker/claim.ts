@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { AppInternals, Docket } from '../app.js';
 import { InvalidOptionError } from '../errors.js';
-import { type ClaimContext, tapped, wanted } from '../hooks.js';
+import { type ClaimContext, type CoreHooks, tapped, wanted } from '../hooks.js';
 import { describe } from '../options.js';
 import { type ClaimedRow, type ShapedClaim, toClaimedJob } from '../sql/jobs.js';
 import type { ClaimedJob, RunningJob } from '../types.js';
@@ -16,8 +16,8 @@ export interface ClaimResult {
 }
 
 /** Whether any `beforeClaim`/`afterClaim` tap shapes claims of `queue` (else: the plain statement). */
-export function claimShaped(internals: AppInternals, queue: string): boolean {
-  const { beforeClaim, afterClaim } = internals.hooks;
+export function isShapedQueue(hooks: Pick<CoreHooks, 'beforeClaim' | 'afterClaim'>, queue: string): boolean {
+  const { beforeClaim, afterClaim } = hooks;
   return (tapped(beforeClaim) && wanted(beforeClaim, queue)) || (tapped(afterClaim) && wanted(afterClaim, queue));
 }
 
@@ -72,6 +72,8 @@ class ClaimRequest implements ClaimContext {
   #limit: number;
   readonly #exclude = new Map<string, unknown[]>();
   #perKey: { column: string; max: number } | null = null;
+  /** Remaining budgets per key of the per-key column (keyed by the value as the statement sends it). */
+  readonly #budgets = new Map<unknown, { value: unknown; remaining: number }>();
   #retryAt: Date | null = null;
 
   constructor(
@@ -98,20 +100,51 @@ class ClaimRequest implements ClaimContext {
   exclude(column: string, values: readonly unknown[]): void {
     this.#assertColumn('exclude', column);
     if (!Array.isArray(values)) throw new InvalidOptionError(`claim.exclude('${column}', values): values must be an array, got ${describe(values)}.`);
-    if (values.length === 0) return;
+    // NULL is never left out; kept in the list, it would make `<> ALL(…)` unknown and leave out every job.
+    const kept = values.filter((v) => v !== null && v !== undefined);
+    if (kept.length === 0) return;
     const list = this.#exclude.get(column);
-    if (list) list.push(...values);
-    else this.#exclude.set(column, [...values]);
+    if (list) list.push(...kept);
+    else this.#exclude.set(column, kept);
   }
 
-  perKey(column: string, max: number): void {
+  perKey(column: string, max: number, budgets?: Iterable<readonly [unknown, number]>): void {
     this.#assertColumn('perKey', column);
     if (!Number.isInteger(max) || max < 1)
       throw new InvalidOptionError(`claim.perKey('${column}', max): max must be a positive integer, got ${describe(max)}.`);
     if (this.#perKey && this.#perKey.column !== column) {
       throw new InvalidOptionError(`claim.perKey: this claim is already capped per '${this.#perKey.column}'; one claim caps one column.`);
     }
+    // Validate every entry before recording any, so a bad budget leaves the claim as it was.
+    const entries: Array<readonly [unknown, number]> = [];
+    if (budgets !== undefined) {
+      if (budgets === null || typeof (budgets as Iterable<unknown>)[Symbol.iterator] !== 'function')
+        throw new InvalidOptionError(
+          `claim.perKey('${column}', max, budgets): budgets must be an iterable of [value, remaining] pairs (a Map), got ${describe(budgets)}.`,
+        );
+      for (const entry of budgets) {
+        const [value, remaining] = Array.isArray(entry) ? entry : [];
+        if (
+          !Array.isArray(entry) ||
+          entry.length !== 2 ||
+          value === null ||
+          value === undefined ||
+          !Number.isInteger(remaining) ||
+          (remaining as number) < 0
+        ) {
+          throw new InvalidOptionError(
+            `claim.perKey('${column}', max, budgets): each budget must be a [value, remaining] pair with a non-null value and an integer remaining >= 0, got ${describe(entry)}.`,
+          );
+        }
+        entries.push([value, remaining as number]);
+      }
+    }
     this.#perKey = { column, max: Math.min(max, this.#perKey?.max ?? max) };
+    for (const [value, remaining] of entries) {
+      const id = budgetId(value);
+      const known = this.#budgets.get(id);
+      if (known === undefined || remaining < known.remaining) this.#budgets.set(id, { value, remaining });
+    }
   }
 
   retryAt(at: Date): void {
@@ -121,10 +154,20 @@ class ClaimRequest implements ClaimContext {
   }
 
   shape() {
+    const exclude = new Map([...this.#exclude].map(([column, values]) => [column, [...values]]));
+    let budgets: Array<{ value: unknown; remaining: number }> = [];
+    if (this.#perKey) {
+      const { column, max } = this.#perKey;
+      // A key with nothing left is left out of the claim (it takes no lane); the others take at
+      // most their budget, never more than `max`.
+      const spent = [...this.#budgets.values()].filter((b) => b.remaining === 0).map((b) => b.value);
+      if (spent.length > 0) exclude.set(column, [...(exclude.get(column) ?? []), ...spent]);
+      budgets = [...this.#budgets.values()].filter((b) => b.remaining > 0 && b.remaining < max);
+    }
     return {
       limit: this.#limit,
-      exclude: [...this.#exclude].map(([column, values]) => ({ column, values })),
-      perKey: this.#perKey,
+      exclude: [...exclude].map(([column, values]) => ({ column, values })),
+      perKey: this.#perKey ? { ...this.#perKey, budgets } : null,
       retryAt: this.#retryAt,
     };
   }
@@ -136,6 +179,11 @@ class ClaimRequest implements ClaimContext {
       );
     }
   }
+}
+
+/** One identity per key value for merging budgets: a Date and its ISO text are the same key, as in the statement. */
+function budgetId(value: unknown): unknown {
+  return value instanceof Date ? value.toISOString() : value;
 }
 
 function pluginColumns(row: ClaimedRow, columns: ReadonlyArray<{ name: string }>): Record<string, unknown> {

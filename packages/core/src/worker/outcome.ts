@@ -19,7 +19,11 @@ export function toJobError(error: unknown, attempt: number): JobError {
 export function successOutcome(job: RunningJob, result: unknown): Outcome {
   if (result === undefined || result === null) return { state: 'succeeded', result: null };
   try {
-    toJsonText(result, `The result of job '${job.name}' (${job.id})`, (message) => new ResultNotSerializableError(message));
+    toJsonText(
+      result,
+      () => `The result of job '${job.name}' (${job.id})`,
+      (message) => new ResultNotSerializableError(message),
+    );
   } catch (error) {
     return { state: 'failed', error: toJobError(error, job.attempt) };
   }

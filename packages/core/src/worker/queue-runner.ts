@@ -7,7 +7,7 @@ import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob, Settlement } from '../types.js';
 import { AttemptAbort } from './attempt-abort.js';
-import { claimShaped, claimWithHooks } from './claim.js';
+import { claimWithHooks, isShapedQueue } from './claim.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
 import type { Worker } from './worker.js';
@@ -164,7 +164,7 @@ export class QueueRunner {
     const pauses = this.pauses;
     const wakes = this.wakes;
     try {
-      const jobs = claimShaped(this.internals, this.settings.name) ? await this.claimShaped(limit) : await this.claimPlain(limit);
+      const jobs = isShapedQueue(this.internals.hooks, this.settings.name) ? await this.claimShaped(limit) : await this.claimPlain(limit);
       // Short: the queue is drained, unless a wake-up came in meanwhile (its jobs may have been
       // committed after this claim's snapshot).
       if (jobs.length < limit && wakes === this.wakes) this.drained = true;
