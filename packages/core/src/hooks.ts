@@ -40,8 +40,16 @@ export interface PushContext {
   app: Docket;
 }
 
-/** What a tap of `beforePush` or `afterPush` may say about the push's transaction. */
+/** What a tap of `beforePush` or `afterPush` may say about the push: its transaction, and (beforePush) the rows it serves. */
 export interface PushTapOptions {
+  /**
+   * `beforePush` only: whether this tap serves `row` (called per pushed row, must be cheap and sync). The tap is
+   * called, with every row of the push, only when it wants at least one of them; it changes only
+   * the rows it wants. A push whose rows no `beforePush` tap wants (and with no `afterPush` or
+   * `resolvePushConflicts` tap) stays the core's one statement, without a transaction.
+   * Default: every row.
+   */
+  wants?: (row: JobInsert) => boolean;
   /**
    * `false` when the tap neither reads nor writes through `ctx.sql` (it changes rows in memory, or
    * counts): a push whose taps all say so stays the core's one statement, with no transaction,
@@ -120,18 +128,6 @@ export interface ClaimContext {
    * earliest time any tap gives wins.
    */
   retryAt(at: Date): void;
-}
-
-/** What a tap of `beforePush` may say about which pushed rows it serves. */
-export interface PushTapOptions {
-  /**
-   * Whether this tap serves `row` (called per pushed row, must be cheap and sync). The tap is
-   * called, with every row of the push, only when it wants at least one of them; it changes only
-   * the rows it wants. A push whose rows no `beforePush` tap wants (and with no `afterPush` or
-   * `resolvePushConflicts` tap) stays the core's one statement, without a transaction.
-   * Default: every row.
-   */
-  wants?: (row: JobInsert) => boolean;
 }
 
 /** What a tap of `beforeClaim`/`afterClaim` may say about which claims it shapes. */
