@@ -10,6 +10,10 @@
  *   worker whose claim never returns claims nothing more); and the connection, its cancelled write
  *   still marked pending, never sent its startup message again: every later attempt waited out
  *   connect_timeout. Now the query is rejected and the connection comes back.
+ * - a connection that died during the array-types query postgres.js runs on every new connection
+ *   left that query's rejection unhandled: the process died (connections terminated by
+ *   pg_terminate_backend, a failover, an idle timeout). Now the caller's query is rejected with the
+ *   connection's error, as any query on a dying connection is.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -18,16 +22,23 @@ import { promisify } from 'node:util';
 import { createTestDatabase, startTcpProxy } from '@docket/testing';
 import postgres from 'postgres';
 
-test('a query written to a connection whose backend died is rejected (CONNECTION_CLOSED); the process does not crash', async () => {
-  await using db = await createTestDatabase();
-  const fixture = new URL('./fixtures/closed-socket-write.ts', import.meta.url);
-  const result = await promisify(execFile)(process.execPath, [...process.execArgv, fixture.pathname], {
-    env: { ...process.env, TEST_DATABASE_URL: db.url },
-  }).then(
+/** Runs a fixture in a child process: its exit code and output. */
+async function runFixture(name: string, url: string): Promise<{ code: number | undefined; output: string }> {
+  const fixture = new URL(`./fixtures/${name}`, import.meta.url);
+  return promisify(execFile)(process.execPath, [...process.execArgv, fixture.pathname], { env: { ...process.env, TEST_DATABASE_URL: url } }).then(
     ({ stdout }) => ({ code: 0, output: stdout }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code, output: `${error.stdout}${error.stderr}` }),
   );
-  assert.deepEqual(result, { code: 0, output: 'rejected CONNECTION_CLOSED; the pool answers 2\n' });
+}
+
+test('a query written to a connection whose backend died is rejected (CONNECTION_CLOSED); the process does not crash', async () => {
+  await using db = await createTestDatabase();
+  assert.deepEqual(await runFixture('closed-socket-write.ts', db.url), { code: 0, output: 'rejected CONNECTION_CLOSED; the pool answers 2\n' });
+});
+
+test("a connection that dies during the driver's array-types query rejects the caller's query; the process does not crash", async () => {
+  await using db = await createTestDatabase();
+  assert.deepEqual(await runFixture('types-query-cut.ts', db.url), { code: 0, output: 'cut during the types query; rejected ECONNRESET\n' });
 });
 
 test('a query handed to a connection between its reset and its close is rejected, and the connection connects again', { timeout: 30_000 }, async () => {
