@@ -41,7 +41,9 @@ test("a connection that dies during the driver's array-types query rejects the c
   assert.deepEqual(await runFixture('types-query-cut.ts', db.url), { code: 0, output: 'cut during the types query; rejected ECONNRESET\n' });
 });
 
-test('a query handed to a connection between its reset and its close is rejected, and the connection connects again', { timeout: 30_000 }, async () => {
+test('a query handed to a connection between its reset and its close is rejected, and the connection connects again', {
+  timeout: 30_000,
+}, async () => {
   await using db = await createTestDatabase();
   const target = new URL(db.url);
   const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
@@ -53,7 +55,11 @@ test('a query handed to a connection between its reset and its close is rejected
     // connection before the socket's close event.
     const second = await sql`SELECT 1`.then(
       () => 'resolved',
-      () => sql`SELECT 2`.then(() => 'resolved', (error: { code?: string }) => `rejected ${error.code}`),
+      () =>
+        sql`SELECT 2`.then(
+          () => 'resolved',
+          (error: { code?: string }) => `rejected ${error.code}`,
+        ),
     );
     assert.equal(second, 'rejected CONNECTION_CLOSED');
     proxy.restore();
