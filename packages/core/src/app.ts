@@ -293,7 +293,8 @@ export class Docket implements AsyncDisposable {
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
     this.codec = this.#codec = new Codec(this.#hooks, this);
     this.#settlements = new Settlements(this, this.#hooks, this.#codec, () => this.jobs, this.logger);
-    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
+    // A notification normally comes back in about a millisecond; 5 s leaves room for a loaded server.
+    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger, this.sql, 5000);
     this.#queues = new QueuesSql(this.schema, this.channel);
     this.#workers = new WorkersSql(this.schema);
     this.plugins = validatePlugins(options.plugins);
