@@ -325,7 +325,8 @@ export class Docket implements AsyncDisposable {
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
     this.codec = this.#codec = new Codec(this.#hooks, this);
     this.#settlements = new Settlements(this, this.#hooks, this.#codec, () => this.jobs, this.logger);
-    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
+    // A notification normally comes back in about a millisecond; 5 s leaves room for a loaded server.
+    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger, this.sql, 5000);
     this.#queues = new QueuesSql(this.schema, this.channel);
     this.#workers = new WorkersSql(this.schema);
     this.plugins = validatePlugins(options.plugins);
@@ -958,10 +959,22 @@ explainDriverErrorsOf(Docket.prototype, [
   'jobThroughput',
 ]);
 
+/**
+ * How long a pool Docket opens waits before its next connection attempt after a failed one, in
+ * seconds (postgres.js' `backoff`; `retries` counts the pool's failures since its last success):
+ * from 50 ms, doubling, at most about a second. postgres.js' own default grows to 20 s, so after an
+ * outage of a few seconds (a server restart) the pool came back up to 20 s after the server did,
+ * and the workers with it. Retrying about once a second per connection costs a server that is down
+ * a refused TCP connection each.
+ */
+function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1) * (0.75 + Math.random() * 0.5);
+}
+
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */
 function openPool(url: string, options: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql {
   try {
-    return postgres(url, options);
+    return postgres(url, { backoff: reconnectDelaySeconds, ...options });
   } catch (error) {
     throw invalidUrlError(error);
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import { type AppInternals, type Docket, internals } from '../app.js';
 import { explainDriverError } from '../driver-errors.js';
 import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError } from '../errors.js';
@@ -145,6 +145,8 @@ export class Worker {
   private releaseSignals: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
   private primaryStatus: PrimaryStatus = { primary: true, term: null };
+  /** The heartbeat's own connection, apart from the app's pool (see `controlConnection`). */
+  private control: postgres.Sql | null = null;
 
   constructor(app: Docket, options: WorkerOptions) {
     const where = 'new Worker(app, options)';
@@ -260,7 +262,8 @@ export class Worker {
       }
       this.warnUnservedJobs();
 
-      await workers.beat(this.app.sql, this.workerRow());
+      this.control = controlConnection(this.app.sql);
+      await workers.beat(this.control, this.workerRow());
       if (notifier.enabled) {
         this.unsubscribe.push(
           notifier.on('p', (body) => {
@@ -300,6 +303,7 @@ export class Worker {
       this.lifetime.abort();
       for (const off of this.unsubscribe) off();
       await Promise.all(this.executors.map((e) => e.close().catch(() => undefined)));
+      await this.control?.end({ timeout: 5 }).catch(() => undefined);
       throw await explainDriverError(error, this.app);
     }
   }
@@ -309,12 +313,12 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.phase !== 'running') return;
+    if (this.phase !== 'running' || !this.control) return;
     try {
-      await this.internals.workers.beat(this.app.sql, this.workerRow());
+      await this.internals.workers.beat(this.control, this.workerRow());
       // Without LISTEN, cancellation requests are found here instead of by notification.
       if (!this.internals.notifier.enabled && this.activeJobs > 0) {
-        for (const { id } of await this.internals.jobs.listCancelRequested(this.app.sql, { workerId: this.id })) this.cancelLocal(id);
+        for (const { id } of await this.internals.jobs.listCancelRequested(this.control, { workerId: this.id })) this.cancelLocal(id);
       }
     } catch (error) {
       this.app.logger.error('heartbeat failed', { error, worker: this.id });
@@ -544,11 +548,26 @@ export class Worker {
       await hooks.workerStopping.promise(this.view).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
-    await workers.remove(this.app.sql, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
+    const control = this.control ?? this.app.sql;
+    await workers.remove(control, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
+    await this.control?.end({ timeout: 5 }).catch((error) => this.app.logger.error('closing the heartbeat connection failed', { error }));
     this.releaseSignals?.();
     this.phase = 'stopped';
     this.resolveStopped();
   }
+}
+
+/**
+ * The worker's heartbeat connection: one connection of its own, with the pool's settings (URL or
+ * your pool's options, credentials, timeouts, reconnect backoff). Handlers that hold every pooled
+ * connection — long statements, reserved sessions, long transactions — would otherwise delay the
+ * heartbeat until whatever judges workers by their heartbeats takes this one for dead and hands
+ * its jobs to another while it still runs them. A worker uses one more connection than its app's
+ * pool for it.
+ */
+function controlConnection(pool: postgres.Sql): postgres.Sql {
+  // postgres.js takes options it parsed before as they are (it does the same for its LISTEN connection).
+  return postgres({ ...pool.options, max: 1 } as unknown as postgres.Options<Record<string, postgres.PostgresType>>);
 }
 
 /** A live, read-only view of the worker's public face (what `WorkerView` promises, nothing more). */
