@@ -52,6 +52,7 @@ import {
 } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
+import { ProgressFollowers } from './progress-followers.js';
 import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
@@ -65,6 +66,7 @@ import {
   type InsertedJob,
   type JobError,
   type JobInsert,
+  type JobProgress,
   type JobRecord,
   type JobRef,
   type JobState,
@@ -323,7 +325,8 @@ export class Docket implements AsyncDisposable {
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
     this.codec = this.#codec = new Codec(this.#hooks, this);
     this.#settlements = new Settlements(this, this.#hooks, this.#codec, () => this.jobs, this.logger);
-    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger);
+    // A notification normally comes back in about a millisecond; 5 s leaves room for a loaded server.
+    this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger, this.sql, 5000);
     this.#queues = new QueuesSql(this.schema, this.channel);
     this.#workers = new WorkersSql(this.schema);
     this.plugins = validatePlugins(options.plugins);
@@ -658,6 +661,29 @@ export class Docket implements AsyncDisposable {
   }
 
   /**
+   * Calls `listener` with each progress report (`ctx.progress`) stored for the job, from whichever
+   * worker process runs it: the one stored now first (when there is one), then each new one, until
+   * you call the function it resolves with. A worker stores a running job's latest report at most
+   * every `progressIntervalMs`, and the last report of each attempt with its outcome, so a listener
+   * hears the latest values and always the last; reports stored between two reads are skipped.
+   * Needs LISTEN/NOTIFY (`listen` not false); without it, poll `getJob(ref).progress`.
+   */
+  async onProgress(ref: JobRef | RefInput, listener: (progress: JobProgress) => void): Promise<() => void> {
+    this.#assertOpen();
+    const id = refId(ref);
+    if (typeof listener !== 'function')
+      throw new InvalidOptionError(`onProgress(ref, listener): listener must be a function, got ${describe(listener)}.`);
+    if (!this.#notifier.enabled) {
+      throw new InvalidOptionError(
+        'onProgress() needs LISTEN/NOTIFY, but this app was created with `listen: false`; poll getJob(ref).progress instead.',
+      );
+    }
+    this.#progressFollowers ??= new ProgressFollowers(this.sql, this.#notifier, () => this.jobs, this.logger);
+    return this.#progressFollowers.follow(id, listener);
+  }
+  #progressFollowers: ProgressFollowers | undefined;
+
+  /**
    * Cancels a job. A pending (or waiting) job ends `cancelled` at once and never runs; a running
    * job's handler sees `ctx.signal` abort and the job ends `cancelled` when the handler returns.
    * Finished jobs are left as they are. Returns the job as it is after the call.
@@ -911,6 +937,7 @@ explainDriverErrorsOf(Docket.prototype, [
   'pushMany',
   'getJob',
   'waitForJob',
+  'onProgress',
   'cancelJob',
   'settleJobs',
   'deleteJobs',
@@ -932,10 +959,22 @@ explainDriverErrorsOf(Docket.prototype, [
   'jobThroughput',
 ]);
 
+/**
+ * How long a pool Docket opens waits before its next connection attempt after a failed one, in
+ * seconds (postgres.js' `backoff`; `retries` counts the pool's failures since its last success):
+ * from 50 ms, doubling, at most about a second. postgres.js' own default grows to 20 s, so after an
+ * outage of a few seconds (a server restart) the pool came back up to 20 s after the server did,
+ * and the workers with it. Retrying about once a second per connection costs a server that is down
+ * a refused TCP connection each.
+ */
+function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1) * (0.75 + Math.random() * 0.5);
+}
+
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */
 function openPool(url: string, options: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql {
   try {
-    return postgres(url, options);
+    return postgres(url, { backoff: reconnectDelaySeconds, ...options });
   } catch (error) {
     throw invalidUrlError(error);
   }

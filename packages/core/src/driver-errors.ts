@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { ConnectionFailedError, DocketError, MigrationsPendingError } from './errors.js';
+import { ConnectionFailedError, DocketError, MigrationsPendingError, PoolerIncompatibleError } from './errors.js';
 
 /**
  * What the PostgreSQL driver throws, said as what to do. A user's first errors are a wrong
@@ -107,6 +107,12 @@ export async function explainDriverError(
         'database-missing',
         `database "${target.database}" does not exist on ${where}. Create it (\`createdb ${target.database}\`) or fix the database name in DATABASE_URL.`,
       );
+    case '08P01': {
+      // PgBouncer refuses startup parameters it does not track: "unsupported startup parameter: jit".
+      const parameter = /unsupported startup parameter: (\S+)/.exec(String(e.message))?.[1];
+      if (parameter !== undefined) return refusedStartupParameter(parameter, where, target, error);
+      break;
+    }
   }
   if (MISSING_OBJECT_CODES.has(code)) {
     let pending: Array<{ owner: string; version: number }> = [];
@@ -124,6 +130,29 @@ export async function explainDriverError(
     }
   }
   return error;
+}
+
+/** What Docket sends as startup parameters of the connections it opens, and how to do without. */
+const STARTUP_PARAMETERS: Record<string, { why: string; instead: (user: string) => string }> = {
+  jit: {
+    why: "jit = off: compiling a queue's short statements costs milliseconds and never pays off",
+    instead: (user) => `to keep JIT off for Docket's statements, \`ALTER ROLE ${user} SET jit = off\``,
+  },
+  statement_timeout: {
+    why: 'statement_timeout, from `statementTimeoutMs`',
+    instead: (user) => `to keep the timeout, drop \`statementTimeoutMs\` and \`ALTER ROLE ${user} SET statement_timeout = …\``,
+  },
+};
+
+/** A pooler (PgBouncer) refused a startup parameter Docket sends: say which, and what to configure. */
+function refusedStartupParameter(parameter: string, where: string, target: ConnectionTarget, cause: unknown): PoolerIncompatibleError {
+  const known = STARTUP_PARAMETERS[parameter];
+  return new PoolerIncompatibleError(
+    `The connection pooler at ${where} (PgBouncer?) refused the startup parameter \`${parameter}\` that Docket sets on the connections it opens` +
+      `${known ? ` (${known.why})` : ''}. Add it to the pooler's ignored parameters — PgBouncer: \`ignore_startup_parameters = ${parameter}\` ` +
+      `(with any others it already lists, comma-separated) — and the server's own setting applies${known ? `; ${known.instead(target.user)}` : ''}.`,
+    { cause, details: { feature: 'startup-parameter', parameter, host: target.host, port: target.port } },
+  );
 }
 
 /** The error for a `connection` string the driver cannot parse (its own error would echo the URL, password included). */

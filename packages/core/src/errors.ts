@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   DOCKET_INVALID_JOB_NAME: 'A job name is empty, too long or contains characters other than letters, digits, `_ - . : /`.',
   DOCKET_INVALID_JOB_OPTION: 'A job option (priority, maxAttempts, delay, scheduledAt, limits, retry, meta) is out of range.',
   DOCKET_ARGS_NOT_SERIALIZABLE:
-    'Job arguments (or meta) cannot be stored as JSON: BigInt, function, symbol, Map, Set, cycle, non-finite number or undefined in an array.',
+    'Job arguments (or meta, or `ctx.progress` data) cannot be stored as JSON: BigInt, function, symbol, Map, Set, cycle, non-finite number or undefined in an array.',
   DOCKET_RESULT_NOT_SERIALIZABLE: "A handler's return value cannot be stored as JSON; the attempt fails.",
   DOCKET_JOB_NOT_FOUND: 'No job with that id exists (it may have been pruned).',
   DOCKET_WAIT_TIMEOUT: 'waitForJob gave up before the job settled.',
@@ -37,6 +37,8 @@ export const ERROR_CODES = {
     'Push-time code used a postgres.js-only feature of `ctx.sql` while the push ran in a transaction another library owns (a TransactionAdapter).',
   DOCKET_CONFIG_INVALID:
     'A config module given to the `docket` command line cannot be loaded, or its default export is not a Docket app, `{ app, worker }`, or a function returning one (`docket worker` needs `worker`).',
+  DOCKET_POOLER_INCOMPATIBLE:
+    'A connection pooler between Docket and PostgreSQL (PgBouncer in transaction mode) cannot do what the app is set up for: keep a LISTEN, or accept a startup parameter Docket sends. `details.feature` says which; the message says what to configure.',
 } as const;
 
 /** Every code of the core's catalogue (plugins' codes are `PluginErrorCode`s). */
@@ -134,6 +136,8 @@ export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
 /** `DOCKET_JOB_STATE`: The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run). */
 export class JobStateError extends errorClass('DOCKET_JOB_STATE') {}
+/** `DOCKET_POOLER_INCOMPATIBLE`: A connection pooler (PgBouncer in transaction mode) cannot keep a LISTEN or accept a startup parameter Docket sends; `details.feature` says which. */
+export class PoolerIncompatibleError extends errorClass('DOCKET_POOLER_INCOMPATIBLE') {}
 
 /** `DOCKET_PUSH_TX_ABORTED`: A push inside your transaction failed after it began writing; your transaction is left aborted (roll it back). */
 export class PushTransactionAbortedError extends errorClass('DOCKET_PUSH_TX_ABORTED') {}

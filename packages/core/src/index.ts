@@ -11,6 +11,7 @@ export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
 export {
   type AttemptRun,
+  type AttemptStart,
   type ClaimContext,
   type ClaimTapOptions,
   type CodecContext,
@@ -104,6 +105,7 @@ export {
   type JobError,
   type JobInsert,
   type JobLimits,
+  type JobProgress,
   type JobRecord,
   type JobRef,
   type JobState,

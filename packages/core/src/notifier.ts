@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
+import { PoolerIncompatibleError } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -15,12 +17,20 @@ import type { Logger } from './logger.js';
  *   c:<id>          cancellation of a running job was requested
  *   q:<queue>       a queue was paused
  *   x:<topic>:<payload>  a plugin's message (app.notify)
+ *   g:<id,...>      these running jobs stored a new progress report (on `progressChannel`, listened
+ *                   to only once something follows progress: a busy worker sends several a second)
+ *   v:<nonce>       the app's first LISTEN checking that notifications reach it (see `verify`)
  */
-export type NotificationKind = 'p' | 't' | 's' | 'c' | 'q' | 'x';
+export type NotificationKind = 'p' | 't' | 's' | 'c' | 'q' | 'x' | 'g' | 'v';
 
 /** The channel of `s:` notifications, beside the app's main channel. */
 export function settledChannel(channel: string): string {
   return `${channel}:settled`;
+}
+
+/** The channel of `g:` notifications (progress stored), beside the app's main channel. */
+export function progressChannel(channel: string): string {
+  return `${channel}:progress`;
 }
 
 export class Notifier {
@@ -28,12 +38,18 @@ export class Notifier {
   private readonly reconnectHandlers = new Set<() => void>();
   private listening: Promise<void> | null = null;
   private listeningSettled: Promise<void> | null = null;
+  private listeningProgress: Promise<void> | null = null;
   private subscriptions: Array<{ unlisten(): Promise<void> }> = [];
+  private verified: Promise<void> | null = null;
 
   constructor(
     private readonly sql: postgres.Sql | null,
     readonly channel: string,
     private readonly logger: Logger,
+    /** Sends the first LISTEN's check (the app's pool: another connection than the LISTEN's). */
+    private readonly sender: postgres.Sql,
+    /** How long that check waits for its notification. */
+    private readonly verifyTimeoutMs: number,
   ) {}
 
   get enabled(): boolean {
@@ -52,6 +68,12 @@ export class Notifier {
     return this.listeningSettled;
   }
 
+  /** Also listens for stored progress (`g:`), once; for `app.onProgress`. No-op when listening is off. */
+  startProgress(): Promise<void> {
+    this.listeningProgress ??= this.listen(progressChannel(this.channel));
+    return this.listeningProgress;
+  }
+
   private async listen(channel: string): Promise<void> {
     if (!this.sql) return;
     let connectedOnce = false;
@@ -66,6 +88,38 @@ export class Notifier {
       },
     );
     this.subscriptions.push(subscription);
+    await (this.verified ??= this.verify(channel));
+  }
+
+  /**
+   * Once, after the first LISTEN: sends a notification from the pool and waits for it on the
+   * LISTEN connection. Through a transaction-mode pooler (PgBouncer) the LISTEN was run on a server
+   * connection the pooler has since handed to someone else: nothing would ever arrive, workers
+   * would wait for polls and `waitForJob` for its timeouts, silently. That fails here instead,
+   * saying what to configure.
+   */
+  private async verify(channel: string): Promise<void> {
+    const nonce = randomUUID();
+    let timer: NodeJS.Timeout | undefined;
+    let off = () => {};
+    try {
+      const arrived = new Promise<boolean>((resolve) => {
+        off = this.on('v', (body) => body === nonce && resolve(true));
+        timer = setTimeout(() => resolve(false), this.verifyTimeoutMs);
+      });
+      await this.sender.unsafe('SELECT pg_notify($1, $2)', [channel, `v:${nonce}`]);
+      if (await arrived) return;
+    } finally {
+      clearTimeout(timer);
+      off();
+    }
+    this.verified = null;
+    throw new PoolerIncompatibleError(
+      `A notification this app sent on channel ${channel} did not reach its own LISTEN connection within ${this.verifyTimeoutMs} ms. ` +
+        'That connection most likely goes through a transaction-mode pooler (PgBouncer), which cannot keep a LISTEN: ' +
+        'give the app `listen: { connection: <a URL straight to PostgreSQL> }`, or `listen: false` (workers then poll at pollIntervalMs, waitForJob polls).',
+      { details: { feature: 'listen', channel } },
+    );
   }
 
   on(kind: NotificationKind, fn: (body: string) => void): () => void {
@@ -100,6 +154,7 @@ export class Notifier {
     this.subscriptions = [];
     this.listening = null;
     this.listeningSettled = null;
+    this.listeningProgress = null;
     await Promise.all(subscriptions.map((s) => s.unlisten().catch(() => undefined)));
   }
 }

@@ -235,4 +235,12 @@ test('docket NAME runs the docket-NAME executable a package installed (the exten
   const run = await docket(['hello', 'a', '--b'], { cwd: nested });
   assert.equal(run.stdout, 'hello a --b\n');
   assert.equal(run.code, 7);
+
+  const missing = await docket(['nothing-here'], { cwd: nested, env: { PATH: '/nonexistent' } });
+  assert.equal(missing.code, 2, 'an unknown command with no executable is a usage error');
+  assert.match(
+    missing.stderr + missing.stdout,
+    /unknown command 'nothing-here' \(and no executable docket-nothing-here in node_modules\/\.bin or PATH\)/,
+  );
+  assert.equal((await docket(['../escape'], { cwd: nested })).code, 2, 'only plain command names are looked up');
 });

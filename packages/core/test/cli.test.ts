@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -48,28 +48,5 @@ test('docket migrate / pending from the command line, with --url or a config mod
     assert.equal((await docket(['frobnicate'])).code, 2);
   } finally {
     await db.drop();
-  }
-});
-
-test('docket <command> runs docket-<command> from node_modules/.bin above the working directory, passing arguments and exit code', async () => {
-  const project = await mkdtemp(join(tmpdir(), 'docket-cli-'));
-  try {
-    const bin = join(project, 'node_modules', '.bin');
-    const nested = join(project, 'src', 'deep');
-    await mkdir(bin, { recursive: true });
-    await mkdir(nested, { recursive: true });
-    const script = join(bin, 'docket-hello');
-    await writeFile(script, `#!/bin/sh\necho "hello from docket-hello: $*"\nexit 7\n`);
-    await chmod(script, 0o755);
-    const ran = await docket(['hello', './docket.config.js', '--port', '4100'], {}, nested);
-    assert.equal(ran.code, 7, 'the command’s exit code');
-    assert.match(ran.stdout, /hello from docket-hello: \.\/docket\.config\.js --port 4100/);
-
-    const missing = await docket(['nothing-here'], { PATH: '/nonexistent' }, nested);
-    assert.equal(missing.code, 2);
-    assert.match(missing.stdout, /unknown command 'nothing-here' \(no docket-nothing-here in node_modules\/\.bin or on PATH\)/);
-    assert.equal((await docket(['../escape'], {}, nested)).code, 2, 'only plain command names are looked up');
-  } finally {
-    await rm(project, { recursive: true, force: true });
   }
 });

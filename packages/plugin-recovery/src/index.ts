@@ -122,11 +122,12 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     primaryOnly: booleanOption(where, 'primaryOnly', options.primaryOnly, true),
   });
 
+  const reach: Reachability = { since: null, lost: false };
   const binding = periodicBinding<RecoveryResult>('recovery', {
     name: PLUGIN_NAME,
     intervalMs: settings.intervalMs,
     primaryOnly: settings.primaryOnly,
-    run: ({ app, worker, signal }) => sweep(app, settings, worker.id, signal),
+    run: ({ app, worker, signal }) => sweep(app, settings, reach, worker.id, signal),
   });
 
   return {
@@ -144,7 +145,7 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
     },
 
     runNow() {
-      return sweep(binding.bound().app, settings, null, undefined);
+      return sweep(binding.bound().app, settings, reach, null, undefined);
     },
 
     async recoveries(ids) {
@@ -158,11 +159,53 @@ export function recovery(options: RecoveryOptions = {}): RecoveryPlugin {
 type Settings = RecoveryPlugin['settings'];
 
 /**
+ * Whether this process could reach the database the whole time, as its sweeps saw it. A worker is
+ * dead when its heartbeat is older than the margin; but when the sweeper itself could not reach the
+ * database (a server restart, the connection slots full, the network to it down), neither could the
+ * others, most likely: their heartbeats are old because of the outage, not because they died, and
+ * the first sweep after it would take the jobs of every worker that had not reconnected yet. So a
+ * sweep that fails marks the reach lost; the next one notes the database's time (`since`), and
+ * silence before it does not count: every worker gets a full margin to heartbeat again. A worker
+ * that died meanwhile is found one margin later. Any failure counts (a sweep's only way to fail
+ * that is not about reaching the database is a bug, and waiting a margin is then harmless).
+ */
+interface Reachability {
+  since: Date | null;
+  lost: boolean;
+}
+
+/**
  * One sweep: batches of lost jobs, each batch in one transaction (lock → decide → fenced write;
  * jobs that end are settled through `app.settleJobs` so `settle`/`afterSettle` taps see them),
  * then wakes the queues that got jobs back, emits events and removes dead workers' rows.
  */
-async function sweep(app: Docket, settings: Settings, sweeper: string | null, signal: AbortSignal | undefined): Promise<RecoveryResult> {
+async function sweep(
+  app: Docket,
+  settings: Settings,
+  reach: Reachability,
+  sweeper: string | null,
+  signal: AbortSignal | undefined,
+): Promise<RecoveryResult> {
+  try {
+    if (reach.lost) {
+      const [row] = await app.sql<Array<{ now: Date }>>`SELECT now() AS now`;
+      reach.since = row?.now ?? null;
+      reach.lost = false;
+    }
+    return await sweepOnce(app, settings, reach.since, sweeper, signal);
+  } catch (error) {
+    reach.lost = true;
+    throw error;
+  }
+}
+
+async function sweepOnce(
+  app: Docket,
+  settings: Settings,
+  reachableSince: Date | null,
+  sweeper: string | null,
+  signal: AbortSignal | undefined,
+): Promise<RecoveryResult> {
   const recovered: RecoveredJob[] = [];
   const failed: RecoveredJob[] = [];
   const cancelled: RecoveredJob[] = [];
@@ -176,6 +219,7 @@ async function sweep(app: Docket, settings: Settings, sweeper: string | null, si
         stuckMarginMs: settings.stuckMarginMs,
         maxRuntimeMs: settings.maxRuntimeMs,
         limit: settings.batchSize,
+        reachableSince,
       });
       found = lost.length;
       if (lost.length === 0) return [];
@@ -208,7 +252,7 @@ async function sweep(app: Docket, settings: Settings, sweeper: string | null, si
     if (ended.length > 0) app.emit(PLUGIN_NAME, 'recovery.cancelled', { workerId: sweeper, jobs: ended });
     if (found < settings.batchSize) break;
   }
-  const removedWorkers = (await deadWorkersDelete(app.sql, app.schema, settings.deadAfterMs)).map((r) => r.id);
+  const removedWorkers = (await deadWorkersDelete(app.sql, app.schema, settings.deadAfterMs, reachableSince)).map((r) => r.id);
   return { recovered, failed, cancelled, removedWorkers };
 }
 

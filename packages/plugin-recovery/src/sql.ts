@@ -41,6 +41,11 @@ export interface LostJobsParams {
   /** Any attempt older than this counts as stuck; null turns the rule off. */
   maxRuntimeMs: number | null;
   limit: number;
+  /**
+   * Silence before this time (database clock) does not count: the sweeper could not reach the
+   * database until then, so it cannot tell who else could. Null: every second of silence counts.
+   */
+  reachableSince: Date | null;
 }
 
 /**
@@ -53,7 +58,7 @@ export interface LostJobsParams {
  * PostgreSQL re-checks these predicates against the new row version before locking it, so a job is
  * recovered once. The orphan rule also asks the attempt to be older than `deadAfterMs`, so an
  * attempt that a worker started just after coming back from a pause (before its next heartbeat)
- * is not taken.
+ * is not taken. Silence is counted from `reachableSince` at the earliest (GREATEST ignores a NULL).
  */
 export function lostJobsLock(sql: SqlClient, schema: string, p: LostJobsParams): Promise<LostJobRow[]> {
   return (sql as Sql).unsafe(
@@ -71,21 +76,21 @@ export function lostJobsLock(sql: SqlClient, schema: string, p: LostJobsParams):
      FROM ${schema}.jobs j
      WHERE j.state = 'running'
        AND (
-         (j.started_at < now() - $1::float8 * interval '1 millisecond' AND NOT ${liveWorker(schema)})
+         (GREATEST(j.started_at, $5::timestamptz) < now() - $1::float8 * interval '1 millisecond' AND NOT ${liveWorker(schema)})
          OR ${TIMED_OUT}
          OR ($3::float8 IS NOT NULL AND j.started_at < now() - $3::float8 * interval '1 millisecond')
        )
      ORDER BY j.id
      LIMIT $4
      FOR UPDATE OF j SKIP LOCKED`,
-    [p.deadAfterMs, p.stuckMarginMs, p.maxRuntimeMs, p.limit],
+    [p.deadAfterMs, p.stuckMarginMs, p.maxRuntimeMs, p.limit, p.reachableSince],
   ) as unknown as Promise<LostJobRow[]>;
 }
 
-/** A heartbeat row for the job's worker that is recent enough ($1 = deadAfterMs). */
+/** A heartbeat row for the job's worker that is recent enough ($1 = deadAfterMs, $5 = reachableSince). */
 const liveWorker = (schema: string) => `EXISTS (
   SELECT 1 FROM ${schema}.workers w WHERE w.id = j.worker_id
-    AND w.last_heartbeat_at >= now() - GREATEST(3 * w.heartbeat_interval_ms, $1::float8) * interval '1 millisecond')`;
+    AND GREATEST(w.last_heartbeat_at, $5::timestamptz) >= now() - GREATEST(3 * w.heartbeat_interval_ms, $1::float8) * interval '1 millisecond')`;
 /** Over its own time limit plus the margin ($2 = stuckMarginMs). */
 const TIMED_OUT = `(jsonb_typeof(j.limits->'timeoutMs') = 'number'
   AND j.started_at < now() - ((j.limits->>'timeoutMs')::float8 + $2::float8) * interval '1 millisecond')`;
@@ -125,13 +130,13 @@ export function lostJobsUpdate(
   ) as unknown as Promise<Array<{ id: string; state: string; queue: string; recovery_count: number }>>;
 }
 
-/** Deletes heartbeat rows of dead workers ($1 = deadAfterMs); returns their ids. */
-export function deadWorkersDelete(sql: SqlClient, schema: string, deadAfterMs: number): Promise<Array<{ id: string }>> {
+/** Deletes heartbeat rows of dead workers (the margin and `reachableSince` as in `lostJobsLock`); returns their ids. */
+export function deadWorkersDelete(sql: SqlClient, schema: string, deadAfterMs: number, reachableSince: Date | null): Promise<Array<{ id: string }>> {
   return (sql as Sql).unsafe(
     `DELETE FROM ${schema}.workers w
-     WHERE w.last_heartbeat_at < now() - GREATEST(3 * w.heartbeat_interval_ms, $1::float8) * interval '1 millisecond'
+     WHERE GREATEST(w.last_heartbeat_at, $2::timestamptz) < now() - GREATEST(3 * w.heartbeat_interval_ms, $1::float8) * interval '1 millisecond'
      RETURNING w.id`,
-    [deadAfterMs],
+    [deadAfterMs, reachableSince] as never[],
   ) as unknown as Promise<Array<{ id: string }>>;
 }
 

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { getTestServer } from './server.js';
+import { getTestServer, type TestServer } from './server.js';
 
 /** Name of the migrated template database; set by scripts/test.ts for the files it runs. */
 export const TEMPLATE_ENV = 'DOCKET_TEST_TEMPLATE';
@@ -27,6 +27,8 @@ export interface CreateTestDatabaseOptions {
    * Pass false for an empty database, e.g. to test migrations themselves.
    */
   template?: boolean;
+  /** The server to create it on. Default: the test server (`getTestServer()`). */
+  server?: TestServer;
 }
 
 const quiet = { onnotice: () => {} };
@@ -56,7 +58,7 @@ function isTemplateBusy(err: unknown): boolean {
 }
 
 export async function createTestDatabase(opts: CreateTestDatabaseOptions = {}): Promise<TestDatabase> {
-  const server = await getTestServer();
+  const server = opts.server ?? (await getTestServer());
   const name = `docket_t_${randomBytes(6).toString('hex')}`;
   const template = opts.template === false ? undefined : process.env[TEMPLATE_ENV];
 

@@ -4,9 +4,14 @@ export { createTestDatabase, DEFAULT_TEMPLATE_NAME, databaseUrl, TEMPLATE_ENV, w
 export { EXPECTED_OUTPUT_BEGIN, EXPECTED_OUTPUT_END, expectOutput } from './expected-output.js';
 export type { Harness, HarnessApp, HarnessWorker } from './harness.js';
 export { deferred, nextMessage, testHarness } from './harness.js';
-export { stopChild, stopOnMessage } from './processes.js';
-export type { TestServer, TestServerKind } from './server.js';
-export { ADMIN_URL_ENV, dockerAnswers, getTestServer, SERVER_KIND_ENV } from './server.js';
+export type { PgBouncer, PgBouncerOptions } from './pgbouncer.js';
+export { pgBouncerBinary, pgBouncerMissing, startPgBouncer } from './pgbouncer.js';
+export { stopChild, stopOnMessage, type WorkerMessage, WorkerProcess } from './processes.js';
+export { RESTART_SERVICE_ENV, type RestartableChoice, restartableServer } from './restartable.js';
+export type { RestartableServer, TestServer, TestServerKind } from './server.js';
+export { ADMIN_URL_ENV, dockerAnswers, getTestServer, SERVER_KIND_ENV, startPrivateServer } from './server.js';
+export type { TcpProxy, TcpProxyMode } from './tcp-proxy.js';
+export { startTcpProxy } from './tcp-proxy.js';
 export { checkTypeFixtures, type TypeFixtureError, type TypeFixtureReport } from './type-fixtures.js';
 export type { WaitForOptions } from './wait.js';
 export { WaitForTimeoutError, waitFor } from './wait.js';

