@@ -143,6 +143,23 @@ export interface ClaimTapOptions {
   wants?: (queue: string) => boolean;
 }
 
+/**
+ * What a `jobStart` tap may do with the attempt about to start, besides reading its context: bound
+ * it in time by a rule of its own (a deadline over all attempts), as `limits.timeoutMs` bounds
+ * each attempt.
+ */
+export interface AttemptStart {
+  /**
+   * Stops the attempt at `at` (this process's clock) if it still runs then: `ctx.signal` aborts
+   * with `reason()` and the attempt ends with that error, as on a time limit (a thread is
+   * terminated, a process killed, an async handler gets `hardStopGraceMs`); the attempt's outcome
+   * follows from the error as for any failure (retried while attempts and the retry policy allow,
+   * which `settle` taps may overrule). The earliest time given wins, and `limits.timeoutMs` still
+   * applies: whichever comes first stops the attempt. A time already past stops it at once.
+   */
+  abortAt(at: Date, reason: () => Error): void;
+}
+
 /** What a tap of `jobStart` may say about which jobs it serves. */
 export interface JobTapOptions {
   /** Whether this tap serves `job` (called per job, must be cheap and sync). Default: every job. */
@@ -231,10 +248,11 @@ export function createHooks() {
     /** Building the handler's context. Sync: taps add their fields to ctx (see JobContextExtensions). */
     jobContext: new SyncHook<[JobContext, WorkerView]>(['ctx', 'worker'], 'jobContext'),
     /**
-     * Right before the handler runs. Series; a throw fails the attempt. A tap's `wants(job)` limits
-     * it to the jobs it serves; when no tap wants a job, the core does not await the hook for it.
+     * Right before the handler runs. Series; a throw fails the attempt. `attempt.abortAt` bounds the
+     * attempt in time. A tap's `wants(job)` limits it to the jobs it serves; when no tap wants a
+     * job, the core does not await the hook for it.
      */
-    jobStart: new AsyncSeriesHook<[JobContext], JobTapOptions>(['ctx'], 'jobStart'),
+    jobStart: new AsyncSeriesHook<[JobContext, AttemptStart], JobTapOptions>(['ctx', 'attempt'], 'jobStart'),
     /**
      * Wraps the run of one attempt's handler, after `jobStart`, on the worker's main thread whatever
      * the executor (for an atomic job the run includes its transaction and completion). Sync

@@ -11,6 +11,7 @@ export type { PayloadCodec } from './codec.js';
 export * from './errors.js';
 export {
   type AttemptRun,
+  type AttemptStart,
   type ClaimContext,
   type ClaimTapOptions,
   type CodecContext,

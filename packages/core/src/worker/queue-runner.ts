@@ -7,6 +7,7 @@ import { toClaimedJob } from '../sql/jobs.js';
 import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob, Settlement } from '../types.js';
 import { AttemptAbort } from './attempt-abort.js';
+import { AttemptBound } from './attempt-bound.js';
 import { claimWithHooks, isShapedQueue } from './claim.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
@@ -240,6 +241,7 @@ export class QueueRunner {
     const definition = this.definitions.get(job.name);
     const { hooks } = this.internals;
     let timer: NodeJS.Timeout | undefined;
+    let stopAt: (() => void) | null = null;
     let ctx: JobContext | null = null;
     try {
       if (this.internals.codec.decodesArgs) await this.internals.codec.decodeJob(job);
@@ -271,7 +273,13 @@ export class QueueRunner {
           timeoutMs,
         );
       }
-      if (tapped(hooks.jobStart) && wanted(hooks.jobStart, job)) await hooks.jobStart.promise(ctx);
+      if (tapped(hooks.jobStart) && wanted(hooks.jobStart, job)) {
+        const bound = new AttemptBound(abort);
+        await hooks.jobStart.promise(ctx, bound);
+        stopAt = bound.arm();
+      }
+      // Stopped before it started (a tap's time already past, a cancellation): the handler never runs.
+      if (abort.aborted) throw abort.reason;
       const attemptCtx = ctx;
       if (definition.atomic && this.executor.kind === 'async') {
         await this.wrapped(attemptCtx, () => this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor));
@@ -283,6 +291,7 @@ export class QueueRunner {
       this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error);
     } finally {
       clearTimeout(timer);
+      stopAt?.();
     }
   }
 
