@@ -52,6 +52,7 @@ import {
 } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
+import { ProgressFollowers } from './progress-followers.js';
 import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
@@ -65,6 +66,7 @@ import {
   type InsertedJob,
   type JobError,
   type JobInsert,
+  type JobProgress,
   type JobRecord,
   type JobRef,
   type JobState,
@@ -658,6 +660,29 @@ export class Docket implements AsyncDisposable {
   }
 
   /**
+   * Calls `listener` with each progress report (`ctx.progress`) stored for the job, from whichever
+   * worker process runs it: the one stored now first (when there is one), then each new one, until
+   * you call the function it resolves with. A worker stores a running job's latest report at most
+   * every `progressIntervalMs`, and the last report of each attempt with its outcome, so a listener
+   * hears the latest values and always the last; reports stored between two reads are skipped.
+   * Needs LISTEN/NOTIFY (`listen` not false); without it, poll `getJob(ref).progress`.
+   */
+  async onProgress(ref: JobRef | RefInput, listener: (progress: JobProgress) => void): Promise<() => void> {
+    this.#assertOpen();
+    const id = refId(ref);
+    if (typeof listener !== 'function')
+      throw new InvalidOptionError(`onProgress(ref, listener): listener must be a function, got ${describe(listener)}.`);
+    if (!this.#notifier.enabled) {
+      throw new InvalidOptionError(
+        'onProgress() needs LISTEN/NOTIFY, but this app was created with `listen: false`; poll getJob(ref).progress instead.',
+      );
+    }
+    this.#progressFollowers ??= new ProgressFollowers(this.sql, this.#notifier, () => this.jobs, this.logger);
+    return this.#progressFollowers.follow(id, listener);
+  }
+  #progressFollowers: ProgressFollowers | undefined;
+
+  /**
    * Cancels a job. A pending (or waiting) job ends `cancelled` at once and never runs; a running
    * job's handler sees `ctx.signal` abort and the job ends `cancelled` when the handler returns.
    * Finished jobs are left as they are. Returns the job as it is after the call.
@@ -911,6 +936,7 @@ explainDriverErrorsOf(Docket.prototype, [
   'pushMany',
   'getJob',
   'waitForJob',
+  'onProgress',
   'cancelJob',
   'settleJobs',
   'deleteJobs',

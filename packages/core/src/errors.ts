@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   DOCKET_INVALID_JOB_NAME: 'A job name is empty, too long or contains characters other than letters, digits, `_ - . : /`.',
   DOCKET_INVALID_JOB_OPTION: 'A job option (priority, maxAttempts, delay, scheduledAt, limits, retry, meta) is out of range.',
   DOCKET_ARGS_NOT_SERIALIZABLE:
-    'Job arguments (or meta) cannot be stored as JSON: BigInt, function, symbol, Map, Set, cycle, non-finite number or undefined in an array.',
+    'Job arguments (or meta, or `ctx.progress` data) cannot be stored as JSON: BigInt, function, symbol, Map, Set, cycle, non-finite number or undefined in an array.',
   DOCKET_RESULT_NOT_SERIALIZABLE: "A handler's return value cannot be stored as JSON; the attempt fails.",
   DOCKET_JOB_NOT_FOUND: 'No job with that id exists (it may have been pruned).',
   DOCKET_WAIT_TIMEOUT: 'waitForJob gave up before the job settled.',

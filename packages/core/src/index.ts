@@ -105,6 +105,7 @@ export {
   type JobError,
   type JobInsert,
   type JobLimits,
+  type JobProgress,
   type JobRecord,
   type JobRef,
   type JobState,

@@ -2,6 +2,7 @@ import { InvalidJobOptionError } from './errors.js';
 import { assertJobName, assertQueueName } from './identifiers.js';
 import type { JsonPayload } from './json.js';
 import { describe, rejectUnknownKeys } from './options.js';
+import { checkProgress } from './progress.js';
 import { type RetryOptions, validateRetry } from './retry.js';
 import type { JobContext, JobLimits, RunningJob } from './types.js';
 
@@ -351,5 +352,7 @@ function localContext<A>(name: string, args: A): JobContext<A> {
     startedAt: now,
     workerId: null,
   };
-  return { job, signal: new AbortController().signal, sql: undefined, app: null, workerId: null };
+  // Called directly there is no job to store progress on: reports are checked, then dropped.
+  const progress = (value: number, data?: unknown) => void checkProgress(value, data);
+  return { job, signal: new AbortController().signal, progress, sql: undefined, app: null, workerId: null };
 }

@@ -15,12 +15,19 @@ import type { Logger } from './logger.js';
  *   c:<id>          cancellation of a running job was requested
  *   q:<queue>       a queue was paused
  *   x:<topic>:<payload>  a plugin's message (app.notify)
+ *   g:<id,...>      these running jobs stored a new progress report (on `progressChannel`, listened
+ *                   to only once something follows progress: a busy worker sends several a second)
  */
-export type NotificationKind = 'p' | 't' | 's' | 'c' | 'q' | 'x';
+export type NotificationKind = 'p' | 't' | 's' | 'c' | 'q' | 'x' | 'g';
 
 /** The channel of `s:` notifications, beside the app's main channel. */
 export function settledChannel(channel: string): string {
   return `${channel}:settled`;
+}
+
+/** The channel of `g:` notifications (progress stored), beside the app's main channel. */
+export function progressChannel(channel: string): string {
+  return `${channel}:progress`;
 }
 
 export class Notifier {
@@ -28,6 +35,7 @@ export class Notifier {
   private readonly reconnectHandlers = new Set<() => void>();
   private listening: Promise<void> | null = null;
   private listeningSettled: Promise<void> | null = null;
+  private listeningProgress: Promise<void> | null = null;
   private subscriptions: Array<{ unlisten(): Promise<void> }> = [];
 
   constructor(
@@ -50,6 +58,12 @@ export class Notifier {
   startSettled(): Promise<void> {
     this.listeningSettled ??= this.listen(settledChannel(this.channel));
     return this.listeningSettled;
+  }
+
+  /** Also listens for stored progress (`g:`), once; for `app.onProgress`. No-op when listening is off. */
+  startProgress(): Promise<void> {
+    this.listeningProgress ??= this.listen(progressChannel(this.channel));
+    return this.listeningProgress;
   }
 
   private async listen(channel: string): Promise<void> {
@@ -100,6 +114,7 @@ export class Notifier {
     this.subscriptions = [];
     this.listening = null;
     this.listeningSettled = null;
+    this.listeningProgress = null;
     await Promise.all(subscriptions.map((s) => s.unlisten().catch(() => undefined)));
   }
 }

@@ -11,6 +11,8 @@ import { FINISHED_STATES, type JobError, type JobRecord, type JobState, type Out
 import { isShapedQueue } from './worker/claim.js';
 
 type Deferred = Array<() => unknown>;
+/** Attempts' last progress reports not yet stored, by job id (JSON text): written with their outcomes. */
+type Progress = ReadonlyMap<string, string>;
 
 /**
  * Every ending of a job goes through here, in one order: fence → `settle` → write → after-commit
@@ -40,14 +42,14 @@ export class Settlements {
    * Writes a worker's attempt outcomes. `wakeQueues`: queues whose claims plugins shape — a job of
    * one of them that settles announces freed capacity to every worker (`p:` on commit).
    */
-  async writeAttempts(batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[] = []): Promise<void> {
+  async writeAttempts(batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[] = [], progress?: Progress): Promise<void> {
     const hooked = this.needingSettle(batch);
     let settled: SettledJob[];
     if (hooked.length === 0) {
-      settled = await this.writePlain(this.app.sql, batch, workerId, wakeQueues);
+      settled = await this.writePlain(this.app.sql, batch, workerId, wakeQueues, progress);
     } else {
       const deferred: Deferred = [];
-      settled = await this.app.sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred));
+      settled = await this.app.sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, progress));
       await this.runDeferred(deferred);
     }
     this.announce(settled);
@@ -63,13 +65,14 @@ export class Settlements {
     batch: readonly Settlement[],
     workerId: string,
     wakeQueues: readonly string[] = [],
+    progress?: Progress,
   ): Promise<() => Promise<void>> {
     const deferred: Deferred = [];
     const hooked = this.needingSettle(batch);
     const settled =
       hooked.length === 0
-        ? await this.writePlain(tx, batch, workerId, wakeQueues)
-        : await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred);
+        ? await this.writePlain(tx, batch, workerId, wakeQueues, progress)
+        : await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, progress);
     return async () => {
       await this.runDeferred(deferred);
       this.announce(settled);
@@ -92,8 +95,9 @@ export class Settlements {
     batch: readonly Settlement[],
     workerId: string,
     wakeQueues: readonly string[],
+    progress: Progress | undefined,
   ): Promise<SettledJob[]> {
-    const result = await this.jobs().complete(sql, { workerId, items: await this.encoded(batch), wakeQueues });
+    const result = await this.jobs().complete(sql, { workerId, items: await this.encoded(batch, progress), wakeQueues });
     return this.settledOf(batch, result.written, result.finishedAt);
   }
 
@@ -108,6 +112,7 @@ export class Settlements {
     workerId: string,
     wakeQueues: readonly string[],
     deferred: Deferred,
+    progress: Progress | undefined,
   ): Promise<SettledJob[]> {
     const jobs = this.jobs();
     const locked = new Set((await jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) })).map((l) => l.id));
@@ -135,13 +140,13 @@ export class Settlements {
     }
     for (const s of hooked) if (!locked.has(s.job.id)) this.warnStale(s);
     if (final.length === 0) return [];
-    const result = await jobs.complete(tx, { workerId, items: await this.encoded(final), wakeQueues });
+    const result = await jobs.complete(tx, { workerId, items: await this.encoded(final, progress), wakeQueues });
     return this.settledOf(final, result.written, result.finishedAt);
   }
 
   /** The write's input, results encoded when a codec is installed (taps saw them decoded). */
-  private encoded(batch: readonly Settlement[]): CompletionInput[] | Promise<CompletionInput[]> {
-    const inputs = batch.map(toInput);
+  private encoded(batch: readonly Settlement[], progress: Progress | undefined): CompletionInput[] | Promise<CompletionInput[]> {
+    const inputs = progress === undefined ? batch.map(toInput) : batch.map((s) => withProgress(toInput(s), progress.get(s.job.id)));
     return this.codec.encodesResults ? this.codec.encodeOutcomes(inputs) : inputs;
   }
 
@@ -290,6 +295,11 @@ export class Settlements {
 
 function toInput(s: Settlement): CompletionInput {
   return { id: s.job.id, attempt: s.job.attempt, outcome: s.outcome };
+}
+
+function withProgress(input: CompletionInput, progress: string | undefined): CompletionInput {
+  if (progress !== undefined) input.progress = progress;
+  return input;
 }
 
 function isFinished(state: JobState): boolean {

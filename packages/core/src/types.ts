@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import type { Docket } from './app.js';
+import type { Json } from './json.js';
 
 /** Every state a job row can be in. `waiting` = the handler returned but a plugin holds the outcome open. */
 export const JOB_STATES = ['pending', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
@@ -32,6 +33,22 @@ export interface JobError {
 }
 
 /**
+ * How far a job got, as its handler last reported it with `ctx.progress(value, data)`: what
+ * `getJob` and `listJobs` show (null until the handler reports). Kept after the attempt ends, and
+ * across attempts until a later attempt reports.
+ */
+export interface JobProgress {
+  /** A percentage, 0 to 100. */
+  value: number;
+  /** What the handler passed beside it (a step, counts), or null. */
+  data: Json | null;
+  /** The attempt that reported it. */
+  attempt: number;
+  /** When the handler reported it (the worker's clock). */
+  at: Date;
+}
+
+/**
  * A job as stored, with its arguments `A` and result `R` (null until it succeeds): what `getJob`
  * and `waitForJob` return. Ids are decimal strings (bigint in the database).
  */
@@ -53,6 +70,8 @@ export interface JobRecord<A = unknown, R = unknown> {
   startedAt: Date | null;
   finishedAt: Date | null;
   workerId: string | null;
+  /** The handler's last `ctx.progress` report (of this or an earlier attempt), or null. */
+  progress: JobProgress | null;
 }
 
 declare const resultType: unique symbol;
@@ -70,7 +89,7 @@ export interface JobRef<A = unknown, R = unknown> {
 }
 
 /** What the handler sees of its job while it runs. */
-export type RunningJob<A = unknown> = Omit<JobRecord<A, never>, 'result' | 'state' | 'finishedAt'>;
+export type RunningJob<A = unknown> = Omit<JobRecord<A, never>, 'result' | 'state' | 'finishedAt' | 'progress'>;
 
 /**
  * Fields plugins add to the handler's context. Augment it from a plugin package:
@@ -95,6 +114,16 @@ export interface JobContext<A = unknown> extends Partial<JobContextExtensions> {
   readonly app: Docket | null;
   /** The id of the worker running the job; null when the job function is called directly. */
   readonly workerId: string | null;
+  /**
+   * Reports how far the job is: `value` a percentage from 0 to 100, `data` any small JSON beside
+   * it (a step name, counts; at most 64 KiB). Returns at once: the worker stores the latest report
+   * on the job (`getJob(ref).progress`) at most once per `progressIntervalMs`, and the last one of
+   * the attempt always, with its outcome; `app.onProgress` listeners in any process hear each
+   * stored report. Throws `InvalidOptionError` for a value out of range and
+   * `ArgsNotSerializableError` for data that is not JSON. A no-op when the job function is called
+   * directly, and after the attempt ended.
+   */
+  readonly progress: (value: number, data?: Json) => void;
 }
 
 /** A postgres.js pool or a transaction on it: where a statement may run. */

@@ -27,7 +27,7 @@ import { collectJobs, deserializeError, deserializeThrown, jobsModuleUrl, serial
 import { ThreadExecutor } from '../src/executors/thread.js';
 import { AttemptAbort } from '../src/worker/attempt-abort.js';
 import * as fixtures from './fixtures/executor-jobs.js';
-import { add, boom, crash, hang, hog, inspectContext, spin, throwValue, unsendable } from './fixtures/executor-jobs.js';
+import { add, boom, crash, hang, hog, inspectContext, report, spin, throwValue, unsendable } from './fixtures/executor-jobs.js';
 
 const JOBS_MODULE = new URL('./fixtures/executor-jobs.ts', import.meta.url);
 const WAIT = { timeoutMs: 30_000 };
@@ -101,6 +101,20 @@ describe('on a worker', () => {
       const job = await app.waitForJob(ref, WAIT);
       assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
       assert.deepEqual(job.result, { jobId: ref.id, attempt: 1, queue, createdAtIsDate: true, workerId: worker.id, app: null, hasSignal: true });
+    });
+  }
+
+  for (const { queue, kind } of EXECUTORS) {
+    test(`${kind}: ctx.progress reports reach the job, the last one is kept, bad reports throw coded errors where they are made`, async () => {
+      const job = await app.waitForJob(await app.push(report.withArgs({ reports: 5000 }).withQueue(queue)), WAIT);
+      assert.equal(job.state, 'succeeded', JSON.stringify(job.errors));
+      assert.deepEqual((job.result as { codes: string[] }).codes, ['DOCKET_INVALID_OPTION', 'DOCKET_INVALID_OPTION', 'DOCKET_ARGS_NOT_SERIALIZABLE']);
+      assert.deepEqual(
+        [job.progress?.value, job.progress?.data, job.progress?.attempt],
+        [100, { i: 5000 }, 1],
+        'the last report, stored with the outcome',
+      );
+      assert.ok(job.progress!.at instanceof Date);
     });
   }
 
@@ -240,7 +254,7 @@ function attempt(name: string, args: unknown, limits: RunningJob['limits'] = {})
     startedAt: now,
     workerId: null,
   };
-  const ctx: JobContext = { job, signal: abort.signal, sql: undefined, app: null, workerId: null };
+  const ctx: JobContext = { job, signal: abort.signal, progress: () => {}, sql: undefined, app: null, workerId: null };
   return { job, ctx, abort };
 }
 

@@ -174,6 +174,9 @@ export abstract class PooledExecutor implements Executor {
               ),
             );
             this.retire(runner);
+          } else if (message.type === 'progress' && message.id === id) {
+            // Checked in the runner already; the worker's ctx.progress stores it.
+            if (!settled) ctx.progress(message.value, message.data === null ? undefined : JSON.parse(message.data));
           } else if (message.type === 'done' && message.id === id) {
             if (message.ok) finish(() => resolve(message.result));
             else finish(() => reject(deserializeThrown(message.error)));

@@ -8,6 +8,9 @@
  *   parent → child  { type: 'run', id, name, args, job, workerId }
  *                   { type: 'abort', id, reason }          (aborts that attempt's ctx.signal)
  *   child → parent  { type: 'ready', jobs }  or  { type: 'load-failed', error }
+ *                   { type: 'progress', id, value, data }  (ctx.progress: data as JSON text or null;
+ *                                                          at most one per PROGRESS_SEND_MS, the
+ *                                                          latest, and the last before 'done')
  *                   { type: 'done', id, ok: true, result }  or  { type: 'done', id, ok: false, error }
  *
  * Errors cross as `{ name, message, stack, code, details }` (see `serializeError`) and are rebuilt
@@ -23,6 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as errors from '../errors.js';
 import { type AnyJobDefinition, isJobDefinition } from '../job-definition.js';
+import { checkProgress, type ProgressReport } from '../progress.js';
 import { describeThrown, NON_ERROR_NAME } from '../thrown.js';
 import type { JobContext, RunningJob } from '../types.js';
 
@@ -59,6 +63,7 @@ export type ParentMessage = RunMessage | AbortMessage;
 export type ChildMessage =
   | { type: 'ready'; jobs: string[] }
   | { type: 'load-failed'; error: SerializedError }
+  | { type: 'progress'; id: number; value: number; data: string | null }
   | { type: 'done'; id: number; ok: true; result: unknown }
   | { type: 'done'; id: number; ok: false; error: SerializedError };
 
@@ -183,6 +188,50 @@ interface Transport {
 
 let started = false;
 
+/** Least time between two progress messages of one attempt: the worker stores at most a few a second anyway. */
+const PROGRESS_SEND_MS = 10;
+
+/**
+ * One attempt's `ctx.progress` in a runner: checks each report where the handler made it (so a bad
+ * one throws there), and sends the worker the latest at most every PROGRESS_SEND_MS, and the one
+ * still held when the attempt ends, before its 'done' (the channel keeps their order).
+ */
+class ProgressSender {
+  private pending: ProgressReport | null = null;
+  private lastSent = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private ended = false;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly id: number,
+  ) {}
+
+  readonly report = (value: number, data?: unknown): void => {
+    const checked = checkProgress(value, data);
+    if (this.ended) return;
+    this.pending = checked;
+    const wait = this.lastSent + PROGRESS_SEND_MS - Date.now();
+    if (wait <= 0) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), wait);
+  };
+
+  end(): void {
+    this.flush();
+    this.ended = true;
+  }
+
+  private flush(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const report = this.pending;
+    if (report === null) return;
+    this.pending = null;
+    this.lastSent = Date.now();
+    this.transport.send({ type: 'progress', id: this.id, value: report.value, data: report.dataText });
+  }
+}
+
 function serve(transport: Transport, jobsModule: string, where: string): void {
   if (started) return;
   started = true;
@@ -226,11 +275,25 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
     }
     const controller = new AbortController();
     running.set(m.id, controller);
-    const ctx: JobContext = { job: m.job, signal: controller.signal, sql: undefined, app: null, workerId: m.workerId };
+    let progress: ProgressSender | null = null;
+    const ctx: JobContext = {
+      job: m.job,
+      signal: controller.signal,
+      // A getter: the sender is made only for handlers that report.
+      get progress() {
+        progress ??= new ProgressSender(transport, m.id);
+        return progress.report;
+      },
+      sql: undefined,
+      app: null,
+      workerId: m.workerId,
+    };
     try {
       const result = await definition.handler(m.args, ctx);
+      (progress as ProgressSender | null)?.end();
       reply({ type: 'done', id: m.id, ok: true, result });
     } catch (error) {
+      (progress as ProgressSender | null)?.end();
       reply({ type: 'done', id: m.id, ok: false, error: serializeError(error) });
     } finally {
       running.delete(m.id);

@@ -103,4 +103,14 @@ export const CORE_MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX IF NOT EXISTS jobs_finished_brin ON ${schema}.jobs USING brin (finished_at) WHERE finished_at IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    name: 'jobs.progress',
+    up: ({ schema }) => `
+      -- The handler's last ctx.progress report: {"value", "data", "attempt", "at"}. Nullable without a
+      -- default, so adding it is a catalogue change (no rewrite), and a job that never reports stores
+      -- nothing (a bit in the row's null bitmap). Not indexed: it is read with the job.
+      ALTER TABLE ${schema}.jobs ADD COLUMN IF NOT EXISTS progress jsonb;
+    `,
+  },
 ]);

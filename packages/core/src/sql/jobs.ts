@@ -1,6 +1,7 @@
 import type postgres from 'postgres';
 import { isEmptyObject } from '../json.js';
-import { settledChannel } from '../notifier.js';
+import { progressChannel, settledChannel } from '../notifier.js';
+import { toJobProgress } from '../progress.js';
 import type { JobError, JobInsert, JobLimits, JobRecord, JobState, Outcome, RunningJob, SqlClient } from '../types.js';
 
 /** An extra `jobs` column a plugin added in its migration and fills in `beforePush`. */
@@ -12,7 +13,7 @@ export interface JobColumn {
 
 const RUNNING_COLUMNS = `id::text AS id, name, queue, args, errors, attempt, max_attempts, priority, limits, meta,
   scheduled_at, created_at, started_at, worker_id`;
-export const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at`;
+export const ALL_COLUMNS = `${RUNNING_COLUMNS}, state, result, finished_at, progress`;
 
 /**
  * "Still running, for this worker" for statements that find their rows by primary key. Written so
@@ -59,6 +60,8 @@ export interface CompletionInput {
   id: string;
   attempt: number;
   outcome: Outcome;
+  /** The attempt's last progress report not yet stored (`jobs.progress` JSON text), written with the outcome. */
+  progress?: string;
 }
 
 /** The columns of a job's row that both row shapes below carry (a claim returns empty JSON as NULL). */
@@ -84,6 +87,8 @@ export interface JobRow extends JobRowCommon {
   state: JobState;
   result: unknown;
   finished_at: Date | null;
+  /** Absent from rows of statements that do not read it. */
+  progress?: unknown;
 }
 
 /** A row of `fetch` (see its RETURNING list): times as epoch milliseconds, and the plugin columns a shaped claim adds. */
@@ -130,7 +135,7 @@ export function toClaimedJob(row: ClaimedRow, queue: string, workerId: string): 
 }
 
 export function toJobRecord(row: JobRow): JobRecord {
-  return { ...toRunningJob(row), state: row.state, result: row.result ?? null, finishedAt: row.finished_at };
+  return { ...toRunningJob(row), state: row.state, result: row.result ?? null, finishedAt: row.finished_at, progress: toJobProgress(row.progress) };
 }
 
 /**
@@ -258,8 +263,8 @@ export class JobsSql {
     // side for every row of the other when statistics were off (a table analysed while no job ran
     // estimates "no running rows"): 0.5 s per batch of 500 in one measured case. Every plan of this
     // statement reads the batch's rows by primary key (see FENCE; test/plans.test.ts checks it).
-    // $4 holds only the outcomes that are not a plain success without a result (null when there
-    // are none): {"<id>": [state, result, error, retryAt]}.
+    // $4 holds only the outcomes that are not a plain success without a result or progress (null
+    // when there are none): {"<id>": [state, result, error, retryAt, progress]}.
     // The JSON is parsed once per statement (an InitPlan), not once per row as a cast of a
     // parameter would be in a generic plan.
     const o = `((SELECT outcomes FROM batch) -> j.id::text)`;
@@ -272,7 +277,8 @@ export class JobsSql {
           errors = CASE WHEN jsonb_typeof(${o} -> 2) = 'object' THEN j.errors || jsonb_build_array(${o} -> 2) ELSE j.errors END,
           scheduled_at = CASE WHEN ${o} ->> 0 = 'pending' THEN (${o} ->> 3)::timestamptz ELSE j.scheduled_at END,
           finished_at = CASE WHEN COALESCE(${o} ->> 0, 'succeeded') IN ('succeeded', 'failed', 'cancelled') THEN now() END,
-          worker_id = CASE WHEN ${o} ->> 0 = 'pending' THEN NULL ELSE j.worker_id END
+          worker_id = CASE WHEN ${o} ->> 0 = 'pending' THEN NULL ELSE j.worker_id END,
+          progress = CASE WHEN jsonb_typeof(${o} -> 4) = 'object' THEN ${o} -> 4 ELSE j.progress END
         WHERE j.id = ANY($1::bigint[]) AND ${FENCE('$2')}
           AND j.attempt = ((SELECT attempts FROM batch) ->> j.id::text)::int
         RETURNING j.id, j.state, j.queue, j.scheduled_at
@@ -529,14 +535,16 @@ export class JobsSql {
     const { workerId, items, wakeQueues = [] } = params;
     const fence = fenceParams(items);
     let outcomes: string | null = null;
-    for (const { id, outcome } of items) {
-      if (outcome.state === 'succeeded' && (outcome.result === null || outcome.result === undefined)) continue;
-      const entry = JSON.stringify([
+    for (const { id, outcome, progress } of items) {
+      if (outcome.state === 'succeeded' && (outcome.result === null || outcome.result === undefined) && progress === undefined) continue;
+      let entry = JSON.stringify([
         outcome.state === 'retry' ? 'pending' : outcome.state,
         outcome.state === 'succeeded' || outcome.state === 'waiting' ? (outcome.result ?? null) : null,
         'error' in outcome && outcome.error ? outcome.error : null,
         outcome.state === 'retry' ? outcome.retryAt.toISOString() : null,
       ]);
+      // Already JSON text (made when the handler reported it): spliced in, not encoded again.
+      if (progress !== undefined) entry = `${entry.slice(0, -1)},${progress}]`;
       outcomes = `${outcomes === null ? '{' : `${outcomes},`}"${id}":${entry}`;
     }
     if (outcomes !== null) outcomes += '}';
@@ -561,6 +569,40 @@ export class JobsSql {
        ORDER BY j.id FOR UPDATE OF j`,
       [fence.ids, fence.attempts, workerId],
     );
+  }
+
+  /**
+   * Stores the latest progress reports of this worker's running attempts (fenced like a completion:
+   * a report of an attempt that is no longer this worker's is dropped) and announces the jobs on the
+   * progress channel (`g:<ids>`) for `app.onProgress` listeners. Rows found by primary key, each
+   * row's attempt and report looked up by id in JSON (see completeText). Returns the ids written.
+   */
+  progressWrite(
+    sql: SqlClient,
+    params: { workerId: string; items: ReadonlyArray<{ id: string; attempt: number; progress: string }> },
+  ): Promise<Array<{ n: number }>> {
+    const { workerId, items } = params;
+    const fence = fenceParams(items);
+    let reports = '';
+    for (let i = 0; i < items.length; i++) reports += `${i === 0 ? '' : ','}"${items[i].id}":${items[i].progress}`;
+    return this.run(
+      sql,
+      `WITH batch AS (SELECT $2::text::jsonb AS attempts, $4::text::jsonb AS reports),
+       written AS (
+         UPDATE ${this.schema}.jobs j SET progress = (SELECT reports FROM batch) -> j.id::text
+         WHERE j.id = ANY($1::bigint[]) AND ${FENCE('$3')}
+           AND j.attempt = ((SELECT attempts FROM batch) ->> j.id::text)::int
+         RETURNING j.id
+       ),
+       note AS (${notifyChunks(progressChannel(this.channel), 'g:', 'SELECT id::text AS v FROM written', IDS_PER_NOTIFY)})
+       SELECT (SELECT count(*) FROM written)::int AS n, (SELECT count(*) FROM note) AS notes`,
+      [fence.ids, fence.attempts, workerId, `{${reports}}`],
+    );
+  }
+
+  /** The stored progress (and state) of these jobs, for `app.onProgress` listeners. */
+  progressRead(sql: SqlClient, params: { ids: readonly string[] }): Promise<Array<{ id: string; state: JobState; progress: unknown }>> {
+    return this.run(sql, `SELECT id::text AS id, state, progress FROM ${this.schema}.jobs WHERE id = ANY($1::bigint[])`, [params.ids]);
   }
 
   getOne(sql: SqlClient, params: { id: string }): Promise<JobRow[]> {

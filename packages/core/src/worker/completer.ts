@@ -11,6 +11,8 @@ import type { Settlement } from '../types.js';
  */
 export class Completer {
   private queue: Settlement[] = [];
+  /** Last progress reports not yet stored, by settlement: written with the outcome. */
+  private readonly progress = new Map<Settlement, string>();
   private flushing: Promise<void> | null = null;
   private idleWaiters: Array<() => void> = [];
 
@@ -29,8 +31,10 @@ export class Completer {
     return this.queue.length;
   }
 
-  add(settlement: Settlement): void {
+  /** Queues an outcome; `progress`: the attempt's last progress report not yet stored (JSON text). */
+  add(settlement: Settlement, progress?: string): void {
     this.queue.push(settlement);
+    if (progress !== undefined) this.progress.set(settlement, progress);
     this.flushing ??= this.flushLoop();
   }
 
@@ -46,9 +50,17 @@ export class Completer {
     let failures = 0;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
+      let progress: Map<string, string> | undefined;
+      if (this.progress.size > 0) {
+        for (const s of batch) {
+          const text = this.progress.get(s);
+          if (text !== undefined) (progress ??= new Map()).set(s.job.id, text);
+        }
+      }
       try {
-        await this.settlements.writeAttempts(batch, this.workerId, this.shapedQueues());
+        await this.settlements.writeAttempts(batch, this.workerId, this.shapedQueues(), progress);
         failures = 0;
+        if (progress) for (const s of batch) this.progress.delete(s);
         this.afterWrite(batch);
       } catch (error) {
         failures++;

@@ -11,6 +11,7 @@ import { AttemptBound } from './attempt-bound.js';
 import { claimWithHooks, isShapedQueue } from './claim.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
+import { ProgressReporter } from './progress-reporter.js';
 import type { Worker } from './worker.js';
 
 export interface QueueSettings {
@@ -243,6 +244,10 @@ export class QueueRunner {
     let timer: NodeJS.Timeout | undefined;
     let stopAt: (() => void) | null = null;
     let ctx: JobContext | null = null;
+    // Made when the handler first reads `ctx.progress`; a job that never reports costs nothing.
+    let reporter = null as ProgressReporter | null;
+    const worker = this.worker;
+    const live = !(definition?.atomic && this.executor.kind === 'async');
     try {
       if (this.internals.codec.decodesArgs) await this.internals.codec.decodeJob(job);
       if (!definition) {
@@ -250,11 +255,16 @@ export class QueueRunner {
           `No handler for job '${job.name}' on worker ${this.worker.id} (queue '${job.queue}'). Add its definition to the worker's \`jobs\`, or route it to a queue a worker with that job serves.`,
         );
       }
-      // `signal` is a getter: the AbortController is only made for handlers that read it.
+      // `signal` and `progress` are getters: the AbortController and the reporting function are
+      // only made for handlers that read them.
       ctx = {
         job,
         get signal() {
           return abort.signal;
+        },
+        get progress() {
+          reporter ??= new ProgressReporter(worker.progress, job, live);
+          return reporter.report;
         },
         sql: undefined,
         app: this.app,
@@ -282,13 +292,15 @@ export class QueueRunner {
       if (abort.aborted) throw abort.reason;
       const attemptCtx = ctx;
       if (definition.atomic && this.executor.kind === 'async') {
-        await this.wrapped(attemptCtx, () => this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor));
+        await this.wrapped(attemptCtx, () =>
+          this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor, () => (reporter === null ? undefined : reporter.end())),
+        );
         return;
       }
       const result = await this.wrapped(attemptCtx, () => this.executor.run(definition, job, attemptCtx, abort));
-      this.completer.add({ job, outcome: successOutcome(job, result), ctx });
+      this.completer.add({ job, outcome: successOutcome(job, result), ctx }, reporter?.end());
     } catch (error) {
-      this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error);
+      await this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error, reporter?.end());
     } finally {
       clearTimeout(timer);
       stopAt?.();
@@ -302,17 +314,28 @@ export class QueueRunner {
     return wrapAttempt.call(run, ctx)();
   }
 
-  /** Records a failed attempt (or gives the job back when the worker is shutting down). */
-  settleFailure(job: RunningJob, definition: JobDefinition | undefined, ctx: JobContext | null, error: unknown): void {
+  /**
+   * Records a failed attempt (or gives the job back when the worker is shutting down), with the
+   * attempt's last progress report that is not stored yet.
+   */
+  private async settleFailure(
+    job: RunningJob,
+    definition: JobDefinition | undefined,
+    ctx: JobContext | null,
+    error: unknown,
+    progress: string | undefined,
+  ): Promise<void> {
     const outcome = failureOutcome(job, definition, error);
     if (outcome === null) {
+      // Stored before the job goes back (the write is fenced to this attempt, which the release ends).
+      if (progress !== undefined) await this.worker.storeProgress(job, progress);
       this.worker.giveBack([job.id], toJobError(error, job));
       return;
     }
     if (outcome.state === 'failed' || outcome.state === 'retry') {
       this.app.logger.debug(`job ${job.name} (${job.id}) attempt ${job.attempt} failed`, { error: outcome.error.message });
     }
-    this.completer.add({ job, outcome, ctx });
+    this.completer.add({ job, outcome, ctx }, progress);
   }
 
   /** Aborts a running job's handler, or cancels a claimed job that has not started. */

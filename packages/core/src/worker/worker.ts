@@ -19,6 +19,7 @@ import type { AttemptAbort } from './attempt-abort.js';
 import { Completer } from './completer.js';
 import { successOutcome } from './outcome.js';
 import { registerForSignals, type SignalParticipant, type StopSignal } from './process-signals.js';
+import { ProgressWriter } from './progress-writer.js';
 import { QueueRunner, type QueueSettings } from './queue-runner.js';
 
 /** Internal: an atomic attempt found its row no longer fenced to it; its transaction is rolled back. */
@@ -74,6 +75,12 @@ export interface WorkerOptions {
   /** Most outcomes written per statement. Default 500. */
   completionBatchSize?: number;
   /**
+   * How often, at most, this worker stores its running jobs' latest `ctx.progress` reports (one
+   * statement for all of them). A report in between only replaces the latest in memory; the last
+   * report of an attempt is always stored, with its outcome. Default 250 ms.
+   */
+  progressIntervalMs?: number;
+  /**
    * How a claim (pending → running) commits. 'async' (default): without waiting for the WAL flush,
    * which takes a flush off every push-to-start path. Trade-off: if the PostgreSQL server itself
    * crashes, claims from its last fraction of a second (up to 3 × wal_writer_delay) are forgotten
@@ -94,6 +101,7 @@ const OPTION_KEYS = [
   'handleSignals',
   'jobsModule',
   'completionBatchSize',
+  'progressIntervalMs',
   'claimCommit',
 ] as const;
 const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch'] as const;
@@ -156,12 +164,20 @@ export class Worker {
     integerOption(where, 'shutdownTimeoutMs', options.shutdownTimeoutMs, 30_000, { min: 0 });
     integerOption(where, 'hardStopGraceMs', options.hardStopGraceMs, 1000, { min: 0, max: 600_000 });
     integerOption(where, 'completionBatchSize', options.completionBatchSize, 500, { min: 1, max: 500 });
+    const progressIntervalMs = integerOption(where, 'progressIntervalMs', options.progressIntervalMs, 250, { min: 10, max: 600_000 });
+    this.progress = new ProgressWriter(
+      (items) => this.internals.jobs.progressWrite(this.app.sql, { workerId: this.id, items }),
+      progressIntervalMs,
+      app.logger,
+    );
     this.handleSignals = booleanOption(where, 'handleSignals', options.handleSignals, true);
     this.asyncClaims = oneOfOption(where, 'claimCommit', options.claimCommit, ['async', 'sync'], 'async') === 'async';
   }
 
   /** Claims commit without waiting for the WAL flush (`claimCommit: 'async'`). */
   readonly asyncClaims: boolean;
+  /** Stores the progress reports of this worker's attempts. @internal (used by the queue runners) */
+  readonly progress: ProgressWriter;
   /** SIGINT/SIGTERM stop this worker (option `handleSignals`, default true). */
   readonly handleSignals: boolean;
 
@@ -330,6 +346,19 @@ export class Worker {
     for (const runner of this.runners.values()) if (runner.cancel(id)) return;
   }
 
+  /**
+   * Stores an attempt's last progress report now (before its job is given back, which ends the
+   * attempt the write is fenced to). A failure is logged: the report is lost, the job is not.
+   * @internal (called by the queue runner)
+   */
+  async storeProgress(job: RunningJob, progress: string): Promise<void> {
+    try {
+      await this.internals.jobs.progressWrite(this.app.sql, { workerId: this.id, items: [{ id: job.id, attempt: job.attempt, progress }] });
+    } catch (error) {
+      this.app.logger.warn('storing the last progress report of an interrupted attempt failed', { error, job: job.id });
+    }
+  }
+
   /** Returns claimed jobs to `pending` without spending their attempt (shutdown). */
   giveBack(ids: string[], error: JobError | null): void {
     this.pendingGiveBacks.push(
@@ -350,18 +379,27 @@ export class Worker {
    * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
    * outside it. @internal (called by the queue runner)
    */
-  async runAtomic(definition: AnyJobDefinition, job: RunningJob, ctx: JobContext, abort: AttemptAbort, executor: Executor): Promise<void> {
+  async runAtomic(
+    definition: AnyJobDefinition,
+    job: RunningJob,
+    ctx: JobContext,
+    abort: AttemptAbort,
+    executor: Executor,
+    lastProgress: () => string | undefined,
+  ): Promise<void> {
     const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
       const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
       if (locked.length === 0) throw new StaleAttemptError(job);
       const atomicCtx: JobContext = { ...ctx, sql: tx };
       const result = await executor.run(definition, job, atomicCtx, abort);
+      const progress = lastProgress();
       return this.internals.settlements.writeAttemptsIn(
         tx,
         [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }],
         this.id,
         this.shapedQueues,
+        progress === undefined ? undefined : new Map([[job.id, progress]]),
       );
     });
     await afterCommit();
@@ -484,6 +522,7 @@ export class Worker {
     await periodicStopped;
     this.lifetime.abort();
     await this.completer.drain();
+    await this.progress.drain();
     await Promise.all(this.pendingGiveBacks);
     const { hooks, workers } = this.internals;
     if (tapped(hooks.workerStopping))
