@@ -20,4 +20,20 @@ export interface ExecutorSettings {
   /** How long an aborted async handler may take to wind down before it is abandoned. */
   readonly hardStopGraceMs: number;
   readonly concurrency: number;
+  /** When the thread and process executors replace a runner (absent or null: never; the async executor has none). */
+  readonly recycle?: RecycleSettings | null;
+}
+
+/**
+ * When a thread or process is replaced by a fresh one (Celery's `max_tasks_per_child` and
+ * `max_memory_per_child`): checked after each attempt it ran, so no attempt is ever cut short.
+ */
+export interface RecycleSettings {
+  /** After this many attempts (null: no count). */
+  readonly afterJobs: number | null;
+  /**
+   * Once its memory after an attempt is above this many MB (null: no mark): a child process's
+   * resident set (RSS), a worker thread's V8 heap in use (threads share the process's RSS).
+   */
+  readonly aboveMemoryMb: number | null;
 }

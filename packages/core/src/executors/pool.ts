@@ -12,6 +12,13 @@
  * one; one that was terminated (abort, crash, memory limit) is simply not returned to the pool,
  * and a new one is started when needed.
  *
+ * Recycling (`settings.recycle`). A runner that has run `afterJobs` attempts, or whose memory after
+ * an attempt is above `aboveMemoryMb` (the runner measures itself and says so with its result), is
+ * ended once that attempt's result is in, instead of going back to the pool, and a replacement
+ * with the same memory limit starts at once (warm: it loads the jobs module while it waits). It is
+ * checked only between attempts: an attempt is never cut short, and no attempt is sent to a runner
+ * that is being replaced, so no job is lost or run twice by a replacement.
+ *
  * Aborts. On `ctx.signal` abort the attempt rejects at once with `signal.reason`, the runner is
  * told (its ctx.signal aborts too) and terminated (thread) or killed (process); it is never
  * reused. (`hardStopGraceMs` is the async executor's: these executors can stop a handler.)
@@ -75,6 +82,10 @@ class Runner {
   lastUsed = Date.now();
   /** It loaded the jobs module and said 'ready'. */
   ready = false;
+  /** Attempts it finished cleanly (for `recycle.afterJobs`). */
+  jobs = 0;
+  /** Its memory after its latest attempt, in bytes, when `recycle.aboveMemoryMb` asks for it. */
+  memory: number | null = null;
   handle!: RunnerHandle;
   readonly ended: Promise<void>;
   private resolveEnded!: () => void;
@@ -99,6 +110,8 @@ export abstract class PooledExecutor implements Executor {
   private readonly runners = new Set<Runner>();
   private idle: Runner[] = [];
   private closed = false;
+  /** Runners replaced by `recycle` so far, for tests and metrics. */
+  recycled = 0;
 
   constructor(readonly settings: ExecutorSettings) {
     if (!settings.jobsModule) throw new ExecutorFailedError('The thread and process executors need `jobsModule`.');
@@ -155,7 +168,15 @@ export abstract class PooledExecutor implements Executor {
         start: () => {
           if (settled) return;
           try {
-            runner.handle.send({ type: 'run', id, name: definition.jobName, args: job.args, job: plainJob(job), workerId: ctx.workerId });
+            runner.handle.send({
+              type: 'run',
+              id,
+              name: definition.jobName,
+              args: job.args,
+              job: plainJob(job),
+              workerId: ctx.workerId,
+              measure: this.settings.recycle?.aboveMemoryMb != null,
+            });
           } catch (error) {
             finish(() =>
               reject(new ExecutorFailedError(`${label} could not be sent to ${this.noun}: ${(error as Error).message}`, { cause: error })),
@@ -178,6 +199,7 @@ export abstract class PooledExecutor implements Executor {
             // Checked in the runner already; the worker's ctx.progress stores it.
             if (!settled) ctx.progress(message.value, message.data === null ? undefined : JSON.parse(message.data));
           } else if (message.type === 'done' && message.id === id) {
+            if (message.memory !== undefined) runner.memory = message.memory;
             if (message.ok) finish(() => resolve(message.result));
             else finish(() => reject(deserializeThrown(message.error)));
             this.release(runner);
@@ -205,7 +227,10 @@ export abstract class PooledExecutor implements Executor {
     });
   }
 
-  /** An idle runner for this memory limit, or a new one (ending an idle one first when at the cap). */
+  /**
+   * An idle runner for this memory limit, or a replacement still starting that no attempt took yet
+   * (the attempt starts when it is ready), or a new one (ending an idle one first when at the cap).
+   */
   private acquire(memoryMb: number | undefined): Runner {
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const runner = this.idle[i];
@@ -214,6 +239,9 @@ export abstract class PooledExecutor implements Executor {
         runner.state = 'busy';
         return runner;
       }
+    }
+    for (const runner of this.runners) {
+      if (runner.state === 'starting' && runner.attempt === null && runner.memoryMb === memoryMb) return runner;
     }
     if (this.size >= this.settings.concurrency && this.idle.length > 0) {
       this.retire(this.idle.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b)));
@@ -228,11 +256,17 @@ export abstract class PooledExecutor implements Executor {
         if (message.type === 'ready') {
           runner.ready = true;
           if (runner.state !== 'starting') return;
+          if (runner.attempt === null) {
+            // A replacement no attempt has taken yet: it waits in the pool.
+            this.makeIdle(runner);
+            return;
+          }
           runner.state = 'busy';
-          runner.attempt?.start();
+          runner.attempt.start();
           return;
         }
-        runner.attempt?.message(message);
+        if (runner.attempt) runner.attempt.message(message);
+        else if (message.type === 'load-failed') this.retire(runner); // a replacement that cannot load: the next attempt starts another and reports why
       },
       end: (end) => {
         this.runners.delete(runner);
@@ -247,18 +281,40 @@ export abstract class PooledExecutor implements Executor {
     return runner;
   }
 
-  /** Back to the pool after a clean attempt (or ended, when the pool is closed or full). */
+  /**
+   * Back to the pool after a clean attempt (or ended, when the pool is closed or full; or replaced,
+   * when `recycle` says it has served its time).
+   */
   private release(runner: Runner): void {
     if (runner.state !== 'busy') return;
+    runner.jobs++;
     if (this.closed) {
       this.retire(runner);
       return;
     }
+    if (this.dueForRecycling(runner)) {
+      this.recycled++;
+      this.retire(runner);
+      // Warm at once; unref'd until an attempt takes it, like an idle runner.
+      this.start(runner.memoryMb).handle.unref();
+      return;
+    }
+    this.makeIdle(runner);
+  }
+
+  private makeIdle(runner: Runner): void {
     runner.state = 'idle';
     runner.lastUsed = Date.now();
     runner.handle.unref();
     this.idle.push(runner);
     while (this.idle.length > this.settings.concurrency) this.retire(this.idle[0]);
+  }
+
+  private dueForRecycling(runner: Runner): boolean {
+    const recycle = this.settings.recycle;
+    if (recycle === null || recycle === undefined) return false;
+    if (recycle.afterJobs !== null && runner.jobs >= recycle.afterJobs) return true;
+    return recycle.aboveMemoryMb !== null && runner.memory !== null && runner.memory > recycle.aboveMemoryMb * 1024 * 1024;
   }
 
   /** Ends a runner for good: it is never reused. */

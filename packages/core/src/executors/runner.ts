@@ -12,6 +12,7 @@
  *                                                          at most one per PROGRESS_SEND_MS, the
  *                                                          latest, and the last before 'done')
  *                   { type: 'done', id, ok: true, result }  or  { type: 'done', id, ok: false, error }
+ *                   (with `memory`, in bytes, when the 'run' asked to `measure`: see `memoryInUse`)
  *
  * Errors cross as `{ name, message, stack, code, details }` (see `serializeError`) and are rebuilt
  * by `deserializeError`: Docket's own errors as their class (found by code), any other error as a
@@ -23,6 +24,7 @@
  * started as a runner (worker data marker in a thread, argv marker in a forked child).
  */
 import { pathToFileURL } from 'node:url';
+import { getHeapStatistics } from 'node:v8';
 import { isMainThread, type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as errors from '../errors.js';
 import { type AnyJobDefinition, isJobDefinition } from '../job-definition.js';
@@ -52,6 +54,8 @@ export interface RunMessage {
   args: unknown;
   job: RunningJob;
   workerId: string | null;
+  /** Say this runner's memory with the result (the worker recycles runners above a memory mark). */
+  measure: boolean;
 }
 export interface AbortMessage {
   type: 'abort';
@@ -64,8 +68,8 @@ export type ChildMessage =
   | { type: 'ready'; jobs: string[] }
   | { type: 'load-failed'; error: SerializedError }
   | { type: 'progress'; id: number; value: number; data: string | null }
-  | { type: 'done'; id: number; ok: true; result: unknown }
-  | { type: 'done'; id: number; ok: false; error: SerializedError };
+  | { type: 'done'; id: number; ok: true; result: unknown; memory?: number }
+  | { type: 'done'; id: number; ok: false; error: SerializedError; memory?: number };
 
 // -------------------------------------------------------------------------------------------------
 // Errors across the boundary
@@ -188,6 +192,15 @@ interface Transport {
 
 let started = false;
 
+/**
+ * This runner's memory, in bytes, for recycling above a memory mark: a child process's resident set
+ * (what the system counts against it), a worker thread's V8 heap in use (threads share their
+ * process's resident set, so only the heap is the thread's own).
+ */
+function memoryInUse(): number {
+  return isMainThread ? process.memoryUsage.rss() : getHeapStatistics().used_heap_size;
+}
+
 /** Least time between two progress messages of one attempt: the worker stores at most a few a second anyway. */
 const PROGRESS_SEND_MS = 10;
 
@@ -247,6 +260,7 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
       transport.send({
         type: 'done',
         id: message.id,
+        ...(message.memory === undefined ? {} : { memory: message.memory }),
         ok: false,
         error: serializeError(
           new errors.ResultNotSerializableError(`The result of a job run in ${where} cannot be sent back to the worker: ${(error as Error).message}`),
@@ -291,10 +305,10 @@ function serve(transport: Transport, jobsModule: string, where: string): void {
     try {
       const result = await definition.handler(m.args, ctx);
       (progress as ProgressSender | null)?.end();
-      reply({ type: 'done', id: m.id, ok: true, result });
+      reply({ type: 'done', id: m.id, ok: true, result, ...(m.measure ? { memory: memoryInUse() } : {}) });
     } catch (error) {
       (progress as ProgressSender | null)?.end();
-      reply({ type: 'done', id: m.id, ok: false, error: serializeError(error) });
+      reply({ type: 'done', id: m.id, ok: false, error: serializeError(error), ...(m.measure ? { memory: memoryInUse() } : {}) });
     } finally {
       running.delete(m.id);
     }

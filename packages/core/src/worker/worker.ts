@@ -5,7 +5,7 @@ import { type AppInternals, type Docket, internals } from '../app.js';
 import { explainDriverError } from '../driver-errors.js';
 import { ClosedError, InvalidOptionError, WorkerShutdownError, WorkerStateError } from '../errors.js';
 import { AsyncExecutor } from '../executors/async.js';
-import type { Executor, ExecutorSettings } from '../executors/executor.js';
+import type { Executor, ExecutorSettings, RecycleSettings } from '../executors/executor.js';
 import { createExecutor } from '../executors/index.js';
 import type { MaintenanceContext } from '../hooks.js';
 import { tapped } from '../hooks.js';
@@ -39,6 +39,15 @@ export interface WorkerQueueOptions {
   pollIntervalMs?: number;
   /** Jobs claimed ahead of free slots. Default: equal to concurrency. */
   prefetch?: number;
+  /**
+   * Thread and process executors: replace a worker thread or child process with a fresh one after
+   * it ran `afterJobs` attempts, or once its memory after an attempt is above `aboveMemoryMb` (a
+   * child process's resident set; a thread's V8 heap in use). Checked between attempts, so no job
+   * is cut short, lost or run twice. Default: never. Not for the async executor, which runs
+   * handlers on the worker's own event loop: there is no thread or process to replace (restart the
+   * worker process instead, or run the queue on a thread or process executor).
+   */
+  recycle?: { afterJobs?: number; aboveMemoryMb?: number };
 }
 
 /** Options of `new Worker(app, options)`: the jobs it can run, the queues it serves, and its timings. */
@@ -104,7 +113,7 @@ const OPTION_KEYS = [
   'progressIntervalMs',
   'claimCommit',
 ] as const;
-const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch'] as const;
+const QUEUE_KEYS = ['concurrency', 'executor', 'pollIntervalMs', 'prefetch', 'recycle'] as const;
 
 type WorkerPhase = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -153,6 +162,7 @@ export class Worker {
     for (const [name, q] of Object.entries(options.queues)) {
       assertQueueName(name);
       rejectUnknownKeys(`${where}.queues.${name}`, q ?? {}, QUEUE_KEYS);
+      recycleSettings(`${where}.queues.${name}`, q?.recycle, q?.executor);
     }
     this.app = app;
     this.internals = internals(app);
@@ -237,7 +247,12 @@ export class Worker {
           pollIntervalMs: integerOption(where, 'pollIntervalMs', opts.pollIntervalMs, db?.pollIntervalMs ?? 1000, { min: 10, max: 3_600_000 }),
           prefetch: integerOption(where, 'prefetch', opts.prefetch, concurrency, { min: 0, max: 10_000 }),
         };
-        const executorSettings: ExecutorSettings = { jobsModule, hardStopGraceMs, concurrency };
+        const executorSettings: ExecutorSettings = {
+          jobsModule,
+          hardStopGraceMs,
+          concurrency,
+          recycle: recycleSettings(where, opts.recycle, settings.executor),
+        };
         const executor =
           settings.executor === 'async' ? new AsyncExecutor(executorSettings) : await createExecutor(settings.executor, executorSettings);
         this.executors.push(executor);
@@ -561,6 +576,34 @@ function createView(worker: Worker): WorkerView {
       return worker.activeJobs;
     },
   });
+}
+
+/**
+ * A queue's `recycle` option, checked: null when unset. Refused for the async executor (known in
+ * the constructor when the worker names it, at start when it comes from `declareQueue`).
+ */
+function recycleSettings(where: string, recycle: WorkerQueueOptions['recycle'], executor: ExecutorKind | undefined): RecycleSettings | null {
+  if (recycle === undefined) return null;
+  if (recycle === null || typeof recycle !== 'object' || Array.isArray(recycle)) {
+    throw new InvalidOptionError(`${where}: \`recycle\` must be an object like { afterJobs: 100, aboveMemoryMb: 512 }, got ${describe(recycle)}.`);
+  }
+  rejectUnknownKeys(`${where}.recycle`, recycle, ['afterJobs', 'aboveMemoryMb']);
+  const afterJobs =
+    recycle.afterJobs === undefined ? null : integerOption(`${where}.recycle`, 'afterJobs', recycle.afterJobs, 1, { min: 1, max: 1_000_000_000 });
+  const aboveMemoryMb =
+    recycle.aboveMemoryMb === undefined
+      ? null
+      : integerOption(`${where}.recycle`, 'aboveMemoryMb', recycle.aboveMemoryMb, 1, { min: 1, max: 1_048_576 });
+  if (afterJobs === null && aboveMemoryMb === null) {
+    throw new InvalidOptionError(`${where}: \`recycle\` needs \`afterJobs\`, \`aboveMemoryMb\` or both; leave it out to never recycle.`);
+  }
+  if (executor === 'async') {
+    throw new InvalidOptionError(
+      `${where}: \`recycle\` applies to the 'thread' and 'process' executors. The 'async' executor runs handlers on this worker's own event loop, so there is no thread or process to replace; run the queue with executor 'thread' or 'process', or restart the worker process.`,
+      { details: { option: 'recycle', executor } },
+    );
+  }
+  return { afterJobs, aboveMemoryMb };
 }
 
 function seconds(ms: number): string {
