@@ -1,4 +1,4 @@
-import { checkProgress, progressText } from '../progress.js';
+import { checkProgress } from '../progress.js';
 import type { RunningJob } from '../types.js';
 import type { ProgressWriter } from './progress-writer.js';
 
@@ -21,7 +21,7 @@ export class ProgressReporter {
   readonly report = (value: number, data?: unknown): void => {
     const checked = checkProgress(value, data);
     if (this.ended) return;
-    this.writer.report(this.job, progressText(checked, this.job.attempt, new Date()), this.live);
+    this.writer.report(this.job, checked, Date.now(), this.live);
   };
 
   /** The attempt ended: its last report not yet stored, for the outcome's write. */

@@ -1,12 +1,14 @@
 import type { Logger } from '../logger.js';
+import { type ProgressReport, progressText } from '../progress.js';
 import type { RunningJob } from '../types.js';
 
 /** One running attempt's latest report. */
 interface Entry {
   readonly id: string;
   readonly attempt: number;
-  /** `jobs.progress` JSON text of the latest report. */
-  text: string;
+  /** The latest report, and when it was made (epoch ms): made into JSON only when it is written. */
+  report: ProgressReport;
+  at: number;
   /** Counts reports; `stored` is the count the database is known to hold. */
   version: number;
   stored: number;
@@ -39,14 +41,15 @@ export class ProgressWriter {
     private readonly logger: Logger,
   ) {}
 
-  /** The attempt reported `text` (already checked and made JSON). */
-  report(job: RunningJob, text: string, live: boolean): void {
+  /** The attempt reported `report` (already checked) at `at` (epoch ms). */
+  report(job: RunningJob, report: ProgressReport, at: number, live: boolean): void {
     let entry = this.entries.get(job.id);
     if (entry === undefined || entry.attempt !== job.attempt) {
-      entry = { id: job.id, attempt: job.attempt, text, version: 0, stored: 0, live };
+      entry = { id: job.id, attempt: job.attempt, report, at, version: 0, stored: 0, live };
       this.entries.set(job.id, entry);
     }
-    entry.text = text;
+    entry.report = report;
+    entry.at = at;
     entry.version++;
     if (live) this.schedule();
   }
@@ -56,7 +59,7 @@ export class ProgressWriter {
     const entry = this.entries.get(job.id);
     if (entry === undefined || entry.attempt !== job.attempt) return undefined;
     this.entries.delete(job.id);
-    return entry.version === entry.stored ? undefined : entry.text;
+    return entry.version === entry.stored ? undefined : textOf(entry);
   }
 
   /** Resolves once no write is in flight (the worker is stopping). */
@@ -90,7 +93,7 @@ export class ProgressWriter {
     for (const entry of this.entries.values()) {
       if (!entry.live || entry.version === entry.stored) continue;
       taken.push({ entry, version: entry.version });
-      items.push({ id: entry.id, attempt: entry.attempt, progress: entry.text });
+      items.push({ id: entry.id, attempt: entry.attempt, progress: textOf(entry) });
     }
     if (items.length === 0) return;
     this.lastWriteAt = Date.now();
@@ -105,4 +108,8 @@ export class ProgressWriter {
       this.logger.warn('storing progress reports failed; retrying', { error, jobs: items.length, failures: this.failures });
     }
   }
+}
+
+function textOf(entry: Entry): string {
+  return progressText(entry.report, entry.attempt, new Date(entry.at));
 }
