@@ -2,8 +2,10 @@
  * The plugin tax: what each plugin package costs a drain of plain jobs that use none of its
  * features. N no-op jobs are pushed (pushMany, 20,000 per call) into a fresh database, then drained
  * by one in-process worker, timed from `worker.start()` to the last job settled (none pending or
- * running). Configurations: `none`, each plugin alone, `all`, and `logs-used` (every job writes two
- * log lines: the cost of the feature in use, not a tax). Each round runs every configuration once,
+ * running). Configurations: `none`, each plugin alone, `all`, `logs-used` (every job writes two
+ * log lines: the cost of the feature in use, not a tax), and `progress-1000` (no plugin; one more
+ * job, on a queue of its own on the same worker, calls `ctx.progress` a thousand times a second for
+ * as long as the drain lasts: what a chatty handler costs the drain). Each round runs every configuration once,
  * starting one further along the list each round, so load from other processes on the machine
  * falls on all of them alike (after an uncounted warm-up drain). Reported: jobs/s per configuration
  * (median over rounds) and its ratio to `none` of the same run; CPU per job of this process and of
@@ -28,6 +30,8 @@
 import { execFileSync } from 'node:child_process';
 import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@docket/core';
 import { cron } from '@docket/plugin-cron';
+import { deadLetters } from '@docket/plugin-dead-letter';
+import { expiry } from '@docket/plugin-expiry';
 import { leadership } from '@docket/plugin-leadership';
 import { jobLogs } from '@docket/plugin-logs';
 import { metrics } from '@docket/plugin-metrics';
@@ -76,6 +80,8 @@ const PLUGINS: Record<string, () => DocketPlugin[]> = {
   'priority-aging': () => [priorityAging({ queues: { reports: { everyMs: 60_000, maxPriority: 10 } } })],
   metrics: () => [metrics()],
   otel: () => [otel()],
+  expiry: () => [expiry()],
+  'dead-letter': () => [deadLetters()],
 };
 
 interface Config {
@@ -83,6 +89,8 @@ interface Config {
   plugins: () => DocketPlugin[];
   /** Whether each job writes two log lines (the logs plugin in use). */
   logs: boolean;
+  /** Whether a handler on a queue of its own reports progress 1,000 times a second during the drain. */
+  progress?: boolean;
 }
 
 const CONFIGS: Record<string, Config> = {
@@ -92,7 +100,13 @@ const CONFIGS: Record<string, Config> = {
   'logs-used': { plugins: PLUGINS.logs!, logs: true },
   'ratelimit-unreached': { plugins: () => [ratelimit({ queues: { [DOCKET_QUEUE]: { limit: 1_000_000_000, periodMs: 1000 } } })], logs: false },
   'aging-unreached': { plugins: () => [priorityAging({ queues: { [DOCKET_QUEUE]: { everyMs: 3_600_000, maxPriority: 10 } } })], logs: false },
+  'progress-1000': { plugins: () => [], logs: false, progress: true },
 };
+
+/** The queue of the job that reports progress beside the drain (`progress-1000`). */
+const PROGRESS_QUEUE = 'bench-progress';
+/** Reports per second it keeps up (on average: a late timer is caught up with several reports). */
+const PROGRESS_RATE = 1000;
 
 const jobs = Number(arg('--jobs', '50000'));
 const rounds = Number(arg('--rounds', '3'));
@@ -134,13 +148,31 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     let done = 0;
     let finish!: () => void;
     const finished = new Promise<void>((resolve) => (finish = resolve));
+    let drained = false;
     const noop = defineJob(DOCKET_JOB_OPTIONS, async (_args: unknown, ctx: JobContext) => {
       if (config.logs) {
         ctx.log!('started');
         ctx.log!('done');
       }
-      if (++done === jobs) finish();
+      if (++done === jobs) {
+        drained = true;
+        finish();
+      }
     });
+    // progress-1000: reports at PROGRESS_RATE per second until the drain is done (then returns).
+    let reports = 0;
+    let reportingMs = 0;
+    const reporter = defineJob({ name: 'reporter', queue: PROGRESS_QUEUE }, async (_args: unknown, ctx: JobContext) => {
+      const t0 = performance.now();
+      while (!drained) {
+        const due = Math.floor(((performance.now() - t0) * PROGRESS_RATE) / 1000);
+        while (reports < due) ctx.progress((reports++ % 1000) / 10, { reports });
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      reportingMs = performance.now() - t0;
+      return reports;
+    });
+    if (config.progress) await producer.push(reporter);
     for (let i = 0; i < jobs; i += 20_000) {
       await producer.pushMany(Array.from({ length: Math.min(20_000, jobs - i) }, (_, k) => noop.withArgs({ i: i + k })));
     }
@@ -156,7 +188,10 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     // As an application would: someone listens for failures (none happen here).
     if (events) await events.on('failed', () => {});
     const exporter = plugins.find((p) => p.name === 'metrics') as ReturnType<typeof metrics> | undefined;
-    const worker = new Worker(app, { jobs: [noop], queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS } });
+    const worker = new Worker(app, {
+      jobs: config.progress ? [noop, reporter] : [noop],
+      queues: { [DOCKET_QUEUE]: DOCKET_WORKER_QUEUE_OPTIONS, ...(config.progress ? { [PROGRESS_QUEUE]: { concurrency: 1 } } : {}) },
+    });
     const pg0 = await backendCpu(check);
     const cpu0 = process.cpuUsage();
     const t0 = nowUs();
@@ -174,6 +209,9 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     await worker.stop();
     await app.close();
     const blocks = (await bufferAccesses(check)) - blocks0;
+    if (config.progress) {
+      console.log(`  progress-1000: ${reports} reports in ${fmt(reportingMs / 1000, 2)} s (${fmt((reports * 1000) / reportingMs, 0)}/s) beside a ${fmt(wallS, 2)} s drain`);
+    }
     return { rate: jobs / wallS, nodeUs: (cpu.user + cpu.system) / jobs, pgUs: (pgS / jobs) * 1e6, blocks: blocks / jobs };
   } finally {
     await producer.close();
