@@ -129,7 +129,7 @@ describe('hooks carry plugins end to end', () => {
     const rows = await h.db.sql`SELECT owner, version FROM docket.migrations ORDER BY owner, version`;
     assert.deepEqual(
       rows.map((r) => `${r.owner}@${r.version}`),
-      ['core@1', 'core@2', 'core@3', `${PLUGIN}@1`, `${PLUGIN}@2`],
+      ['core@1', 'core@2', 'core@3', 'core@4', 'core@5', `${PLUGIN}@1`, `${PLUGIN}@2`],
     );
     assert.deepEqual(await h.app.migrate(), [], 'migrate is idempotent');
   });
@@ -317,7 +317,7 @@ test('migrations: concurrent migrate() from many apps applies each migration onc
         .flat()
         .map((m) => `${m.owner}@${m.version}`)
         .sort(),
-      ['core@1', 'core@2', 'core@3'],
+      ['core@1', 'core@2', 'core@3', 'core@4', 'core@5'],
       'each core migration applied exactly once',
     );
     await db.sql`INSERT INTO docket.migrations (owner, version, name) VALUES ('core', 999, 'from the future')`;
