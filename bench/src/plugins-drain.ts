@@ -5,7 +5,8 @@
  * running). Configurations: `none`, each plugin alone, `all`, `logs-used` (every job writes two
  * log lines: the cost of the feature in use, not a tax), and `progress-1000` (no plugin; one more
  * job, on a queue of its own on the same worker, calls `ctx.progress` a thousand times a second for
- * as long as the drain lasts: what a chatty handler costs the drain). Each round runs every configuration once,
+ * as long as the drain lasts: what a chatty handler costs the drain) with its control
+ * `progress-idle` (the same job's loop, without the reports). Each round runs every configuration once,
  * starting one further along the list each round, so load from other processes on the machine
  * falls on all of them alike (after an uncounted warm-up drain). Reported: jobs/s per configuration
  * (median over rounds) and its ratio to `none` of the same run; CPU per job of this process and of
@@ -89,8 +90,8 @@ interface Config {
   plugins: () => DocketPlugin[];
   /** Whether each job writes two log lines (the logs plugin in use). */
   logs: boolean;
-  /** Whether a handler on a queue of its own reports progress 1,000 times a second during the drain. */
-  progress?: boolean;
+  /** A handler on a queue of its own, during the drain: reporting progress 1,000 times a second, or running the same loop idle. */
+  progress?: 'report' | 'idle';
 }
 
 const CONFIGS: Record<string, Config> = {
@@ -100,7 +101,9 @@ const CONFIGS: Record<string, Config> = {
   'logs-used': { plugins: PLUGINS.logs!, logs: true },
   'ratelimit-unreached': { plugins: () => [ratelimit({ queues: { [DOCKET_QUEUE]: { limit: 1_000_000_000, periodMs: 1000 } } })], logs: false },
   'aging-unreached': { plugins: () => [priorityAging({ queues: { [DOCKET_QUEUE]: { everyMs: 3_600_000, maxPriority: 10 } } })], logs: false },
-  'progress-1000': { plugins: () => [], logs: false, progress: true },
+  'progress-1000': { plugins: () => [], logs: false, progress: 'report' },
+  // The same handler loop without the reports: what the loop itself costs, apart from ctx.progress.
+  'progress-idle': { plugins: () => [], logs: false, progress: 'idle' },
 };
 
 /** The queue of the job that reports progress beside the drain (`progress-1000`). */
@@ -166,7 +169,8 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
       const t0 = performance.now();
       while (!drained) {
         const due = Math.floor(((performance.now() - t0) * PROGRESS_RATE) / 1000);
-        while (reports < due) ctx.progress((reports++ % 1000) / 10, { reports });
+        if (config.progress === 'report') while (reports < due) ctx.progress((reports++ % 1000) / 10, { reports });
+        else reports = due;
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
       reportingMs = performance.now() - t0;
@@ -210,8 +214,9 @@ async function drain(server: Awaited<ReturnType<typeof startServer>>, name: stri
     await app.close();
     const blocks = (await bufferAccesses(check)) - blocks0;
     if (config.progress) {
+      const made = config.progress === 'report' ? reports : 0;
       console.log(
-        `  progress-1000: ${reports} reports in ${fmt(reportingMs / 1000, 2)} s (${fmt((reports * 1000) / reportingMs, 0)}/s) beside a ${fmt(wallS, 2)} s drain`,
+        `  ${name}: ${made} reports in ${fmt(reportingMs / 1000, 2)} s (${fmt((made * 1000) / reportingMs, 0)}/s) beside a ${fmt(wallS, 2)} s drain`,
       );
     }
     return { rate: jobs / wallS, nodeUs: (cpu.user + cpu.system) / jobs, pgUs: (pgS / jobs) * 1e6, blocks: blocks / jobs };

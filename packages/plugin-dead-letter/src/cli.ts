@@ -20,7 +20,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Docket, isDocketError } from '@docket/core';
+import { ConfigInvalidError, Docket, isDocketError } from '@docket/core';
 import { type DeadLetter, type DeadLetterPlugin, deadLetters, PLUGIN_NAME, type Redriven } from './index.js';
 
 const EXIT = Object.freeze({ OK: 0, NO: 1, USAGE: 2, DATABASE: 3, CONFIG: 4, FAILED: 5 });
@@ -35,7 +35,6 @@ const USAGE = `usage: docket dead-letters <list|show|redrive|delete> (--config M
   --url defaults to $DATABASE_URL.`;
 
 class UsageError extends Error {}
-class ConfigError extends Error {}
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -46,16 +45,23 @@ async function appFrom(values: { config?: string; url?: string; schema?: string 
     try {
       loaded = (await import(pathToFileURL(resolve(values.config)).href)) as { default?: unknown };
     } catch (error) {
-      throw new ConfigError(`${values.config}: the config module could not be loaded: ${firstLine(error)}`);
+      throw new ConfigInvalidError(`${values.config}: the config module could not be loaded: ${firstLine(error)}`, {
+        cause: error,
+        details: { file: values.config },
+      });
     }
     const value = typeof loaded.default === 'function' ? await (loaded.default as () => unknown)() : loaded.default;
     const app = value instanceof Docket ? value : (value as { app?: unknown } | null)?.app;
     if (!(app instanceof Docket))
-      throw new ConfigError(`${values.config}: the default export must be a Docket app, { app }, or a function returning one.`);
+      throw new ConfigInvalidError(`${values.config}: the default export must be a Docket app, { app }, or a function returning one.`, {
+        details: { file: values.config },
+      });
     const plugin = app.plugins.find((p) => p.name === PLUGIN_NAME) as DeadLetterPlugin | undefined;
     if (!plugin) {
       await app.close();
-      throw new ConfigError(`${values.config}: the app has no '${PLUGIN_NAME}' plugin; add deadLetters() to its plugins.`);
+      throw new ConfigInvalidError(`${values.config}: the app has no '${PLUGIN_NAME}' plugin; add deadLetters() to its plugins.`, {
+        details: { file: values.config },
+      });
     }
     return { app, plugin };
   }
@@ -195,8 +201,8 @@ async function main(argv: string[]): Promise<number> {
 
 function exitCodeOf(error: unknown): number {
   if (error instanceof UsageError || (error as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) return EXIT.USAGE;
-  if (error instanceof ConfigError) return EXIT.CONFIG;
   if (isDocketError(error)) {
+    if (error.code === 'DOCKET_CONFIG_INVALID') return EXIT.CONFIG;
     if (error.code === 'DOCKET_DEAD_LETTER_NOT_FOUND' || error.code === 'DOCKET_DEAD_LETTER_ALREADY_REDRIVEN') return EXIT.NO;
     if (['DOCKET_CONNECTION_FAILED', 'DOCKET_MIGRATIONS_PENDING', 'DOCKET_SCHEMA_TOO_NEW'].includes(error.code)) return EXIT.DATABASE;
     if (error.code.startsWith('DOCKET_INVALID_')) return EXIT.USAGE;

@@ -227,7 +227,9 @@ describe('dead letters', () => {
     assert.equal((await cli(['frobnicate', ...url])).code, 2);
     assert.equal((await cli(['list', ...url, '--bogus'])).code, 2);
     assert.equal((await cli(['list', ...url, '--limit', '0'])).code, 2, 'an invalid option: usage');
-    assert.equal((await cli(['show', '1', '--config', join(tmpdir(), 'no-such-config.mjs')])).code, 4);
+    const noConfig = await cli(['show', '1', '--config', join(tmpdir(), 'no-such-config.mjs')]);
+    assert.equal(noConfig.code, 4);
+    assert.match(noConfig.output, /^docket: DOCKET_CONFIG_INVALID: /m);
     assert.equal((await cli(['list', '--url', 'postgres://nobody@127.0.0.1:1/none'])).code, 3);
   });
 });

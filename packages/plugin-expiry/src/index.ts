@@ -333,7 +333,9 @@ function notStarted(job: RunningJob, startBy: Date, why: string): string {
 }
 
 function expiredError(job: RunningJob, message: string): JobError {
-  return { attempt: job.attempt, name: JobExpiredError.name, code: 'DOCKET_EXPIRY_EXPIRED', message, at: new Date().toISOString() };
+  const error: JobError = { attempt: job.attempt, name: JobExpiredError.name, code: 'DOCKET_EXPIRY_EXPIRED', message, at: new Date().toISOString() };
+  if (job.startedAt) error.startedAt = job.startedAt.toISOString();
+  return error;
 }
 
 /**

@@ -1,6 +1,6 @@
-/** A job's page: what it was given and returned, each attempt with its timing and error stack, meta, actions, plugin panels. */
+/** A job's page: what it was given and returned, its last progress report, each attempt with its timing and error stack, meta, actions, plugin panels. */
 import { JobNotFoundError, type JobRecord } from '@docket/core';
-import { duration, json, stateBadge, time } from '../format.js';
+import { clip, duration, json, stateBadge, time } from '../format.js';
 import { type Html, html } from '../html.js';
 import type { RequestContext } from '../request.js';
 import { layout, problemPage } from './layout.js';
@@ -12,6 +12,13 @@ interface Attempt {
   endedAt: Date | null;
   outcome: string;
   error: JobRecord['errors'][number] | null;
+}
+
+/** The handler's last `ctx.progress` report: a bar, the percentage, which attempt made it and when, and its data. */
+function progress(report: NonNullable<JobRecord['progress']>): Html {
+  const percent = `${Math.round(report.value * 10) / 10}%`;
+  return html`<progress max="100" value="${String(report.value)}">${percent}</progress> ${percent}
+    <span class="muted">attempt ${report.attempt} · ${time(report.at)}</span>${report.data === null ? '' : html` <code class="mono">${clip(JSON.stringify(report.data))}</code>`}`;
 }
 
 /** Every attempt: those with an error from `errors`, the last one from the job's own columns. */
@@ -71,6 +78,7 @@ export async function jobPage(ctx: RequestContext, id: string): Promise<Html> {
     ${fact('Started', time(job.startedAt))}
     ${fact('Finished', job.finishedAt ? html`${time(job.finishedAt)}${total ? html` <span class="muted">after ${total}</span>` : ''}` : time(null))}
     ${fact('Worker', job.workerId ? html`<span class="mono">${job.workerId}</span>` : html`<span class="muted">–</span>`)}
+    ${job.progress ? fact('Progress', progress(job.progress)) : ''}
     ${job.limits.timeoutMs || job.limits.memoryMb ? fact('Limits', `${job.limits.timeoutMs ? `${duration(job.limits.timeoutMs)} ` : ''}${job.limits.memoryMb ? `${job.limits.memoryMb} MB` : ''}`) : ''}
   </dl>
 </section>
