@@ -42,6 +42,7 @@ import {
 } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
+import { checkPoolerBefore, PoolerCheck } from './pooler-check.js';
 import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
@@ -286,6 +287,10 @@ export class Docket implements AsyncDisposable {
     } else {
       throw new InvalidOptionError(`new Docket(options): \`listen\` must be true, false or { connection }, got ${describe(listen)}.`);
     }
+
+    // The pool's own statements (BEGIN, COMMIT) are prepared unless the pool says otherwise.
+    const poolPrepares = (this.sql as unknown as { options?: { prepare?: boolean } }).options?.prepare !== false;
+    poolerChecks.set(this, new PoolerCheck(this.sql, this.#prepare || poolPrepares));
 
     this.#hooks = createHooks();
     skipUnwanted(this.#hooks);
@@ -795,8 +800,9 @@ export class Docket implements AsyncDisposable {
 }
 
 // Every public method that reaches the database explains the driver's connection and missing-table
-// errors (DOCKET_CONNECTION_FAILED, DOCKET_MIGRATIONS_PENDING): see driver-errors.ts.
-explainDriverErrorsOf(Docket.prototype, [
+// errors (DOCKET_CONNECTION_FAILED, DOCKET_MIGRATIONS_PENDING): see driver-errors.ts; and, when its
+// statements are prepared, refuses to run behind a pooler that would lose them: see pooler-check.ts.
+const DATABASE_METHODS = [
   'migrate',
   'pendingMigrations',
   'assertMigrated',
@@ -820,7 +826,14 @@ explainDriverErrorsOf(Docket.prototype, [
   'retryJobs',
   'rerunJob',
   'listWorkers',
-]);
+] as const;
+const poolerChecks = new WeakMap<object, PoolerCheck>();
+explainDriverErrorsOf(Docket.prototype, DATABASE_METHODS);
+checkPoolerBefore(Docket.prototype, DATABASE_METHODS, (app) => {
+  const check = poolerChecks.get(app);
+  if (!check) throw new Error('Docket: an app without its pooler check (constructed outside its constructor?)');
+  return check;
+});
 
 /**
  * How long a pool Docket opens waits before its next connection attempt after a failed one, in

@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   DOCKET_WORKER_STATE: 'worker.start() was called on a worker that is already running or stopped.',
   DOCKET_JOB_STATE: 'The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run).',
   DOCKET_POOLER_INCOMPATIBLE:
-    'A connection pooler between Docket and PostgreSQL (PgBouncer in transaction mode) cannot do what the app is set up for: keep a LISTEN, or accept a startup parameter Docket sends. `details.feature` says which; the message says what to configure.',
+    'A connection pooler between Docket and PostgreSQL (PgBouncer in transaction mode) cannot do what the app is set up for: keep named prepared statements, keep a LISTEN, or accept a startup parameter Docket sends. `details.feature` says which; the message says what to configure.',
 } as const;
 
 /** Every code of the core's catalogue (plugins' codes are `PluginErrorCode`s). */
@@ -130,7 +130,7 @@ export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
 /** `DOCKET_JOB_STATE`: The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run). */
 export class JobStateError extends errorClass('DOCKET_JOB_STATE') {}
-/** `DOCKET_POOLER_INCOMPATIBLE`: A connection pooler (PgBouncer in transaction mode) cannot keep a LISTEN or accept a startup parameter Docket sends; `details.feature` says which. */
+/** `DOCKET_POOLER_INCOMPATIBLE`: A connection pooler (PgBouncer in transaction mode) cannot keep named prepared statements or a LISTEN, or accept a startup parameter Docket sends; `details.feature` says which. */
 export class PoolerIncompatibleError extends errorClass('DOCKET_POOLER_INCOMPATIBLE') {}
 
 /** Whether `error` is a DocketError (of `code`, when given: a core code or a plugin's). */
