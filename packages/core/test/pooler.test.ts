@@ -1,16 +1,17 @@
 /**
  * What cannot work behind a transaction-mode pooler fails with DOCKET_POOLER_INCOMPATIBLE, saying
- * what to configure — never quietly. Provoked here without a pooler (the real PgBouncer runs in
- * packages/reliability/test/pgbouncer.test.ts): a server that answers the startup message the way
- * PgBouncer refuses a parameter, and a LISTEN connection that cannot receive the app's
- * notifications (it is on another database, as a pooler's server connection is on another session).
+ * what to configure — never quietly. Provoked without a pooler where it can be: a server that
+ * answers the startup message the way PgBouncer refuses a parameter, and a LISTEN connection that
+ * cannot receive the app's notifications (it is on another database, as a pooler's server
+ * connection is on another session). Prepared statements need a real PgBouncer (skipped, saying
+ * so, without the binary); the whole tour through one is packages/reliability/test/pgbouncer.test.ts.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
 import { Docket, defineJob, isDocketError, PoolerIncompatibleError, Worker } from '@docket/core';
-import { createTestDatabase } from '@docket/testing';
+import { createTestDatabase, pgBouncerMissing, startPgBouncer } from '@docket/testing';
 
 const hello = defineJob({ name: 'hello', queue: 'pooled' }, async () => 'hi');
 
@@ -106,4 +107,26 @@ test('the check passes on a direct LISTEN, whichever channel the app listens to 
   } finally {
     await worker.stop();
   }
+});
+
+test('prepare: true behind PgBouncer: every call is refused (feature prepared-statements), the first push included', {
+  skip: pgBouncerMissing() ?? false,
+  timeout: 60_000,
+}, async () => {
+  await using db = await createTestDatabase();
+  await using bouncer = await startPgBouncer({ serverUrl: db.url, ignoreStartupParameters: ['jit'] });
+  await using app = new Docket({ connection: bouncer.url(db.url), listen: false, logger: false });
+  const refused = (error: unknown) => {
+    assert.ok(isDocketError(error, 'DOCKET_POOLER_INCOMPATIBLE'), `got ${String(error)}`);
+    assert.equal(error.details.feature, 'prepared-statements');
+    assert.match(error.message, /Set `prepare: false`/);
+    return true;
+  };
+  await assert.rejects(app.push(hello), refused);
+  await assert.rejects(app.getJob('1'), refused);
+  await assert.rejects(new Worker(app, { jobs: [hello], queues: { pooled: {} }, handleSignals: false }).start(), refused);
+  // With prepare: false the same pooler serves the app.
+  await using fixed = new Docket({ connection: bouncer.url(db.url), prepare: false, listen: false, logger: false });
+  const ref = await fixed.push(hello);
+  assert.equal((await fixed.getJob(ref)).state, 'pending');
 });
