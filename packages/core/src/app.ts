@@ -52,8 +52,8 @@ import {
 } from './operations.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from './options.js';
 import { type DocketPlugin, validatePlugins } from './plugin.js';
-import { ProgressFollowers } from './progress-followers.js';
 import { checkPoolerBefore, PoolerCheck } from './pooler-check.js';
+import { ProgressFollowers } from './progress-followers.js';
 import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';

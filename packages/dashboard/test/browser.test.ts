@@ -50,7 +50,18 @@ describe('the dashboard in a browser', { skip: chromium.skip }, () => {
    * navigation the click causes is done.
    */
   async function click(page: Page, selector: string): Promise<void> {
-    await Promise.all([page.waitForNavigation(), page.$eval(selector, (el) => (el as HTMLElement).click())]);
+    // A live refresh that replaces the form in the instant of the click drops the submission (seen
+    // on a loaded CI machine: no navigation in 30 s); the actions clicked here are idempotent, so
+    // the click is repeated, at most three times.
+    for (let attempt = 1; ; attempt++) {
+      const navigated = page.waitForNavigation({ timeout: 10_000 }).then(
+        () => true,
+        () => false,
+      );
+      await page.$eval(selector, (el) => (el as HTMLElement).click());
+      if (await navigated) return;
+      if (attempt === 3) throw new Error(`clicking ${selector} caused no navigation in three tries`);
+    }
   }
 
   async function shot(page: Page, name: string, fullPage = true): Promise<void> {
