@@ -74,7 +74,13 @@ test('a handler calling process.exit() runs again elsewhere until the poison cap
   const supervise = async (slot: string) => {
     while (!done) {
       const label = `${slot}${++spawned}`;
-      const p = await s.spawn(label, { ...SETTINGS, concurrency: 3 });
+      let p: Awaited<ReturnType<Scenario['spawn']>>;
+      try {
+        p = await s.spawn(label, { ...SETTINGS, concurrency: 3 });
+      } catch (error) {
+        if (done) return; // killed by the scenario's end while it started
+        throw error;
+      }
       started++;
       s.expectExit(p);
       s.explain(p, 'exited (process.exit in a handler)');
