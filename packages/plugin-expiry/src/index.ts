@@ -33,7 +33,7 @@ import {
   type Settlement,
 } from '@docket/core';
 import { DeadlineExceededError, JobExpiredError } from './errors.js';
-import { clockRead, type ExpiredJobRow, expiredJobsCancel, jobErrorAppend, MIGRATIONS } from './sql.js';
+import { clockRead, type ExpiredJobRow, expiredJobsCancel, expiredJobsExist, jobErrorAppend, MIGRATIONS } from './sql.js';
 
 export { DeadlineExceededError, EXPIRY_ERRORS, JobExpiredError } from './errors.js';
 
@@ -344,6 +344,8 @@ function expiredError(job: RunningJob, message: string): JobError {
  */
 async function sweep(app: Docket, batchSize: number, signal: AbortSignal | undefined): Promise<ExpirySweep> {
   const expired: ExpiredJob[] = [];
+  // Most sweeps find nothing: one probe of the index then, not a transaction.
+  if (!(await expiredJobsExist(app.sql, app.schema))) return { expired };
   for (;;) {
     if (signal?.aborted) break;
     let batch: ExpiredJobRow[] = [];

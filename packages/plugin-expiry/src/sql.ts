@@ -33,6 +33,16 @@ export async function clockRead(sql: SqlClient): Promise<number> {
   return Number(row.ms);
 }
 
+/** Whether some pending job has expired (one probe of expiry_pending_idx; no transaction, no lock). */
+export async function expiredJobsExist(sql: SqlClient, schema: string): Promise<boolean> {
+  const rows = await run<{ one: number }>(
+    sql,
+    `SELECT 1 AS one FROM ${schema}.jobs WHERE expires_at IS NOT NULL AND state = 'pending' AND expires_at <= now() LIMIT 1`,
+    [],
+  );
+  return rows.length > 0;
+}
+
 export interface ExpiredJobRow {
   id: string;
   queue: string;
