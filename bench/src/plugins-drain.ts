@@ -101,6 +101,8 @@ const CONFIGS: Record<string, Config> = {
   'logs-used': { plugins: PLUGINS.logs!, logs: true },
   'ratelimit-unreached': { plugins: () => [ratelimit({ queues: { [DOCKET_QUEUE]: { limit: 1_000_000_000, periodMs: 1000 } } })], logs: false },
   'aging-unreached': { plugins: () => [priorityAging({ queues: { [DOCKET_QUEUE]: { everyMs: 3_600_000, maxPriority: 10 } } })], logs: false },
+  // plugin-expiry's column and partial index without its taps and sweep: what the schema costs alone.
+  'expiry-schema': { plugins: () => [{ name: 'expiry', migrations: expiry().migrations, apply() {} }], logs: false },
   'progress-1000': { plugins: () => [], logs: false, progress: 'report' },
   // The same handler loop without the reports: what the loop itself costs, apart from ctx.progress.
   'progress-idle': { plugins: () => [], logs: false, progress: 'idle' },
