@@ -77,14 +77,20 @@ export function createDashboard(app: Docket, options: DashboardOptions = {}): Da
   if (options.panels !== undefined && !Array.isArray(options.panels))
     throw new InvalidOptionError(`${where}: \`panels\` must be an array of panels.`);
   const security = new Security(options.auth, options.secret, basePath || '/');
-  // Reads are shared for a little longer than a burst of refreshes takes to arrive.
+  // Reads are shared for a little longer than a burst of refreshes takes to arrive; each live
+  // change event starts a new generation of them (LiveHub's `beforeChange`).
   const reads = new SharedReads(Math.max(debounceMs, 250) + 250);
 
   let site: Promise<Site> | null = null;
   let hub: LiveHub | null = null;
   const load = (): Promise<Site> =>
     (site ??= collectPanels(app, options.panels ?? []).then((panels) => {
-      hub = new LiveHub(app, { debounceMs, refreshMs, topics: [...new Set(panels.flatMap((p) => p.liveTopics ?? []))] });
+      hub = new LiveHub(app, {
+        debounceMs,
+        refreshMs,
+        topics: [...new Set(panels.flatMap((p) => p.liveTopics ?? []))],
+        beforeChange: () => reads.clear(),
+      });
       return { app, title, basePath, readOnly, live: true, security, reads, panels, pageSize };
     }));
 

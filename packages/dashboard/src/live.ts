@@ -20,7 +20,17 @@ export class LiveHub {
 
   constructor(
     private readonly app: Docket,
-    private readonly options: { debounceMs: number; refreshMs: number; topics: readonly string[] },
+    private readonly options: {
+      debounceMs: number;
+      refreshMs: number;
+      topics: readonly string[];
+      /**
+       * Runs just before each `change` event goes out. The dashboard forgets its shared reads there:
+       * a tab refetches on the event, and an answer read before the change (the page's own load a
+       * moment earlier) would show it the old state, with no further event to correct it.
+       */
+      beforeChange?: () => void;
+    },
   ) {}
 
   /** Events broadcast so far (tests wait on it through the stream itself; this is for stats). */
@@ -34,6 +44,13 @@ export class LiveHub {
 
   /** Answers an EventSource request and keeps it open until the tab goes or the hub closes. */
   async attach(res: ServerResponse): Promise<void> {
+    // Subscribed before the stream opens: a tab that sees the stream open (its "live" indicator)
+    // hears every change from then on.
+    await this.#start();
+    if (res.destroyed || this.#closed) {
+      res.end();
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -46,7 +63,6 @@ export class LiveHub {
       this.#clients.delete(res);
       if (this.#clients.size === 0) this.#idle();
     });
-    await this.#start();
   }
 
   #start(): Promise<void> {
@@ -84,6 +100,7 @@ export class LiveHub {
 
   #broadcast(): void {
     if (this.#clients.size === 0) return;
+    this.options.beforeChange?.();
     const message = `event: change\ndata: ${++this.#seq}\n\n`;
     for (const res of this.#clients) res.write(message);
   }

@@ -10,6 +10,8 @@ import type { DashboardPanel, PanelContext } from './panels.js';
 import type { Security } from './security.js';
 import type { SharedReads } from './shared-reads.js';
 
+const FRESH_READS: Pick<SharedReads, 'get'> = { get: (_key, read) => read() };
+
 /** A request the dashboard refuses as malformed (400), with a message that says which parameter. */
 export class BadRequest extends Error {}
 
@@ -50,6 +52,14 @@ export class RequestContext implements PanelContext {
 
   get app(): Docket {
     return this.site.app;
+  }
+  /**
+   * Where the page's reads go. A live refetch (the page script's, sent when a change event reached
+   * every open tab at once) shares them with the other tabs' refetches of this change; a navigation
+   * reads the database itself, so what a person opens is never older than their click.
+   */
+  get reads(): Pick<SharedReads, 'get'> {
+    return this.req.headers['x-docket-live'] === '1' ? this.site.reads : FRESH_READS;
   }
   get title(): string {
     return this.site.title;

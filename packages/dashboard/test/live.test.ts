@@ -94,9 +94,13 @@ test('tabs refetching the same page at once cost one query per read', async () =
   };
   const served = await serve(h.app, { debounceMs: 1000 });
   try {
-    const pages = await Promise.all(Array.from({ length: 20 }, () => new Client(served.url).page('/')));
+    // The page script's refetch after a change event (it says so in a header).
+    const pages = await Promise.all(Array.from({ length: 20 }, () => new Client(served.url, { 'x-docket-live': '1' }).page('/')));
     assert.ok(pages.every((p) => p.status === 200));
-    assert.equal(counts, 1, 'twenty overview renders, one countJobs');
+    assert.equal(counts, 1, 'twenty overview refetches, one countJobs');
+    // A navigation is a person's click: it reads the database itself.
+    await new Client(served.url).page('/');
+    assert.equal(counts, 2, 'a navigation reads afresh');
   } finally {
     await served.close();
     h.app.countJobs = countJobs;
@@ -121,4 +125,28 @@ test('shared reads: concurrent callers of one key share the first call; a failed
   reads.clear();
   await reads.get('k', slow);
   assert.equal(calls, 3, 'clear() forgets');
+});
+
+test("a change event's refetch shows the change, even moments after the same page was read", async () => {
+  const served = await serve(h.app, { refreshMs: 0, debounceMs: 0 });
+  const tab = await stream(served.url);
+  const client = new Client(served.url, { 'x-docket-live': '1' });
+  const pending = (text: string): number => {
+    const row = /<tr data-queue="live-fresh">([\s\S]*?)<\/tr>/.exec(text)?.[1] ?? '';
+    return Number(/data-state="pending"><a[^>]*>([\d,]+)</.exec(row)?.[1]?.replace(/,/g, '') ?? 0);
+  };
+  const fresh = defineJob({ name: 'live.fresh', queue: 'live-fresh' }, async () => null);
+  try {
+    await h.app.push(fresh);
+    const before = pending((await client.page('/')).text);
+    assert.equal(before, 1);
+    // The page was just refetched (its reads are shared for a while); the push lands within that while.
+    const change = tab.next();
+    await h.app.push(fresh);
+    await change;
+    assert.equal(pending((await client.page('/')).text), 2, 'the refetch after the event reads the database again');
+  } finally {
+    tab.close();
+    await served.close();
+  }
 });

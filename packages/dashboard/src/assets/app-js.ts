@@ -21,22 +21,28 @@ export const APP_JS = `'use strict';
     for (var i = 0; i < els.length; i++) els[i].textContent = rel(Number(els[i].getAttribute('data-ts')));
   }
   setInterval(tick, 10000);
+  // Set once a form is on its way: live updates then leave the page alone, since replacing the
+  // region that holds a submitted form can cancel its submission.
+  var submitting = false;
   document.addEventListener('submit', function (e) {
     var message = e.target && e.target.getAttribute && e.target.getAttribute('data-confirm');
-    if (message && !window.confirm(message)) e.preventDefault();
+    if (message && !window.confirm(message)) { e.preventDefault(); return; }
+    submitting = true;
   });
+  window.addEventListener('pageshow', function () { submitting = false; });
   if (body.getAttribute('data-live') !== 'on' || !window.EventSource || !document.querySelector('[data-live]')) return;
   var indicator = document.getElementById('live-indicator');
   function status(s) { if (indicator) indicator.setAttribute('data-status', s); }
   var busy = false, again = false, missed = false;
   function refresh() {
+    if (submitting) return;
     if (document.hidden) { missed = true; return; }
     if (busy) { again = true; return; }
     busy = true;
     fetch(location.href, { headers: { 'x-docket-live': '1' }, credentials: 'same-origin' })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (text) {
-        if (text === null) return;
+        if (text === null || submitting) return;
         var doc = new DOMParser().parseFromString(text, 'text/html');
         var regions = document.querySelectorAll('[data-live][id]');
         for (var i = 0; i < regions.length; i++) {

@@ -45,7 +45,7 @@ function attempts(job: JobRecord): Attempt[] {
 export async function jobPage(ctx: RequestContext, id: string): Promise<Html> {
   let job: JobRecord;
   try {
-    job = await ctx.site.reads.get(`getJob:${id}`, () => ctx.app.getJob(id));
+    job = await ctx.reads.get(`getJob:${id}`, () => ctx.app.getJob(id));
   } catch (error) {
     if (error instanceof JobNotFoundError) {
       ctx.res.statusCode = 404;

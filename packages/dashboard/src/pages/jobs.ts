@@ -13,7 +13,8 @@ export async function jobsPage(ctx: RequestContext): Promise<Html | { redirect: 
     return { redirect: ctx.jobHref(find) };
   }
   const q = jobsQuery(ctx);
-  const { app, reads, pageSize } = ctx.site;
+  const { app, pageSize } = ctx.site;
+  const { reads } = ctx;
   const options = {
     queue: q.queue,
     state: q.state,

@@ -15,7 +15,8 @@ interface QueueRow {
 }
 
 export async function overviewPage(ctx: RequestContext): Promise<Html> {
-  const { app, reads } = ctx.site;
+  const { app } = ctx.site;
+  const { reads } = ctx;
   const [counts, queues, throughput, workers] = await Promise.all([
     reads.get('countJobs', () => app.countJobs()),
     reads.get('listQueues', () => app.listQueues()),

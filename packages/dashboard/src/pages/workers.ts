@@ -9,7 +9,8 @@ import { layout } from './layout.js';
 const RUNNING_SHOWN = 1000;
 
 export async function workersPage(ctx: RequestContext): Promise<Html> {
-  const { app, reads } = ctx.site;
+  const { app } = ctx.site;
+  const { reads } = ctx;
   const [workers, running] = await Promise.all([
     reads.get('listWorkers', () => app.listWorkers()),
     reads.get('running', () => app.listJobs({ state: 'running', limit: RUNNING_SHOWN })),
