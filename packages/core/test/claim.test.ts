@@ -284,6 +284,29 @@ describe('claim hooks', () => {
     misuse = null;
     assert.equal((await h.app.waitForJob(ref, { timeoutMs: 10_000 })).state, 'succeeded');
   });
+
+  test('a worker stopped while its claim is under way gives the claimed jobs back before stop() resolves', async () => {
+    const job = defineJob({ name: 'stop-mid-claim', queue: 'stop-mid-claim' }, async () => 'ran');
+    const refs = await h.app.pushMany([job, job, job]);
+    const inClaim = deferred();
+    const gate = deferred();
+    shapedQueues.add('stop-mid-claim');
+    shape = async () => {
+      inClaim.resolve();
+      await gate.promise;
+    };
+    let claimed = 0;
+    recordClaimed = (jobs) => void (claimed += jobs.length);
+    const worker = await h.worker({ jobs: [job], queues: { 'stop-mid-claim': { concurrency: 3 } } });
+    await inClaim.promise;
+    // The claim goes on once stop() is well under way (everything else it waits for is done by
+    // then): it takes the three jobs for a worker that is stopping.
+    setTimeout(() => gate.resolve(), 300);
+    await worker.stop();
+    assert.equal(claimed, 3, 'stop() waited for the claim under way');
+    const states = await Promise.all(refs.map(async (ref) => (await h.app.getJob(ref)).state));
+    assert.deepEqual(states, ['pending', 'pending', 'pending'], 'given back: none left running under the stopped worker');
+  });
 });
 
 describe('pausing a queue', () => {

@@ -38,6 +38,8 @@ export class QueueRunner {
   private readonly active = new Map<string, Active>();
   private buffer: RunningJob[] = [];
   private fetching = false;
+  /** The claim under way, if any (a stopping worker waits for it: see `fetchSettled`). */
+  private inFlight: Promise<void> = Promise.resolve();
   /** Last fetch found fewer jobs than asked: wait for a wake-up before asking again. */
   private drained = false;
   private stopping = false;
@@ -157,7 +159,7 @@ export class QueueRunner {
     if (!this.fetching && !this.drained && want > 0 && this.buffer.length <= concurrency) {
       // Let outcomes catch up first; the completer nudges this runner after each batch it writes.
       if (this.completer.backlog > 5 * (concurrency + prefetch) + 1000) return;
-      void this.fetch(want);
+      this.inFlight = this.fetch(want);
     }
   }
 
@@ -366,6 +368,15 @@ export class QueueRunner {
     const unstarted = this.buffer.map((j) => j.id);
     this.buffer = [];
     return unstarted;
+  }
+
+  /**
+   * Resolves once a claim that was under way when fetching stopped has ended. Its jobs were given
+   * back (`fetch` releases what a stopping runner claimed), so a worker that waits for this before
+   * it reports itself stopped leaves no job `running` under its id, even with the app closed at once.
+   */
+  fetchSettled(): Promise<void> {
+    return this.inFlight;
   }
 
   /** Resolves when no job of this queue runs, or after `timeoutMs`. */

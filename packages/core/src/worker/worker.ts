@@ -522,6 +522,8 @@ export class Worker {
     if (unstarted.length > 0) this.giveBack(unstarted, null);
 
     const runners = [...this.runners.values()];
+    // A claim under way gives its jobs back when it returns (fetch sees the runner stopping).
+    await Promise.all(runners.map((r) => r.fetchSettled()));
     const hurried = new Promise<void>((resolve) => (this.hurry = resolve));
     const idle = Promise.all(runners.map((r) => r.waitIdle(timeoutMs))).then((all) => all.every(Boolean));
     const finished = await Promise.race([idle, hurried.then(() => false)]);
