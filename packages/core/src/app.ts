@@ -892,7 +892,9 @@ export class Docket implements AsyncDisposable {
 
   /** One page of jobs by queue, name, state and creation time, newest (or oldest) first; pass `nextCursor` back for the next page. */
   async listJobs(options: ListJobsOptions = {}): Promise<JobPage> {
-    return this.#ops.listJobs(options);
+    const page = await this.#ops.listJobs(options);
+    if (this.#codec.decodesJobs && page.jobs.length > 0) await this.#codec.decodeRecords(page.jobs);
+    return page;
   }
 
   /** Jobs per (queue, state): exact for pending, running and waiting; large finished groups may be estimates (`exact: false`). */
@@ -902,7 +904,9 @@ export class Docket implements AsyncDisposable {
 
   /** Puts a failed or cancelled job back to pending with one more attempt allowed, keeping its attempts and errors. */
   async retryJob<A = unknown, R = unknown>(ref: JobRef<A, R> | RefInput): Promise<JobRecord<A, R>> {
-    return (await this.#ops.retryJob(refId(ref))) as JobRecord<A, R>;
+    const job = (await this.#ops.retryJob(refId(ref))) as JobRecord<A, R>;
+    if (this.#codec.decodesJobs) await this.#codec.decodeRecords([job]);
+    return job;
   }
 
   /** Retries every failed (or, when asked, cancelled) job matching the filter; returns their ids. */

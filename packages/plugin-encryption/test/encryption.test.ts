@@ -140,6 +140,13 @@ test('single, bulk and transactional pushes run on async, thread and process exe
       assertEnvelope(raw.result, 'k1');
     }
     assert.deepEqual((await app.getJob(single)).args, { secret: `${MARKER}-${queue}-single` });
+    // The operations API reads them back the same way (what a dashboard or the CLI shows).
+    const listed = await app.listJobs({ queue });
+    assert.deepEqual(
+      listed.jobs.map((j) => (j.args as { secret: string }).secret).sort(),
+      done.map((j) => (j.args as { secret: string }).secret).sort(),
+    );
+    assert.ok(listed.jobs.every((j) => (j.result as { out: string }).out.startsWith(MARKER)));
   }
 });
 
