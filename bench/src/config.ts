@@ -23,9 +23,20 @@ export interface Config {
   scaleJobs: number;
 }
 
-export const WORKLOADS = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'scale', 'rss'] as const;
+export const WORKLOADS = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'scale', 'plugins', 'handoff', 'sustained', 'rss'] as const;
 /** Run unless --workloads says otherwise; `rss` (a long drain) only on request. */
-export const DEFAULT_WORKLOADS: WorkloadId[] = ['drain', 'bigdrain', 'latency', 'single', 'history', 'mixed', 'scale'];
+export const DEFAULT_WORKLOADS: WorkloadId[] = [
+  'drain',
+  'bigdrain',
+  'latency',
+  'single',
+  'history',
+  'mixed',
+  'scale',
+  'plugins',
+  'handoff',
+  'sustained',
+];
 export type WorkloadId = (typeof WORKLOADS)[number];
 /** Worker-process counts of the scale workload. */
 export const SCALE_PROCESSES = [1, 2, 4] as const;
@@ -33,7 +44,7 @@ export const ALL_SYSTEMS = ['docket', 'graphile', 'pgboss', 'bullmq', 'bullmq-pg
 
 const HELP = `pnpm bench [--quick] [--json FILE] [--rounds N] [--systems LIST] [--workloads LIST] [--no-limits]
 
-  --quick           one round, smaller history/single/latency/mixed sizes (about a minute)
+  --quick           one round, smaller sizes, one-minute sustained runs (about five minutes)
   --json FILE       also write every sample and the summary as JSON
   --rounds N        rounds (default 3, quick 1); systems alternate A B C within each round
   --systems LIST    comma list of ${ALL_SYSTEMS.join(', ')}
@@ -41,6 +52,9 @@ const HELP = `pnpm bench [--quick] [--json FILE] [--rounds N] [--systems LIST] [
   --workloads LIST  comma list of ${WORKLOADS.join(', ')}
                     (default: all but rss; drain includes the bulk enqueue)
                     scale: the drain by 1, 2 and 4 worker processes at once
+                    plugins, handoff, sustained: Docket alone, once per run, by their own
+                    scripts (plugins-drain: none / all / logs-used; handoff; sustained:
+                    2 × 10 min, quick 2 × 1 min), folded into the targets table
                     rss: one long drain (--rss-jobs, default 1,000,000) sampling the worker's RSS
                     against jobs done, one round, every selected system but bullmq-pg
   --rss-jobs N      jobs in the rss drain

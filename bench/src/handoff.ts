@@ -11,8 +11,9 @@
  * the dependent), the NOTIFY, the wake-up and the claim of the dependent.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench handoff
- *   options: --samples N (300), --rounds N (3)
+ *   options: --samples N (300), --rounds N (3), --json FILE (the summary, for `pnpm bench`'s targets)
  */
+import { writeFileSync } from 'node:fs';
 import { Docket, defineJob, Worker } from '@docket/core';
 import { chain, pushWorkflow, workflows } from '@docket/plugin-workflow';
 import { nowUs, sleep } from './clock.js';
@@ -27,6 +28,9 @@ const value = (name: string, fallback: number) => {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} takes a positive integer`);
   return v;
 };
+const KNOWN = ['--samples', '--rounds', '--json'];
+for (const a of argv) if (a.startsWith('--') && !KNOWN.includes(a)) throw new Error(`unknown option ${a}; known: ${KNOWN.join(' ')}`);
+const jsonPath = argv.includes('--json') ? argv[argv.indexOf('--json') + 1] : undefined;
 const samples = value('--samples', 300);
 const rounds = value('--rounds', 3);
 
@@ -86,6 +90,14 @@ try {
   console.log(`\nall rounds: plain p50 ${fmt(p50Plain, 2)} ms p99 ${fmt(percentile(all('plain'), 99), 2)} ms`);
   console.log(`            hand-off p50 ${fmt(p50Hand, 2)} ms p99 ${fmt(percentile(all('handoff'), 99), 2)} ms`);
   console.log(`target: hand-off p50 ≤ 2 × plain p50 (${fmt(2 * p50Plain, 2)} ms) and ≤ 1.2 ms → ${fmt(p50Hand / p50Plain, 2)} × plain`);
+  if (jsonPath) {
+    const summary = {
+      samples: samples * rounds,
+      plain: { p50: p50Plain, p99: percentile(all('plain'), 99) },
+      handoff: { p50: p50Hand, p99: percentile(all('handoff'), 99) },
+    };
+    writeFileSync(jsonPath, JSON.stringify(summary, null, 2));
+  }
 } finally {
   await stopServer();
 }

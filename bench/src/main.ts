@@ -6,13 +6,14 @@
 import { writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import postgres from 'postgres';
+import { handoff, pluginTax, sustained } from './companions.js';
 import { type Config, parseArgs, type WorkloadId } from './config.js';
 import { createDatabase, dropDatabase, type Server, serverVersion, startServer, stopServer } from './db.js';
 import { bareBulk, bareDrain, bareLatency, bareSetup, bareSingle } from './limits/bare.js';
 import { findPgbench, pgbenchDequeue, pgbenchVersion } from './limits/pgbench.js';
 import { pkgVersion } from './pkg.js';
 import { killAllChildren } from './proc.js';
-import { METRICS, type Results, renderTables, renderTargets, targets } from './report.js';
+import { METRICS, type Results, renderTables, renderTargets, type TargetRow, targets } from './report.js';
 import { fmt, percentile } from './stats.js';
 import { bullmqAdapter } from './systems/bullmq.js';
 import { docketAdapter } from './systems/docket.js';
@@ -288,6 +289,25 @@ async function main(): Promise<void> {
     await dropTemplates(server);
   }
 
+  // Docket alone, once per run: the targets with scripts of their own (they take their own rounds).
+  const companionRows: TargetRow[] = [];
+  const companion = async (what: string, fn: () => Promise<TargetRow[]>) => {
+    if (interrupted) return;
+    log(`\n— ${what} —`);
+    try {
+      companionRows.push(...(await fn()));
+    } catch (error) {
+      const message = String((error as Error)?.message ?? error);
+      log(`    FAILED: ${message}`);
+      errors.push(`${what}: ${message}`);
+    }
+  };
+  if (config.systems.includes('docket')) {
+    if (want('plugins')) await companion('the plugin tax (plugins-drain)', () => pluginTax(server, config.quick, config.rounds, log));
+    if (want('handoff')) await companion('workflow hand-off (handoff)', () => handoff(server, config.quick, config.rounds, log));
+    if (want('sustained')) await companion('sustained load (sustained)', () => sustained(server, config.quick, log));
+  }
+
   if (interrupted) return;
   // Report.
   const ordered = systems.map((s) => ({ id: s.id, label: s.label }));
@@ -301,9 +321,9 @@ async function main(): Promise<void> {
       log(`Note — ${s.label} history rows: ${s.history}.`);
   }
   const docketSkip = skipped.docket ?? (config.systems.includes('docket') ? null : 'not selected');
-  const targetRows = targets(config, results, limits, docketSkip);
+  const targetRows = [...targets(config, results, limits, docketSkip), ...companionRows];
   log(
-    `\nTargets of issues 7 and 18 (ratios from this run; the plugin tax, hand-off and sustained load have their own scripts: plugins-drain, handoff, sustained):\n${renderTargets(targetRows)}`,
+    `\nTargets of issues 7 and 18 (ratios from this run; the plugin tax, hand-off and sustained load run by their own scripts: plugins-drain, handoff, sustained):\n${renderTargets(targetRows)}`,
   );
   if (Object.keys(skipped).length) {
     log('\nSkipped systems:');

@@ -15,7 +15,7 @@
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench plugins-drain -- --rounds 3
  *   options: --jobs N (50000), --rounds N (3), --configs LIST (default: all of them), --cpu-prof PREFIX,
- *            --scrape-ms N (1000; 0: no scrape)
+ *            --scrape-ms N (1000; 0: no scrape), --json FILE (the summary, for `pnpm bench`'s targets)
  *
  * Every plugin is configured as an application would: defaults, a cron schedule (daily, 12 hours
  * from now, so it does not fire during the drain), a signals listener for failures, a rate limit
@@ -29,6 +29,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@docket/core';
 import { cron } from '@docket/plugin-cron';
 import { deadLetters } from '@docket/plugin-dead-letter';
@@ -122,6 +123,7 @@ const configs = arg('--configs', Object.keys(CONFIGS).join(','))
 /** `--cpu-prof PREFIX`: a V8 CPU profile of each drain, written to PREFIX-<config>-r<round>.cpuprofile. */
 const cpuProfile = argv.includes('--cpu-prof') ? arg('--cpu-prof', 'plugins-drain') : undefined;
 const scrapeMs = Number(arg('--scrape-ms', '1000'));
+const jsonPath = argv.includes('--json') ? arg('--json', '') : undefined;
 
 for (const name of configs) {
   if (!CONFIGS[name]) throw new Error(`unknown configuration '${name}'; known: ${Object.keys(CONFIGS).join(', ')}`);
@@ -270,13 +272,16 @@ try {
   console.log(
     `${'configuration'.padEnd(13)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  ${'blocks/job'.padStart(10)}  rounds (jobs/s)`,
   );
+  const summary: Record<string, { rate: number; ratio: number; cpuRatio: number; blocks: number }> = {};
   for (const [name, list] of samples) {
     const rate = median(list.map((s) => s.rate));
+    summary[name] = { rate, ratio: rate / baseRate, cpuRatio: baseCpu / cpuPerJob(list), blocks: median(list.map((s) => s.blocks)) };
     console.log(
       `${name.padEnd(13)} ${fmt(rate, 0).padStart(7)}  ${fmt(rate / baseRate, 2).padStart(5)}  ${fmt(median(list.map((s) => s.nodeUs)), 1).padStart(11)}  ` +
         `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${fmt(median(list.map((s) => s.blocks)), 1).padStart(10)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
     );
   }
+  if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ jobs, rounds, configs: summary }, null, 2));
 } finally {
   await stopServer();
 }

@@ -19,9 +19,11 @@
  * the transaction ended the dead tuples fell back under their level before it.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench sustained -- --quick
- *   options: --quick, --minutes M, --rate R, --load F, --calibrate N, --prune-after S, --hold S, --runs plain,xmin
+ *   options: --quick, --minutes M, --rate R, --load F, --calibrate N, --prune-after S, --hold S, --runs plain,xmin,
+ *            --json FILE (the summary, for `pnpm bench`'s targets)
  */
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Docket, defineJob } from '@docket/core';
 import postgres from 'postgres';
@@ -37,7 +39,7 @@ const value = (name: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-const KNOWN = ['--quick', '--minutes', '--rate', '--load', '--calibrate', '--prune-after', '--hold', '--runs'];
+const KNOWN = ['--quick', '--minutes', '--rate', '--load', '--calibrate', '--prune-after', '--hold', '--runs', '--json'];
 for (const a of argv) if (a.startsWith('--') && !KNOWN.includes(a)) throw new Error(`unknown option ${a}; known: ${KNOWN.join(' ')}`);
 const quick = argv.includes('--quick');
 const minutes = Number(value('--minutes') ?? (quick ? 2 : 10));
@@ -48,6 +50,7 @@ const holdS = Number(value('--hold') ?? (quick ? 30 : 120));
 const intervalS = quick ? 15 : 60;
 const runs = (value('--runs') ?? 'plain,xmin').split(',');
 const fixedRate = value('--rate') === undefined ? null : Number(value('--rate'));
+const jsonPath = value('--json');
 for (const [name, v] of Object.entries({ minutes, load, calibrateJobs, pruneAfterS, holdS })) {
   if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
 }
@@ -125,7 +128,14 @@ async function calibrate(server: Server): Promise<number> {
   }
 }
 
-async function steadyRun(server: Server, rate: number, holdXmin: boolean): Promise<Interval[]> {
+interface RunResult {
+  intervals: Interval[];
+  held: HeldXmin | null;
+  /** Jobs pushed but not finished when the pushing stopped. */
+  unfinished: number;
+}
+
+async function steadyRun(server: Server, rate: number, holdXmin: boolean): Promise<RunResult> {
   const db = `sustained_${holdXmin ? 'xmin' : 'plain'}_${process.pid}`;
   const url = await createDatabase(server, db);
   const app = new Docket({ connection: url });
@@ -190,8 +200,9 @@ async function steadyRun(server: Server, rate: number, holdXmin: boolean): Promi
     const left = await docketRemaining(stats);
     await worker.wait('handled', 600_000);
     console.log(`  ${holdReport ? `${holdReport}; ` : ''}${left} jobs still unfinished when pushing stopped`);
-    if (held) console.log(`  ${recovery(snapshots, held)}`);
-    return intervals(seconds, snapshots, offeredAt, durationS);
+    const heldReport = held ? heldXmin(snapshots, held) : null;
+    if (held) console.log(`  ${describeHeld(heldReport)}`);
+    return { intervals: intervals(seconds, snapshots, offeredAt, durationS), held: heldReport, unfinished: left };
   } finally {
     await worker.stop();
     await app.close();
@@ -227,17 +238,45 @@ function intervals(seconds: Second[], snapshots: Snapshot[], offeredAt: Array<{ 
   return out;
 }
 
-/** Dead tuples before, at the end of and after the held transaction: how fast vacuum caught up. */
-function recovery(snapshots: Snapshot[], held: { from: number; to: number }): string {
+/** What the held transaction did to the table, and how fast vacuum caught up once it ended. */
+interface HeldXmin {
+  from: number;
+  to: number;
+  deadBefore: number;
+  deadAtEnd: number;
+  deadPeak: number;
+  heapBeforeMb: number;
+  heapAtEndMb: number;
+  heapLastMb: number;
+  /** Seconds from the end of the transaction to the dead tuples' return near their level before; null: not by the end of the run. */
+  backAfterS: number | null;
+}
+
+function heldXmin(snapshots: Snapshot[], held: { from: number; to: number }): HeldXmin | null {
   const before = snapshots.filter((s) => s.at <= held.from).at(-1);
   const atEnd = snapshots.filter((s) => s.at <= held.to).at(-1);
-  const after = snapshots.filter((s) => s.at > held.to);
-  if (!before || !atEnd) return 'held xmin: not enough snapshots to compare';
-  const peak = Math.max(...snapshots.filter((s) => s.at >= held.from).map((s) => s.dead));
-  const back = after.find((s) => s.dead <= Math.max(before.dead * 1.5, before.dead + 10_000));
+  if (!before || !atEnd) return null;
+  const back = snapshots.filter((s) => s.at > held.to).find((s) => s.dead <= Math.max(before.dead * 1.5, before.dead + 10_000));
+  return {
+    ...held,
+    deadBefore: before.dead,
+    deadAtEnd: atEnd.dead,
+    deadPeak: Math.max(...snapshots.filter((s) => s.at >= held.from).map((s) => s.dead)),
+    heapBeforeMb: before.heapMb,
+    heapAtEndMb: atEnd.heapMb,
+    heapLastMb: snapshots.at(-1)!.heapMb,
+    backAfterS: back ? back.at - held.to : null,
+  };
+}
+
+function describeHeld(h: HeldXmin | null): string {
+  if (!h) return 'held xmin: not enough snapshots to compare';
   return (
-    `held xmin: dead tuples ${fmt(before.dead, 0)} before, ${fmt(atEnd.dead, 0)} when it ended, peak ${fmt(peak, 0)}; heap ${fmt(before.heapMb, 1)} → ${fmt(atEnd.heapMb, 1)} MB; ` +
-    (back ? `back near the level before ${fmt(back.at - held.to, 0)} s after it ended` : 'not back near the level before by the end of the run')
+    `held xmin: dead tuples ${fmt(h.deadBefore, 0)} before, ${fmt(h.deadAtEnd, 0)} when it ended, peak ${fmt(h.deadPeak, 0)}; ` +
+    `heap ${fmt(h.heapBeforeMb, 1)} → ${fmt(h.heapAtEndMb, 1)} MB (${fmt(h.heapLastMb, 1)} MB at the end of the run); ` +
+    (h.backAfterS !== null
+      ? `back near the level before ${fmt(h.backAfterS, 0)} s after it ended`
+      : 'not back near the level before by the end of the run')
   );
 }
 
@@ -277,15 +316,20 @@ try {
   console.log(`sustained: ${minutes} min per run, prune after ${pruneAfterS} s, runs ${runs.join(', ')}`);
   console.log(`${await serverVersion(server)}; ${server.origin}; ${revision()}`);
   let rate = fixedRate;
+  let drain: number | null = null;
   if (rate === null) {
-    const drain = await calibrate(server);
+    drain = await calibrate(server);
     rate = Math.round(drain * load);
     console.log(`calibration: drain of ${calibrateJobs} jobs at ${fmt(drain, 0)} jobs/s → offered rate ${rate} jobs/s (${load} ×)`);
   }
+  const results: Record<string, RunResult> = {};
   for (const run of runs) {
     console.log(`\n${run === 'xmin' ? `held xmin: a transaction open for ${holdS} s in the middle` : 'plain'} — ${rate} jobs/s offered`);
-    printIntervals(await steadyRun(server, rate, run === 'xmin'));
+    const result = await steadyRun(server, rate, run === 'xmin');
+    printIntervals(result.intervals);
+    results[run] = result;
   }
+  if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ rate, drain, minutes, intervalS, pruneAfterS, holdS, runs: results }, null, 2));
 } finally {
   killAllChildren();
   await stopServer();
