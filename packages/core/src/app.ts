@@ -54,6 +54,7 @@ import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys 
 import { type DocketPlugin, validatePlugins } from './plugin.js';
 import { checkPoolerBefore, PoolerCheck } from './pooler-check.js';
 import { ProgressFollowers } from './progress-followers.js';
+import { observeSessions, reconnectBackoff } from './reconnect-backoff.js';
 import { Settlements } from './settlement.js';
 import { type JobColumn, JobsSql, QUEUES_PER_NOTIFY, toJobRecord } from './sql/jobs.js';
 import { type ExecutorKind, type QueueRecord, QueuesSql } from './sql/queues.js';
@@ -976,22 +977,15 @@ checkPoolerBefore(Docket.prototype, DATABASE_METHODS, (app) => {
   return check;
 });
 
-/**
- * How long a pool Docket opens waits before its next connection attempt after a failed one, in
- * seconds (postgres.js' `backoff`; `retries` counts the pool's failures since its last success):
- * from 50 ms, doubling, at most about a second. postgres.js' own default grows to 20 s, so after an
- * outage of a few seconds (a server restart) the pool came back up to 20 s after the server did,
- * and the workers with it. Retrying about once a second per connection costs a server that is down
- * a refused TCP connection each.
- */
-function reconnectDelaySeconds(retries: number): number {
-  return Math.min(0.05 * 2 ** retries, 1) * (0.75 + Math.random() * 0.5);
-}
-
 /** A postgres.js pool from a URL; a URL the driver cannot parse is DOCKET_CONNECTION_FAILED (its own error would echo the URL). */
 function openPool(url: string, options: postgres.Options<Record<string, postgres.PostgresType>>): postgres.Sql {
+  // Waits between connection attempts grow with the outage (postgres.js' own grow to 20 s, so after
+  // a server restart of a few seconds the pool came back up to 20 s after the server did).
+  const backoff = reconnectBackoff();
   try {
-    return postgres(url, { backoff: reconnectDelaySeconds, ...options });
+    const sql = postgres(url, { backoff: backoff.delay, ...options });
+    observeSessions(sql, backoff.connected);
+    return sql;
   } catch (error) {
     throw invalidUrlError(error);
   }
