@@ -13,16 +13,34 @@ import { createTestDatabase, getTestServer, startTcpProxy, withAdmin } from '@do
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('refused sessions: attempts slow down to about one a second per connection; a dropped one comes back at once', async () => {
+test('refused sessions: attempts slow down to about one a second per connection; a dropped one comes back at once', { timeout: 60_000 }, async () => {
   const db = await createTestDatabase();
   const role = `docket_b_${randomBytes(4).toString('hex')}`;
   const url = new URL(db.url);
   const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
-  await db.sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'b' CONNECTION LIMIT 0`);
+  await db.sql.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'b' CONNECTION LIMIT 10`);
   url.username = role;
   url.password = 'b';
   const app = new Docket({ connection: proxy.url(url.toString()), maxConnections: 4, listen: false, logger: false });
   try {
+    // The refusal begins as a full server's does: the sessions are terminated under running
+    // statements (whose errors the driver once kept, taking the next login's FATAL for theirs and
+    // retrying at once), and new logins are refused.
+    await Promise.all([1, 2, 3, 4].map(() => app.sql`SELECT pg_sleep(0.05)`));
+    const running = [1, 2, 3, 4].map(() => app.sql`SELECT pg_sleep(30)`.catch((error: { code?: string }) => error.code));
+    for (let waited = 0; ; waited += 10) {
+      const [{ n }] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${role} AND state = 'active'`;
+      if (n === 4) break;
+      if (waited > 10_000) throw new Error(`${n} of the pool's 4 sessions running their statement after 10 s`);
+      await sleep(10);
+    }
+    await db.sql.unsafe(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
+    await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${role}`;
+    const ended = await Promise.all(running);
+    assert.ok(
+      ended.every((code) => code === '57P01' || code === 'CONNECTION_CLOSED'),
+      `the running statements were terminated (${ended.join(', ')})`,
+    );
     // Four callers, each asking again as soon as its statement fails: demand is never the limit.
     const refusals: string[] = [];
     const until = Date.now() + 4000;

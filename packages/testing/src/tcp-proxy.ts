@@ -48,8 +48,23 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     if (!socket || socket.destroyed) return;
     socket.resetAndDestroy();
   };
-  const close = (pair: Pair) => {
+  /**
+   * Ends a pair. `graceful`: one side hung up cleanly, so the other gets what was written to it
+   * first (a server's FATAL before it closes a refused session) and then its end, as without a
+   * proxy; destroying at once dropped those bytes, so a client saw a bare close instead of the
+   * refusal (and postgres.js retries a bare close during startup at once, with no backoff).
+   */
+  const close = (pair: Pair, graceful = false) => {
     if (!pairs.delete(pair)) return;
+    if (graceful) {
+      pair.client.end();
+      pair.upstream?.end();
+      setTimeout(() => {
+        pair.client.destroy();
+        pair.upstream?.destroy();
+      }, 1000).unref();
+      return;
+    }
     pair.client.destroy();
     pair.upstream?.destroy();
   };
@@ -70,7 +85,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const upstream = tcpConnect(target.port, target.host);
     pair.upstream = upstream;
     upstream.on('error', () => close(pair));
-    upstream.on('close', () => close(pair));
+    upstream.on('close', (hadError) => close(pair, !hadError));
     forward(pair.client, upstream);
     forward(upstream, pair.client);
     pair.client.resume();
@@ -86,7 +101,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const pair: Pair = { client, upstream: null };
     pairs.add(pair);
     client.on('error', () => close(pair));
-    client.on('close', () => close(pair));
+    client.on('close', (hadError) => close(pair, !hadError));
     if (mode === 'forwarding') putThrough(pair);
   });
   server.listen(0, '127.0.0.1');
