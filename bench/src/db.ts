@@ -159,7 +159,7 @@ export async function serverVersion(server: Server): Promise<string> {
     const [row] = await sql<{ v: string }[]>`select version() as v`;
     const settings = await sql<{ name: string; setting: string }[]>`
       select name, setting from pg_settings
-      where name in ('fsync','synchronous_commit','shared_buffers','max_connections','wal_level')`;
+      where name in ('fsync','synchronous_commit','shared_buffers','max_connections','wal_level','autovacuum')`;
     return `${row!.v.split(',')[0]}; ${settings.map((s) => `${s.name}=${s.setting}`).join(' ')}`;
   } finally {
     await sql.end({ timeout: 5 });
