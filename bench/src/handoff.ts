@@ -13,12 +13,12 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @docket/bench handoff
  *   options: --samples N (300), --rounds N (3), --json FILE (the summary, for `pnpm bench`'s targets)
  */
-import { writeFileSync } from 'node:fs';
 import { Docket, defineJob, Worker } from '@docket/core';
 import { chain, pushWorkflow, workflows } from '@docket/plugin-workflow';
 import { nowUs, sleep } from './clock.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer } from './db.js';
 import { fmt, median, percentile } from './stats.js';
+import { writeSummary } from './summaries.js';
 import { DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS } from './systems/docket.js';
 
 const argv = process.argv.slice(2).filter((a) => a !== '--');
@@ -90,14 +90,11 @@ try {
   console.log(`\nall rounds: plain p50 ${fmt(p50Plain, 2)} ms p99 ${fmt(percentile(all('plain'), 99), 2)} ms`);
   console.log(`            hand-off p50 ${fmt(p50Hand, 2)} ms p99 ${fmt(percentile(all('handoff'), 99), 2)} ms`);
   console.log(`target: hand-off p50 ≤ 2 × plain p50 (${fmt(2 * p50Plain, 2)} ms) and ≤ 1.2 ms → ${fmt(p50Hand / p50Plain, 2)} × plain`);
-  if (jsonPath) {
-    const summary = {
-      samples: samples * rounds,
-      plain: { p50: p50Plain, p99: percentile(all('plain'), 99) },
-      handoff: { p50: p50Hand, p99: percentile(all('handoff'), 99) },
-    };
-    writeFileSync(jsonPath, JSON.stringify(summary, null, 2));
-  }
+  writeSummary(jsonPath, {
+    samples: samples * rounds,
+    plain: { p50: p50Plain, p99: percentile(all('plain'), 99) },
+    handoff: { p50: p50Hand, p99: percentile(all('handoff'), 99) },
+  });
 } finally {
   await stopServer();
 }

@@ -29,7 +29,6 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { Docket, type DocketPlugin, defineJob, type JobContext, Worker } from '@docket/core';
 import { cron } from '@docket/plugin-cron';
 import { deadLetters } from '@docket/plugin-dead-letter';
@@ -52,6 +51,7 @@ import { nowUs } from './clock.js';
 import { profiled } from './cpu-profile.js';
 import { createDatabase, dropDatabase, serverVersion, startServer, stopServer } from './db.js';
 import { fmt, median } from './stats.js';
+import { type PluginsSummary, writeSummary } from './summaries.js';
 import { DOCKET_JOB_OPTIONS, DOCKET_QUEUE, DOCKET_WORKER_QUEUE_OPTIONS, docketRemaining } from './systems/docket.js';
 
 const argv = process.argv.slice(2).filter((a) => a !== '--');
@@ -272,7 +272,7 @@ try {
   console.log(
     `${'configuration'.padEnd(13)} ${'jobs/s'.padStart(7)}  ${'ratio'.padStart(5)}  ${'node µs/job'.padStart(11)}  ${'pg µs/job'.padStart(9)}  ${'cpu ratio'.padStart(9)}  ${'blocks/job'.padStart(10)}  rounds (jobs/s)`,
   );
-  const summary: Record<string, { rate: number; ratio: number; cpuRatio: number; blocks: number }> = {};
+  const summary: PluginsSummary['configs'] = {};
   for (const [name, list] of samples) {
     const rate = median(list.map((s) => s.rate));
     summary[name] = { rate, ratio: rate / baseRate, cpuRatio: baseCpu / cpuPerJob(list), blocks: median(list.map((s) => s.blocks)) };
@@ -281,7 +281,7 @@ try {
         `${fmt(median(list.map((s) => s.pgUs)), 1).padStart(9)}  ${fmt(baseCpu / cpuPerJob(list), 2).padStart(9)}  ${fmt(median(list.map((s) => s.blocks)), 1).padStart(10)}  ${list.map((s) => fmt(s.rate, 0)).join(' / ')}`,
     );
   }
-  if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ jobs, rounds, configs: summary }, null, 2));
+  writeSummary(jsonPath, { jobs, rounds, configs: summary });
 } finally {
   await stopServer();
 }

@@ -23,7 +23,6 @@
  *            --json FILE (the summary, for `pnpm bench`'s targets)
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Docket, defineJob } from '@docket/core';
 import postgres from 'postgres';
@@ -32,6 +31,7 @@ import { createDatabase, dropDatabase, type Server, serverVersion, startServer, 
 import { benchDir } from './pkg.js';
 import { killAllChildren, type Message, WorkerProcess } from './proc.js';
 import { fmt, percentile } from './stats.js';
+import { type HeldXmin, type SustainedInterval, type SustainedRun, writeSummary } from './summaries.js';
 import { DOCKET_JOB_OPTIONS, docketRemaining } from './systems/docket.js';
 
 const argv = process.argv.slice(2).filter((a) => a !== '--');
@@ -70,19 +70,6 @@ interface Second extends Message {
 interface Snapshot {
   /** Seconds since the steady phase began. */
   at: number;
-  heapMb: number;
-  indexMb: number;
-  dead: number;
-  pending: number;
-}
-
-interface Interval {
-  from: number;
-  offered: number;
-  completed: number;
-  p50: number;
-  p99: number;
-  max: number;
   heapMb: number;
   indexMb: number;
   dead: number;
@@ -128,14 +115,7 @@ async function calibrate(server: Server): Promise<number> {
   }
 }
 
-interface RunResult {
-  intervals: Interval[];
-  held: HeldXmin | null;
-  /** Jobs pushed but not finished when the pushing stopped. */
-  unfinished: number;
-}
-
-async function steadyRun(server: Server, rate: number, holdXmin: boolean): Promise<RunResult> {
+async function steadyRun(server: Server, rate: number, holdXmin: boolean): Promise<SustainedRun> {
   const db = `sustained_${holdXmin ? 'xmin' : 'plain'}_${process.pid}`;
   const url = await createDatabase(server, db);
   const app = new Docket({ connection: url });
@@ -212,8 +192,8 @@ async function steadyRun(server: Server, rate: number, holdXmin: boolean): Promi
   }
 }
 
-function intervals(seconds: Second[], snapshots: Snapshot[], offeredAt: Array<{ at: number; n: number }>, durationS: number): Interval[] {
-  const out: Interval[] = [];
+function intervals(seconds: Second[], snapshots: Snapshot[], offeredAt: Array<{ at: number; n: number }>, durationS: number): SustainedInterval[] {
+  const out: SustainedInterval[] = [];
   for (let from = 0; from + intervalS <= durationS + 0.5; from += intervalS) {
     const to = from + intervalS;
     // The worker's seconds are counted from its own start, a moment before the pushes began.
@@ -236,20 +216,6 @@ function intervals(seconds: Second[], snapshots: Snapshot[], offeredAt: Array<{ 
     });
   }
   return out;
-}
-
-/** What the held transaction did to the table, and how fast vacuum caught up once it ended. */
-interface HeldXmin {
-  from: number;
-  to: number;
-  deadBefore: number;
-  deadAtEnd: number;
-  deadPeak: number;
-  heapBeforeMb: number;
-  heapAtEndMb: number;
-  heapLastMb: number;
-  /** Seconds from the end of the transaction to the dead tuples' return near their level before; null: not by the end of the run. */
-  backAfterS: number | null;
 }
 
 function heldXmin(snapshots: Snapshot[], held: { from: number; to: number }): HeldXmin | null {
@@ -280,7 +246,7 @@ function describeHeld(h: HeldXmin | null): string {
   );
 }
 
-function printIntervals(list: Interval[]): void {
+function printIntervals(list: SustainedInterval[]): void {
   console.log(
     `  ${'from s'.padStart(6)} ${'offered/s'.padStart(9)} ${'done/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'heap MB'.padStart(8)} ${'index MB'.padStart(8)} ${'dead tup'.padStart(9)} ${'pending'.padStart(8)}`,
   );
@@ -326,14 +292,14 @@ try {
     rate = Math.round(drain * load);
     console.log(`calibration: drain of ${calibrateJobs} jobs at ${fmt(drain, 0)} jobs/s → offered rate ${rate} jobs/s (${load} ×)`);
   }
-  const results: Record<string, RunResult> = {};
+  const results: Record<string, SustainedRun> = {};
   for (const run of runs) {
     console.log(`\n${run === 'xmin' ? `held xmin: a transaction open for ${holdS} s in the middle` : 'plain'} — ${rate} jobs/s offered`);
     const result = await steadyRun(server, rate, run === 'xmin');
     printIntervals(result.intervals);
     results[run] = result;
   }
-  if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ rate, drain, minutes, intervalS, pruneAfterS, holdS, runs: results }, null, 2));
+  writeSummary(jsonPath, { rate, drain, minutes, intervalS, pruneAfterS, holdS, runs: results });
 } finally {
   killAllChildren();
   await stopServer();

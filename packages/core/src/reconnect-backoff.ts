@@ -22,12 +22,12 @@ export interface ReconnectBackoff {
 const FIRST_S = 0.05;
 const MAX_S = 1;
 
-export function reconnectBackoff(now: () => number = () => performance.now()): ReconnectBackoff {
+export function reconnectBackoff(): ReconnectBackoff {
   /** When the pool's connections began failing (ms), or null while the last session worked. */
   let failingSince: number | null = null;
   return {
     delay(retries: number): number {
-      const t = now();
+      const t = performance.now();
       failingSince ??= t;
       const outageS = (t - failingSince) / 1000;
       // Errored sockets (the server is down: connection refused) also count, as before.
