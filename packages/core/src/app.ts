@@ -66,6 +66,8 @@ import {
   type DocketEventType,
   FINISHED_STATES,
   type InsertedJob,
+  type JobContext,
+  type JobContextExtensions,
   type JobError,
   type JobInsert,
   type JobProgress,
@@ -74,6 +76,7 @@ import {
   type JobState,
   type SqlClient,
 } from './types.js';
+import { type AttemptContext, AttemptContextType } from './worker/attempt-context.js';
 
 /** What `new Docket(options)` takes: the connection, the schema, the plugins, and how the app listens and logs. */
 export interface DocketOptions {
@@ -195,6 +198,8 @@ export interface AppInternals {
   /** The `jobs` columns plugins declared. */
   readonly jobColumns: readonly JobColumn[];
   readonly codec: Codec;
+  /** The handler's context class, with the fields this app's plugins declared. */
+  readonly Context: typeof AttemptContext;
 }
 
 export function internals(app: Docket): AppInternals {
@@ -231,6 +236,7 @@ export class Docket implements AsyncDisposable {
   readonly #ownsListenPool: boolean;
   readonly #prepare: boolean;
   readonly #columns: JobColumn[] = [];
+  readonly #contextType = new AttemptContextType();
   readonly #jobOptions = new Set<string>();
   readonly #notifier: Notifier;
   readonly #queues: QueuesSql;
@@ -358,6 +364,18 @@ export class Docket implements AsyncDisposable {
   }
 
   /**
+   * Declares a field of the handler's context (`ctx[name]`, typed by augmenting
+   * `JobContextExtensions`), made by `init` on the field's first read in an attempt and kept for
+   * the rest of it: a job whose handler never reads it costs nothing (unlike a `jobContext` tap,
+   * which runs for every attempt). `init` must be cheap and synchronous. Only callable from a
+   * plugin's `apply`; names are the app's, so two plugins cannot take the same one.
+   */
+  defineJobContextField<K extends keyof JobContextExtensions>(name: K, init: (ctx: JobContext) => JobContextExtensions[K] | undefined): void {
+    if (!this.#applying) throw new PluginInvalidError('defineJobContextField() can only be called from a plugin’s apply(app).');
+    this.#contextType.define(name as string, init);
+  }
+
+  /**
    * Declares a job option a plugin reads from `row.extensions` (set with `invocation.with(key, …)`).
    * A push carrying an option no installed plugin declared is refused: without its plugin the
    * option would be silently lost (a guarantee the user asked for would not hold). Only from `apply`.
@@ -385,6 +403,7 @@ export class Docket implements AsyncDisposable {
       settlements: this.#settlements,
       jobColumns: this.#columns,
       codec: this.#codec,
+      Context: this.#contextType.Context,
     };
   }
 

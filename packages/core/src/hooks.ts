@@ -241,7 +241,11 @@ export function createHooks() {
     afterClaim: new AsyncSeriesHook<[ClaimedJob[], ClaimContext], ClaimTapOptions>(['claimed', 'ctx'], 'afterClaim'),
     /** A worker claimed a batch (rows are already `running`). Parallel notification, outside any transaction. */
     jobsFetched: new AsyncParallelHook<[RunningJob[], WorkerView]>(['jobs', 'worker'], 'jobsFetched'),
-    /** Building the handler's context. Sync: taps add their fields to ctx (see JobContextExtensions). */
+    /**
+     * Building the handler's context. Sync: taps add their fields to ctx (see JobContextExtensions).
+     * Runs for every attempt: a field only some handlers read is better declared with
+     * `app.defineJobContextField`, made on its first read.
+     */
     jobContext: new SyncHook<[JobContext, WorkerView]>(['ctx', 'worker'], 'jobContext'),
     /**
      * Right before the handler runs. Series; a throw fails the attempt. `attempt.abortAt` bounds the

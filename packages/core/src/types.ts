@@ -94,7 +94,8 @@ export type RunningJob<A = unknown> = Omit<JobRecord<A, never>, 'result' | 'stat
 /**
  * Fields plugins add to the handler's context. Augment it from a plugin package:
  * `declare module '@docket/core' { interface JobContextExtensions { log: LogFn } }`
- * and assign the field in a `jobContext` tap.
+ * and declare the field with `app.defineJobContextField` (made on its first read in an attempt:
+ * free for handlers that never read it), or assign it in a `jobContext` tap (run for every attempt).
  */
 // biome-ignore lint/suspicious/noEmptyInterface: plugins add their fields by declaration merging, which a type alias cannot take.
 export interface JobContextExtensions {}

@@ -267,10 +267,11 @@ export function jobLogs(options: JobLogsOptions = {}): JobLogsPlugin {
       binding.bind(target);
       const buf = (buffer = new LogBuffer(settings, (rows) => target.sql.begin((tx) => writeLines(tx, rows)) as Promise<void>, target.logger));
 
-      target.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => {
+      // Made on the handler's first read of ctx.log: a job that never logs costs nothing.
+      target.defineJobContextField('log', (ctx) => {
         const job = ctx.job;
         let entry: Entry | undefined;
-        ctx.log = (message: string, logOptions?: LogOptions) => {
+        return (message: string, logOptions?: LogOptions) => {
           let level: LogLevel = 'info';
           let publish = true;
           if (logOptions !== undefined) {

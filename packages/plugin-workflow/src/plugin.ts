@@ -128,7 +128,9 @@ export function workflows(options: WorkflowPluginOptions = {}): WorkflowPlugin {
       runtimes.set(app, { db, options: resolved });
       const engine = new Engine(app, db, resolved);
 
-      app.hooks.jobContext.tap(PLUGIN_NAME, (ctx) => engine.extendContext(ctx));
+      // Made on the handler's first read: a job that never reads them costs nothing.
+      app.defineJobContextField('subtask', (ctx) => engine.subtaskOf(ctx));
+      app.defineJobContextField('workflow', (ctx) => engine.workflowOf(ctx));
       // LATE: bookkeeping sees the outcomes other plugins settled on at the default stage.
       app.hooks.settle.tapPromise({ name: PLUGIN_NAME, stage: HOOK_STAGE.LATE, wants: (s) => engine.wants(s) }, (settlements, ctx) =>
         engine.settle(settlements, ctx),
@@ -173,26 +175,30 @@ class Engine {
     private readonly options: Readonly<Required<WorkflowPluginOptions>>,
   ) {}
 
-  extendContext(ctx: JobContext): void {
+  /** `ctx.subtask`: collects the attempt's subtasks, pushed if the attempt succeeds (`settle`). */
+  subtaskOf(ctx: JobContext): (job: Pushable) => void {
     const children: JobSpec[] = [];
-    Object.defineProperty(ctx, SUBTASKS, { value: children, enumerable: true, writable: false });
-    ctx.subtask = (job: Pushable) => {
+    Object.defineProperty(ctx, SUBTASKS, { value: children, enumerable: false, writable: false });
+    return (job: Pushable) => {
       children.push(toSpec(job, 'subtask'));
     };
+  }
+
+  /** `ctx.workflow`: the run and step of a workflow step's job; undefined for any other job. */
+  workflowOf(ctx: JobContext): WorkflowStepContext | undefined {
     const runId = metaString(ctx.job.meta, META.workflowId);
     const step = ctx.job.meta[META.workflowStep];
-    if (runId && typeof step === 'string') {
-      const { app, db } = this;
-      ctx.workflow = {
-        id: runId,
-        step,
-        async parentResults<T extends Record<string, unknown>>(): Promise<T> {
-          const rows = await db.stepParentResults(app.sql, { runId, key: step });
-          const results = await app.codec.decodeResults(rows.map((r) => r.result));
-          return Object.fromEntries(rows.map((r, i) => [r.key, results[i] ?? null])) as T;
-        },
-      };
-    }
+    if (!runId || typeof step !== 'string') return undefined;
+    const { app, db } = this;
+    return {
+      id: runId,
+      step,
+      async parentResults<T extends Record<string, unknown>>(): Promise<T> {
+        const rows = await db.stepParentResults(app.sql, { runId, key: step });
+        const results = await app.codec.decodeResults(rows.map((r) => r.result));
+        return Object.fromEntries(rows.map((r, i) => [r.key, results[i] ?? null])) as T;
+      },
+    };
   }
 
   /**

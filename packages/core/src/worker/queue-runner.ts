@@ -8,10 +8,10 @@ import type { ExecutorKind } from '../sql/queues.js';
 import type { JobContext, RunningJob, Settlement } from '../types.js';
 import { AttemptAbort } from './attempt-abort.js';
 import { AttemptBound } from './attempt-bound.js';
+import type { AttemptContext } from './attempt-context.js';
 import { claimWithHooks, isShapedQueue } from './claim.js';
 import type { Completer } from './completer.js';
 import { failureOutcome, successOutcome, toJobError } from './outcome.js';
-import { ProgressReporter } from './progress-reporter.js';
 import type { Worker } from './worker.js';
 
 export interface QueueSettings {
@@ -245,11 +245,7 @@ export class QueueRunner {
     const { hooks } = this.internals;
     let timer: NodeJS.Timeout | undefined;
     let stopAt: (() => void) | null = null;
-    let ctx: JobContext | null = null;
-    // Made when the handler first reads `ctx.progress`; a job that never reports costs nothing.
-    let reporter = null as ProgressReporter | null;
-    const worker = this.worker;
-    const live = !(definition?.atomic && this.executor.kind === 'async');
+    let ctx: AttemptContext | null = null;
     try {
       if (this.internals.codec.decodesArgs) await this.internals.codec.decodeJob(job);
       if (!definition) {
@@ -257,21 +253,8 @@ export class QueueRunner {
           `No handler for job '${job.name}' on worker ${this.worker.id} (queue '${job.queue}'). Add its definition to the worker's \`jobs\`, or route it to a queue a worker with that job serves.`,
         );
       }
-      // `signal` and `progress` are getters: the AbortController and the reporting function are
-      // only made for handlers that read them.
-      ctx = {
-        job,
-        get signal() {
-          return abort.signal;
-        },
-        get progress() {
-          reporter ??= new ProgressReporter(worker.progress, job, live);
-          return reporter.report;
-        },
-        sql: undefined,
-        app: this.app,
-        workerId: this.worker.id,
-      };
+      const live = !(definition.atomic && this.executor.kind === 'async');
+      ctx = new this.internals.Context(job, this.app, this.worker.id, abort, this.worker.progress, live);
       if (tapped(hooks.jobContext)) hooks.jobContext.call(ctx, this.worker.view);
       const timeoutMs = job.limits.timeoutMs;
       if (timeoutMs !== undefined) {
@@ -294,15 +277,13 @@ export class QueueRunner {
       if (abort.aborted) throw abort.reason;
       const attemptCtx = ctx;
       if (definition.atomic && this.executor.kind === 'async') {
-        await this.wrapped(attemptCtx, () =>
-          this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor, () => (reporter === null ? undefined : reporter.end())),
-        );
+        await this.wrapped(attemptCtx, () => this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor));
         return;
       }
       const result = await this.wrapped(attemptCtx, () => this.executor.run(definition, job, attemptCtx, abort));
-      this.completer.add({ job, outcome: successOutcome(job, result), ctx }, reporter?.end());
+      this.completer.add({ job, outcome: successOutcome(job, result), ctx }, ctx.endProgress());
     } catch (error) {
-      await this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error, reporter?.end());
+      await this.settleFailure(job, definition, ctx, abort.aborted ? abort.reason : error, ctx?.endProgress());
     } finally {
       clearTimeout(timer);
       stopAt?.();

@@ -14,8 +14,9 @@ import { type AnyJobDefinition, isJobDefinition } from '../job-definition.js';
 import { booleanOption, describe, integerOption, oneOfOption, rejectUnknownKeys } from '../options.js';
 import { type PeriodicLoops, startPeriodicTasks } from '../periodic.js';
 import type { ExecutorKind } from '../sql/queues.js';
-import type { JobContext, JobError, PrimaryStatus, RunningJob, WorkerView } from '../types.js';
+import type { JobError, PrimaryStatus, RunningJob, WorkerView } from '../types.js';
 import type { AttemptAbort } from './attempt-abort.js';
+import type { AttemptContext } from './attempt-context.js';
 import { Completer } from './completer.js';
 import { successOutcome } from './outcome.js';
 import { registerForSignals, type SignalParticipant, type StopSignal } from './process-signals.js';
@@ -398,24 +399,18 @@ export class Worker {
    * one transaction; if the handler throws, the transaction rolls back and the failure is recorded
    * outside it. @internal (called by the queue runner)
    */
-  async runAtomic(
-    definition: AnyJobDefinition,
-    job: RunningJob,
-    ctx: JobContext,
-    abort: AttemptAbort,
-    executor: Executor,
-    lastProgress: () => string | undefined,
-  ): Promise<void> {
+  async runAtomic(definition: AnyJobDefinition, job: RunningJob, ctx: AttemptContext, abort: AttemptAbort, executor: Executor): Promise<void> {
     const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
       // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
       const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
       if (locked.length === 0) throw new StaleAttemptError(job);
-      const atomicCtx: JobContext = { ...ctx, sql: tx };
-      const result = await executor.run(definition, job, atomicCtx, abort);
-      const progress = lastProgress();
+      // The same context (fields plugins made for it included), now with the transaction.
+      ctx.sql = tx;
+      const result = await executor.run(definition, job, ctx, abort);
+      const progress = ctx.endProgress();
       return this.internals.settlements.writeAttemptsIn(
         tx,
-        [{ job, outcome: successOutcome(job, result), ctx: atomicCtx }],
+        [{ job, outcome: successOutcome(job, result), ctx }],
         this.id,
         this.shapedQueues,
         progress === undefined ? undefined : new Map([[job.id, progress]]),
