@@ -86,6 +86,16 @@ const PLUGINS: Record<string, () => DocketPlugin[]> = {
   'dead-letter': () => [deadLetters()],
 };
 
+/** The plugins' migrations alone: plugins that apply nothing (no taps, no tasks), under names of their own. */
+function schemaOnly(plugins: DocketPlugin[]): DocketPlugin[] {
+  return plugins.map((p) => ({
+    name: `schema/${p.name}`,
+    dependencies: p.dependencies?.map((d) => `schema/${d}`),
+    migrations: p.migrations,
+    apply() {},
+  }));
+}
+
 interface Config {
   /** The app's plugins. */
   plugins: () => DocketPlugin[];
@@ -102,8 +112,12 @@ const CONFIGS: Record<string, Config> = {
   'logs-used': { plugins: PLUGINS.logs!, logs: true },
   'ratelimit-unreached': { plugins: () => [ratelimit({ queues: { [DOCKET_QUEUE]: { limit: 1_000_000_000, periodMs: 1000 } } })], logs: false },
   'aging-unreached': { plugins: () => [priorityAging({ queues: { [DOCKET_QUEUE]: { everyMs: 3_600_000, maxPriority: 10 } } })], logs: false },
-  // plugin-expiry's column and partial index without its taps and sweep: what the schema costs alone.
-  'expiry-schema': { plugins: () => [{ name: 'expiry', migrations: expiry().migrations, apply() {} }], logs: false },
+  // Each plugin's migrations (columns, indexes, tables) without its taps or tasks: what its schema
+  // costs alone (`<plugin>-schema`).
+  ...Object.fromEntries(Object.entries(PLUGINS).map(([name, plugins]) => [`${name}-schema`, { plugins: () => schemaOnly(plugins()), logs: false }])),
+  // Every plugin's migrations (columns, indexes, tables) without any of their taps or tasks: what
+  // the schema of `all` costs the server alone.
+  'all-schema': { plugins: () => schemaOnly(Object.values(PLUGINS).flatMap((plugins) => plugins())), logs: false },
   'progress-1000': { plugins: () => [], logs: false, progress: 'report' },
   // The same handler loop without the reports: what the loop itself costs, apart from ctx.progress.
   'progress-idle': { plugins: () => [], logs: false, progress: 'idle' },

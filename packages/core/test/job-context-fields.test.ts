@@ -47,13 +47,13 @@ describe('app.defineJobContextField', () => {
     const [read, ignored, eagerDone] = await Promise.all([r, i, e].map((ref) => h.app.waitForJob(ref, { timeoutMs: 10_000 })));
 
     assert.equal(read!.state, 'succeeded');
-    const result = read!.result as { counter: { job: string; reads: number }; stamp: string; keys: string[] };
+    const result = read!.result as unknown as { counter: { job: string; reads: number }; stamp: string; keys: string[] };
     assert.deepEqual(result.counter, { job: r.id, reads: 2 }, 'both reads saw the one value made for the attempt');
     assert.equal(result.stamp, 'lazy');
     assert.deepEqual(made, [r.id], 'init ran once, for the one attempt that read the field');
     // A field read becomes the context's own (enumerable) property; one never read is not there.
     assert.ok(result.keys.includes('counter') && result.keys.includes('stamp'));
-    assert.ok(!(ignored!.result as string[]).includes('counter'), 'a handler that never reads the field does not have it made');
+    assert.ok(!(ignored!.result as unknown as string[]).includes('counter'), 'a handler that never reads the field does not have it made');
     assert.equal(eagerDone!.result, 'eager');
   });
 

@@ -24,6 +24,7 @@ import {
   type JobInsert,
   type PushContext,
   pluginBinding,
+  type RunningJob,
   rejectUnknownKeys,
   type SettledJob,
 } from '@docket/core';
@@ -41,7 +42,8 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { ATTR, MESSAGING_SYSTEM } from './attributes.js';
-import { extractFrom, injectInto } from './traceparent.js';
+import { canRecord } from './can-record.js';
+import { extractFrom, injectInto, TRACEPARENT_META_KEY } from './traceparent.js';
 
 export { ATTR, MESSAGING_SYSTEM } from './attributes.js';
 export { extractFrom, injectInto, TRACEPARENT_META_KEY, TRACESTATE_META_KEY } from './traceparent.js';
@@ -187,7 +189,10 @@ export function otel(options: OtelOptions = {}): OtelPlugin {
       binding.bind(app);
       app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, transaction: false }, stampPush);
 
-      app.hooks.wrapAttempt.tap(PLUGIN_NAME, (run, ctx) => () => {
+      // Only jobs with a span to record or a trace to carry on: with no SDK registered, a job
+      // pushed outside any trace runs unwrapped (no attributes, no no-op span).
+      const traced = (job: RunningJob) => typeof job.meta[TRACEPARENT_META_KEY] === 'string' || canRecord(options.tracerProvider);
+      app.hooks.wrapAttempt.tap({ name: PLUGIN_NAME, wants: traced }, (run, ctx) => () => {
         const { job } = ctx;
         const pushed: SpanContext | null = extractFrom(job.meta);
         const parent = pushed ? trace.setSpanContext(ROOT_CONTEXT, pushed) : ROOT_CONTEXT;
@@ -222,6 +227,7 @@ export function otel(options: OtelOptions = {}): OtelPlugin {
       });
 
       app.hooks.afterSettle.tap(PLUGIN_NAME, (settled) => {
+        if (open.size === 0) return;
         for (const s of settled) {
           const entry = open.get(s.job.id);
           if (entry && entry.attempt === s.job.attempt) endSpan(s.job.id, s);

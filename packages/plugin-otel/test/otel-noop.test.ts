@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { defineJob } from '@docket/core';
 import { trace } from '@opentelemetry/api';
+import { canRecord } from '../src/can-record.js';
 import { otel, TRACEPARENT_META_KEY } from '../src/index.js';
 import { type Harness, harness } from './helpers.js';
 
@@ -21,7 +22,13 @@ test('without an SDK nothing breaks: jobs push, run, fail and retry as without t
       throw new Error('always');
     },
   );
-  await h.worker({ jobs: [ok, fails], queues: { 'otel-noop': {} } });
+  // What makes the plugin leave untraced jobs alone here (it wraps only jobs carrying a context).
+  assert.equal(canRecord(undefined), false, 'no SDK registered: the global provider cannot record');
+  const spy = defineJob({ name: 'noop.spy', queue: 'otel-noop' }, async () => trace.getActiveSpan()?.spanContext().traceId ?? null);
+  await h.worker({ jobs: [ok, fails, spy], queues: { 'otel-noop': {} } });
+  const untraced = await h.app.waitForJob(await h.app.push(spy), { timeoutMs: 20_000 });
+  assert.equal(untraced.result, null, 'an untraced job runs outside any span');
+
   const [a, b] = await trace.getTracer('no-sdk').startActiveSpan('request', async (span) => {
     try {
       return [await h.app.push(ok), await h.app.push(fails)];

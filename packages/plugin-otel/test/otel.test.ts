@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { defineJob, type JobContext } from '@docket/core';
 import { chain, pushWorkflow, waitForWorkflow, workflows } from '@docket/plugin-workflow';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { canRecord } from '../src/can-record.js';
 import { ATTR, otel, TRACEPARENT_META_KEY } from '../src/index.js';
 import { type Harness, harness, nextMessage } from './helpers.js';
 import { exporter, finished, type SpanSummary } from './sdk.js';
@@ -28,6 +29,10 @@ describe('otel with the real SDK', () => {
     h = await harness({ plugins: [plugin, workflows()] });
   });
   after(() => h.close());
+
+  test('with the SDK registered, spans can record (every job is traced)', () => {
+    assert.equal(canRecord(undefined), true);
+  });
 
   test('a push in process A and its run in process B are one trace: the consumer span is a child of A’s producer span', {
     timeout: 60_000,

@@ -307,8 +307,11 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
 
       target.hooks.afterSettle.tap(PLUGIN_NAME, (settled) => {
         for (const s of settled) {
+          // Asked before the signal is built: a batch nobody listens to costs a lookup per job.
+          const type = SIGNAL_OF_OUTCOME[s.outcome.state];
+          if (type === null || !wanted(type)) continue;
           const signal = fromSettled(s);
-          if (signal && wanted(signal.type)) produce(signal);
+          if (signal) produce(signal);
         }
       });
 
@@ -330,6 +333,15 @@ export function isSignal<T extends SignalType>(signal: AnySignal, type: T): sign
 function summary(job: RunningJob): SignalJob {
   return { id: job.id, name: job.name, queue: job.queue, attempt: job.attempt };
 }
+
+/** The signal each outcome becomes (`waiting`: none yet; its final outcome is signalled when it is released). */
+const SIGNAL_OF_OUTCOME: Record<SettledJob['outcome']['state'], SignalType | null> = {
+  succeeded: 'succeeded',
+  failed: 'failed',
+  retry: 'retrying',
+  cancelled: 'cancelled',
+  waiting: null,
+};
 
 function fromSettled({ job, outcome, finishedAt }: SettledJob): SucceededSignal | FailedSignal | RetryingSignal | CancelledSignal | null {
   const base = { at: finishedAt, job: summary(job) };
