@@ -82,6 +82,15 @@ export interface SettleContext {
   readonly workerId: string | null;
   /** Run `fn` once this transaction has committed (never if it rolls back). */
   afterCommit(fn: () => void | Promise<void>): void;
+  /**
+   * Hands the core a statement this tap sent on `sql` without awaiting it — a write whose answer the
+   * tap does not need. What comes after it (the core's write of the outcomes, then the COMMIT) goes
+   * down the connection right behind it, so they share one round trip instead of one each. The
+   * settlement counts as written only once it succeeded: if it failed, the COMMIT behind it rolled
+   * the transaction back and the settlement fails as a whole (an attempt's outcomes are retried).
+   * A statement a tap sends must be either awaited or handed here, never left alone.
+   */
+  pipeline(statement: PromiseLike<unknown>): void;
 }
 
 /**

@@ -87,6 +87,7 @@ export type { DocketPlugin, Migration } from './plugin.js';
 export { type PluginBinding, pluginBinding } from './plugin-binding.js';
 export { definePluginErrors, errorCodePrefix, PluginErrorCatalogue, type PluginErrorClass } from './plugin-errors.js';
 export type { ErrorClass, ErrorMatcher, RetryOptions } from './retry.js';
+export { sendNow } from './send-now.js';
 export type { JobColumn } from './sql/jobs.js';
 export type { ExecutorKind, QueueRecord } from './sql/queues.js';
 export { type PushTransaction, type TransactionAdapter, transactionSql } from './transaction-adapter.js';

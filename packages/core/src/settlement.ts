@@ -6,11 +6,18 @@ import { type CoreHooks, everyTapFilters, type SettleContext, tapped, wanted } f
 import { toJsonText } from './json.js';
 import type { Logger } from './logger.js';
 import { settledChannel } from './notifier.js';
+import { sendNow } from './send-now.js';
 import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from './sql/jobs.js';
 import { FINISHED_STATES, type JobError, type JobRecord, type JobState, type Outcome, type SettledJob, type Settlement } from './types.js';
 import { isShapedQueue } from './worker/claim.js';
 
 type Deferred = Array<() => unknown>;
+/** Statements taps sent without awaiting (`ctx.pipeline`), in the order they went down the connection. */
+type Pipelined = Array<Promise<unknown>>;
+/** The outcomes' write, sent but not awaited: the COMMIT goes down the connection right behind it. */
+interface PendingWrite {
+  readonly settled: Promise<SettledJob[]>;
+}
 /** Attempts' last progress reports not yet stored, by job id (JSON text): written with their outcomes. */
 type Progress = ReadonlyMap<string, string>;
 
@@ -49,7 +56,10 @@ export class Settlements {
       settled = await this.writePlain(this.app.sql, batch, workerId, wakeQueues, progress);
     } else {
       const deferred: Deferred = [];
-      settled = await this.app.sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, progress));
+      const pipelined: Pipelined = [];
+      const pending = await this.app.sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, pipelined, progress));
+      // The transaction has returned; it committed only if every statement sent into it succeeded.
+      settled = await written(pending, pipelined);
       await this.runDeferred(deferred);
     }
     this.announce(settled);
@@ -68,11 +78,13 @@ export class Settlements {
     progress?: Progress,
   ): Promise<() => Promise<void>> {
     const deferred: Deferred = [];
+    const pipelined: Pipelined = [];
     const hooked = this.needingSettle(batch);
+    // Awaited here, before the caller's transaction commits (nothing may be left in flight behind its COMMIT).
     const settled =
       hooked.length === 0
         ? await this.writePlain(tx, batch, workerId, wakeQueues, progress)
-        : await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, progress);
+        : await written(await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, pipelined, progress), pipelined);
     return async () => {
       await this.runDeferred(deferred);
       this.announce(settled);
@@ -103,7 +115,9 @@ export class Settlements {
 
   /**
    * Lock (fence) the settlements taps need → `settle` → write the whole batch in one statement, in
-   * one transaction, so plugin bookkeeping commits with the outcomes.
+   * one transaction, so plugin bookkeeping commits with the outcomes. The write is sent, not
+   * awaited: the caller returns from the transaction at once, so the COMMIT follows the write (and
+   * any statements taps pipelined) in the same round trip; `written` then awaits them all.
    */
   private async writeHooked(
     tx: postgres.TransactionSql,
@@ -112,8 +126,9 @@ export class Settlements {
     workerId: string,
     wakeQueues: readonly string[],
     deferred: Deferred,
+    pipelined: Pipelined,
     progress: Progress | undefined,
-  ): Promise<SettledJob[]> {
+  ): Promise<PendingWrite> {
     const jobs = this.jobs();
     const locked = new Set((await jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) })).map((l) => l.id));
     const current = hooked.filter((s) => locked.has(s.job.id));
@@ -125,6 +140,7 @@ export class Settlements {
             current.map((s) => ({ ...s })),
             workerId,
             deferred,
+            pipelined,
           );
     // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
     const changed = new Map(fired.map((s) => [s.job.id, s]));
@@ -139,9 +155,12 @@ export class Settlements {
       if (chosen) final.push(chosen);
     }
     for (const s of hooked) if (!locked.has(s.job.id)) this.warnStale(s);
-    if (final.length === 0) return [];
-    const result = await jobs.complete(tx, { workerId, items: await this.encoded(final, progress), wakeQueues });
-    return this.settledOf(final, result.written, result.finishedAt);
+    if (final.length === 0) return { settled: Promise.resolve([]) };
+    const items = await this.encoded(final, progress);
+    const settled = jobs.complete(tx, { workerId, items, wakeQueues }).then((result) => this.settledOf(final, result.written, result.finishedAt));
+    // Awaited by `written`; handled now so that a failure while the transaction ends is not unhandled.
+    settled.catch(() => {});
+    return { settled };
   }
 
   /** The write's input, results encoded when a codec is installed (taps saw them decoded). */
@@ -185,6 +204,7 @@ export class Settlements {
       return;
     }
     const deferred: Deferred = [];
+    const pipelined: Pipelined = [];
     const settled = await this.app.sql.begin(async (tx) => {
       const [row] = await jobs.cancel(tx, { id });
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
@@ -194,8 +214,9 @@ export class Settlements {
       if (!full) throw new Error(`Docket: job ${id} was cancelled but its row could not be read back in the same transaction.`);
       const job = toJobRecord(full);
       if (this.codec.decodesJobs) await this.codec.decodeRecords([job]);
-      return this.observe(tx, [job], null, deferred);
+      return this.observe(tx, [job], null, deferred, pipelined);
     });
+    await allSent(pipelined);
     await this.runDeferred(deferred);
     this.announce(settled);
   }
@@ -203,6 +224,7 @@ export class Settlements {
   /** `app.settleJobs`: a plugin's own fenced statement ended jobs outside any attempt. */
   async settleWritten(write: (tx: postgres.TransactionSql) => Promise<readonly string[]>): Promise<string[]> {
     const deferred: Deferred = [];
+    const pipelined: Pipelined = [];
     const settled = await this.app.sql.begin(async (tx) => {
       const ids = [...new Set(await write(tx))];
       if (ids.length === 0) return [];
@@ -216,8 +238,9 @@ export class Settlements {
       // failed or finished): runners that a claim cut short hear it at once, as after an attempt.
       const shaped = [...new Set(records.map((job) => job.queue))].filter((queue) => isShapedQueue(this.hooks, queue));
       if (shaped.length > 0) await this.app.wake(shaped, { sql: tx });
-      return this.observe(tx, records, null, deferred);
+      return this.observe(tx, records, null, deferred, pipelined);
     });
+    await allSent(pipelined);
     await this.runDeferred(deferred);
     this.announce(settled);
     return settled.map((s) => s.job.id);
@@ -243,7 +266,10 @@ export class Settlements {
     const records = rows.map(toJobRecord);
     if (this.codec.decodesJobs) await this.codec.decodeRecords(records);
     const deferred: Deferred = [];
-    const settled = await this.observe(ctx.sql, records, ctx.workerId, deferred);
+    const pipelined: Pipelined = [];
+    const settled = await this.observe(ctx.sql, records, ctx.workerId, deferred, pipelined);
+    // The outer settle's transaction carries them: it awaits them before it counts as committed.
+    for (const statement of pipelined) ctx.pipeline(statement);
     ctx.afterCommit(async () => {
       await this.runDeferred(deferred);
       this.announce(settled);
@@ -257,18 +283,37 @@ export class Settlements {
     records: readonly JobRecord[],
     workerId: string | null,
     deferred: Deferred,
+    pipelined: Pipelined,
   ): Promise<SettledJob[]> {
     const settled = records.map((job) => ({ job, outcome: storedOutcome(job), finishedAt: job.finishedAt ?? new Date() }));
     const watched = this.needingSettle(settled.map((s) => ({ job: s.job, outcome: { ...s.outcome }, ctx: null })));
-    if (watched.length > 0) await this.fire(tx, [...watched], workerId, deferred);
+    if (watched.length > 0) await this.fire(tx, [...watched], workerId, deferred, pipelined);
     return settled;
   }
 
   // ---------------------------------------------------------------------------------------------
   // Hooks
 
-  private async fire(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, deferred: Deferred): Promise<Settlement[]> {
-    const ctx: SettleContext = { sql: tx, app: this.app, workerId, afterCommit: (fn) => void deferred.push(fn) };
+  private async fire(
+    tx: postgres.TransactionSql,
+    settlements: Settlement[],
+    workerId: string | null,
+    deferred: Deferred,
+    pipelined: Pipelined,
+  ): Promise<Settlement[]> {
+    const ctx: SettleContext = {
+      sql: tx,
+      app: this.app,
+      workerId,
+      afterCommit: (fn) => void deferred.push(fn),
+      pipeline: (statement) => {
+        // Sent now, before the statements the core sends after it.
+        const sent = sendNow(statement);
+        // Awaited once the transaction returns; handled now so that a failure meanwhile is not unhandled.
+        sent.catch(() => {});
+        pipelined.push(sent);
+      },
+    };
     const result = await this.hooks.settle.promise(settlements, ctx);
     if (!Array.isArray(result) || result.length !== settlements.length) {
       throw new PluginFailedError('A settle tap must return the settlements array it was given.', { details: { hook: 'settle' } });
@@ -291,6 +336,20 @@ export class Settlements {
     if (settled.length === 0 || !tapped(this.hooks.afterSettle)) return;
     this.hooks.afterSettle.promise([...settled]).catch((error) => this.logger.error('afterSettle hook failed', { error }));
   }
+}
+
+/**
+ * Waits for every statement taps pipelined, in the order they were sent, then for the write. The
+ * first failure is the one thrown (what follows a failed statement in a transaction fails with
+ * "transaction aborted", which says less), and a failure means the transaction did not commit.
+ */
+async function written(pending: PendingWrite, pipelined: Pipelined): Promise<SettledJob[]> {
+  await allSent(pipelined);
+  return pending.settled;
+}
+
+async function allSent(pipelined: Pipelined): Promise<void> {
+  for (const statement of pipelined) await statement;
 }
 
 function toInput(s: Settlement): CompletionInput {

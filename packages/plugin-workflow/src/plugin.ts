@@ -18,6 +18,7 @@ import {
   rejectUnknownKeys,
   type SettleContext,
   type Settlement,
+  sendNow,
   type WaitingRelease,
 } from '@docket/core';
 import type { WorkflowState } from './api.js';
@@ -304,7 +305,7 @@ class Engine {
     const parentIds = [...new Set(children.map((s) => requiredMeta(s, META.parentId)))];
     // One round trip: lock the parents (children-first order), then count (pipelined).
     const [, rows] = await Promise.all([
-      this.db.parentsLock(ctx.sql, { ids: parentIds }),
+      sendNow(this.db.parentsLock(ctx.sql, { ids: parentIds })),
       this.db.subtasksFinish(ctx.sql, { childIds: children.map((s) => s.job.id), states: children.map((s) => s.outcome.state) }),
     ]);
     const releases: WaitingRelease[] = [];
@@ -373,7 +374,7 @@ class Engine {
     // One round trip: the runs are locked (in id order) by the first statement before the second
     // one reads them and moves their steps (postgres.js pipelines queries on a transaction).
     const [locked, { finished, touched }] = await Promise.all([
-      db.runsLock(sql, { ids: runIds }),
+      sendNow(db.runsLock(sql, { ids: runIds })),
       db.stepsFinish(sql, { jobIds: ended.map((s) => s.job.id), states: ended.map((s) => s.outcome.state) }),
     ]);
     const runs = new Map(locked.map((r) => [r.id, r]));
@@ -468,7 +469,7 @@ class Engine {
 
     const ids = [...tallies.keys()];
     const runTallies = [...tallies.values()];
-    const advanced = await db.runsAdvance(sql, {
+    const advance = db.runsAdvance(sql, {
       ids,
       finished: runTallies.map((t) => t.finished),
       failed: runTallies.map((t) => t.failed),
@@ -476,6 +477,18 @@ class Engine {
       errors: runTallies.map((t) => t.error),
       queued,
     });
+    // A run ends here only if it is running and fails now or has no step left open (the locked
+    // rows say how many were open). When none can, nothing waits on the answer: the statement is
+    // pipelined with the core's write and the COMMIT (a chain's hand-off saves a round trip).
+    const mayEnd = [...tallies].some(([id, t]) => {
+      const run = runs.get(id);
+      return run !== undefined && run.state === 'running' && (t.failNow || run.steps_open - t.finished <= 0);
+    });
+    if (!mayEnd && cancelJobs.length === 0) {
+      ctx.pipeline(advance);
+      return;
+    }
+    const advanced = await advance;
     const ended_ = advanced.filter((r) => running(r.id) && r.state !== 'running');
     if (ended_.length > 0) await this.announce(ended_, ctx);
     if (cancelJobs.length > 0) {

@@ -101,10 +101,10 @@ export class WorkflowSql {
   }
 
   /** Locks runs in id order (the one lock order between workers finishing steps of the same runs). */
-  runsLock(sql: SqlClient, p: { ids: readonly string[] }): Promise<Array<{ id: string; state: string; on_failure: string }>> {
+  runsLock(sql: SqlClient, p: { ids: readonly string[] }): Promise<Array<{ id: string; state: string; on_failure: string; steps_open: number }>> {
     return this.run(
       sql,
-      `SELECT id::text AS id, state, on_failure FROM ${this.s}.workflow_runs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
+      `SELECT id::text AS id, state, on_failure, steps_open FROM ${this.s}.workflow_runs WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
       [p.ids],
     );
   }

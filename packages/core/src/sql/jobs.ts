@@ -527,8 +527,9 @@ export class JobsSql {
   /**
    * Writes many outcomes in one statement. Returns the ids that were still this worker's attempt
    * (all of them unless some were recovered, cancelled or released meanwhile) and the finish time.
+   * The statement is sent at once, on the call (a settle transaction's COMMIT may go right behind it).
    */
-  async complete(
+  complete(
     sql: SqlClient,
     params: { workerId: string; items: readonly CompletionInput[]; wakeQueues?: readonly string[] },
   ): Promise<CompletionResult> {
@@ -548,12 +549,12 @@ export class JobsSql {
       outcomes = `${outcomes === null ? '{' : `${outcomes},`}"${id}":${entry}`;
     }
     if (outcomes !== null) outcomes += '}';
-    const [row] = await this.run<{ n: number; ids: string[] | null; finished_at: Date }>(
+    // `.then` now, not `await`: sent on the call (see sendNow).
+    return this.run<{ n: number; ids: string[] | null; finished_at: Date }>(
       sql,
       wakeQueues.length === 0 ? this.completeText : this.completeFreeingText,
       wakeQueues.length === 0 ? [fence.ids, workerId, fence.attempts, outcomes] : [fence.ids, workerId, fence.attempts, outcomes, wakeQueues],
-    );
-    return { written: row.ids ?? items.map((item) => item.id), finishedAt: row.finished_at };
+    ).then(([row]) => ({ written: row?.ids ?? items.map((item) => item.id), finishedAt: row?.finished_at ?? new Date() }));
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */
