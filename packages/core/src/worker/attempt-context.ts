@@ -13,7 +13,7 @@ const CORE_FIELDS: ReadonlySet<string> = new Set(['job', 'signal', 'sql', 'app',
  * The handler's `ctx` for one attempt on a worker. It is built for every attempt, so it holds only
  * what every attempt needs; what only some handlers use is made on first read: `signal` (the abort
  * controller), `progress` (the reporter), and every field a plugin declares with
- * `app.defineJobContextField` (a logger, a subtask list) — so a plugin's field costs nothing to the
+ * `app.defineJobContextField` (a logger, say) — so a plugin's field costs nothing to the
  * jobs whose handlers never read it.
  */
 export class AttemptContext implements JobContext {
