@@ -49,15 +49,22 @@ export class Settlements {
    * Writes a worker's attempt outcomes. `wakeQueues`: queues whose claims plugins shape — a job of
    * one of them that settles announces freed capacity to every worker (`p:` on commit).
    */
-  async writeAttempts(batch: readonly Settlement[], workerId: string, wakeQueues: readonly string[] = [], progress?: Progress): Promise<void> {
+  async writeAttempts(
+    batch: readonly Settlement[],
+    workerId: string,
+    wakeQueues: readonly string[] = [],
+    progress?: Progress,
+    /** Where to write: the workers' pool (`AppInternals.workerSql`). */
+    sql: postgres.Sql = this.app.sql,
+  ): Promise<void> {
     const hooked = this.needingSettle(batch);
     let settled: SettledJob[];
     if (hooked.length === 0) {
-      settled = await this.writePlain(this.app.sql, batch, workerId, wakeQueues, progress);
+      settled = await this.writePlain(sql, batch, workerId, wakeQueues, progress);
     } else {
       const deferred: Deferred = [];
       const pipelined: Pipelined = [];
-      const pending = await this.app.sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, pipelined, progress));
+      const pending = await sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, pipelined, progress));
       // The transaction has returned; it committed only if every statement sent into it succeeded.
       settled = await written(pending, pipelined);
       await this.runDeferred(deferred);

@@ -31,7 +31,7 @@ export async function claimWithHooks(
   params: { queue: string; limit: number; workerId: string; asyncCommit: boolean; keyCursor: unknown },
 ): Promise<ClaimResult & { keyCursor: unknown }> {
   const { hooks, jobs } = internals;
-  return app.sql.begin(async (tx) => {
+  return internals.workerSql().begin(async (tx) => {
     const request = new ClaimRequest(tx, app, params.queue, params.workerId, params.limit, internals.jobColumns);
     if (tapped(hooks.beforeClaim)) await hooks.beforeClaim.promise(request);
     const shape = request.shape();

@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Logger } from '../logger.js';
 import type { Settlements } from '../settlement.js';
 import type { Settlement } from '../types.js';
@@ -25,6 +26,8 @@ export class Completer {
     private readonly shapedQueues: () => readonly string[],
     /** Called after each written batch: runners that paused fetching for the backlog resume. */
     private readonly afterWrite: (batch: readonly Settlement[]) => void = () => {},
+    /** Where outcomes are written: the workers' pool. */
+    private readonly sql?: postgres.Sql,
   ) {}
 
   get backlog(): number {
@@ -58,7 +61,7 @@ export class Completer {
         }
       }
       try {
-        await this.settlements.writeAttempts(batch, this.workerId, this.shapedQueues(), progress);
+        await this.settlements.writeAttempts(batch, this.workerId, this.shapedQueues(), progress, this.sql);
         failures = 0;
         if (progress) for (const s of batch) this.progress.delete(s);
         this.afterWrite(batch);

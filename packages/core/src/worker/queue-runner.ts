@@ -196,7 +196,7 @@ export class QueueRunner {
 
   /** The core's one claim statement (no plugin shapes this queue's claims). */
   private async claimPlain(limit: number): Promise<RunningJob[]> {
-    const rows = await this.internals.jobs.claim(this.app.sql, {
+    const rows = await this.internals.jobs.claim(this.internals.workerSql(), {
       queue: this.settings.name,
       limit,
       workerId: this.worker.id,

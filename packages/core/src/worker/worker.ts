@@ -236,6 +236,7 @@ export class Worker {
         (batch) => {
           for (const runner of this.runners.values()) runner.nudge(batch);
         },
+        this.internals.workerSql(),
       );
 
       for (const name of this.queueNames) {
