@@ -93,7 +93,12 @@ export interface DocketOptions {
   listen?: boolean | { connection: string | postgres.Sql };
   /** Named prepared statements. Default true; set false behind a transaction-mode pooler. */
   prepare?: boolean;
-  /** Pool size when `connection` is a URL. Default 10. */
+  /**
+   * Pool size when `connection` is a URL. Default 10. An app that runs workers opens a second pool
+   * of this size for their claims and outcome writes (kept apart so other statements do not slow
+   * them); both open connections only as they need them (a worker draining one queue uses about
+   * two in each).
+   */
   maxConnections?: number;
   /** Where Docket logs; `false` for silence. Default: warnings and errors to stderr. */
   logger?: Logger | false;
