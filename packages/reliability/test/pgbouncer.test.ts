@@ -152,7 +152,8 @@ for (const mode of ['listen on a direct connection', 'listen: false'] as const) 
     });
 
     test('unique keys: a second push with the key answers the first job', async () => {
-      const first = await app.push(add.withArgs({ a: 1, b: 1 }).withUniqueKey(`pooled:${mode}`));
+      // Due in a second: still pending (live) when the second push comes, however fast the worker.
+      const first = await app.push(add.withArgs({ a: 1, b: 1 }).withUniqueKey(`pooled:${mode}`).withDelay(1000));
       const second = await app.push(add.withArgs({ a: 1, b: 1 }).withUniqueKey(`pooled:${mode}`));
       assert.equal(second.id, first.id);
       assert.equal(second.duplicate, true);
