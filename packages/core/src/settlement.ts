@@ -11,9 +11,8 @@ import { type CompletionInput, IDS_PER_NOTIFY, type JobsSql, toJobRecord } from 
 import { FINISHED_STATES, type JobError, type JobRecord, type JobState, type Outcome, type SettledJob, type Settlement } from './types.js';
 import { isShapedQueue } from './worker/claim.js';
 
-type Deferred = Array<() => unknown>;
-/** Statements taps sent without awaiting (`ctx.pipeline`), in the order they went down the connection. */
-type Pipelined = Array<Promise<unknown>>;
+/** Where a `settle` tap's `afterCommit` and `pipeline` go (a transaction's end, or an enclosing one's). */
+type EndOfTransaction = Pick<SettleContext, 'afterCommit' | 'pipeline'>;
 /** The outcomes' write, sent but not awaited: the COMMIT goes down the connection right behind it. */
 interface PendingWrite {
   readonly settled: Promise<SettledJob[]>;
@@ -50,24 +49,23 @@ export class Settlements {
    * one of them that settles announces freed capacity to every worker (`p:` on commit).
    */
   async writeAttempts(
+    /** Where to write: the workers' pool (`AppInternals.workerSql`). */
+    sql: postgres.Sql,
     batch: readonly Settlement[],
     workerId: string,
     wakeQueues: readonly string[] = [],
     progress?: Progress,
-    /** Where to write: the workers' pool (`AppInternals.workerSql`). */
-    sql: postgres.Sql = this.app.sql,
   ): Promise<void> {
     const hooked = this.needingSettle(batch);
     let settled: SettledJob[];
     if (hooked.length === 0) {
       settled = await this.writePlain(sql, batch, workerId, wakeQueues, progress);
     } else {
-      const deferred: Deferred = [];
-      const pipelined: Pipelined = [];
-      const pending = await sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, pipelined, progress));
+      const end = new TransactionEnd(this.logger);
+      const pending = await sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, end, progress));
       // The transaction has returned; it committed only if every statement sent into it succeeded.
-      settled = await written(pending, pipelined);
-      await this.runDeferred(deferred);
+      settled = await written(pending, end);
+      await end.runAfterCommit();
     }
     this.announce(settled);
   }
@@ -84,16 +82,15 @@ export class Settlements {
     wakeQueues: readonly string[] = [],
     progress?: Progress,
   ): Promise<() => Promise<void>> {
-    const deferred: Deferred = [];
-    const pipelined: Pipelined = [];
+    const end = new TransactionEnd(this.logger);
     const hooked = this.needingSettle(batch);
     // Awaited here, before the caller's transaction commits (nothing may be left in flight behind its COMMIT).
     const settled =
       hooked.length === 0
         ? await this.writePlain(tx, batch, workerId, wakeQueues, progress)
-        : await written(await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, deferred, pipelined, progress), pipelined);
+        : await written(await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, end, progress), end);
     return async () => {
-      await this.runDeferred(deferred);
+      await end.runAfterCommit();
       this.announce(settled);
     };
   }
@@ -132,8 +129,7 @@ export class Settlements {
     hooked: readonly Settlement[],
     workerId: string,
     wakeQueues: readonly string[],
-    deferred: Deferred,
-    pipelined: Pipelined,
+    end: TransactionEnd,
     progress: Progress | undefined,
   ): Promise<PendingWrite> {
     const jobs = this.jobs();
@@ -146,8 +142,7 @@ export class Settlements {
             tx,
             current.map((s) => ({ ...s })),
             workerId,
-            deferred,
-            pipelined,
+            end,
           );
     // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
     const changed = new Map(fired.map((s) => [s.job.id, s]));
@@ -210,8 +205,7 @@ export class Settlements {
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
       return;
     }
-    const deferred: Deferred = [];
-    const pipelined: Pipelined = [];
+    const end = new TransactionEnd(this.logger);
     const settled = await this.app.sql.begin(async (tx) => {
       const [row] = await jobs.cancel(tx, { id });
       if (!row) throw new JobNotFoundError(`No job with id ${id} to cancel.`, { details: { id } });
@@ -221,17 +215,16 @@ export class Settlements {
       if (!full) throw new Error(`Docket: job ${id} was cancelled but its row could not be read back in the same transaction.`);
       const job = toJobRecord(full);
       if (this.codec.decodesJobs) await this.codec.decodeRecords([job]);
-      return this.observe(tx, [job], null, deferred, pipelined);
+      return this.observe(tx, [job], null, end);
     });
-    await allSent(pipelined);
-    await this.runDeferred(deferred);
+    await end.sent();
+    await end.runAfterCommit();
     this.announce(settled);
   }
 
   /** `app.settleJobs`: a plugin's own fenced statement ended jobs outside any attempt. */
   async settleWritten(write: (tx: postgres.TransactionSql) => Promise<readonly string[]>): Promise<string[]> {
-    const deferred: Deferred = [];
-    const pipelined: Pipelined = [];
+    const end = new TransactionEnd(this.logger);
     const settled = await this.app.sql.begin(async (tx) => {
       const ids = [...new Set(await write(tx))];
       if (ids.length === 0) return [];
@@ -245,10 +238,10 @@ export class Settlements {
       // failed or finished): runners that a claim cut short hear it at once, as after an attempt.
       const shaped = [...new Set(records.map((job) => job.queue))].filter((queue) => isShapedQueue(this.hooks, queue));
       if (shaped.length > 0) await this.app.wake(shaped, { sql: tx });
-      return this.observe(tx, records, null, deferred, pipelined);
+      return this.observe(tx, records, null, end);
     });
-    await allSent(pipelined);
-    await this.runDeferred(deferred);
+    await end.sent();
+    await end.runAfterCommit();
     this.announce(settled);
     return settled.map((s) => s.job.id);
   }
@@ -272,13 +265,15 @@ export class Settlements {
     if (rows.length === 0) return [];
     const records = rows.map(toJobRecord);
     if (this.codec.decodesJobs) await this.codec.decodeRecords(records);
-    const deferred: Deferred = [];
-    const pipelined: Pipelined = [];
-    const settled = await this.observe(ctx.sql, records, ctx.workerId, deferred, pipelined);
-    // The outer settle's transaction carries them: it awaits them before it counts as committed.
-    for (const statement of pipelined) ctx.pipeline(statement);
+    const end = new TransactionEnd(this.logger);
+    // Statements pipelined here go to the enclosing settle's transaction, which awaits them before
+    // it counts as committed; work for after the commit runs as a group once it has.
+    const settled = await this.observe(ctx.sql, records, ctx.workerId, {
+      afterCommit: (fn) => end.afterCommit(fn),
+      pipeline: (s) => ctx.pipeline(s),
+    });
     ctx.afterCommit(async () => {
-      await this.runDeferred(deferred);
+      await end.runAfterCommit();
       this.announce(settled);
     });
     return settled.map((s) => s.job.id);
@@ -289,53 +284,30 @@ export class Settlements {
     tx: postgres.TransactionSql,
     records: readonly JobRecord[],
     workerId: string | null,
-    deferred: Deferred,
-    pipelined: Pipelined,
+    end: EndOfTransaction,
   ): Promise<SettledJob[]> {
     const settled = records.map((job) => ({ job, outcome: storedOutcome(job), finishedAt: job.finishedAt ?? new Date() }));
     const watched = this.needingSettle(settled.map((s) => ({ job: s.job, outcome: { ...s.outcome }, ctx: null })));
-    if (watched.length > 0) await this.fire(tx, [...watched], workerId, deferred, pipelined);
+    if (watched.length > 0) await this.fire(tx, [...watched], workerId, end);
     return settled;
   }
 
   // ---------------------------------------------------------------------------------------------
   // Hooks
 
-  private async fire(
-    tx: postgres.TransactionSql,
-    settlements: Settlement[],
-    workerId: string | null,
-    deferred: Deferred,
-    pipelined: Pipelined,
-  ): Promise<Settlement[]> {
+  private async fire(tx: postgres.TransactionSql, settlements: Settlement[], workerId: string | null, end: EndOfTransaction): Promise<Settlement[]> {
     const ctx: SettleContext = {
       sql: tx,
       app: this.app,
       workerId,
-      afterCommit: (fn) => void deferred.push(fn),
-      pipeline: (statement) => {
-        // Sent now, before the statements the core sends after it.
-        const sent = sendNow(statement);
-        // Awaited once the transaction returns; handled now so that a failure meanwhile is not unhandled.
-        sent.catch(() => {});
-        pipelined.push(sent);
-      },
+      afterCommit: (fn) => end.afterCommit(fn),
+      pipeline: (statement) => end.pipeline(statement),
     };
     const result = await this.hooks.settle.promise(settlements, ctx);
     if (!Array.isArray(result) || result.length !== settlements.length) {
       throw new PluginFailedError('A settle tap must return the settlements array it was given.', { details: { hook: 'settle' } });
     }
     return result;
-  }
-
-  private async runDeferred(deferred: Deferred): Promise<void> {
-    for (const fn of deferred) {
-      try {
-        await fn();
-      } catch (error) {
-        this.logger.error('afterCommit callback failed', { error });
-      }
-    }
   }
 
   /** The one `afterSettle` fan-out: after commit, never awaited by the writer. */
@@ -346,17 +318,53 @@ export class Settlements {
 }
 
 /**
- * Waits for every statement taps pipelined, in the order they were sent, then for the write. The
- * first failure is the one thrown (what follows a failed statement in a transaction fails with
- * "transaction aborted", which says less), and a failure means the transaction did not commit.
+ * What one settle transaction gathers for its end, from the core and from taps: statements sent
+ * into it without awaiting (`ctx.pipeline`), and work to run once it has committed (`ctx.afterCommit`).
  */
-async function written(pending: PendingWrite, pipelined: Pipelined): Promise<SettledJob[]> {
-  await allSent(pipelined);
-  return pending.settled;
+class TransactionEnd implements EndOfTransaction {
+  readonly #afterCommit: Array<() => void | Promise<void>> = [];
+  /** In the order they went down the connection. */
+  readonly #pipelined: Array<Promise<unknown>> = [];
+
+  constructor(private readonly logger: Logger) {}
+
+  afterCommit(fn: () => void | Promise<void>): void {
+    this.#afterCommit.push(fn);
+  }
+
+  pipeline(statement: PromiseLike<unknown>): void {
+    // Sent now, before the statements the core sends after it; awaited by `sent`, and handled now
+    // so that a failure while the transaction ends is not unhandled.
+    const sent = sendNow(statement);
+    sent.catch(() => {});
+    this.#pipelined.push(sent);
+  }
+
+  /**
+   * Waits for every pipelined statement, in the order they were sent. The first failure is the one
+   * thrown (what follows a failed statement in a transaction fails with "transaction aborted",
+   * which says less), and a failure means the transaction did not commit.
+   */
+  async sent(): Promise<void> {
+    for (const statement of this.#pipelined) await statement;
+  }
+
+  /** Runs the after-commit work in order; a failure is logged and the rest still run. */
+  async runAfterCommit(): Promise<void> {
+    for (const fn of this.#afterCommit) {
+      try {
+        await fn();
+      } catch (error) {
+        this.logger.error('afterCommit callback failed', { error });
+      }
+    }
+  }
 }
 
-async function allSent(pipelined: Pipelined): Promise<void> {
-  for (const statement of pipelined) await statement;
+/** The outcomes' write, once every statement pipelined before it has succeeded (see `TransactionEnd.sent`). */
+async function written(pending: PendingWrite, end: TransactionEnd): Promise<SettledJob[]> {
+  await end.sent();
+  return pending.settled;
 }
 
 function toInput(s: Settlement): CompletionInput {

@@ -554,7 +554,11 @@ export class JobsSql {
       sql,
       wakeQueues.length === 0 ? this.completeText : this.completeFreeingText,
       wakeQueues.length === 0 ? [fence.ids, workerId, fence.attempts, outcomes] : [fence.ids, workerId, fence.attempts, outcomes, wakeQueues],
-    ).then(([row]) => ({ written: row?.ids ?? items.map((item) => item.id), finishedAt: row?.finished_at ?? new Date() }));
+    ).then(([row]) => {
+      // One aggregate row, always.
+      if (row === undefined) throw new Error('Docket: the completion statement answered no row.');
+      return { written: row.ids ?? items.map((item) => item.id), finishedAt: row.finished_at };
+    });
   }
 
   /** Locks this worker's running rows for a settle transaction; returns the ids still fenced to it. */

@@ -18,6 +18,8 @@ export class Completer {
   private idleWaiters: Array<() => void> = [];
 
   constructor(
+    /** Where outcomes are written: the workers' pool. */
+    private readonly sql: postgres.Sql,
     private readonly settlements: Settlements,
     private readonly logger: Logger,
     private readonly workerId: string,
@@ -26,8 +28,6 @@ export class Completer {
     private readonly shapedQueues: () => readonly string[],
     /** Called after each written batch: runners that paused fetching for the backlog resume. */
     private readonly afterWrite: (batch: readonly Settlement[]) => void = () => {},
-    /** Where outcomes are written: the workers' pool. */
-    private readonly sql?: postgres.Sql,
   ) {}
 
   get backlog(): number {
@@ -61,7 +61,7 @@ export class Completer {
         }
       }
       try {
-        await this.settlements.writeAttempts(batch, this.workerId, this.shapedQueues(), progress, this.sql);
+        await this.settlements.writeAttempts(this.sql, batch, this.workerId, this.shapedQueues(), progress);
         failures = 0;
         if (progress) for (const s of batch) this.progress.delete(s);
         this.afterWrite(batch);

@@ -253,8 +253,10 @@ export class QueueRunner {
           `No handler for job '${job.name}' on worker ${this.worker.id} (queue '${job.queue}'). Add its definition to the worker's \`jobs\`, or route it to a queue a worker with that job serves.`,
         );
       }
-      const live = !(definition.atomic && this.executor.kind === 'async');
-      ctx = new this.internals.Context(job, this.app, this.worker.id, abort, this.worker.progress, live);
+      // An atomic job's handler runs in its completion transaction, which holds the row: only its
+      // last progress report is stored, with the outcome.
+      const atomic = definition.atomic && this.executor.kind === 'async';
+      ctx = new this.internals.Context(job, this.app, this.worker.id, abort, this.worker.progress, !atomic);
       if (tapped(hooks.jobContext)) hooks.jobContext.call(ctx, this.worker.view);
       const timeoutMs = job.limits.timeoutMs;
       if (timeoutMs !== undefined) {
@@ -276,7 +278,7 @@ export class QueueRunner {
       // Stopped before it started (a tap's time already past, a cancellation): the handler never runs.
       if (abort.aborted) throw abort.reason;
       const attemptCtx = ctx;
-      if (definition.atomic && this.executor.kind === 'async') {
+      if (atomic) {
         await this.wrapped(attemptCtx, () => this.worker.runAtomic(definition, job, attemptCtx, abort, this.executor));
         return;
       }

@@ -228,6 +228,7 @@ export class Worker {
       const jobsModule = this.options.jobsModule === undefined ? null : String(this.options.jobsModule);
       const hardStopGraceMs = this.options.hardStopGraceMs ?? 1000;
       this.completer = new Completer(
+        this.internals.workerSql(),
         this.internals.settlements,
         this.app.logger,
         this.id,
@@ -236,7 +237,6 @@ export class Worker {
         (batch) => {
           for (const runner of this.runners.values()) runner.nudge(batch);
         },
-        this.internals.workerSql(),
       );
 
       for (const name of this.queueNames) {
