@@ -175,6 +175,9 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     if (inbox.push(signal) === 1) setImmediate(flushInbox);
   }
 
+  /** The last broadcast sent: the next one goes once it has committed. */
+  let sending: Promise<void> = Promise.resolve();
+
   function flushOutbox(): void {
     const batch = outbox;
     outbox = [];
@@ -183,7 +186,11 @@ export function signals(options: SignalsOptions = {}): SignalsPlugin {
     const { payloads, tooBig } = encodeSignals(batch, topicBytes);
     for (const signal of tooBig) app.logger.warn(`${PLUGIN_NAME}: a '${signal.type}' signal is larger than a NOTIFY payload; not broadcast`);
     for (const payload of payloads) {
-      app.notify(SIGNALS_TOPIC, payload).catch((error) => app.logger.warn(`${PLUGIN_NAME}: broadcasting signals failed (they are lost)`, { error }));
+      // One after another: notifications sent on two connections of the pool could commit, and so
+      // arrive, in the other order (a job's `executing` before the `retrying` that came first).
+      sending = sending
+        .then(() => app.notify(SIGNALS_TOPIC, payload))
+        .catch((error) => app.logger.warn(`${PLUGIN_NAME}: broadcasting signals failed (they are lost)`, { error }));
     }
   }
 
