@@ -12,6 +12,8 @@ export interface WorkerProcess {
   readonly started: Promise<string>;
   /** Resolves once `count` handlers have started in this process. */
   running(count: number): Promise<void>;
+  /** Resolves once this process has started a handler for job `jobId`; never, if another did. */
+  ran(jobId: string): Promise<void>;
   /** SIGKILL (kill -9) and wait for the exit. */
   kill(): Promise<void>;
   /** Graceful stop over IPC. */
@@ -64,9 +66,13 @@ export async function setup(queue: string, rules: ConcurrencyOptions) {
       const started = nextMessage<{ type: string; workerId: string }>(child, 'started').then((m) => m.workerId);
       let starts = 0;
       const waiters: Array<{ count: number; resolve: () => void }> = [];
-      child.on('message', (m: { type?: string }) => {
+      const jobsRun = new Set<string>();
+      const jobWaiters = new Map<string, () => void>();
+      child.on('message', (m: { type?: string; jobId?: string }) => {
         if (m?.type !== 'running') return;
         starts++;
+        jobsRun.add(String(m.jobId));
+        jobWaiters.get(String(m.jobId))?.();
         for (const w of waiters.filter((w) => w.count <= starts)) {
           waiters.splice(waiters.indexOf(w), 1);
           w.resolve();
@@ -82,6 +88,7 @@ export async function setup(queue: string, rules: ConcurrencyOptions) {
                 new Promise<void>((resolve) => waiters.push({ count, resolve })),
                 exited.then(() => Promise.reject(new Error(`worker process ${child.pid} exited before ${count} handlers started`))),
               ]),
+        ran: (jobId) => (jobsRun.has(jobId) ? Promise.resolve() : new Promise<void>((resolve) => jobWaiters.set(jobId, resolve))),
         async kill() {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
           await exited;
