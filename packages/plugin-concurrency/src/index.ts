@@ -12,7 +12,7 @@
  * released, or reset by recovery after its worker died — so there is no counter to drift or leak.
  * README.md states the guarantees and their limits.
  */
-import { assertQueueName, type DocketPlugin, pluginBinding } from '@docket/core';
+import { assertQueueName, type DocketPlugin, type JobInsert, pluginBinding } from '@docket/core';
 import { ConcurrencyQueueNotConfiguredError } from './errors.js';
 import { concurrencyKey, KEY_EXTENSION } from './key.js';
 import { type ConcurrencyOptions, type ConcurrencySettings, type QueueRules, resolveSettings } from './options.js';
@@ -59,7 +59,9 @@ export function concurrency(options: ConcurrencyOptions): ConcurrencyPlugin {
       app.defineJobOption(KEY_EXTENSION);
       app.defineJobColumn({ name: KEY_COLUMN, type: 'text' });
 
-      app.hooks.beforePush.tapPromise(PLUGIN_NAME, async (rows) => {
+      // Only pushes with a keyed row run the tap: a plain push stays the core's one statement.
+      const keyed = (row: JobInsert) => row.extensions[KEY_EXTENSION] !== undefined && row.extensions[KEY_EXTENSION] !== null;
+      app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, wants: keyed }, async (rows) => {
         // Validate the whole batch before changing any row: a bad row fails the push, nothing is stored.
         for (const row of rows) {
           const raw = row.extensions[KEY_EXTENSION];

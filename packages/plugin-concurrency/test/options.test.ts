@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Docket, DocketError, defineJob } from '@docket/core';
 import { createTestDatabase, type TestDatabase } from '@docket/testing';
+import postgres from 'postgres';
 import { type ConcurrencyOptions, concurrency, MAX_KEY_LENGTH } from '../src/index.js';
 
 function code(fn: () => unknown): string {
@@ -107,6 +108,29 @@ describe('pushes that would store a key that limits nothing, or a malformed one'
       return true;
     });
     assert.equal(await stored(), 0);
+  });
+
+  test('a push without a key runs no tap of the plugin: one statement, no transaction, even to a governed queue', async () => {
+    const statements: string[] = [];
+    const sql = postgres(db.url, { max: 1, onnotice: () => {}, debug: (_c, query) => void statements.push(query.trim().toLowerCase()) });
+    const other = new Docket({ connection: sql, logger: false, plugins: [concurrency({ queues: { lanes: { keyLimit: 1 } } })] });
+    try {
+      const before = await stored();
+      statements.length = 0;
+      const plain = await other.pushMany([keyed.invocation(), stray.invocation()]);
+      assert.ok(!statements.includes('begin'), `one statement, no transaction: ${statements.join(' | ')}`);
+      // A keyed row in the batch runs the tap (in the push's transaction), which stores the key.
+      statements.length = 0;
+      const mixed = await other.pushMany([stray.invocation(), keyed.invocation().withConcurrencyKey('k')]);
+      const ref = mixed[1];
+      assert.ok(statements.includes('begin'), statements.join(' | '));
+      const [row] = await db.sql`SELECT concurrency_key FROM docket.jobs WHERE id = ${ref!.id}`;
+      assert.equal(row!.concurrency_key, 'k');
+      await db.sql`DELETE FROM docket.jobs WHERE id = ANY(${[...plain, ...mixed].map((r) => r.id)}::bigint[])`;
+      assert.equal(await stored(), before);
+    } finally {
+      await other.close();
+    }
   });
 
   test('a keyed push to a governed queue stores the key; an app without the plugin refuses the key', async () => {
