@@ -193,23 +193,10 @@ async function main(): Promise<void> {
   const limits: Results = {};
   const errors: string[] = [];
   const notes: string[] = [];
-  const run = async (system: SystemAdapter, workload: string, fn: () => Promise<Samples>, round: number) => {
+  /** Runs one measurement: a failure is logged and kept for the report, and the run goes on. */
+  const attempt = async (heading: string, failure: string, fn: () => Promise<void>) => {
     if (interrupted) return;
-    log(`  ${system.label} — ${workload}`);
-    try {
-      record(results, system.id, await fn(), round);
-    } catch (error) {
-      const message = String((error as Error)?.stack ?? error)
-        .split('\n')
-        .slice(0, 4)
-        .join(' | ');
-      log(`    FAILED: ${message}`);
-      errors.push(`round ${round + 1}, ${system.label}, ${workload}: ${message}`);
-    }
-  };
-  const limit = async (what: string, fn: () => Promise<void>, round: number) => {
-    if (interrupted) return;
-    log(`  limits — ${what}`);
+    log(heading);
     try {
       await fn();
     } catch (error) {
@@ -218,9 +205,14 @@ async function main(): Promise<void> {
         .slice(0, 4)
         .join(' | ');
       log(`    FAILED: ${message}`);
-      errors.push(`round ${round + 1}, limits (${what}): ${message}`);
+      errors.push(`${failure}: ${message}`);
     }
   };
+  const run = (system: SystemAdapter, workload: string, fn: () => Promise<Samples>, round: number) =>
+    attempt(`  ${system.label} — ${workload}`, `round ${round + 1}, ${system.label}, ${workload}`, async () =>
+      record(results, system.id, await fn(), round),
+    );
+  const limit = (what: string, fn: () => Promise<void>, round: number) => attempt(`  limits — ${what}`, `round ${round + 1}, limits (${what})`, fn);
   const want = (w: WorkloadId) => config.workloads.has(w);
 
   try {
@@ -291,17 +283,10 @@ async function main(): Promise<void> {
 
   // Docket alone, once per run: the targets with scripts of their own (they take their own rounds).
   const companionRows: TargetRow[] = [];
-  const companion = async (what: string, fn: () => Promise<TargetRow[]>) => {
-    if (interrupted) return;
-    log(`\n— ${what} —`);
-    try {
+  const companion = (what: string, fn: () => Promise<TargetRow[]>) =>
+    attempt(`\n— ${what} —`, what, async () => {
       companionRows.push(...(await fn()));
-    } catch (error) {
-      const message = String((error as Error)?.message ?? error);
-      log(`    FAILED: ${message}`);
-      errors.push(`${what}: ${message}`);
-    }
-  };
+    });
   if (config.systems.includes('docket')) {
     if (want('plugins')) await companion('the plugin tax (plugins-drain)', () => pluginTax(server, config.quick, config.rounds, log));
     if (want('handoff')) await companion('workflow hand-off (handoff)', () => handoff(server, config.quick, config.rounds, log));
