@@ -277,6 +277,9 @@ export function createHooks() {
      * (`ctx` null) the outcome is already written and taps observe it (and may write, release, push).
      * Also fired (ctx null) for jobs a plugin ended outside an attempt with `app.settleJobs`.
      * A tap's `wants` option limits it to the settlements it needs; the others skip the transaction.
+     * The transaction may roll back after the taps ran (a statement failed, or an attempt turned out
+     * to be stale: the batch is then settled again, taps firing again for the current attempts), so
+     * a tap's work outside the transaction goes in `ctx.afterCommit`.
      */
     settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext], Settlement[], SettleTapOptions>(['settlements', 'ctx'], 'settle'),
     /** After the completion committed. Parallel notification. */

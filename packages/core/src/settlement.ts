@@ -19,6 +19,11 @@ interface PendingWrite {
 }
 /** Attempts' last progress reports not yet stored, by job id (JSON text): written with their outcomes. */
 type Progress = ReadonlyMap<string, string>;
+/** How a hooked write fences its attempts (see `writeHooked`). */
+type Fence = 'optimistic' | 'fenced';
+
+/** An optimistic settle transaction found an attempt that is no longer current: it is rolled back and retried fenced. Never escapes this module. */
+class StaleAttempt extends Error {}
 
 /**
  * Every ending of a job goes through here, in one order: fence → `settle` → write → after-commit
@@ -61,13 +66,34 @@ export class Settlements {
     if (hooked.length === 0) {
       settled = await this.writePlain(sql, batch, workerId, wakeQueues, progress);
     } else {
-      const end = new TransactionEnd(this.logger);
-      const pending = await sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, end, progress));
-      // The transaction has returned; it committed only if every statement sent into it succeeded.
-      settled = await written(pending, end);
-      await end.runAfterCommit();
+      try {
+        settled = await this.writeHookedAlone(sql, batch, hooked, workerId, wakeQueues, progress, 'optimistic');
+      } catch (error) {
+        if (!(error instanceof StaleAttempt)) throw error;
+        // Rare (an attempt was recovered, cancelled or released while it ran): the transaction
+        // rolled back; settle again, the fence answered before any tap runs.
+        settled = await this.writeHookedAlone(sql, batch, hooked, workerId, wakeQueues, progress, 'fenced');
+      }
     }
     this.announce(settled);
+  }
+
+  /** The hooked write in a transaction of its own; its after-commit work runs once it committed. */
+  private async writeHookedAlone(
+    sql: postgres.Sql,
+    batch: readonly Settlement[],
+    hooked: readonly Settlement[],
+    workerId: string,
+    wakeQueues: readonly string[],
+    progress: Progress | undefined,
+    fence: Fence,
+  ): Promise<SettledJob[]> {
+    const end = new TransactionEnd(this.logger);
+    const pending = await sql.begin((tx) => this.writeHooked(tx, batch, hooked, workerId, wakeQueues, end, progress, fence));
+    // The transaction has returned; it committed only if every statement sent into it succeeded.
+    const settled = await written(pending, end);
+    await end.runAfterCommit();
+    return settled;
   }
 
   /**
@@ -88,7 +114,7 @@ export class Settlements {
     const settled =
       hooked.length === 0
         ? await this.writePlain(tx, batch, workerId, wakeQueues, progress)
-        : await written(await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, end, progress), end);
+        : await written(await this.writeHooked(tx, batch, hooked, workerId, wakeQueues, end, progress, 'fenced'), end);
     return async () => {
       await end.runAfterCommit();
       this.announce(settled);
@@ -122,6 +148,12 @@ export class Settlements {
    * one transaction, so plugin bookkeeping commits with the outcomes. The write is sent, not
    * awaited: the caller returns from the transaction at once, so the COMMIT follows the write (and
    * any statements taps pipelined) in the same round trip; `written` then awaits them all.
+   *
+   * `optimistic`: the fence is sent and the taps fire without waiting for its answer (their
+   * statements go down the connection behind it, so the rows are locked before they run), which
+   * saves a round trip; if the answer shows an attempt that is no longer current, this throws
+   * `StaleAttempt` and the transaction rolls back, taps' writes with it, for a `fenced` retry.
+   * `fenced`: the taps fire only for the attempts the fence's answer kept.
    */
   private async writeHooked(
     tx: postgres.TransactionSql,
@@ -131,19 +163,44 @@ export class Settlements {
     wakeQueues: readonly string[],
     end: TransactionEnd,
     progress: Progress | undefined,
+    fence: Fence,
   ): Promise<PendingWrite> {
     const jobs = this.jobs();
-    const locked = new Set((await jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) })).map((l) => l.id));
-    const current = hooked.filter((s) => locked.has(s.job.id));
-    const fired =
-      current.length === 0
-        ? current
-        : await this.fire(
-            tx,
-            current.map((s) => ({ ...s })),
-            workerId,
-            end,
-          );
+    const lock = jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) });
+    let locked: ReadonlySet<string>;
+    let fired: Settlement[];
+    if (fence === 'optimistic') {
+      const answer = sendNow(lock);
+      answer.catch(() => {}); // awaited below, whatever the taps do
+      // Whether every attempt was still current: otherwise what the taps did must not commit.
+      const allCurrent = async () => (await answer).length === hooked.length;
+      try {
+        fired = await this.fire(
+          tx,
+          hooked.map((s) => ({ ...s })),
+          workerId,
+          end,
+        );
+      } catch (error) {
+        // A tap may have failed only because an attempt moved on (or on the fence's own failure).
+        if (!(await allCurrent())) throw new StaleAttempt();
+        throw error;
+      }
+      if (!(await allCurrent())) throw new StaleAttempt();
+      locked = new Set(hooked.map((s) => s.job.id));
+    } else {
+      locked = new Set((await lock).map((l) => l.id));
+      const current = hooked.filter((s) => locked.has(s.job.id));
+      fired =
+        current.length === 0
+          ? current
+          : await this.fire(
+              tx,
+              current.map((s) => ({ ...s })),
+              workerId,
+              end,
+            );
+    }
     // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
     const changed = new Map(fired.map((s) => [s.job.id, s]));
     const hookedIds = new Set(hooked.map((s) => s.job.id));

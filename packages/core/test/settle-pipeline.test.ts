@@ -9,7 +9,17 @@ import { type Harness, harness } from './helpers.js';
  */
 describe('settle: statements a tap pipelines', () => {
   const errors: unknown[] = [];
-  const logger: Logger = { debug() {}, info() {}, warn() {}, error: (_message, fields) => void errors.push(fields?.error) };
+  /** Jobs whose outcome was not written (no longer their attempt), as the worker warned. */
+  const stale = new Map<string, () => void>();
+  const warnedStale = (id: string) => new Promise<void>((resolve) => stale.set(id, resolve));
+  const logger: Logger = {
+    debug() {},
+    info() {},
+    warn: (message, fields) => {
+      if (/outcome not written/.test(message)) stale.get(String(fields?.job))?.();
+    },
+    error: (_message, fields) => void errors.push(fields?.error),
+  };
   /** Per job id: how many times the tap has seen its settlement. */
   const seen = new Map<string, number>();
 
@@ -70,5 +80,39 @@ describe('settle: statements a tap pipelines', () => {
       errors.some((e) => e instanceof Error && /division by zero/.test(e.message)),
       `logged: ${errors.map((e) => String(e)).join('; ')}`,
     );
+  });
+
+  test('an attempt that moved on while it ran: nothing the taps wrote for it commits, and the other attempt of its batch is written with its taps’ writes', async () => {
+    // Both handlers return together (one batch, most likely); one first hands its row to another
+    // worker, as a recovery would. The taps run before the fence's answer is read: their writes for
+    // the stale attempt must roll back with the transaction, and the batch be settled again.
+    let started = 0;
+    let release!: () => void;
+    const together = new Promise<void>((resolve) => (release = resolve));
+    const meet = async () => {
+      if (++started === 2) release();
+      await together;
+    };
+    const movedOn = defineJob({ name: 'pipelined-moved-on', queue: 'pipelined-stale' }, async (_: unknown, ctx) => {
+      await h.db.sql`UPDATE docket.jobs SET worker_id = 'another-worker' WHERE id = ${ctx.job.id}`;
+      await meet();
+      return 'late';
+    });
+    const current = defineJob({ name: 'pipelined-current', queue: 'pipelined-stale' }, async () => {
+      await meet();
+      return 'on time';
+    });
+    await h.worker({ jobs: [movedOn, current], queues: { 'pipelined-stale': { concurrency: 2 } } });
+    const [stalled, fresh] = await h.app.pushMany([movedOn, current]);
+    const warned = warnedStale(stalled!.id);
+    assert.equal((await h.app.waitForJob(fresh!, { timeoutMs: 10_000 })).state, 'succeeded');
+    await warned;
+    // In one batch with the stale attempt, the tap ran twice (the rolled-back try, then the retry);
+    // only its last run's writes stay.
+    const n = seen.get(fresh!.id);
+    assert.deepEqual(await notes(fresh!.id), [`awaited ${n}`, `pipelined ${n}`], 'the current attempt’s tap writes committed, once');
+    assert.deepEqual(await notes(stalled!.id), [], 'nothing the tap wrote for the stale attempt committed');
+    const [row] = await h.db.sql`SELECT state, worker_id, result FROM docket.jobs WHERE id = ${stalled!.id}`;
+    assert.deepEqual({ ...row }, { state: 'running', worker_id: 'another-worker', result: null }, 'the row is the other attempt’s, untouched');
   });
 });
