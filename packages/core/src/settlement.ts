@@ -167,40 +167,30 @@ export class Settlements {
   ): Promise<PendingWrite> {
     const jobs = this.jobs();
     const lock = jobs.lockRunning(tx, { workerId, jobs: hooked.map((s) => s.job) });
-    let locked: ReadonlySet<string>;
+    // Optimistic: sent now, and every hooked attempt taken as current until the answer says otherwise.
+    const answer = fence === 'optimistic' ? sendNow(lock) : null;
+    answer?.catch(() => {}); // awaited below, whatever the taps do
+    const locked: ReadonlySet<string> = new Set(answer === null ? (await lock).map((l) => l.id) : hooked.map((s) => s.job.id));
+    // Whether an attempt the taps were given has moved on: then nothing they did may commit.
+    const stale = async () => answer !== null && (await answer).length !== hooked.length;
+    const current = answer === null ? hooked.filter((s) => locked.has(s.job.id)) : hooked;
     let fired: Settlement[];
-    if (fence === 'optimistic') {
-      const answer = sendNow(lock);
-      answer.catch(() => {}); // awaited below, whatever the taps do
-      // Whether every attempt was still current: otherwise what the taps did must not commit.
-      const allCurrent = async () => (await answer).length === hooked.length;
-      try {
-        fired = await this.fire(
-          tx,
-          hooked.map((s) => ({ ...s })),
-          workerId,
-          end,
-        );
-      } catch (error) {
-        // A tap may have failed only because an attempt moved on (or on the fence's own failure).
-        if (!(await allCurrent())) throw new StaleAttempt();
-        throw error;
-      }
-      if (!(await allCurrent())) throw new StaleAttempt();
-      locked = new Set(hooked.map((s) => s.job.id));
-    } else {
-      locked = new Set((await lock).map((l) => l.id));
-      const current = hooked.filter((s) => locked.has(s.job.id));
+    try {
       fired =
         current.length === 0
-          ? current
+          ? []
           : await this.fire(
               tx,
               current.map((s) => ({ ...s })),
               workerId,
               end,
             );
+    } catch (error) {
+      // A tap may have failed only because an attempt moved on (or on the fence's own failure).
+      if (await stale()) throw new StaleAttempt();
+      throw error;
     }
+    if (await stale()) throw new StaleAttempt();
     // The batch in its original order, with the outcomes taps chose; stale hooked ones left out.
     const changed = new Map(fired.map((s) => [s.job.id, s]));
     const hookedIds = new Set(hooked.map((s) => s.job.id));

@@ -64,9 +64,8 @@ export function concurrency(options: ConcurrencyOptions): ConcurrencyPlugin {
       app.hooks.beforePush.tapPromise({ name: PLUGIN_NAME, wants: keyed }, async (rows) => {
         // Validate the whole batch before changing any row: a bad row fails the push, nothing is stored.
         for (const row of rows) {
-          const raw = row.extensions[KEY_EXTENSION];
-          if (raw === undefined || raw === null) continue;
-          const key = concurrencyKey(raw);
+          if (!keyed(row)) continue;
+          const key = concurrencyKey(row.extensions[KEY_EXTENSION]);
           if (rulesOf(row.queue) === undefined) {
             throw new ConcurrencyQueueNotConfiguredError(
               `job '${row.name}' has concurrency key '${key.length > 40 ? `${key.slice(0, 40)}…` : key}' but its queue '${row.queue}' is not governed by the concurrency plugin, so the key would limit nothing. ` +
@@ -75,10 +74,7 @@ export function concurrency(options: ConcurrencyOptions): ConcurrencyPlugin {
             );
           }
         }
-        for (const row of rows) {
-          const raw = row.extensions[KEY_EXTENSION];
-          if (raw !== undefined && raw !== null) row.columns[KEY_COLUMN] = raw;
-        }
+        for (const row of rows) if (keyed(row)) row.columns[KEY_COLUMN] = row.extensions[KEY_EXTENSION];
         return rows;
       });
 
