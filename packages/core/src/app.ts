@@ -77,6 +77,7 @@ import {
   type SqlClient,
 } from './types.js';
 import { type AttemptContext, AttemptContextType } from './worker/attempt-context.js';
+import { SettlingJobs } from './worker/settling-jobs.js';
 
 /** What `new Docket(options)` takes: the connection, the schema, the plugins, and how the app listens and logs. */
 export interface DocketOptions {
@@ -200,6 +201,8 @@ export interface AppInternals {
   readonly notifier: Notifier;
   /** Every ending of a job goes through it. */
   readonly settlements: Settlements;
+  /** The jobs whose attempt this app's workers are settling: a next attempt of one waits for it. */
+  readonly settling: SettlingJobs;
   /** The `jobs` columns plugins declared. */
   readonly jobColumns: readonly JobColumn[];
   readonly codec: Codec;
@@ -260,6 +263,7 @@ export class Docket implements AsyncDisposable {
   readonly #workers: WorkersSql;
   readonly #migrator: Migrator;
   readonly #settlements: Settlements;
+  readonly #settling: SettlingJobs;
   #jobs: JobsSql | null = null;
   #applying = true;
   #closed = false;
@@ -357,6 +361,7 @@ export class Docket implements AsyncDisposable {
     this.hooks = Object.freeze({ ...this.#hooks }) as DocketHooks;
     this.codec = this.#codec = new Codec(this.#hooks, this);
     this.#settlements = new Settlements(this, this.#hooks, this.#codec, () => this.jobs, this.logger);
+    this.#settling = new SettlingJobs(this.#hooks);
     // A notification normally comes back in about a millisecond; 5 s leaves room for a loaded server.
     this.#notifier = new Notifier(this.#listenSql, this.channel, this.logger, this.sql, 5000);
     this.#queues = new QueuesSql(this.schema, this.channel);
@@ -428,6 +433,7 @@ export class Docket implements AsyncDisposable {
       workers: this.#workers,
       notifier: this.#notifier,
       settlements: this.#settlements,
+      settling: this.#settling,
       jobColumns: this.#columns,
       codec: this.#codec,
       Context: this.#contextType.Context,

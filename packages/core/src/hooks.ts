@@ -282,7 +282,11 @@ export function createHooks() {
      * a tap's work outside the transaction goes in `ctx.afterCommit`.
      */
     settle: new AsyncSeriesWaterfallHook<[Settlement[], SettleContext], Settlement[], SettleTapOptions>(['settlements', 'ctx'], 'settle'),
-    /** After the completion committed. Parallel notification. */
+    /**
+     * After the completion committed (and its `afterCommit` work ran). Parallel notification. A job
+     * retried at once may be claimed again by this process before then; its next attempt waits, so
+     * taps see a job's history in order: this hook for attempt n before `jobStart` of attempt n + 1.
+     */
     afterSettle: new AsyncParallelHook<[SettledJob[]]>(['settled'], 'afterSettle'),
 
     /** Worker started (after its heartbeat row exists, before it fetches). Series. */

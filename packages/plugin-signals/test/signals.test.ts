@@ -26,6 +26,15 @@ declare module '@docket/core' {
 
 const code = (c: string) => (e: unknown) => e instanceof DocketError && e.code === c;
 const ping = defineJob({ name: 'ping', queue: 'signals' }, async (_: { n?: number; from?: string }) => 'pong');
+const flaky = defineJob({ name: 'flaky', queue: 'signals', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 10 } }, async (_: void, ctx) => {
+  if (ctx.job.attempt === 1) throw new Error('first attempt fails');
+  return 'ok';
+});
+const broken = defineJob({ name: 'broken', queue: 'signals' }, async () => {
+  throw new TypeError('always fails');
+});
+/** The types of the signals of one job, in the order they arrived. */
+const typesOf = (got: readonly AnySignal[], id: string) => got.filter((s) => 'job' in s && (s.job as { id: string }).id === id).map((s) => s.type);
 
 test('options are validated; listening needs the plugin to be in an app', async () => {
   assert.throws(
@@ -77,13 +86,6 @@ describe('in the worker process', () => {
   const events = signals();
   const emitter: DocketPlugin = { name: 'test-emitter', apply() {} };
   let gate = deferred();
-  const flaky = defineJob({ name: 'flaky', queue: 'signals', maxAttempts: 2, retry: { backoff: 'fixed', delayMs: 10 } }, async (_: void, ctx) => {
-    if (ctx.job.attempt === 1) throw new Error('first attempt fails');
-    return 'ok';
-  });
-  const broken = defineJob({ name: 'broken', queue: 'signals' }, async () => {
-    throw new TypeError('always fails');
-  });
   const blocker = defineJob({ name: 'blocker', queue: 'signals' }, async (_: void, ctx) => {
     gate.resolve();
     await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
@@ -98,7 +100,11 @@ describe('in the worker process', () => {
   test('lifecycle: executing, retrying, succeeded, failed, cancelled (pending and running), in order per job', async () => {
     const got: AnySignal[] = [];
     const off = await events.on('*', (s) => void got.push(s));
-    const ofJob = (id: string) => got.filter((s) => 'job' in s && (s.job as { id: string }).id === id).map((s) => s.type);
+    // This process's own signals in the order they happened; `enqueued` comes through PostgreSQL
+    // and may arrive after a local `executing` (see the broadcast test below for one order of all).
+    const ofJob = (id: string) => typesOf(got, id).filter((type) => type !== 'enqueued');
+    const enqueuedOnce = (id: string) =>
+      assert.equal(typesOf(got, id).filter((type) => type === 'enqueued').length, 1, `job ${id}: enqueued heard once`);
 
     const f = await h.app.push(flaky);
     const b = await h.app.push(broken);
@@ -113,16 +119,18 @@ describe('in the worker process', () => {
         ofJob(f.id).includes('succeeded') &&
         ofJob(b.id).includes('failed') &&
         ofJob(running.id).includes('cancelled') &&
-        ofJob(pending.id).includes('cancelled'),
+        ofJob(pending.id).includes('cancelled') &&
+        [f, b, pending, running].every((ref) => typesOf(got, ref.id).includes('enqueued')),
       {
         timeoutMs: 15_000,
         message: 'all outcomes signalled',
       },
     );
-    assert.deepEqual(ofJob(f.id), ['enqueued', 'executing', 'retrying', 'executing', 'succeeded']);
-    assert.deepEqual(ofJob(b.id), ['enqueued', 'executing', 'failed']);
-    assert.deepEqual(ofJob(pending.id), ['enqueued', 'cancelled']);
-    assert.deepEqual(ofJob(running.id), ['enqueued', 'executing', 'cancelled']);
+    assert.deepEqual(ofJob(f.id), ['executing', 'retrying', 'executing', 'succeeded']);
+    assert.deepEqual(ofJob(b.id), ['executing', 'failed']);
+    assert.deepEqual(ofJob(pending.id), ['cancelled']);
+    assert.deepEqual(ofJob(running.id), ['executing', 'cancelled']);
+    for (const ref of [f, b, pending, running]) enqueuedOnce(ref.id);
 
     const retrying = got.filter((s) => isSignal(s, 'retrying')).find((s) => s.job.id === f.id);
     assert.ok(retrying && retrying.error.message === 'first attempt fails' && retrying.retryAt instanceof Date && retrying.job.attempt === 1);
@@ -150,6 +158,32 @@ describe('in the worker process', () => {
     assert.deepEqual([r.event, r.source, r.jobs], ['recovery.recovered', 'recovery', [{ id: '41', name: 'resize', queue: 'images', attempt: 3 }]]);
     assert.deepEqual((await raw).payload, { workerId: 'sweeper', jobs });
     assert.deepEqual((await shadowing).payload, { not: 'a job outcome' }, 'a plugin event named like a typed signal is namespaced by its source');
+  });
+});
+
+describe('every lifecycle type broadcast', () => {
+  // Each signal then travels through PostgreSQL, so a listener hears them in the order they
+  // committed: `enqueued` with the push, `executing` after the claim, an outcome after its write.
+  const events = signals({ broadcast: ['executing', 'retrying', 'succeeded', 'failed', 'cancelled'] });
+  let h: Harness;
+  before(async () => {
+    h = await harness({ plugins: [events] });
+    await h.worker({ jobs: [flaky, broken], queues: { signals: { concurrency: 4, pollIntervalMs: 50 } } });
+  });
+  after(() => h.close());
+
+  test('a listener hears each job’s signals in one order, enqueued first', async () => {
+    const got: AnySignal[] = [];
+    const off = await events.on('*', (s) => void got.push(s));
+    const flakies = await h.app.pushMany(Array.from({ length: 10 }, () => flaky.withArgs(undefined)));
+    const brokens = await h.app.pushMany(Array.from({ length: 10 }, () => broken.withArgs(undefined)));
+    await waitFor(
+      () => flakies.every((r) => typesOf(got, r.id).includes('succeeded')) && brokens.every((r) => typesOf(got, r.id).includes('failed')),
+      { timeoutMs: 15_000, message: 'every outcome heard' },
+    );
+    for (const r of flakies) assert.deepEqual(typesOf(got, r.id), ['enqueued', 'executing', 'retrying', 'executing', 'succeeded'], `job ${r.id}`);
+    for (const r of brokens) assert.deepEqual(typesOf(got, r.id), ['enqueued', 'executing', 'failed'], `job ${r.id}`);
+    off();
   });
 });
 

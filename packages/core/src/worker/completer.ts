@@ -2,6 +2,7 @@ import type postgres from 'postgres';
 import type { Logger } from '../logger.js';
 import type { Settlements } from '../settlement.js';
 import type { Settlement } from '../types.js';
+import type { SettlingJobs } from './settling-jobs.js';
 
 /**
  * Writes a worker's attempt outcomes in batches through the settlement module. Outcomes that
@@ -21,6 +22,8 @@ export class Completer {
     /** Where outcomes are written: the workers' pool. */
     private readonly sql: postgres.Sql,
     private readonly settlements: Settlements,
+    /** Where a batch is marked settling, from its write until `afterSettle` fired. */
+    private readonly settling: SettlingJobs,
     private readonly logger: Logger,
     private readonly workerId: string,
     private readonly maxBatch: number,
@@ -60,17 +63,25 @@ export class Completer {
           if (text !== undefined) (progress ??= new Map()).set(s.job.id, text);
         }
       }
+      const ids = this.settling.tracked ? batch.map((s) => s.job.id) : null;
+      if (ids) this.settling.begin(ids);
+      let failed = false;
       try {
         await this.settlements.writeAttempts(this.sql, batch, this.workerId, this.shapedQueues(), progress);
         failures = 0;
         if (progress) for (const s of batch) this.progress.delete(s);
         this.afterWrite(batch);
       } catch (error) {
+        failed = true;
         failures++;
         this.logger.error('writing job outcomes failed; retrying', { error, jobs: batch.length, failures });
         this.queue.unshift(...batch);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** failures, 5000)));
+      } finally {
+        // After a failure too: a write that failed did not commit, so no next attempt can wait on
+        // it (one that committed unseen is found stale by the retried write, which settles nothing).
+        if (ids) this.settling.end(ids);
       }
+      if (failed) await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** failures, 5000)));
     }
     this.flushing = null;
     const waiters = this.idleWaiters;

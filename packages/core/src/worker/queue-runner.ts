@@ -247,6 +247,10 @@ export class QueueRunner {
     let stopAt: (() => void) | null = null;
     let ctx: AttemptContext | null = null;
     try {
+      // Claimed again before this process finished settling its previous attempt (a retry due at
+      // once): that attempt's `afterSettle` comes first.
+      const previous = this.internals.settling.settled(job.id);
+      if (previous) await previous;
       if (this.internals.codec.decodesArgs) await this.internals.codec.decodeJob(job);
       if (!definition) {
         throw new UnknownJobError(
