@@ -63,25 +63,20 @@ export class Completer {
           if (text !== undefined) (progress ??= new Map()).set(s.job.id, text);
         }
       }
-      const ids = this.settling.tracked ? batch.map((s) => s.job.id) : null;
-      if (ids) this.settling.begin(ids);
-      let failed = false;
       try {
-        await this.settlements.writeAttempts(this.sql, batch, this.workerId, this.shapedQueues(), progress);
+        await this.settling.during(
+          () => batch.map((s) => s.job.id),
+          () => this.settlements.writeAttempts(this.sql, batch, this.workerId, this.shapedQueues(), progress),
+        );
         failures = 0;
         if (progress) for (const s of batch) this.progress.delete(s);
         this.afterWrite(batch);
       } catch (error) {
-        failed = true;
         failures++;
         this.logger.error('writing job outcomes failed; retrying', { error, jobs: batch.length, failures });
         this.queue.unshift(...batch);
-      } finally {
-        // After a failure too: a write that failed did not commit, so no next attempt can wait on
-        // it (one that committed unseen is found stale by the retried write, which settles nothing).
-        if (ids) this.settling.end(ids);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** failures, 5000)));
       }
-      if (failed) await new Promise((resolve) => setTimeout(resolve, Math.min(50 * 2 ** failures, 5000)));
     }
     this.flushing = null;
     const waiters = this.idleWaiters;

@@ -17,24 +17,24 @@ export class SettlingJobs {
 
   constructor(private readonly hooks: CoreHooks) {}
 
-  /** Whether settlements are tracked now (some tap runs after a commit). */
-  get tracked(): boolean {
-    return tapped(this.hooks.settle) || tapped(this.hooks.afterSettle);
-  }
-
-  /** The settlement of these jobs' attempts begins. */
-  begin(ids: Iterable<string>): void {
-    for (const id of ids) if (!this.#settling.has(id)) this.#settling.set(id, null);
-  }
-
-  /** Their settlement is done (or gave up): the next attempts may start. */
-  end(ids: Iterable<string>): void {
-    if (this.#settling.size === 0) return;
-    for (const id of ids) {
-      const waiting = this.#settling.get(id);
-      if (waiting === undefined) continue;
-      this.#settling.delete(id);
-      if (waiting) for (const resolve of waiting) resolve();
+  /**
+   * Runs one settlement (`run`: the write, through its after-commit work and `afterSettle`), these
+   * jobs marked settling meanwhile — when some tap runs after a commit; `ids` is asked only then.
+   * Unmarked when `run` ends either way: a write that failed did not commit, so no next attempt
+   * waits on it (one that committed unseen is found stale by the retried write, which settles nothing).
+   */
+  async during<T>(ids: () => readonly string[], run: () => Promise<T>): Promise<T> {
+    if (!tapped(this.hooks.settle) && !tapped(this.hooks.afterSettle)) return run();
+    const marked = ids();
+    for (const id of marked) if (!this.#settling.has(id)) this.#settling.set(id, null);
+    try {
+      return await run();
+    } finally {
+      for (const id of marked) {
+        const waiting = this.#settling.get(id);
+        this.#settling.delete(id);
+        if (waiting) for (const resolve of waiting) resolve();
+      }
     }
   }
 

@@ -403,30 +403,28 @@ export class Worker {
    */
   async runAtomic(definition: AnyJobDefinition, job: RunningJob, ctx: AttemptContext, abort: AttemptAbort, executor: Executor): Promise<void> {
     // Settling until its after-commit work is done: a claim of its next attempt waits (SettlingJobs).
-    const { settling } = this.internals;
-    const tracked = settling.tracked;
-    if (tracked) settling.begin([job.id]);
-    try {
-      const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
-        // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
-        const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
-        if (locked.length === 0) throw new StaleAttemptError(job);
-        // The same context (fields plugins made for it included), now with the transaction.
-        ctx.sql = tx;
-        const result = await executor.run(definition, job, ctx, abort);
-        const progress = ctx.endProgress();
-        return this.internals.settlements.writeAttemptsIn(
-          tx,
-          [{ job, outcome: successOutcome(job, result), ctx }],
-          this.id,
-          this.shapedQueues,
-          progress === undefined ? undefined : new Map([[job.id, progress]]),
-        );
-      });
-      await afterCommit();
-    } finally {
-      if (tracked) settling.end([job.id]);
-    }
+    await this.internals.settling.during(
+      () => [job.id],
+      async () => {
+        const afterCommit = await this.app.sql.begin(async (tx: postgres.TransactionSql) => {
+          // Fence first: if this attempt is no longer ours (recovered, cancelled), run nothing here.
+          const locked = await this.internals.jobs.lockRunning(tx, { workerId: this.id, jobs: [job] });
+          if (locked.length === 0) throw new StaleAttemptError(job);
+          // The same context (fields plugins made for it included), now with the transaction.
+          ctx.sql = tx;
+          const result = await executor.run(definition, job, ctx, abort);
+          const progress = ctx.endProgress();
+          return this.internals.settlements.writeAttemptsIn(
+            tx,
+            [{ job, outcome: successOutcome(job, result), ctx }],
+            this.id,
+            this.shapedQueues,
+            progress === undefined ? undefined : new Map([[job.id, progress]]),
+          );
+        });
+        await afterCommit();
+      },
+    );
   }
 
   /** Queues whose claims a plugin shaped on this worker (their settled jobs announce freed capacity). */
